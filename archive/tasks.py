@@ -1,0 +1,17 @@
+"""django-q2 tasks: thin wrappers over the domain functions the commands also call."""
+
+from archive.checkpoints import create_checkpoint
+from archive.verify import record_run, verify_ledger
+
+
+def checkpoint_task() -> int | None:
+    """Scheduled every LEDGER_CHECKPOINT_MINUTES; signs only when entries were added."""
+    checkpoint = create_checkpoint()
+    return checkpoint.tree_size if checkpoint else None
+
+
+def verify_task() -> bool:
+    """Scheduled daily; the result is recorded and shown on the home page."""
+    report = verify_ledger()
+    record_run(report, trigger="schedule")
+    return report.intact

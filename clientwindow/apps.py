@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ClientWindowConfig(AppConfig):
+    name = "clientwindow"
+    verbose_name = "ClientWindow"

@@ -1,0 +1,65 @@
+"""The portal's roles: Django groups, created by clientwindow/migrations, with their permissions.
+
+A user's roles are their groups. A user with no role sees nothing but a notice.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+REVIEWER = "Reviewer"
+AUDITOR = "Auditor"
+LEGAL = "Legal"
+ADMINISTRATOR = "Administrator"
+ROLES = (REVIEWER, AUDITOR, LEGAL, ADMINISTRATOR)
+
+# Permissions each role holds ("app_label.codename"). Later issues add their own here and in a
+# data migration that re-applies this table.
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    REVIEWER: ("archive.view_integrity",),
+    AUDITOR: ("archive.view_integrity", "archive.view_evidence"),
+    LEGAL: ("archive.view_integrity", "archive.view_evidence"),
+    ADMINISTRATOR: (
+        "archive.view_integrity",
+        "archive.view_evidence",
+        "archive.view_ledgerentry",
+        "archive.view_checkpoint",
+        "archive.view_verificationrun",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_group",
+    ),
+}
+
+
+def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    if not user.is_authenticated:
+        return []
+    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+    return [role for role in ROLES if role in names]
+
+
+def roles_context(request: HttpRequest) -> dict[str, Any]:
+    return {"user_roles": roles_of(request.user)}
+
+
+View = Callable[..., HttpResponse]
+
+
+def role_required(view: View) -> View:
+    """Logged in and holding at least one role; otherwise the no-role notice (403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not roles_of(request.user):
+            return render(request, "no_role.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper

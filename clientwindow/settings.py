@@ -1,0 +1,239 @@
+"""ClientWindow settings: every value comes from the environment (see deploy/env.example).
+
+Defaults suit a laptop (`make run`), except where safety needs a decision: DEBUG is off unless the
+local-run flag CLIENTWINDOW_LOCAL is set, and a secret key is required outside local runs.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+VAR_DIR = Path(env_str("CLIENTWINDOW_VAR_DIR", str(BASE_DIR / "var")))
+
+# The local-run flag: `make run` and `make test` set it. Production never does.
+LOCAL_RUN = env_bool("CLIENTWINDOW_LOCAL")
+DEBUG = LOCAL_RUN and env_bool("CLIENTWINDOW_DEBUG", True)
+
+
+def _local_secret_key() -> str:
+    """A per-checkout key for local runs, kept under var/ so sessions survive restarts."""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not LOCAL_RUN:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required outside local runs")
+    SECRET_KEY = _local_secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if LOCAL_RUN else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "pgtrigger",
+    "django_q",
+    "clientwindow",
+    "archive",
+    "messaging",
+    "exports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clientwindow.urls"
+WSGI_APPLICATION = "clientwindow.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "clientwindow.roles.roles_context",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+# Two roles (docs/DEPLOYMENT in deploy/README.md): DATABASE_URL is the runtime role the web
+# server and worker use (SELECT/INSERT only on the archive's record tables); DATABASE_OWNER_URL
+# is the owner role that runs migrations. With DATABASE_URL unset, both point at the project's
+# own cluster under var/pg, started by `make run`.
+PG_SOCKET_DIR = VAR_DIR / "pg" / "run"
+PG_PORT = env_int("CLIENTWINDOW_PG_PORT", 5544)
+
+
+def _embedded_database(user: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "clientwindow",
+        "USER": user,
+        "HOST": str(PG_SOCKET_DIR),
+        "PORT": str(PG_PORT),
+    }
+
+
+def _database(url_var: str, embedded_user: str) -> dict[str, Any]:
+    url = env_str(url_var)
+    config = dict(dj_database_url.parse(url)) if url else _embedded_database(embedded_user)
+    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
+    config["CONN_HEALTH_CHECKS"] = True
+    config["TIME_ZONE"] = None
+    return config
+
+
+DATABASES: dict[str, dict[str, Any]] = {"default": _database("DATABASE_URL", "clientwindow_app")}
+if env_str("DATABASE_OWNER_URL") or not env_str("DATABASE_URL"):
+    DATABASES["owner"] = _database("DATABASE_OWNER_URL", "clientwindow_owner")
+DATABASE_ROUTERS = ["archive.privileges.OwnerMigratesRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Accounts ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Time: stored in UTC, shown in the firm's zone -----------------------------------------
+USE_TZ = True
+TIME_ZONE = env_str("FIRM_TIME_ZONE", "UTC")
+LANGUAGE_CODE = "en-gb"
+USE_I18N = True
+
+# --- Static files --------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = LOCAL_RUN
+
+# --- Security ------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if not LOCAL_RUN:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if env_bool("SECURE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- The ledger ----------------------------------------------------------------------------
+# The checkpoint signing key lives outside the database: a PEM (PKCS#8 Ed25519) file.
+LEDGER_ORIGIN = env_str("LEDGER_ORIGIN", "clientwindow.local/ledger")
+LEDGER_SIGNING_KEY_FILE = Path(
+    env_str("LEDGER_SIGNING_KEY_FILE", str(VAR_DIR / "ledger-signing-key.pem"))
+)
+# Local runs create the key on first use; production must provide one (check archive.E002).
+LEDGER_SIGNING_KEY_AUTOCREATE = LOCAL_RUN
+# Verifier keys of retired signing keys, so old checkpoints still verify after a rotation.
+LEDGER_PREVIOUS_VERIFIER_KEYS = env_list("LEDGER_PREVIOUS_VERIFIER_KEYS")
+LEDGER_CHECKPOINT_MINUTES = env_int("LEDGER_CHECKPOINT_MINUTES", 5)
+
+# --- Background work -----------------------------------------------------------------------
+Q_CLUSTER = {
+    "name": "clientwindow",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 1800),
+    "retry": env_int("Q_TIMEOUT", 1800) + 60,
+    "max_attempts": 3,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 1,
+}
+
+# --- Logging: no message bodies, ever; security events on their own logger ----------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "clientwindow.security": {"level": "INFO"},
+    },
+}

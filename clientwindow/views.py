@@ -1,0 +1,22 @@
+"""The home page and the public verifier key."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from archive import checkpoints, status
+from clientwindow.roles import role_required
+
+
+@role_required
+def home(request: HttpRequest) -> HttpResponse:
+    context = {"integrity": status.integrity_summary()}
+    if request.user.has_perm("archive.view_evidence"):
+        context["verifier_key"] = checkpoints.verifier_key_text()
+    return render(request, "home.html", context)
+
+
+@role_required
+def public_key(request: HttpRequest) -> HttpResponse:
+    """The verifier key as text, for scripts; any role may fetch it."""
+    text = f"{checkpoints.verifier_key_text()}\n\n{checkpoints.public_key_pem()}"
+    return HttpResponse(text, content_type="text/plain; charset=utf-8")

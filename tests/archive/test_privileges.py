@@ -1,0 +1,91 @@
+"""PostgreSQL, not convention, keeps the archive append-only for the runtime role."""
+
+import psycopg
+from psycopg import sql
+import pytest
+from django.db import DatabaseError, connection, connections, transaction
+
+from archive import ledger
+from archive.ledger import Fact
+from archive.privileges import append_only_tables, runtime_role
+from tests.conftest import superuser_connect
+
+pytestmark = pytest.mark.django_db
+
+TABLES = [
+    "archive_ledgerentry",
+    "archive_content",
+    "archive_checkpoint",
+    "archive_merklenode",
+    "archive_verificationrun",
+]
+CHANGES = {
+    "UPDATE": "UPDATE {table} SET {column} = {column}",
+    "DELETE": "DELETE FROM {table}",
+    "TRUNCATE": "TRUNCATE {table} CASCADE",
+}
+COLUMNS = {
+    "archive_ledgerentry": "kind",
+    "archive_content": "name",
+    "archive_checkpoint": "note",
+    "archive_merklenode": "hash",
+    "archive_verificationrun": "problem",
+}
+IGNORE_VALUES = ["", "archive_ledgerentry:append_only", "*", "archive_ledgerentry:no_truncate"]
+
+
+def test_it_runs_the_tests_as_a_separate_runtime_role():
+    assert runtime_role() == connection.settings_dict["USER"]
+    assert runtime_role() != connections["owner"].settings_dict["USER"]
+
+
+def test_it_treats_every_archive_record_table_as_append_only():
+    assert set(TABLES) <= set(append_only_tables())
+
+
+@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("ignore", IGNORE_VALUES)
+def test_it_refuses_the_runtime_role_any_change(table, change, ignore):
+    ledger.append([Fact("test.fact", contents={"body": b"x"})])
+    statement = CHANGES[change].format(table=table, column=COLUMNS[table])
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [ignore])
+            cursor.execute(statement)
+
+
+def test_it_lets_the_runtime_role_read_and_append():
+    ledger.append([Fact("test.fact")])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM archive_ledgerentry")
+        assert cursor.fetchone() == (1,)
+
+
+def test_it_refuses_the_runtime_role_to_create_tables():
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE sneaky (id int)")
+
+
+@pytest.mark.parametrize("change", ["UPDATE", "DELETE", "TRUNCATE"])
+def test_it_refuses_even_the_owner_through_triggers(change):
+    """The owner holds every privilege on its tables; the triggers are the second layer."""
+    statement = CHANGES[change].format(table="archive_ledgerentry", column="kind")
+    with superuser_connect() as conn:
+        conn.execute(
+            "INSERT INTO archive_verificationrun (started_at, finished_at, intact, entries,"
+            " checkpoints, contents, problem, trigger) VALUES (now(), now(), true, 0, 0, 0, '', 't')"
+        )
+        owner = connections["owner"].settings_dict["USER"]
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))
+        target = statement.replace("archive_ledgerentry", "archive_verificationrun").replace(
+            "kind", "problem"
+        )
+        try:
+            with pytest.raises(psycopg.errors.RaiseException, match="archive_verificationrun"):
+                conn.execute(target)
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("DELETE FROM archive_verificationrun")

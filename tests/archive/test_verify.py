@@ -1,0 +1,220 @@
+"""verify_archive finds every kind of tampering, naming the first bad seq or checkpoint.
+
+The attacker here is a database superuser with triggers switched off: privileges and
+triggers do not stop them, only the hashes and the signatures do.
+"""
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from archive import ledger
+from archive.checkpoints import create_checkpoint
+from archive.ledger import Fact, chain_link
+from archive.merkle import CompactRange, leaf_hash
+from archive.verify import verify_ledger
+from tests.conftest import superuser_connect
+
+SIZE = 600
+CHECKPOINTS = (100, 300, 600)
+
+
+@pytest.fixture
+def archive(committed: None) -> None:
+    done = 0
+    for size in CHECKPOINTS:
+        facts = [
+            Fact("test.message", {"n": n}, {"body": f"message {n}".encode()})
+            for n in range(done, size)
+        ]
+        for start in range(0, len(facts), 50):
+            ledger.append(facts[start : start + 50])
+        create_checkpoint()
+        done = size
+
+
+@pytest.fixture
+def attacker(archive: None) -> Iterator[object]:
+    with superuser_connect() as conn:
+        conn.execute("SET session_replication_role = replica")
+        yield conn
+
+
+def first(report):
+    problem = report.first_problem
+    return (problem.seq, problem.checkpoint)
+
+
+def test_it_finds_an_untouched_archive_intact(archive):
+    report = verify_ledger()
+    assert report.intact, report.problems
+    assert (report.entries, report.checkpoints, report.contents) == (SIZE, 3, SIZE)
+
+
+def test_it_checks_the_stored_merkle_nodes(archive):
+    assert verify_ledger().nodes == 2 + 1  # two 256-leaf subtrees and their 512-leaf parent
+
+
+def test_it_finds_a_changed_envelope_byte(attacker):
+    attacker.execute(
+        "UPDATE archive_ledgerentry SET envelope = overlay(envelope placing 'X' from 3) "
+        "WHERE seq = 42"
+    )
+    report = verify_ledger()
+    assert first(report) == (42, None)
+    assert "leaf_hash" in report.first_problem.what
+
+
+def test_it_finds_a_changed_link(attacker):
+    attacker.execute("UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = 42")
+    assert first(verify_ledger()) == (42, None)
+
+
+def test_it_finds_a_consistently_rehashed_envelope_by_its_link(attacker):
+    envelope = b'{"forged":true}'
+    attacker.execute(
+        "UPDATE archive_ledgerentry SET envelope = %s, leaf_hash = %s WHERE seq = 42",
+        [envelope, leaf_hash(envelope)],
+    )
+    report = verify_ledger()
+    assert first(report) == (42, None)
+    assert "link" in report.first_problem.what
+
+
+def test_it_finds_a_changed_checkpoint_root(attacker):
+    attacker.execute("UPDATE archive_checkpoint SET root = sha256(root) WHERE tree_size = 300")
+    report = verify_ledger()
+    assert first(report) == (None, 300)
+
+
+def test_it_finds_a_changed_checkpoint_note(attacker):
+    attacker.execute(
+        "UPDATE archive_checkpoint SET note = replace(note, 'time 20', 'time 19') "
+        "WHERE tree_size = 300"
+    )
+    report = verify_ledger()
+    assert first(report) == (None, 300)
+    assert "note does not verify" in report.first_problem.what
+
+
+def test_it_finds_changed_content(attacker):
+    attacker.execute(
+        "UPDATE archive_content SET content = 'message 999' WHERE seq = 10 AND name = 'body'"
+    )
+    report = verify_ledger()
+    assert first(report) == (10, None)
+    assert "commitment" in report.first_problem.what
+
+
+def test_it_skips_content_checks_when_asked(attacker):
+    attacker.execute("UPDATE archive_content SET content = 'x' WHERE seq = 10")
+    assert verify_ledger(contents=False).intact
+
+
+def test_it_finds_a_deleted_entry(attacker):
+    attacker.execute("DELETE FROM archive_content WHERE seq = 42")
+    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq = 42")
+    report = verify_ledger()
+    assert first(report) == (42, None)
+    assert "missing" in report.first_problem.what
+
+
+def test_it_finds_an_entry_inserted_in_the_middle(attacker):
+    attacker.execute("DELETE FROM archive_content WHERE seq >= 42")
+    attacker.execute(
+        "UPDATE archive_ledgerentry SET seq = seq + 100001 WHERE seq >= 42; "
+        "UPDATE archive_ledgerentry SET seq = seq - 100000 WHERE seq > 100000"
+    )
+    envelope = b'{"inserted":true}'
+    attacker.execute(
+        "INSERT INTO archive_ledgerentry SELECT 42, 'x', %s, %s, sha256(link), sealed_at"
+        " FROM archive_ledgerentry WHERE seq = 43",
+        [envelope, leaf_hash(envelope)],
+    )
+    assert first(verify_ledger()) == (42, None)
+
+
+def test_it_finds_an_entry_appended_behind_the_head(attacker):
+    sealed = timezone.now()
+    envelope = ledger.build_envelope(SIZE, Fact("test.message"), sealed, {})
+    (last_link,) = attacker.execute(
+        "SELECT link FROM archive_ledgerentry WHERE seq = %s", [SIZE - 1]
+    ).fetchone()
+    attacker.execute(
+        "INSERT INTO archive_ledgerentry VALUES (%s, 'test.message', %s, %s, %s, %s)",
+        [SIZE, envelope, leaf_hash(envelope), chain_link(last_link, leaf_hash(envelope)), sealed],
+    )
+    report = verify_ledger()
+    assert not report.intact
+    assert "chain head" in report.first_problem.what
+
+
+def test_it_finds_two_swapped_entries(attacker):
+    attacker.execute(
+        "UPDATE archive_ledgerentry SET seq = CASE seq WHEN 42 THEN 100000 ELSE 42 END"
+        " WHERE seq IN (42, 43); UPDATE archive_ledgerentry SET seq = 43 WHERE seq = 100000"
+    )
+    assert first(verify_ledger(contents=False)) == (42, None)
+
+
+def test_it_finds_a_truncated_ledger(attacker):
+    attacker.execute("TRUNCATE archive_ledgerentry, archive_content")
+    report = verify_ledger()
+    assert first(report) == (None, 100)
+    assert "holds 0" in report.first_problem.what
+
+
+def test_it_finds_a_whole_chain_rewritten_consistently(attacker):
+    """Rewrite every entry with valid hashes and links (and fix the head): only the signed
+    checkpoints still remember the original, and the first one covering the change says so."""
+    rows = attacker.execute(
+        "SELECT seq, envelope FROM archive_ledgerentry ORDER BY seq"
+    ).fetchall()
+    link, frontier = bytes(32), CompactRange()
+    for seq, envelope in rows:
+        envelope = bytes(envelope).replace(b'"n":5,', b'"n":6,') if seq == 5 else bytes(envelope)
+        leaf = leaf_hash(envelope)
+        link = chain_link(link, leaf)
+        for level, index, node in frontier.append(leaf):
+            attacker.execute(
+                "UPDATE archive_merklenode SET hash = %s WHERE level = %s AND index = %s",
+                [node, level, index],
+            )
+        attacker.execute(
+            "UPDATE archive_ledgerentry SET envelope = %s, leaf_hash = %s, link = %s"
+            " WHERE seq = %s",
+            [envelope, leaf, link, seq],
+        )
+    attacker.execute(
+        "UPDATE archive_chainhead SET link = %s, frontier = %s", [link, frontier.to_bytes()]
+    )
+    report = verify_ledger(contents=False)
+    assert report.first_problem.checkpoint == 100
+    assert "root does not match" in report.first_problem.what
+
+
+def test_it_finds_a_changed_merkle_node(attacker):
+    attacker.execute("UPDATE archive_merklenode SET hash = sha256(hash) WHERE level = 8 AND index = 1")
+    report = verify_ledger()
+    assert not report.intact
+    assert "node 8/1" in report.first_problem.what
+
+
+def test_it_exits_1_naming_the_first_bad_seq(attacker, capsys):
+    attacker.execute("UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = 7")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_archive", "--json", "--no-record")
+    assert exit_info.value.code == 1
+    assert json.loads(capsys.readouterr().out)["first_bad_seq"] == 7
+
+
+def test_it_exits_0_and_records_an_intact_run(archive, capsys):
+    call_command("verify_archive")
+    assert "intact: 600 entries" in capsys.readouterr().out
+    from archive.models import VerificationRun
+
+    run = VerificationRun.objects.get()
+    assert run.intact and run.entries == SIZE and run.trigger == "command"

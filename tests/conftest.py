@@ -1,0 +1,122 @@
+"""The test world: a test database created and migrated by the owner role, used by the runtime
+role exactly as in production, and a superuser connection for tests that play the attacker."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import dj_database_url
+import psycopg
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.db import connections
+from psycopg import sql
+
+from clientwindow import roles
+
+TEST_DB = "clientwindow_test"
+
+
+def _libpq(alias: str, dbname: str) -> dict[str, Any]:
+    conf = settings.DATABASES[alias]
+    return {"host": conf["HOST"], "port": conf["PORT"] or None, "user": conf["USER"],
+            "password": conf.get("PASSWORD") or None, "dbname": dbname, "autocommit": True}
+
+
+def superuser_connect(dbname: str = TEST_DB) -> psycopg.Connection:
+    """A superuser connection: it bypasses privileges and (with replica role) triggers."""
+    conf = dj_database_url.parse(os.environ["DATABASE_SUPERUSER_URL"])
+    return psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
+                           password=conf["PASSWORD"] or None, dbname=dbname, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        runtime = settings.DATABASES["default"]["USER"]
+        with psycopg.connect(**_libpq("owner", "postgres")) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEST_DB)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEST_DB)))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(TEST_DB)))
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(TEST_DB), sql.Identifier(runtime)))
+        for alias in ("default", "owner"):
+            connections[alias].close()
+            connections[alias].settings_dict["NAME"] = TEST_DB
+            settings.DATABASES[alias]["NAME"] = TEST_DB
+        call_command("migrate", database="owner", verbosity=0)
+        connections["owner"].close()
+        yield
+        for alias in ("default", "owner"):
+            connections[alias].close()
+        with psycopg.connect(**_libpq("owner", "postgres")) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(TEST_DB)))
+
+
+@pytest.fixture
+def make_user(db: None) -> Any:
+    def make(username: str, *role_names: str) -> User:
+        user = User.objects.create_user(username, password="correct horse battery staple")
+        user.groups.set(Group.objects.filter(name__in=role_names))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user: Any) -> User:
+    user = make_user("ada", roles.ADMINISTRATOR)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    return user
+
+
+@pytest.fixture
+def reviewer(make_user: Any) -> User:
+    return make_user("rey", roles.REVIEWER)
+
+
+@pytest.fixture
+def auditor(make_user: Any) -> User:
+    return make_user("aud", roles.AUDITOR)
+
+
+@pytest.fixture
+def legal(make_user: Any) -> User:
+    return make_user("lee", roles.LEGAL)
+
+
+@pytest.fixture
+def outsider(make_user: Any) -> User:
+    return make_user("otto")
+
+
+ARCHIVE_TABLES = (
+    "archive_ledgerentry, archive_content, archive_merklenode, archive_checkpoint,"
+    " archive_verificationrun"
+)
+
+
+def wipe_archive() -> None:
+    """As the superuser, with triggers off: what no runtime code can do."""
+    with superuser_connect() as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(f"TRUNCATE {ARCHIVE_TABLES} RESTART IDENTITY")
+        conn.execute(
+            "UPDATE archive_chainhead SET size = 0, link = %s, frontier = ''", [bytes(32)]
+        )
+
+
+@pytest.fixture
+def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """For tests that need committed rows: other connections, concurrency, tampering."""
+    with django_db_blocker.unblock():
+        try:
+            yield
+        finally:
+            connections.close_all()
+            wipe_archive()
