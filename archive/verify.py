@@ -180,8 +180,10 @@ def verify_ledger(*, using: str = DEFAULT_DB_ALIAS, contents: bool = True) -> Re
     started = time.perf_counter()
     report = Report()
     connection = connections[using]
+    outermost = not connection.in_atomic_block
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if outermost:  # inside a caller's transaction, its snapshot is the one we verify
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute("SELECT tree_size, root, note FROM archive_checkpoint ORDER BY tree_size")
         checkpoints = cursor.fetchall()
         cursor.execute("SELECT level, index, hash FROM archive_merklenode")

@@ -57,6 +57,12 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
                 sql.Identifier(TEST_DB)))
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Tests only: production keeps Django's PBKDF2 default, which is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db: None) -> Any:
     def make(username: str, *role_names: str) -> User:
