@@ -23,7 +23,10 @@ from archive.models import Checkpoint
 def signing_key() -> Ed25519PrivateKey:
     path = settings.LEDGER_SIGNING_KEY_FILE
     if not path.exists() and settings.LEDGER_SIGNING_KEY_AUTOCREATE:
-        return signing.create_private_key(path)
+        try:
+            return signing.create_private_key(path)
+        except FileExistsError:  # another local process created it first
+            pass
     return signing.load_private_key(path)
 
 

@@ -3,12 +3,12 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Warning, register
 
 from archive import privileges
 
 
-@register(Tags.database, deploy=True)
+@register("archive", deploy=True)
 def check_separate_roles(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     if privileges.runtime_role() is not None:
         return []
@@ -23,7 +23,7 @@ def check_separate_roles(app_configs: Any = None, **kwargs: Any) -> list[Warning
     ]
 
 
-@register(deploy=True)
+@register("archive", deploy=True)
 def check_signing_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     path = settings.LEDGER_SIGNING_KEY_FILE
     if settings.LEDGER_SIGNING_KEY_AUTOCREATE or path.is_file():

@@ -64,7 +64,9 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_envelope(seq: int, fact: Fact, sealed_at: datetime, commits: Mapping[str, bytes]) -> bytes:
+def build_envelope(
+    seq: int, fact: Fact, sealed_at: datetime, commits: Mapping[str, bytes]
+) -> bytes:
     """The canonical bytes that the leaf hash covers."""
     if not NAME_RE.fullmatch(fact.kind):
         raise LedgerError(f"invalid kind {fact.kind!r}")

@@ -147,7 +147,9 @@ class CompactRange:
             raise ValueError(f"size must be an integer in [0, 2**64), got {size!r}")
         blob = bytes(blob)
         if len(blob) != size.bit_count() * HASH_SIZE:
-            raise ValueError(f"a range of size {size} is {size.bit_count()} hashes, got {len(blob)} bytes")
+            raise ValueError(
+                f"a range of size {size} is {size.bit_count()} hashes, got {len(blob)} bytes"
+            )
         compact = cls()
         compact._size = size
         compact._hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
@@ -210,7 +212,9 @@ class InMemoryTree:
             return self._leaves[start] if end > start else EMPTY_ROOT
         if (start, end) not in self._memo:
             middle = start + _split(end - start)
-            self._memo[start, end] = node_hash(self.subtree(start, middle), self.subtree(middle, end))
+            self._memo[start, end] = node_hash(
+                self.subtree(start, middle), self.subtree(middle, end)
+            )
         return self._memo[start, end]
 
     def root(self, size: int | None = None) -> bytes:
@@ -251,7 +255,9 @@ def consistency_proof(old_size: int, new_size: int, subtree: SubtreeSource) -> l
     return subtree_consistency_proof(0, old_size, new_size, subtree)
 
 
-def subtree_inclusion_proof(index: int, start: int, end: int, subtree: SubtreeSource) -> list[bytes]:
+def subtree_inclusion_proof(
+    index: int, start: int, end: int, subtree: SubtreeSource
+) -> list[bytes]:
     """MTC draft subtree inclusion proof: the audit path of `index` inside subtree [start, end)."""
     if not (_is_valid_subtree(start, end) and start <= index < end):
         raise ValueError(f"index {index} is not in a valid subtree [{start}, {end})")
@@ -436,7 +442,11 @@ def verify_subtree_consistency(
     the empty-tree hash: it says nothing about the tree, so `tree_root` is not compared.
     """
     start, end, size = _uint("start", start), _uint("end", end), _uint("size", size)
-    sub_root, root, path = _bytes("subtree_root", subtree_root), _bytes("tree_root", tree_root), _proof(proof)
+    sub_root, root, path = (
+        _bytes("subtree_root", subtree_root),
+        _bytes("tree_root", tree_root),
+        _proof(proof),
+    )
     if not _is_valid_subtree(start, end):
         raise ProofError(f"[{start}, {end}) is not a valid subtree")
     if end > size:

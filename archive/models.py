@@ -158,4 +158,5 @@ class VerificationRun(AppendOnlyModel):
         triggers = append_only_triggers()
 
     def __str__(self) -> str:
-        return f"verification {self.finished_at:%Y-%m-%d %H:%M} {'intact' if self.intact else 'BROKEN'}"
+        outcome = "intact" if self.intact else "BROKEN"
+        return f"verification {self.finished_at:%Y-%m-%d %H:%M} {outcome}"

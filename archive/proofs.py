@@ -54,7 +54,9 @@ def stored_subtrees(using: str = DEFAULT_DB_ALIAS) -> SubtreeSource:
     return from_perfect_subtrees(perfect)
 
 
-def entry_inclusion_proof(seq: int, tree_size: int, *, using: str = DEFAULT_DB_ALIAS) -> list[bytes]:
+def entry_inclusion_proof(
+    seq: int, tree_size: int, *, using: str = DEFAULT_DB_ALIAS
+) -> list[bytes]:
     """The RFC 9162 inclusion proof of entry `seq` in the tree of the first `tree_size` entries."""
     return inclusion_proof(seq, tree_size, stored_subtrees(using))
 

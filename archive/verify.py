@@ -12,16 +12,18 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import rfc8785
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
 
 from archive import checkpoints as cp
 from archive import signing
 from archive.ledger import COMMIT_PREFIX, ZERO_LINK, commitment, rfc3339
 from archive.merkle import CompactRange
+from archive.models import VerificationRun
 
 FETCH = 10_000
 MAX_PROBLEMS = 100
@@ -111,7 +113,7 @@ class _Walker:
         self.last_time: datetime | None = None
         self.last_time_text = ""
 
-    def entry(self, row: tuple[Any, ...]) -> dict[str, Any] | None:
+    def entry(self, row: tuple[Any, ...]) -> Any:
         seq, kind, envelope, stored_leaf, stored_link, sealed_at = row
         report, sha256 = self.report, hashlib.sha256
         if seq != self.seq:
@@ -175,6 +177,12 @@ def _check_contents(
             report.add(Problem(f"content {name!r} does not match its commitment", seq))
 
 
+LEDGER_QUERY = (
+    "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry ORDER BY seq"
+)
+CONTENT_QUERY = "SELECT seq, name, salt, content FROM archive_content ORDER BY seq, name"
+
+
 def verify_ledger(*, using: str = DEFAULT_DB_ALIAS, contents: bool = True) -> Report:
     """Verify the whole archive; the report lists problems (empty when intact)."""
     started = time.perf_counter()
@@ -191,84 +199,75 @@ def verify_ledger(*, using: str = DEFAULT_DB_ALIAS, contents: bool = True) -> Re
         report.nodes = len(nodes)
         cursor.execute("SELECT size, link FROM archive_chainhead WHERE id = 1")
         head = cursor.fetchone()
-        _walk(report, connection.connection, checkpoints, nodes, contents)
-        _check_end(report, checkpoints, nodes, head)
+        walker = _Walker(report, nodes)
+        raw = connection.connection
+        _walk(
+            walker,
+            _stream(raw, "verify_ledger", LEDGER_QUERY),
+            checkpoints,
+            _stream(raw, "verify_contents", CONTENT_QUERY) if contents else iter(()),
+        )
+        _check_end(walker, head)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _walk(
-    report: Report,
-    raw: Any,
+    walker: _Walker,
+    entries: Iterator[tuple[Any, ...]],
     checkpoints: list[tuple[Any, ...]],
-    nodes: dict[tuple[int, int], bytes],
-    with_contents: bool,
+    content_rows: Iterator[tuple[Any, ...]],
 ) -> None:
-    walker = _Walker(report, nodes)
+    """Merge the three seq-ordered streams: entries, their contents, and the checkpoints."""
+    report = walker.report
     verifiers = cp.verifiers() if checkpoints else []
     pending = iter(checkpoints)
     next_cp = next(pending, None)
-    content_rows = _stream(
-        raw, "verify_contents", "SELECT seq, name, salt, content FROM archive_content ORDER BY seq, name"
-    ) if with_contents else iter(())
     content = next(content_rows, None)
-    entries = _stream(
-        raw, "verify_ledger",
-        "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry ORDER BY seq",
-    )
     for row in entries:
         report.entries += 1
-        body = walker.entry(row)
-        seq = row[0]
-        if content is not None and content[0] <= seq:
-            mine = []
-            while content is not None and content[0] <= seq:
-                if content[0] < seq:
-                    report.add(Problem("content row belongs to no entry", content[0]))
-                else:
-                    mine.append(content)
-                content = next(content_rows, None)
-            _check_contents(report, seq, body, mine)
+        seq, body = row[0], walker.entry(row)
+        mine = []
+        while content is not None and content[0] <= seq:
+            if content[0] < seq:
+                report.add(Problem("content row belongs to no entry", content[0]))
+            else:
+                mine.append(content)
+            content = next(content_rows, None)
+        _check_contents(report, seq, body, mine)
         while next_cp is not None and next_cp[0] <= walker.frontier.size:
             if next_cp[0] == walker.frontier.size:
                 _check_checkpoint(report, next_cp, walker.frontier.root(), verifiers)
             next_cp = next(pending, None)
-    walker_end = (walker.frontier.size, walker.link)
-    report._end = walker_end  # type: ignore[attr-defined]
     for rest in [next_cp, *pending]:
         if rest is not None:
             report.checkpoints += 1
-            report.add(Problem(
-                f"covers {rest[0]} entries but the ledger holds {walker.frontier.size}",
-                checkpoint=rest[0],
-            ))
+            report.add(
+                Problem(
+                    f"covers {rest[0]} entries but the ledger holds {walker.frontier.size}",
+                    checkpoint=rest[0],
+                )
+            )
     if content is not None:
         report.add(Problem("content rows after the last entry", content[0]))
 
 
-def _check_end(
-    report: Report,
-    checkpoints: list[tuple[Any, ...]],
-    nodes: dict[tuple[int, int], bytes],
-    head: tuple[Any, ...] | None,
-) -> None:
-    size, link = report._end  # type: ignore[attr-defined]
-    for level, index in sorted(nodes):
-        report.add(Problem(f"stored Merkle node {level}/{index} lies beyond the ledger"))
-    if head is None or (head[0], bytes(head[1])) != (size, link):
-        report.add(Problem(f"chain head does not match the ledger's end (seq {size - 1})"))
+def _check_end(walker: _Walker, head: tuple[Any, ...] | None) -> None:
+    """Nodes nobody matched, and a chain head that disagrees with the ledger's end."""
+    for level, index in sorted(walker.nodes):
+        walker.report.add(Problem(f"stored Merkle node {level}/{index} lies beyond the ledger"))
+    if head is None or (head[0], bytes(head[1])) != (walker.frontier.size, walker.link):
+        walker.report.add(
+            Problem(f"chain head does not match the ledger's end (seq {walker.frontier.size - 1})")
+        )
 
 
-def record_run(report: Report, *, trigger: str) -> Any:
+def record_run(report: Report, *, trigger: str) -> VerificationRun:
     """Keep the outcome (append-only) so the home page can show the last verification."""
-    from django.utils import timezone
-
-    from archive.models import VerificationRun
-
     first = report.first_problem
     finished = timezone.now()
     return VerificationRun.objects.create(
-        started_at=finished - timezone.timedelta(seconds=report.seconds),
+        started_at=finished - timedelta(seconds=report.seconds),
         finished_at=finished,
         intact=report.intact,
         entries=report.entries,

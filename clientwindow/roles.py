@@ -41,7 +41,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
     if not user.is_authenticated:
         return []
-    names = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+    groups = getattr(user, "groups", None)
+    names = set(groups.values_list("name", flat=True)) if groups is not None else set()
     return [role for role in ROLES if role in names]
 
 

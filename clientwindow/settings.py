@@ -44,8 +44,11 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 VAR_DIR = Path(env_str("CLIENTWINDOW_VAR_DIR", str(BASE_DIR / "var")))
 
-# The local-run flag: `make run` and `make test` set it. Production never does.
-LOCAL_RUN = env_bool("CLIENTWINDOW_LOCAL")
+# The local-run flag: `make run` and `make test` set it; production never does. A checkout that
+# uses its own embedded cluster (no DATABASE_URL, var/pg/data present) is a local run too, so that
+# `uv run python manage.py …` works beside `make run` with no extra environment.
+EMBEDDED_DATABASE = not env_str("DATABASE_URL")
+LOCAL_RUN = env_bool("CLIENTWINDOW_LOCAL", EMBEDDED_DATABASE and (VAR_DIR / "pg" / "data").is_dir())
 DEBUG = LOCAL_RUN and env_bool("CLIENTWINDOW_DEBUG", True)
 
 
@@ -142,7 +145,7 @@ def _database(url_var: str, embedded_user: str) -> dict[str, Any]:
 
 
 DATABASES: dict[str, dict[str, Any]] = {"default": _database("DATABASE_URL", "clientwindow_app")}
-if env_str("DATABASE_OWNER_URL") or not env_str("DATABASE_URL"):
+if env_str("DATABASE_OWNER_URL") or EMBEDDED_DATABASE:
     DATABASES["owner"] = _database("DATABASE_OWNER_URL", "clientwindow_owner")
 DATABASE_ROUTERS = ["archive.privileges.OwnerMigratesRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -9,7 +9,7 @@ from clientwindow.roles import role_required
 
 @role_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"integrity": status.integrity_summary()}
+    context: dict[str, object] = {"integrity": status.integrity_summary()}
     if request.user.has_perm("archive.view_evidence"):
         context["verifier_key"] = checkpoints.verifier_key_text()
     return render(request, "home.html", context)

@@ -13,7 +13,6 @@ PostgreSQL refuses to run as root, so as root the cluster runs as the system acc
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import pwd
@@ -45,17 +44,17 @@ def say(message: str) -> None:
 
 
 def pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version_key)
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=_version_key)
     if found:
-        return found[-1]
+        return str(found[-1])
     path = shutil.which(name)
     if path:
         return path
     sys.exit(f"localdev: PostgreSQL's {name} not found; run `make setup` (as root) first")
 
 
-def _version_key(path: str) -> int:
-    part = path.split("/")[4]
+def _version_key(path: Path) -> int:
+    part = path.parent.parent.name
     return int(part) if part.isdigit() else 0
 
 
@@ -97,8 +96,19 @@ class Cluster:
         say(f"creating a PostgreSQL cluster in {self.data}")
         subprocess.run(
             as_cluster_user(
-                [pg_bin("initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
             ),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -114,8 +124,19 @@ class Cluster:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             as_cluster_user(
-                [pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
-                 "-w", "-t", "60", "start"]
+                [
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
             ),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -145,12 +166,19 @@ class Cluster:
                         sql.Identifier(role), sql.SQL(extra), sql.Literal(passwords[role])
                     )
                 )
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(DBNAME), sql.Identifier(OWNER)))
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
-                sql.Identifier(DBNAME)))
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(DBNAME), sql.Identifier(RUNTIME)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(DBNAME), sql.Identifier(OWNER)
+                )
+            )
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(DBNAME))
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(DBNAME), sql.Identifier(RUNTIME)
+                )
+            )
 
 
 def database_env(cluster: Cluster) -> dict[str, str]:
@@ -183,7 +211,9 @@ def run_with_throwaway(command: list[str]) -> int:
 
 
 def local_cluster() -> Cluster:
-    cluster = Cluster(VAR / "pg", port=int(os.environ.get("CLIENTWINDOW_PG_PORT", "5544")), tcp=True)
+    cluster = Cluster(
+        VAR / "pg", port=int(os.environ.get("CLIENTWINDOW_PG_PORT", "5544")), tcp=True
+    )
     if not (cluster.data / "PG_VERSION").exists():
         cluster.initdb()
         cluster.start()
@@ -209,10 +239,27 @@ def run_portal() -> int:
         manage("migrate", "--no-input", env=env)
         manage("ensure_demo_admin", env=env)
         port = os.environ.get("PORT", "8000")
-        children.append(subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env))
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "clientwindow.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--access-logfile", "-"], cwd=ROOT, env=env))
+        children.append(
+            subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env)
+        )
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "clientwindow.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--access-logfile",
+                    "-",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         say(f"the portal is at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -235,6 +282,8 @@ def main(argv: list[str]) -> int:
     if not argv:
         sys.exit("usage: localdev.py run | throwaway -- COMMAND…")
     if argv[0] == "run":
+        # Ctrl-C and a plain kill both stop everything (a background shell may ignore SIGINT).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         return run_portal()
     if argv[0] == "throwaway":

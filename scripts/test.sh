@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run by `make test` inside a throwaway PostgreSQL cluster (scripts/localdev.py sets DATABASE_*).
+# Run by `make test` inside a throwaway PostgreSQL cluster (scripts/localdev.py sets DATABASE_*):
+# lint first (ruff, mypy, migrations, the deploy checks), then the whole pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=$(command -v uv || echo var/tools/bin/uv)
@@ -11,12 +12,16 @@ run ruff format --check .
 echo "== lint: mypy (domain modules)"
 run mypy archive clientwindow
 echo "== lint: migrations are complete"
-run python manage.py makemigrations --check --dry-run >/dev/null
+run python manage.py makemigrations --check --dry-run
 echo "== lint: check --deploy under a production-like environment"
-env -u CLIENTWINDOW_LOCAL DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')" \
-  ALLOWED_HOSTS=archive.example.com LEDGER_SIGNING_KEY_FILE=/dev/null/absent \
-  bash -c "$(declare -f run); run python manage.py check --deploy --fail-level WARNING" || {
-    echo "check --deploy failed"; exit 1; }
+keydir=$(mktemp -d)
+trap 'rm -rf "$keydir"' EXIT
+run python manage.py create_signing_key "$keydir/signing-key.pem" >/dev/null
+env -u CLIENTWINDOW_LOCAL -u CLIENTWINDOW_DEBUG \
+  DJANGO_SECRET_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
+  ALLOWED_HOSTS=archive.example.com LEDGER_SIGNING_KEY_FILE="$keydir/signing-key.pem" \
+  UV_PYTHON_DOWNLOADS=never "$UV" run --frozen --quiet \
+  python manage.py check --deploy --fail-level WARNING
 [ "${1:-}" = "--lint-only" ] && exit 0
 
 echo "== tests"

@@ -21,15 +21,27 @@ TEST_DB = "clientwindow_test"
 
 def _libpq(alias: str, dbname: str) -> dict[str, Any]:
     conf = settings.DATABASES[alias]
-    return {"host": conf["HOST"], "port": conf["PORT"] or None, "user": conf["USER"],
-            "password": conf.get("PASSWORD") or None, "dbname": dbname, "autocommit": True}
+    return {
+        "host": conf["HOST"],
+        "port": conf["PORT"] or None,
+        "user": conf["USER"],
+        "password": conf.get("PASSWORD") or None,
+        "dbname": dbname,
+        "autocommit": True,
+    }
 
 
 def superuser_connect(dbname: str = TEST_DB) -> psycopg.Connection:
     """A superuser connection: it bypasses privileges and (with replica role) triggers."""
     conf = dj_database_url.parse(os.environ["DATABASE_SUPERUSER_URL"])
-    return psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
-                           password=conf["PASSWORD"] or None, dbname=dbname, autocommit=True)
+    return psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=dbname,
+        autocommit=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +51,14 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
         with psycopg.connect(**_libpq("owner", "postgres")) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEST_DB)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEST_DB)))
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
-                sql.Identifier(TEST_DB)))
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(TEST_DB), sql.Identifier(runtime)))
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(TEST_DB))
+            )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(TEST_DB), sql.Identifier(runtime)
+                )
+            )
         for alias in ("default", "owner"):
             connections[alias].close()
             connections[alias].settings_dict["NAME"] = TEST_DB
@@ -53,8 +69,9 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
         for alias in ("default", "owner"):
             connections[alias].close()
         with psycopg.connect(**_libpq("owner", "postgres")) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(TEST_DB)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEST_DB))
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -112,9 +129,7 @@ def wipe_archive() -> None:
     with superuser_connect() as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute(f"TRUNCATE {ARCHIVE_TABLES} RESTART IDENTITY")
-        conn.execute(
-            "UPDATE archive_chainhead SET size = 0, link = %s, frontier = ''", [bytes(32)]
-        )
+        conn.execute("UPDATE archive_chainhead SET size = 0, link = %s, frontier = ''", [bytes(32)])
 
 
 @pytest.fixture

@@ -7,154 +7,301 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('tree_size', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('root', models.BinaryField()),
-                ('note', models.TextField()),
-                ('created_at', models.DateTimeField()),
+                ("tree_size", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("root", models.BinaryField()),
+                ("note", models.TextField()),
+                ("created_at", models.DateTimeField()),
             ],
             options={
-                'db_table': 'archive_checkpoint',
-                'ordering': ['tree_size'],
+                "db_table": "archive_checkpoint",
+                "ordering": ["tree_size"],
             },
         ),
         migrations.CreateModel(
-            name='Content',
+            name="Content",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.TextField()),
-                ('salt', models.BinaryField()),
-                ('content', models.BinaryField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.TextField()),
+                ("salt", models.BinaryField()),
+                ("content", models.BinaryField()),
             ],
             options={
-                'db_table': 'archive_content',
+                "db_table": "archive_content",
             },
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('seq', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('kind', models.TextField()),
-                ('envelope', models.BinaryField()),
-                ('leaf_hash', models.BinaryField()),
-                ('link', models.BinaryField(unique=True)),
-                ('sealed_at', models.DateTimeField()),
+                ("seq", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("kind", models.TextField()),
+                ("envelope", models.BinaryField()),
+                ("leaf_hash", models.BinaryField()),
+                ("link", models.BinaryField(unique=True)),
+                ("sealed_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name_plural': 'ledger entries',
-                'db_table': 'archive_ledgerentry',
-                'ordering': ['seq'],
-                'permissions': [('view_integrity', "Can see the archive's integrity status"), ('view_evidence', 'Can see ledger evidence and the verifier key')],
+                "verbose_name_plural": "ledger entries",
+                "db_table": "archive_ledgerentry",
+                "ordering": ["seq"],
+                "permissions": [
+                    ("view_integrity", "Can see the archive's integrity status"),
+                    ("view_evidence", "Can see ledger evidence and the verifier key"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='MerkleNode',
+            name="MerkleNode",
             fields=[
-                ('pk', models.CompositePrimaryKey('level', 'index', blank=True, editable=False, primary_key=True, serialize=False)),
-                ('level', models.SmallIntegerField()),
-                ('index', models.BigIntegerField()),
-                ('hash', models.BinaryField()),
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "level",
+                        "index",
+                        blank=True,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("level", models.SmallIntegerField()),
+                ("index", models.BigIntegerField()),
+                ("hash", models.BinaryField()),
             ],
             options={
-                'db_table': 'archive_merklenode',
+                "db_table": "archive_merklenode",
             },
         ),
         migrations.CreateModel(
-            name='VerificationRun',
+            name="VerificationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField()),
-                ('intact', models.BooleanField()),
-                ('entries', models.BigIntegerField()),
-                ('checkpoints', models.IntegerField()),
-                ('contents', models.BigIntegerField()),
-                ('first_bad_seq', models.BigIntegerField(blank=True, null=True)),
-                ('problem', models.TextField(blank=True)),
-                ('trigger', models.CharField(max_length=32)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField()),
+                ("intact", models.BooleanField()),
+                ("entries", models.BigIntegerField()),
+                ("checkpoints", models.IntegerField()),
+                ("contents", models.BigIntegerField()),
+                ("first_bad_seq", models.BigIntegerField(blank=True, null=True)),
+                ("problem", models.TextField(blank=True)),
+                ("trigger", models.CharField(max_length=32)),
             ],
             options={
-                'db_table': 'archive_verificationrun',
-                'ordering': ['-finished_at'],
+                "db_table": "archive_verificationrun",
+                "ordering": ["-finished_at"],
             },
         ),
         migrations.CreateModel(
-            name='ChainHead',
+            name="ChainHead",
             fields=[
-                ('id', models.SmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('size', models.BigIntegerField(default=0)),
-                ('link', models.BinaryField()),
-                ('frontier', models.BinaryField(default=b'')),
+                ("id", models.SmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ("size", models.BigIntegerField(default=0)),
+                ("link", models.BinaryField()),
+                ("frontier", models.BinaryField(default=b"")),
             ],
             options={
-                'db_table': 'archive_chainhead',
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='chainhead_single')],
+                "db_table": "archive_chainhead",
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("id", 1)), name="chainhead_single")
+                ],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='chainhead',
-            trigger=pgtrigger.compiler.Trigger(name='no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='171eff5425d3a172dd06dcc7b8a1e25bb79166e8', operation='DELETE', pgid='pgtrigger_no_delete_8cf8d', table='archive_chainhead', when='BEFORE')),
+            model_name="chainhead",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="171eff5425d3a172dd06dcc7b8a1e25bb79166e8",
+                    operation="DELETE",
+                    pgid="pgtrigger_no_delete_8cf8d",
+                    table="archive_chainhead",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='checkpoint',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='b07bd0cf970cbdf8f2e313baa4008fa0f0cc69c5', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_5ead1', table='archive_checkpoint', when='BEFORE')),
+            model_name="checkpoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="b07bd0cf970cbdf8f2e313baa4008fa0f0cc69c5",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_5ead1",
+                    table="archive_checkpoint",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='checkpoint',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='3103d69720b452bb93fe389c3d80effba01b78dc', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_7b131', table='archive_checkpoint', when='BEFORE')),
+            model_name="checkpoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="3103d69720b452bb93fe389c3d80effba01b78dc",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_7b131",
+                    table="archive_checkpoint",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('seq__gte', 0)), name='ledger_seq_nonnegative'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("seq__gte", 0)), name="ledger_seq_nonnegative"
+            ),
         ),
         migrations.AddField(
-            model_name='content',
-            name='entry',
-            field=models.ForeignKey(db_column='seq', on_delete=django.db.models.deletion.PROTECT, related_name='contents', to='archive.ledgerentry'),
+            model_name="content",
+            name="entry",
+            field=models.ForeignKey(
+                db_column="seq",
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="contents",
+                to="archive.ledgerentry",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='ledgerentry',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='3f47b49aae3f40c3965e57ddb05fbae4bb5bae64', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_37ce1', table='archive_ledgerentry', when='BEFORE')),
+            model_name="ledgerentry",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="3f47b49aae3f40c3965e57ddb05fbae4bb5bae64",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_37ce1",
+                    table="archive_ledgerentry",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='ledgerentry',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='b519bd67d228935cab650fde08d91eb0e2681a56', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_85276', table='archive_ledgerentry', when='BEFORE')),
+            model_name="ledgerentry",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="b519bd67d228935cab650fde08d91eb0e2681a56",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_85276",
+                    table="archive_ledgerentry",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='merklenode',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='4a3e7c16085d40df1aca3382af03391694835164', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_dd384', table='archive_merklenode', when='BEFORE')),
+            model_name="merklenode",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="4a3e7c16085d40df1aca3382af03391694835164",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_dd384",
+                    table="archive_merklenode",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='merklenode',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='8620f2f9604500fe16614c7d3085bb49729bbfc1', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_64651', table='archive_merklenode', when='BEFORE')),
+            model_name="merklenode",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="8620f2f9604500fe16614c7d3085bb49729bbfc1",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_64651",
+                    table="archive_merklenode",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='verificationrun',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='606dd3602fb229628d876d20653e526c42238668', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_adf05', table='archive_verificationrun', when='BEFORE')),
+            model_name="verificationrun",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="606dd3602fb229628d876d20653e526c42238668",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_adf05",
+                    table="archive_verificationrun",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='verificationrun',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='2231b5cff27fcb8ea56c3fdf29cdea8ee5fbfb51', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_d31bb', table='archive_verificationrun', when='BEFORE')),
+            model_name="verificationrun",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="2231b5cff27fcb8ea56c3fdf29cdea8ee5fbfb51",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_d31bb",
+                    table="archive_verificationrun",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='content',
-            constraint=models.UniqueConstraint(fields=('entry', 'name'), name='content_unique_per_entry'),
+            model_name="content",
+            constraint=models.UniqueConstraint(
+                fields=("entry", "name"), name="content_unique_per_entry"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='content',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='0fc17d9f421fc05f822090bc781106bf4f36aa15', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_28c81', table='archive_content', when='BEFORE')),
+            model_name="content",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="0fc17d9f421fc05f822090bc781106bf4f36aa15",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_28c81",
+                    table="archive_content",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='content',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='2a51d875a384442edd4a62ec772397b40fa1fc89', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_82fd6', table='archive_content', when='BEFORE')),
+            model_name="content",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="2a51d875a384442edd4a62ec772397b40fa1fc89",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_82fd6",
+                    table="archive_content",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]

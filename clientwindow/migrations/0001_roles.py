@@ -17,7 +17,9 @@ def apply_roles(apps: Any, schema_editor: Any) -> None:
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for role, names in ROLE_PERMISSIONS.items():
-        group, _ = group_model.objects.using(schema_editor.connection.alias).get_or_create(name=role)
+        group, _ = group_model.objects.using(schema_editor.connection.alias).get_or_create(
+            name=role
+        )
         permissions = []
         for name in names:
             app_label, codename = name.split(".")

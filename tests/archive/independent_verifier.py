@@ -135,7 +135,7 @@ def key_id(name: str, public: bytes) -> bytes:
 
 def parse_verifier_key(text: str) -> VerifierKey:
     """`<key name>+<hex key id>+<base64(0x01 ‖ public key)>`; the key id must recompute."""
-    name, hex_id, b64 = text.strip().split("+")
+    name, hex_id, b64 = text.strip().split("+", 2)  # base64 may itself contain "+"
     raw = base64.b64decode(b64, validate=True)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError(f"verifier key {text!r} is not 0x01 ‖ 32-byte Ed25519 key")
@@ -240,7 +240,7 @@ def envelope_problems(row: tuple[Any, ...], obj: dict[str, Any]) -> list[str]:
     try:
         if rfc8785.dumps(obj) != envelope:
             problems.append("envelope is not RFC 8785 canonical")
-    except Exception as error:  # noqa: BLE001 - any refusal means "not canonical"
+    except Exception as error:
         problems.append(f"envelope cannot be canonicalised: {error}")
     expected = {"v": 1, "seq": seq, "kind": kind, "sealed_at": utc_text(sealed_at)}
     for key, want in expected.items():
@@ -319,8 +319,10 @@ def check_checkpoint(state: State, row: tuple[Any, ...], keys: list[VerifierKey]
         return
     state.problems += [f"checkpoint {size}: {p}" for p in signature_problems(cp, keys)]
     if (cp.size, cp.root) != (size, bytes(root)):
-        say(f"checkpoint {size}: note states size {cp.size} / root {cp.root.hex()[:16]}…,"
-            f" not the row's")
+        say(
+            f"checkpoint {size}: note states size {cp.size} / root {cp.root.hex()[:16]}…,"
+            f" not the row's"
+        )
     if cp.time != utc_text(created_at):
         say(f"checkpoint {size}: note time {cp.time} is not created_at {utc_text(created_at)}")
 
@@ -354,12 +356,16 @@ def check_contents(conn: psycopg.Connection, state: State) -> None:
 def check_helpers(conn: psycopg.Connection, state: State) -> None:
     """§1 helper tables: not evidence, but they must agree with the recomputation."""
     say = state.problems.append
-    stored = {(lv, ix): bytes(h) for lv, ix, h in conn.execute(
-        "SELECT level, index, hash FROM archive_merklenode")}
+    stored = {
+        (lv, ix): bytes(h)
+        for lv, ix, h in conn.execute("SELECT level, index, hash FROM archive_merklenode")
+    }
     for level, index in sorted(stored.keys() | state.nodes.keys()):
         if stored.get((level, index)) != state.nodes.get((level, index)):
             say(f"merklenode {level}/{index}: missing, extra or different from recomputation")
-    head = conn.execute("SELECT size, link, frontier FROM archive_chainhead WHERE id = 1").fetchone()
+    head = conn.execute(
+        "SELECT size, link, frontier FROM archive_chainhead WHERE id = 1"
+    ).fetchone()
     want = (state.frontier.size, state.last_link, state.frontier.to_bytes())
     if head is None or (head[0], bytes(head[1]), bytes(head[2])) != want:
         say(f"chainhead: does not agree with the ledger's end (size {state.frontier.size})")

@@ -35,24 +35,50 @@ from archive.merkle import (
 VECTORS = Path(__file__).parent / "rfc6962_vectors"
 # Every folder of the copied testdata and its file count: a missing or partial folder fails.
 EXPECTED_FOLDERS = {
-    "consistency/0": 1, "consistency/1": 21, "consistency/2": 21, "consistency/3": 20,
-    "consistency/4": 21, "consistency/additional": 14,
-    "inclusion/0": 13, "inclusion/1": 18, "inclusion/2": 18, "inclusion/3": 15,
-    "inclusion/4": 18, "inclusion/additional/0": 3, "inclusion/additional/1": 3,
-    "inclusion/additional/2": 3, "inclusion/additional/3": 3, "inclusion/single-entry": 4,
-    "subtreeconsistency/0": 1, "subtreeconsistency/1": 22, "subtreeconsistency/2": 22,
-    "subtreeconsistency/3": 21, "subtreeconsistency/4": 22, "subtreeconsistency/additional": 30,
-    "subtreeinclusion/0": 26, "subtreeinclusion/1": 36, "subtreeinclusion/2": 36,
-    "subtreeinclusion/3": 30, "subtreeinclusion/4": 36, "subtreeinclusion/additional/0": 6,
-    "subtreeinclusion/additional/1": 6, "subtreeinclusion/additional/2": 6,
-    "subtreeinclusion/additional/3": 6, "subtreeinclusion/errors": 8,
+    "consistency/0": 1,
+    "consistency/1": 21,
+    "consistency/2": 21,
+    "consistency/3": 20,
+    "consistency/4": 21,
+    "consistency/additional": 14,
+    "inclusion/0": 13,
+    "inclusion/1": 18,
+    "inclusion/2": 18,
+    "inclusion/3": 15,
+    "inclusion/4": 18,
+    "inclusion/additional/0": 3,
+    "inclusion/additional/1": 3,
+    "inclusion/additional/2": 3,
+    "inclusion/additional/3": 3,
+    "inclusion/single-entry": 4,
+    "subtreeconsistency/0": 1,
+    "subtreeconsistency/1": 22,
+    "subtreeconsistency/2": 22,
+    "subtreeconsistency/3": 21,
+    "subtreeconsistency/4": 22,
+    "subtreeconsistency/additional": 30,
+    "subtreeinclusion/0": 26,
+    "subtreeinclusion/1": 36,
+    "subtreeinclusion/2": 36,
+    "subtreeinclusion/3": 30,
+    "subtreeinclusion/4": 36,
+    "subtreeinclusion/additional/0": 6,
+    "subtreeinclusion/additional/1": 6,
+    "subtreeinclusion/additional/2": 6,
+    "subtreeinclusion/additional/3": 6,
+    "subtreeinclusion/errors": 8,
     "subtreeinclusion/single-entry": 8,
 }
 VECTOR_FILES = sorted(VECTORS.rglob("*.json"))
 
 # RFC 6962 reference leaves and the MTH of their first 1..8 (as in transparency-dev's testdata).
 RFC6962_LEAVES = [
-    b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43",
+    b"",
+    b"\x00",
+    b"\x10",
+    b"\x20\x21",
+    b"\x30\x31",
+    b"\x40\x41\x42\x43",
     b"\x50\x51\x52\x53\x54\x55\x56\x57",
     b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
 ]
@@ -229,7 +255,9 @@ def test_it_round_trips_through_bytes(n: int, more: int) -> None:
     assert copy.extend(extra) == compact.extend(extra) and copy.root() == compact.root()
 
 
-@pytest.mark.parametrize(("size", "blob"), [(3, bytes(32)), (1, bytes(33)), (-1, b""), (0, bytes(32))])
+@pytest.mark.parametrize(
+    ("size", "blob"), [(3, bytes(32)), (1, bytes(33)), (-1, b""), (0, bytes(32))]
+)
 def test_it_refuses_a_blob_of_the_wrong_shape(size: int, blob: bytes) -> None:
     with pytest.raises(ValueError, match="size|hashes"):
         CompactRange.from_bytes(size, blob)
@@ -243,7 +271,11 @@ def test_it_refuses_a_leaf_hash_of_the_wrong_size() -> None:
 # --------------------------------------------------------------------------- hash sources
 
 
-@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(0, n))))
+@given(
+    st.integers(1, 300).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(0, n))
+    )
+)
 @PROPS
 def test_it_hashes_any_range_from_perfect_subtrees(case: tuple[int, int, int]) -> None:
     n, a, b = case
@@ -386,16 +418,29 @@ def test_it_refuses_to_generate_a_meaningless_consistency_proof(old: int, new: i
 
 def _good_inclusion() -> dict[str, Any]:
     proof = inclusion_proof(2, 5, _tree(5).subtree)
-    return {"leaf_hash": _leaves(5)[2], "index": 2, "tree_size": 5, "proof": proof,
-            "root": _tree(5).root()}
+    return {
+        "leaf_hash": _leaves(5)[2],
+        "index": 2,
+        "tree_size": 5,
+        "proof": proof,
+        "root": _tree(5).root(),
+    }
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("index", -1), ("index", True), ("index", "2"), ("index", 2.0), ("tree_size", 2**64),
-        ("leaf_hash", None), ("leaf_hash", "ab" * 16), ("root", None), ("proof", None),
-        ("proof", "not a list"), ("proof", [b"x" * 31, b"y" * 32, b"z" * 32]),
+        ("index", -1),
+        ("index", True),
+        ("index", "2"),
+        ("index", 2.0),
+        ("tree_size", 2**64),
+        ("leaf_hash", None),
+        ("leaf_hash", "ab" * 16),
+        ("root", None),
+        ("proof", None),
+        ("proof", "not a list"),
+        ("proof", [b"x" * 31, b"y" * 32, b"z" * 32]),
         ("proof", [None, None, None]),
     ],
 )
@@ -420,8 +465,10 @@ def test_it_computes_the_root_an_inclusion_proof_implies() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        (-1, 3, EMPTY_ROOT, EMPTY_ROOT, []), (1, 2**64, EMPTY_ROOT, EMPTY_ROOT, []),
-        (1, 2, None, EMPTY_ROOT, [EMPTY_ROOT]), (1, 2, EMPTY_ROOT, EMPTY_ROOT, [b""]),
+        (-1, 3, EMPTY_ROOT, EMPTY_ROOT, []),
+        (1, 2**64, EMPTY_ROOT, EMPTY_ROOT, []),
+        (1, 2, None, EMPTY_ROOT, [EMPTY_ROOT]),
+        (1, 2, EMPTY_ROOT, EMPTY_ROOT, [b""]),
         (3, 3, EMPTY_ROOT, EMPTY_ROOT, (None,)),
     ],
 )
@@ -433,8 +480,10 @@ def test_it_raises_proof_error_for_malformed_consistency_input(args: tuple[Any, 
 @pytest.mark.parametrize(
     "args",
     [
-        (2, 1, 4, EMPTY_ROOT, EMPTY_ROOT, []), (0, 5, 2**64 + 1, EMPTY_ROOT, EMPTY_ROOT, []),
-        (2, 2, 1, EMPTY_ROOT, EMPTY_ROOT, []), (0, 1, 2, EMPTY_ROOT, EMPTY_ROOT, [1]),
+        (2, 1, 4, EMPTY_ROOT, EMPTY_ROOT, []),
+        (0, 5, 2**64 + 1, EMPTY_ROOT, EMPTY_ROOT, []),
+        (2, 2, 1, EMPTY_ROOT, EMPTY_ROOT, []),
+        (0, 1, 2, EMPTY_ROOT, EMPTY_ROOT, [1]),
     ],
 )
 def test_it_raises_proof_error_for_malformed_subtree_input(args: tuple[Any, ...]) -> None:

@@ -1,9 +1,9 @@
 """PostgreSQL, not convention, keeps the archive append-only for the runtime role."""
 
 import psycopg
-from psycopg import sql
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
+from psycopg import sql
 
 from archive import ledger
 from archive.ledger import Fact
@@ -49,10 +49,13 @@ def test_it_treats_every_archive_record_table_as_append_only():
 def test_it_refuses_the_runtime_role_any_change(table, change, ignore):
     ledger.append([Fact("test.fact", contents={"body": b"x"})])
     statement = CHANGES[change].format(table=table, column=COLUMNS[table])
-    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [ignore])
-            cursor.execute(statement)
+    with (
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", [ignore])
+        cursor.execute(statement)
 
 
 def test_it_lets_the_runtime_role_read_and_append():
@@ -63,9 +66,12 @@ def test_it_lets_the_runtime_role_read_and_append():
 
 
 def test_it_refuses_the_runtime_role_to_create_tables():
-    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE TABLE sneaky (id int)")
+    with (
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("CREATE TABLE sneaky (id int)")
 
 
 @pytest.mark.parametrize("change", ["UPDATE", "DELETE", "TRUNCATE"])
@@ -75,7 +81,8 @@ def test_it_refuses_even_the_owner_through_triggers(change):
     with superuser_connect() as conn:
         conn.execute(
             "INSERT INTO archive_verificationrun (started_at, finished_at, intact, entries,"
-            " checkpoints, contents, problem, trigger) VALUES (now(), now(), true, 0, 0, 0, '', 't')"
+            " checkpoints, contents, problem, trigger)"
+            " VALUES (now(), now(), true, 0, 0, 0, '', 't')"
         )
         owner = connections["owner"].settings_dict["USER"]
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(owner)))

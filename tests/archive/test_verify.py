@@ -170,9 +170,7 @@ def test_it_finds_a_truncated_ledger(attacker):
 def test_it_finds_a_whole_chain_rewritten_consistently(attacker):
     """Rewrite every entry with valid hashes and links (and fix the head): only the signed
     checkpoints still remember the original, and the first one covering the change says so."""
-    rows = attacker.execute(
-        "SELECT seq, envelope FROM archive_ledgerentry ORDER BY seq"
-    ).fetchall()
+    rows = attacker.execute("SELECT seq, envelope FROM archive_ledgerentry ORDER BY seq").fetchall()
     link, frontier = bytes(32), CompactRange()
     for seq, envelope in rows:
         envelope = bytes(envelope).replace(b'"n":5,', b'"n":6,') if seq == 5 else bytes(envelope)
@@ -197,7 +195,9 @@ def test_it_finds_a_whole_chain_rewritten_consistently(attacker):
 
 
 def test_it_finds_a_changed_merkle_node(attacker):
-    attacker.execute("UPDATE archive_merklenode SET hash = sha256(hash) WHERE level = 8 AND index = 1")
+    attacker.execute(
+        "UPDATE archive_merklenode SET hash = sha256(hash) WHERE level = 8 AND index = 1"
+    )
     report = verify_ledger()
     assert not report.intact
     assert "node 8/1" in report.first_problem.what

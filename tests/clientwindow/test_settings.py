@@ -14,7 +14,10 @@ def run_settings(**env):
     clean.update(env, DJANGO_SETTINGS_MODULE="clientwindow.settings")
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {SHOW}"],
-        env=clean, capture_output=True, text=True, check=False,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
