@@ -66,7 +66,7 @@ def verifier_for(name: str, public_key: Ed25519PublicKey) -> Verifier:
 def parse_verifier_key(text: str) -> Verifier:
     """Parse `<name>+<hex id>+<base64(0x01 ‖ key)>`, checking that the id matches the key."""
     try:
-        name, hex_id, encoded = text.strip().split("+")
+        name, hex_id, encoded = text.strip().split("+", 2)  # base64 may contain "+"
         blob = base64.b64decode(encoded, validate=True)
         expected_id = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error) as exc:

@@ -8,6 +8,7 @@ published verifier key and PEM); the verifier itself imports nothing from `archi
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import os
 import random
@@ -20,6 +21,7 @@ from pathlib import Path
 import dj_database_url
 import psycopg
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import call_command
@@ -205,6 +207,29 @@ def test_it_finds_a_truncated_ledger(attacker: psycopg.Connection) -> None:
     attacker.execute("TRUNCATE archive_ledgerentry, archive_content")
     problems = audit()
     assert "checkpoint 100: beyond the last entry (ledger holds 0)" in problems
+
+
+def test_an_entry_appended_behind_the_head_shows_only_in_the_chainhead(
+    attacker: psycopg.Connection,
+) -> None:
+    """Built from §2 alone: the forged entry is well-formed, so only the §1 cache disagrees."""
+    sealed = dt.datetime.now(dt.UTC).replace(microsecond=123456)
+    envelope = rfc8785.dumps(
+        {"v": 1, "seq": SIZE, "kind": "test.message", "sealed_at": iv.utc_text(sealed)}
+    )
+    row = attacker.execute(
+        "SELECT link FROM archive_ledgerentry WHERE seq = %s", [SIZE - 1]
+    ).fetchone()
+    assert row is not None
+    leaf = iv.leaf_hash(envelope)
+    attacker.execute(
+        "INSERT INTO archive_ledgerentry VALUES (%s, 'test.message', %s, %s, %s, %s)",
+        [SIZE, envelope, leaf, iv.chain_link(row[0], leaf), sealed],
+    )
+    problems = audit()
+    assert problems == [f"chainhead: does not agree with the ledger's end (size {SIZE + 1})"]
+    with superuser_connect() as conn:
+        assert iv.verify(conn, [verifier_key_text()], helpers=False) == []
 
 
 # --- §5's OpenSSL recipe, followed literally ------------------------------------------------
