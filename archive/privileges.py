@@ -5,6 +5,7 @@ only SELECT and INSERT on every AppendOnlyModel table. Privileges are the safety
 the pgtrigger triggers are a second layer (any role can set `pgtrigger.ignore`, so they never are).
 """
 
+import logging
 from typing import Any
 
 from django.apps import apps
@@ -13,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
 OWNER_ALIAS = "owner"
+logger = logging.getLogger(__name__)
 
 
 def migration_alias() -> str:
@@ -66,11 +68,31 @@ def grant_statements(role: str, append_only: list[str]) -> list[sql.Composed]:
     return statements
 
 
+def auditor_statements(role: str, append_only: list[str]) -> list[sql.Composed]:
+    """Read-only access to the evidence (and the chain head), nothing else."""
+    who = sql.Identifier(role)
+    tables = sql.SQL(", ").join(sql.Identifier(t) for t in [*append_only, "archive_chainhead"])
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who),
+        sql.SQL("GRANT SELECT ON {} TO {}").format(tables, who),
+    ]
+
+
 def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    """post_migrate: (re)grant the runtime role its privileges; idempotent."""
-    role = runtime_role()
-    if role is None or using != migration_alias():
+    """post_migrate: (re)grant the runtime and auditor roles their privileges; idempotent."""
+    if using != migration_alias():
         return
+    statements: list[sql.Composed] = []
+    role = runtime_role()
+    if role is not None:
+        statements += grant_statements(role, append_only_tables())
+    auditor = settings.DATABASE_AUDITOR_ROLE
     with connections[using].cursor() as cursor:
-        for statement in grant_statements(role, append_only_tables()):
+        if auditor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [auditor])
+            if cursor.fetchone():
+                statements += auditor_statements(auditor, append_only_tables())
+            else:
+                logger.warning("DATABASE_AUDITOR_ROLE %s does not exist; not granted", auditor)
+        for statement in statements:
             cursor.execute(statement)

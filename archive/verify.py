@@ -159,12 +159,33 @@ def _check_checkpoint(
     if stored_root != root:
         report.add(Problem("root does not match the ledger", checkpoint=tree_size))
     try:
-        _origin, size, note_root = cp.parse_checkpoint_body(signing.open_note(note, verifiers))
+        text = signing.open_note(note, verifiers)
+        origin, size, note_root = cp.parse_checkpoint_body(text)
     except (signing.NoteError, ValueError) as exc:
         report.add(Problem(f"note does not verify: {exc}", checkpoint=tree_size))
         return
-    if (size, note_root) != (tree_size, root):
-        report.add(Problem("signed note names another tree", checkpoint=tree_size))
+    if (origin, size, note_root) != (cp.key_name(), tree_size, root):
+        report.add(Problem("signed note names another log or tree", checkpoint=tree_size))
+    created_at = row[3] if len(row) > 3 else None  # saved copies have no row of their own
+    if created_at is not None and f"\ntime {rfc3339(created_at)}\n" not in text:
+        report.add(Problem("created_at differs from the note's time", checkpoint=tree_size))
+
+
+def saved_checkpoints(notes: list[str], report: Report) -> list[tuple[int, bytes, str]]:
+    """Checkpoint rows from notes kept outside the database (an auditor's copies).
+
+    Each is checked like a stored checkpoint, so a database that lost entries and the
+    checkpoints covering them still fails against a copy taken before.
+    """
+    rows = []
+    for note in notes:
+        try:
+            _origin, size, root = cp.parse_checkpoint_body(signing.open_note(note, cp.verifiers()))
+        except (signing.NoteError, ValueError) as exc:
+            report.add(Problem(f"a saved checkpoint does not verify: {exc}"))
+            continue
+        rows.append((size, root, note))
+    return rows
 
 
 def _check_contents(
@@ -183,8 +204,13 @@ LEDGER_QUERY = (
 CONTENT_QUERY = "SELECT seq, name, salt, content FROM archive_content ORDER BY seq, name"
 
 
-def verify_ledger(*, using: str = DEFAULT_DB_ALIAS, contents: bool = True) -> Report:
-    """Verify the whole archive; the report lists problems (empty when intact)."""
+def verify_ledger(
+    *, using: str = DEFAULT_DB_ALIAS, contents: bool = True, saved_notes: list[str] | None = None
+) -> Report:
+    """Verify the whole archive; the report lists problems (empty when intact).
+
+    `saved_notes` are checkpoint notes kept outside the database, checked like stored ones.
+    """
     started = time.perf_counter()
     report = Report()
     connection = connections[using]
@@ -192,8 +218,9 @@ def verify_ledger(*, using: str = DEFAULT_DB_ALIAS, contents: bool = True) -> Re
     with transaction.atomic(using=using), connection.cursor() as cursor:
         if outermost:  # inside a caller's transaction, its snapshot is the one we verify
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cursor.execute("SELECT tree_size, root, note FROM archive_checkpoint ORDER BY tree_size")
-        checkpoints = cursor.fetchall()
+        cursor.execute("SELECT tree_size, root, note, created_at FROM archive_checkpoint")
+        checkpoints = cursor.fetchall() + saved_checkpoints(saved_notes or [], report)
+        checkpoints.sort(key=lambda row: row[0])
         cursor.execute("SELECT level, index, hash FROM archive_merklenode")
         nodes = {(level, index): bytes(h) for level, index, h in cursor.fetchall()}
         report.nodes = len(nodes)

@@ -148,6 +148,10 @@ DATABASES: dict[str, dict[str, Any]] = {"default": _database("DATABASE_URL", "cl
 if env_str("DATABASE_OWNER_URL") or EMBEDDED_DATABASE:
     DATABASES["owner"] = _database("DATABASE_OWNER_URL", "clientwindow_owner")
 DATABASE_ROUTERS = ["archive.privileges.OwnerMigratesRouter"]
+# A role that may only read the archive's tables: for auditors' own verifiers (docs/LEDGER.md).
+DATABASE_AUDITOR_ROLE = env_str(
+    "DATABASE_AUDITOR_ROLE", "clientwindow_auditor" if EMBEDDED_DATABASE else ""
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts ------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ PG_ACCOUNT = "clientwindow-pg"
 SUPERUSER = "postgres"
 OWNER = "clientwindow_owner"
 RUNTIME = "clientwindow_app"
+AUDITOR = "clientwindow_auditor"
 DBNAME = "clientwindow"
 
 
@@ -157,28 +158,26 @@ class Cluster:
             host=str(self.run_dir), port=self.port, user=user, dbname=dbname, autocommit=True
         )
 
-    def bootstrap(self, passwords: dict[str, str]) -> None:
-        """Create the owner and runtime roles and the database, as deploy/README.md describes."""
+    def bootstrap(self) -> dict[str, str]:
+        """Create the roles and the database as deploy/postgres-roles.sql does; return passwords."""
+        passwords = {role: secrets.token_urlsafe(24) for role in (OWNER, RUNTIME, AUDITOR)}
+        db = sql.Identifier(DBNAME)
         with self.connect() as conn:
-            for role, extra in ((OWNER, "CREATEDB"), (RUNTIME, "")):
+            for role, extra in ((OWNER, "CREATEDB"), (RUNTIME, ""), (AUDITOR, "")):
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}").format(
                         sql.Identifier(role), sql.SQL(extra), sql.Literal(passwords[role])
                     )
                 )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DBNAME), sql.Identifier(OWNER)
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, sql.Identifier(OWNER)))
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+            for role, rights in ((RUNTIME, "CONNECT, TEMPORARY"), (AUDITOR, "CONNECT")):
+                conn.execute(
+                    sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                        sql.SQL(rights), db, sql.Identifier(role)
+                    )
                 )
-            )
-            conn.execute(
-                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(DBNAME))
-            )
-            conn.execute(
-                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                    sql.Identifier(DBNAME), sql.Identifier(RUNTIME)
-                )
-            )
+        return passwords
 
 
 def database_env(cluster: Cluster) -> dict[str, str]:
@@ -186,6 +185,7 @@ def database_env(cluster: Cluster) -> dict[str, str]:
         "DATABASE_URL": cluster.url(RUNTIME),
         "DATABASE_OWNER_URL": cluster.url(OWNER),
         "DATABASE_SUPERUSER_URL": cluster.url(SUPERUSER),
+        "DATABASE_AUDITOR_ROLE": AUDITOR,
     }
 
 
@@ -197,7 +197,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
     try:
         cluster.initdb()
         cluster.start()
-        cluster.bootstrap({OWNER: secrets.token_urlsafe(24), RUNTIME: secrets.token_urlsafe(24)})
+        cluster.bootstrap()
         yield cluster
     finally:
         cluster.stop()
@@ -217,8 +217,7 @@ def local_cluster() -> Cluster:
     if not (cluster.data / "PG_VERSION").exists():
         cluster.initdb()
         cluster.start()
-        passwords = {OWNER: secrets.token_urlsafe(24), RUNTIME: secrets.token_urlsafe(24)}
-        cluster.bootstrap(passwords)
+        passwords = cluster.bootstrap()
         secret = VAR / "pg" / "passwords.json"
         secret.write_text(json.dumps(passwords, indent=2))
         secret.chmod(0o600)

@@ -59,6 +59,12 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
                     sql.Identifier(TEST_DB), sql.Identifier(runtime)
                 )
             )
+            if settings.DATABASE_AUDITOR_ROLE:
+                conn.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                        sql.Identifier(TEST_DB), sql.Identifier(settings.DATABASE_AUDITOR_ROLE)
+                    )
+                )
         for alias in ("default", "owner"):
             connections[alias].close()
             connections[alias].settings_dict["NAME"] = TEST_DB

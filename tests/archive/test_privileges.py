@@ -2,6 +2,7 @@
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 from psycopg import sql
 
@@ -96,3 +97,28 @@ def test_it_refuses_even_the_owner_through_triggers(change):
             conn.execute("RESET ROLE")
             conn.execute("SET session_replication_role = replica")
             conn.execute("DELETE FROM archive_verificationrun")
+
+
+def auditor_connection():
+    conn = superuser_connect()
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.DATABASE_AUDITOR_ROLE)))
+    return conn
+
+
+def test_it_lets_the_auditor_role_read_the_evidence():
+    with auditor_connection() as conn:
+        for table in [*TABLES, "archive_chainhead"]:
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO archive_checkpoint VALUES (1, '', '', now())",
+        "UPDATE archive_chainhead SET size = 5",
+        "SELECT count(*) FROM auth_user",
+    ],
+)
+def test_it_lets_the_auditor_role_do_nothing_else(statement):
+    with auditor_connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)

@@ -218,3 +218,43 @@ def test_it_exits_0_and_records_an_intact_run(archive, capsys):
 
     run = VerificationRun.objects.get()
     assert run.intact and run.entries == SIZE and run.trigger == "command"
+
+
+def test_it_checks_checkpoints_saved_outside_the_database(attacker, tmp_path):
+    """Deleting the newest entries *and* the checkpoint that covered them passes the database's
+    own checks; the auditor's saved copy of that checkpoint still catches it."""
+    (saved,) = attacker.execute(
+        "SELECT note FROM archive_checkpoint WHERE tree_size = 600"
+    ).fetchone()
+    attacker.execute("DELETE FROM archive_checkpoint WHERE tree_size = 600")
+    attacker.execute("DELETE FROM archive_content WHERE seq >= 300")
+    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq >= 300")
+    attacker.execute("DELETE FROM archive_merklenode WHERE level = 9 OR index >= 1")
+    (link,) = attacker.execute("SELECT link FROM archive_ledgerentry WHERE seq = 299").fetchone()
+    frontier = CompactRange()
+    for (leaf,) in attacker.execute("SELECT leaf_hash FROM archive_ledgerentry ORDER BY seq"):
+        frontier.append(bytes(leaf))
+    attacker.execute(
+        "UPDATE archive_chainhead SET size = 300, link = %s, frontier = %s",
+        [link, frontier.to_bytes()],
+    )
+    assert verify_ledger().intact
+    report = verify_ledger(saved_notes=[saved])
+    assert first(report) == (None, 600)
+    note_file = tmp_path / "checkpoint-600.txt"
+    note_file.write_text(saved)
+    with pytest.raises(SystemExit):
+        call_command("verify_archive", "--against", str(note_file), "--no-record")
+
+
+def test_it_rejects_a_saved_checkpoint_that_is_not_ours(archive):
+    report = verify_ledger(saved_notes=["clientwindow.local/ledger\n1\nAAAA\n\n— x AAAA\n"])
+    assert "saved checkpoint does not verify" in report.first_problem.what
+
+
+def test_it_finds_a_checkpoint_time_that_differs_from_its_note(attacker):
+    attacker.execute(
+        "UPDATE archive_checkpoint SET created_at = created_at - interval '1 day'"
+        " WHERE tree_size = 100"
+    )
+    assert first(verify_ledger()) == (None, 100)

@@ -1,7 +1,8 @@
 import json
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from archive.verify import record_run, verify_ledger
 
@@ -15,11 +16,23 @@ class Command(BaseCommand):
             "--skip-contents", action="store_true", help="do not re-check content commitments"
         )
         parser.add_argument(
+            "--against",
+            action="append",
+            default=[],
+            type=Path,
+            metavar="NOTE_FILE",
+            help="also check a checkpoint note saved outside the database (repeatable)",
+        )
+        parser.add_argument(
             "--no-record", action="store_true", help="do not record the result in the archive"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = verify_ledger(contents=not options["skip_contents"])
+        try:
+            notes = [path.read_text() for path in options["against"]]
+        except OSError as exc:
+            raise CommandError(f"cannot read a saved checkpoint: {exc}") from None
+        report = verify_ledger(contents=not options["skip_contents"], saved_notes=notes)
         if not options["no_record"]:
             record_run(report, trigger="command")
         if options["json"]:
