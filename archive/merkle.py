@@ -32,6 +32,9 @@ SubtreeSource = Callable[[int, int], bytes]
 Node = tuple[int, int, bytes]
 """(level, index, hash) of a perfect subtree."""
 
+BytesLike = bytes | bytearray | memoryview
+"""What the verifiers accept for a hash: database drivers hand back memoryview or bytearray."""
+
 
 class ProofError(ValueError):
     """A proof, or the claim it is checked against, does not verify or is malformed."""
@@ -71,7 +74,7 @@ def _is_perfect(start: int, end: int) -> bool:
 
 
 def _is_valid_subtree(start: int, end: int) -> bool:
-    """MTC draft validity; an empty range counts as valid, as in transparency-dev's isSubtreeValid."""
+    """MTC draft validity; an empty range is valid, as in transparency-dev's isSubtreeValid."""
     if start > end:
         return False
     return start in (0, end) or start % _bit_ceil(end - start) == 0
@@ -106,7 +109,7 @@ class CompactRange:
     def append(self, leaf: bytes) -> list[Node]:
         """Add one leaf hash; return the nodes at level >= 1 that this leaf completed, lowest first.
 
-        Amortised O(1): a leaf merges with the trailing subtrees exactly as a binary counter carries.
+        Amortised O(1): a leaf merges with the trailing subtrees as a binary counter carries.
         """
         if len(leaf) != HASH_SIZE:
             raise ValueError(f"a leaf hash is {HASH_SIZE} bytes, got {len(leaf)}")
@@ -141,7 +144,7 @@ class CompactRange:
         return b"".join(self._hashes)
 
     @classmethod
-    def from_bytes(cls, size: int, blob: bytes) -> "CompactRange":
+    def from_bytes(cls, size: int, blob: BytesLike) -> "CompactRange":
         """Rebuild the range `to_bytes` produced for `size` leaves; ValueError if they disagree."""
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_UINT64:
             raise ValueError(f"size must be an integer in [0, 2**64), got {size!r}")
@@ -300,8 +303,7 @@ def _uint(name: str, value: object) -> int:
 
 
 def _bytes(name: str, value: object) -> bytes:
-    # Database drivers hand back memoryview (psycopg bytea) or bytearray; accept any of them.
-    if not isinstance(value, bytes | bytearray | memoryview):
+    if not isinstance(value, BytesLike):
         raise ProofError(f"{name} must be bytes, got {type(value).__name__}")
     return bytes(value)
 
@@ -329,7 +331,7 @@ def _match(name: str, computed: bytes, expected: bytes) -> None:
 
 
 def root_from_inclusion_proof(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes]
+    leaf_hash: BytesLike, index: int, tree_size: int, proof: Sequence[BytesLike]
 ) -> bytes:
     """The root that `proof` implies for leaf `index` of a tree of `tree_size` (RFC 9162 §2.1.3.2).
 
@@ -357,7 +359,7 @@ def root_from_inclusion_proof(
 
 
 def verify_inclusion(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: BytesLike, index: int, tree_size: int, proof: Sequence[BytesLike], root: BytesLike
 ) -> None:
     """Check that leaf `index` with `leaf_hash` is in the tree (`tree_size`, `root`)."""
     computed = root_from_inclusion_proof(leaf_hash, index, tree_size, proof)
@@ -365,7 +367,11 @@ def verify_inclusion(
 
 
 def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+    old_size: int,
+    new_size: int,
+    old_root: BytesLike,
+    new_root: BytesLike,
+    proof: Sequence[BytesLike],
 ) -> None:
     """Check that the tree (old_size, old_root) is a prefix of (new_size, new_root).
 
@@ -417,7 +423,12 @@ def _chain_consistency(size1: int, size2: int, path: list[bytes]) -> tuple[bytes
 
 
 def verify_subtree_inclusion(
-    leaf_hash: bytes, index: int, start: int, end: int, proof: Sequence[bytes], root: bytes
+    leaf_hash: BytesLike,
+    index: int,
+    start: int,
+    end: int,
+    proof: Sequence[BytesLike],
+    root: BytesLike,
 ) -> None:
     """Check that leaf `index` is in the subtree [start, end) whose hash is `root`.
 
@@ -433,13 +444,19 @@ def verify_subtree_inclusion(
 
 
 def verify_subtree_consistency(
-    start: int, end: int, size: int, subtree_root: bytes, tree_root: bytes, proof: Sequence[bytes]
+    start: int,
+    end: int,
+    size: int,
+    subtree_root: BytesLike,
+    tree_root: BytesLike,
+    proof: Sequence[BytesLike],
 ) -> None:
     """Check that subtree [start, end) with hash `subtree_root` is part of the tree (size, root).
 
     transparency-dev VerifySubtreeConsistency (argument order as in its test vectors: start, end,
     size, root1 = subtree root, root2 = tree root). An empty subtree only needs an empty proof and
-    the empty-tree hash: it says nothing about the tree, so `tree_root` is not compared.
+    the empty-tree hash: it says nothing about the tree, so `tree_root` is not compared (this is
+    what the vector generator's "subtree is empty" probes require).
     """
     start, end, size = _uint("start", start), _uint("end", end), _uint("size", size)
     sub_root, root, path = (

@@ -204,6 +204,9 @@ if not LOCAL_RUN:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # HSTS preload submits the firm's whole domain to browsers' lists: the operator's decision
+    # (SECURE_HSTS_PRELOAD), not a default; so its reminder is not a deploy-check failure.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
     if env_bool("SECURE_PROXY_SSL_HEADER", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -1,4 +1,4 @@
-"""Tests for archive.merkle: transparency-dev vectors, generated proofs and hypothesis properties."""
+"""archive.merkle: transparency-dev vectors, generated proofs and hypothesis properties."""
 
 import base64
 import functools
@@ -259,7 +259,7 @@ def test_it_round_trips_through_bytes(n: int, more: int) -> None:
     ("size", "blob"), [(3, bytes(32)), (1, bytes(33)), (-1, b""), (0, bytes(32))]
 )
 def test_it_refuses_a_blob_of_the_wrong_shape(size: int, blob: bytes) -> None:
-    with pytest.raises(ValueError, match="size|hashes"):
+    with pytest.raises(ValueError, match=r"size|hashes"):
         CompactRange.from_bytes(size, blob)
 
 
@@ -385,6 +385,28 @@ def test_it_rejects_any_flipped_bit_in_a_subtree_claim(
     parts[pick % len(parts)] = _flip(parts[pick % len(parts)], bit)
     with pytest.raises(ProofError):
         verify_subtree_consistency(start, end, size, parts[0], parts[1], parts[2:])
+
+
+def _tampered(proof: list[bytes], extra: bytes) -> list[list[bytes]]:
+    """The proof with an element added at either end, or its last one removed."""
+    return [[*proof, extra], [extra, *proof]] + ([proof[:-1]] if proof else [])
+
+
+@given(_subtrees())
+@PROPS
+def test_it_rejects_added_or_removed_proof_elements(case: tuple[int, int, int]) -> None:
+    start, end, size = case
+    tree = _tree(size)
+    sub_root, root = tree.subtree(start, end), tree.root()
+    for bad in _tampered(inclusion_proof(end - 1, size, tree.subtree), root):
+        with pytest.raises(ProofError):
+            verify_inclusion(_leaves(size)[end - 1], end - 1, size, bad, root)
+    for bad in _tampered(consistency_proof(end, size, tree.subtree), root):
+        with pytest.raises(ProofError):
+            verify_consistency(end, size, tree.root(end), root, bad)
+    for bad in _tampered(subtree_consistency_proof(start, end, size, tree.subtree), root):
+        with pytest.raises(ProofError):
+            verify_subtree_consistency(start, end, size, sub_root, root, bad)
 
 
 @given(_subtrees(), st.integers(-3, 3), st.integers(-3, 3))
