@@ -15,7 +15,6 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dj_database_url
@@ -26,36 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import call_command
 
-from archive import ledger
-from archive.checkpoints import create_checkpoint, verifier_key_text
-from archive.ledger import Fact
+from archive.checkpoints import verifier_key_text
 from tests.archive import independent_verifier as iv
+from tests.archive.conftest import SIZE
 from tests.conftest import TEST_DB, superuser_connect
-
-SIZE = 600
-CHECKPOINTS = (100, 300, 600)
-
-
-@pytest.fixture
-def archive(committed: None) -> None:
-    """The same ledger as test_verify.py's: 600 messages, checkpoints at 100, 300 and 600."""
-    done = 0
-    for size in CHECKPOINTS:
-        facts = [
-            Fact("test.message", {"n": n}, {"body": f"message {n}".encode()})
-            for n in range(done, size)
-        ]
-        for start in range(0, len(facts), 50):
-            ledger.append(facts[start : start + 50])
-        create_checkpoint()
-        done = size
-
-
-@pytest.fixture
-def attacker(archive: None) -> Iterator[psycopg.Connection]:
-    with superuser_connect() as conn:
-        conn.execute("SET session_replication_role = replica")
-        yield conn
 
 
 def audit() -> list[str]:

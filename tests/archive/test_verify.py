@@ -5,42 +5,16 @@ triggers do not stop them, only the hashes and the signatures do.
 """
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from archive import ledger
-from archive.checkpoints import create_checkpoint
 from archive.ledger import Fact, chain_link
 from archive.merkle import CompactRange, leaf_hash
 from archive.verify import verify_ledger
-from tests.conftest import superuser_connect
-
-SIZE = 600
-CHECKPOINTS = (100, 300, 600)
-
-
-@pytest.fixture
-def archive(committed: None) -> None:
-    done = 0
-    for size in CHECKPOINTS:
-        facts = [
-            Fact("test.message", {"n": n}, {"body": f"message {n}".encode()})
-            for n in range(done, size)
-        ]
-        for start in range(0, len(facts), 50):
-            ledger.append(facts[start : start + 50])
-        create_checkpoint()
-        done = size
-
-
-@pytest.fixture
-def attacker(archive: None) -> Iterator[object]:
-    with superuser_connect() as conn:
-        conn.execute("SET session_replication_role = replica")
-        yield conn
+from tests.archive.conftest import SIZE
 
 
 def first(report):
