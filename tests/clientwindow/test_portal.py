@@ -111,3 +111,20 @@ def test_it_sends_security_headers(login, reviewer):
     response = login(reviewer).get(reverse("home"))
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("model", ["ledgerentry", "checkpoint", "verificationrun"])
+def test_it_shows_the_evidence_read_only_in_the_admin(login, admin_user, model):
+    ledger.append([Fact("test.fact")])
+    create_checkpoint()
+    client = login(admin_user)
+    assert client.get(reverse(f"admin:archive_{model}_changelist")).status_code == 200
+    assert client.get(reverse(f"admin:archive_{model}_add")).status_code == 403
+
+
+def test_it_shows_times_in_the_firm_zone_with_utc_on_hover(login, auditor, settings):
+    settings.TIME_ZONE = "Europe/Zurich"
+    ledger.append([Fact("test.fact")])
+    checkpoint = create_checkpoint()
+    page = login(auditor).get(reverse("home")).content.decode()
+    assert f'title="{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC"' in page
