@@ -1,7 +1,9 @@
 # ClientWindow — `make run` starts the portal, `make test` runs the whole suite.
 SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo var/tools/bin/uv)
-PY = UV_PYTHON_DOWNLOADS=never $(UV) run --frozen --quiet python
+# This machine has Python; uv must never download an interpreter of its own.
+export UV_PYTHON_DOWNLOADS := never
+PY = $(UV) run --frozen --quiet python
 THROWAWAY = $(PY) scripts/localdev.py throwaway --
 
 .PHONY: help setup run test lint pytest bench check-deploy clean

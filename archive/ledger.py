@@ -7,87 +7,50 @@ tables for the runtime role, and its insert trigger refuses an entry whose hashe
 wrong, so a bug here cannot fork or break the chain either.
 """
 
-import hashlib
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from typing import Any
 
-import rfc8785
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from archive.envelope import (
+    COMMIT_PREFIX,
+    ENVELOPE_VERSION,
+    NAME_RE,
+    RESERVED_KEYS,
+    SALT_BYTES,
+    ZERO_LINK,
+    Fact,
+    LedgerError,
+    Scalar,
+    build_envelope,
+    chain_link,
+    commitment,
+    commitment_tag,
+    rfc3339,
+)
 from archive.merkle import CompactRange, leaf_hash
 from archive.models import LedgerEntry
 
-ENVELOPE_VERSION = 1
-ZERO_LINK = bytes(32)
-SALT_BYTES = 32
+__all__ = [
+    "COMMIT_PREFIX",
+    "ENVELOPE_VERSION",
+    "NODE_MIN_LEVEL",
+    "RESERVED_KEYS",
+    "ZERO_LINK",
+    "Fact",
+    "LedgerError",
+    "Scalar",
+    "append",
+    "build_envelope",
+    "chain_link",
+    "commitment",
+    "commitment_tag",
+    "rfc3339",
+]
+
 # Subtrees of 2**8 leaves and larger are stored (archive_merklenode); proofs read those rows.
 NODE_MIN_LEVEL = 8
-RESERVED_KEYS = frozenset({"v", "seq", "kind", "sealed_at"})
-COMMIT_PREFIX = "commit."
-NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
-
-Scalar = str | int | bool | None
-
-
-class LedgerError(ValueError):
-    """A fact that cannot be sealed as given (the caller's mistake, not the archive's)."""
-
-
-@dataclass(frozen=True)
-class Fact:
-    """What a caller asks to seal: a kind, public scalar fields, and named private contents."""
-
-    kind: str
-    fields: Mapping[str, Scalar] = field(default_factory=dict)
-    contents: Mapping[str, bytes] = field(default_factory=dict)
-
-
-def commitment_tag(name: str) -> bytes:
-    """The domain tag that keeps commitments to different kinds of content apart."""
-    return b"clientwindow:" + name.encode("ascii") + b"\x00"
-
-
-def commitment(name: str, salt: bytes, content: bytes) -> bytes:
-    """sha256(tag ‖ salt ‖ content): hides the content, and binds it once it is disclosed."""
-    return hashlib.sha256(commitment_tag(name) + salt + content).digest()
-
-
-def chain_link(previous: bytes, leaf: bytes) -> bytes:
-    return hashlib.sha256(b"\x02" + previous + leaf).digest()
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC with exactly six fractional digits, as PostgreSQL's timestamptz stores it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def build_envelope(
-    seq: int, fact: Fact, sealed_at: datetime, commits: Mapping[str, bytes]
-) -> bytes:
-    """The canonical bytes that the leaf hash covers."""
-    if not NAME_RE.fullmatch(fact.kind):
-        raise LedgerError(f"invalid kind {fact.kind!r}")
-    body: dict[str, Scalar] = {
-        "v": ENVELOPE_VERSION,
-        "seq": seq,
-        "kind": fact.kind,
-        "sealed_at": rfc3339(sealed_at),
-    }
-    for key, value in fact.fields.items():
-        if key in RESERVED_KEYS or key.startswith(COMMIT_PREFIX) or not NAME_RE.fullmatch(key):
-            raise LedgerError(f"invalid or reserved field name {key!r}")
-        if not (value is None or isinstance(value, str | int | bool)):
-            raise LedgerError(f"field {key!r} must be a string, integer, boolean or null")
-        body[key] = value
-    for name, digest in commits.items():
-        body[COMMIT_PREFIX + name] = digest.hex()
-    try:
-        return rfc8785.dumps(body)
-    except rfc8785.CanonicalizationError as exc:
-        raise LedgerError(f"fact {fact.kind!r} cannot be canonicalised: {exc}") from None
 
 
 def _commit_contents(fact: Fact) -> tuple[dict[str, bytes], list[tuple[str, bytes, bytes]]]:
@@ -110,26 +73,30 @@ def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[Ledg
     """
     if not facts:
         return []
+    # Salts and commitments need no seq: computed before taking the lock, to hold it less long.
+    committed = [(fact, *_commit_contents(fact)) for fact in facts]
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SELECT size, link, frontier FROM archive_chainhead WHERE id = 1 FOR UPDATE")
         size, link, frontier_blob = cursor.fetchone()
-        cursor.execute("SELECT clock_timestamp()")
+        cursor.execute("SELECT clock_timestamp()")  # read under the lock: times follow seq
         (sealed_at,) = cursor.fetchone()
         frontier = CompactRange.from_bytes(size, bytes(frontier_blob))
         link = bytes(link)
         entries: list[LedgerEntry] = []
         content_rows: list[tuple[int, str, bytes, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, fact in enumerate(facts, start=size):
-            commits, rows = _commit_contents(fact)
+        for seq, (fact, commits, rows) in enumerate(committed, start=size):
             envelope = build_envelope(seq, fact, sealed_at, commits)
             leaf = leaf_hash(envelope)
             link = chain_link(link, leaf)
             entries.append(LedgerEntry(seq, fact.kind, envelope, leaf, link, sealed_at))
             content_rows.extend((seq, *row) for row in rows)
             nodes.extend(node for node in frontier.append(leaf) if node[0] >= NODE_MIN_LEVEL)
-        _write(cursor.cursor, entries, content_rows, nodes)
+        write = _copy if len(entries) >= COPY_FROM_ROWS else _insert
+        write(cursor.cursor, ENTRY_TABLE, [_entry_row(e) for e in entries])
+        write(cursor.cursor, CONTENT_TABLE, content_rows)
+        write(cursor.cursor, NODE_TABLE, nodes)
         cursor.execute(
             "UPDATE archive_chainhead SET size = %s, link = %s, frontier = %s WHERE id = 1",
             [frontier.size, link, frontier.to_bytes()],
@@ -140,27 +107,26 @@ def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[Ledg
     return entries
 
 
-def _write(
-    raw_cursor: object,
-    entries: list[LedgerEntry],
-    contents: list[tuple[int, str, bytes, bytes]],
-    nodes: list[tuple[int, int, bytes]],
-) -> None:
-    """COPY the batch in: the fastest way PostgreSQL takes rows, and triggers still fire."""
-    with raw_cursor.copy(  # type: ignore[attr-defined]
-        "COPY archive_ledgerentry (seq, kind, envelope, leaf_hash, link, sealed_at) FROM STDIN"
-    ) as copy:
-        for e in entries:
-            copy.write_row((e.seq, e.kind, e.envelope, e.leaf_hash, e.link, e.sealed_at))
-    if contents:
-        with raw_cursor.copy(  # type: ignore[attr-defined]
-            "COPY archive_content (seq, name, salt, content) FROM STDIN"
-        ) as copy:
-            for row in contents:
+# Small batches INSERT in one pipelined round trip; larger ones COPY, the fastest way PostgreSQL
+# takes rows (its triggers fire either way).
+COPY_FROM_ROWS = 8
+ENTRY_TABLE = "archive_ledgerentry (seq, kind, envelope, leaf_hash, link, sealed_at)"
+CONTENT_TABLE = "archive_content (seq, name, salt, content)"
+NODE_TABLE = "archive_merklenode (level, index, hash)"
+
+
+def _entry_row(entry: LedgerEntry) -> tuple[object, ...]:
+    return (entry.seq, entry.kind, entry.envelope, entry.leaf_hash, entry.link, entry.sealed_at)
+
+
+def _copy(raw_cursor: Any, table: str, rows: Sequence[tuple[object, ...]]) -> None:
+    if rows:
+        with raw_cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
                 copy.write_row(row)
-    if nodes:
-        with raw_cursor.copy(  # type: ignore[attr-defined]
-            "COPY archive_merklenode (level, index, hash) FROM STDIN"
-        ) as copy:
-            for node in nodes:
-                copy.write_row(node)
+
+
+def _insert(raw_cursor: Any, table: str, rows: Sequence[tuple[object, ...]]) -> None:
+    if rows:
+        marks = ", ".join(["%s"] * len(rows[0]))
+        raw_cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608

@@ -1,45 +1,38 @@
 """verify_archive: re-check everything the ledger promises, streaming, without trusting caches.
 
-Checks, in one REPEATABLE READ snapshot: contiguous `seq` from 0; each envelope is RFC 8785
-canonical and names its own seq, kind and sealed_at; `leaf_hash` and `link` recompute; every
-checkpoint's root equals the RFC 6962 root recomputed from the leaves and its note's signature
-verifies; stored Merkle nodes equal the recomputed ones; every content row present still matches
-its salted commitment; the chain head agrees with the ledger's end.
+In one REPEATABLE READ snapshot: the per-entry checks of archive/chain_check.py (contiguous seq,
+canonical envelopes, leaf hashes, links, content commitments), run in parallel worker processes
+on large ledgers; then, over the recomputed leaf hashes, every checkpoint's RFC 6962 root and
+signature (and those of checkpoints saved outside the database), the stored Merkle nodes, and the
+chain head.
 """
 
-import hashlib
-import json
+import math
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
+from multiprocessing import get_context
 from typing import Any
 
-import rfc8785
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from archive import checkpoints as cp
 from archive import signing
-from archive.ledger import COMMIT_PREFIX, ZERO_LINK, commitment, rfc3339
+from archive.chain_check import MAX_PROBLEMS, ChunkResult, Problem, check_range, check_range_on
+from archive.envelope import rfc3339
 from archive.merkle import CompactRange
 from archive.models import VerificationRun
 
-FETCH = 10_000
-MAX_PROBLEMS = 100
+__all__ = ["Problem", "Report", "record_run", "verify_ledger"]
 
-
-@dataclass(frozen=True)
-class Problem:
-    what: str
-    seq: int | None = None
-    checkpoint: int | None = None
-
-    def __str__(self) -> str:
-        where = f"seq {self.seq}" if self.seq is not None else f"checkpoint {self.checkpoint}"
-        if self.seq is None and self.checkpoint is None:
-            where = "ledger"
-        return f"{where}: {self.what}"
+# Below this many entries one process is quicker than starting workers.
+PARALLEL_MIN_ENTRIES = 100_000
+CHUNK_MAX_ENTRIES = 250_000
+NODE_MIN_LEVEL = 8
 
 
 @dataclass
@@ -48,6 +41,7 @@ class Report:
     checkpoints: int = 0
     contents: int = 0
     nodes: int = 0
+    workers: int = 1
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -57,7 +51,7 @@ class Report:
 
     @property
     def first_problem(self) -> Problem | None:
-        """The first problem met walking the ledger in seq order."""
+        """The first problem in ledger order."""
         return self.problems[0] if self.problems else None
 
     @property
@@ -65,8 +59,17 @@ class Report:
         return min((p.seq for p in self.problems if p.seq is not None), default=None)
 
     def add(self, problem: Problem) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(problem)
+        self.problems.append(problem)
+
+    def sort_problems(self) -> None:
+        """Ledger order: a checkpoint's problem sits at the last entry it covers."""
+
+        def position(problem: Problem) -> float:
+            if problem.seq is not None:
+                return problem.seq
+            return problem.checkpoint - 1 if problem.checkpoint is not None else math.inf
+
+        self.problems = sorted(self.problems, key=position)[:MAX_PROBLEMS]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class Report:
             "checkpoints": self.checkpoints,
             "contents_checked": self.contents,
             "merkle_nodes_checked": self.nodes,
+            "workers": self.workers,
             "seconds": round(self.seconds, 3),
             "first_bad_seq": self.first_bad_seq,
             "problems": [
@@ -83,72 +87,45 @@ class Report:
         }
 
 
-def _stream(raw: Any, name: str, query: str) -> Iterator[tuple[Any, ...]]:
-    """Rows of `query` through a server-side cursor with binary transfer (no hex decoding)."""
-    with raw.cursor(name=name, binary=True) as cursor:
-        cursor.itersize = FETCH
-        cursor.execute(query)
-        while rows := cursor.fetchmany(FETCH):
-            yield from rows
+class _TreeWalk:
+    """Rebuilds the Merkle tree from recomputed leaves, checking checkpoints and stored nodes."""
 
+    def __init__(self, report: Report, checkpoints: list[tuple[Any, ...]], nodes: dict) -> None:  # type: ignore[type-arg]
+        self.report, self.nodes, self.frontier = report, nodes, CompactRange()
+        self.pending = iter(checkpoints)
+        self.next_cp = next(self.pending, None)
+        self.verifiers = cp.verifiers() if checkpoints else []
 
-def _is_canonical(envelope: bytes, body: dict[str, Any]) -> bool:
-    # For our value domain (ASCII keys, strings, safe integers, booleans, null) sorted compact
-    # json.dumps equals RFC 8785; anything that differs is settled by rfc8785 itself.
-    fast = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if fast.encode() == envelope:
-        return True
-    try:
-        return bool(rfc8785.dumps(body) == envelope)
-    except rfc8785.CanonicalizationError:
-        return False
+    def leaves(self, blob: bytes) -> None:
+        frontier, nodes, add = self.frontier, self.nodes, self.report.add
+        for offset in range(0, len(blob), 32):
+            for level, index, node in frontier.append(blob[offset : offset + 32]):
+                if level >= NODE_MIN_LEVEL and nodes.pop((level, index), None) != node:
+                    add(
+                        Problem(
+                            f"stored Merkle node {level}/{index} is wrong or missing",
+                            frontier.size - 1,
+                        )
+                    )
+            while self.next_cp is not None and self.next_cp[0] <= frontier.size:
+                if self.next_cp[0] == frontier.size:
+                    _check_checkpoint(self.report, self.next_cp, frontier.root(), self.verifiers)
+                self.next_cp = next(self.pending, None)
 
-
-class _Walker:
-    """Walks the ledger in seq order, keeping the expected link and the Merkle frontier."""
-
-    def __init__(self, report: Report, nodes: dict[tuple[int, int], bytes]) -> None:
-        self.report, self.nodes = report, nodes
-        self.link, self.seq, self.frontier = ZERO_LINK, 0, CompactRange()
-        self.last_time: datetime | None = None
-        self.last_time_text = ""
-
-    def entry(self, row: tuple[Any, ...]) -> Any:
-        seq, kind, envelope, stored_leaf, stored_link, sealed_at = row
-        report, sha256 = self.report, hashlib.sha256
-        if seq != self.seq:
-            report.add(Problem(f"entry missing (the next one present is seq {seq})", self.seq))
-            self.seq = seq
-        leaf = sha256(b"\x00" + envelope).digest()
-        if leaf != stored_leaf:
-            report.add(Problem("leaf_hash does not match the envelope", seq))
-        link = sha256(b"\x02" + self.link + leaf).digest()
-        if link != stored_link:
-            report.add(Problem("link does not match the chain", seq))
-        self.link, self.seq = bytes(stored_link), seq + 1
-        for level, index, node in self.frontier.append(leaf):
-            stored = self.nodes.pop((level, index), None) if level >= 8 else node
-            if stored != node:
-                report.add(Problem(f"stored Merkle node {level}/{index} is wrong or missing", seq))
-        return self._envelope(seq, kind, bytes(envelope), sealed_at)
-
-    def _envelope(self, seq: int, kind: str, envelope: bytes, sealed_at: datetime) -> Any:
-        try:
-            body = json.loads(envelope)
-        except ValueError:
-            self.report.add(Problem("envelope is not JSON", seq))
-            return None
-        if sealed_at != self.last_time:
-            self.last_time, self.last_time_text = sealed_at, rfc3339(sealed_at)
-        if not isinstance(body, dict) or not _is_canonical(envelope, body):
-            self.report.add(Problem("envelope is not RFC 8785 canonical JSON", seq))
-        elif (body.get("seq"), body.get("kind"), body.get("sealed_at")) != (
-            seq,
-            kind,
-            self.last_time_text,
-        ):
-            self.report.add(Problem("envelope does not name this entry's seq, kind and time", seq))
-        return body
+    def finish(self, head: tuple[Any, ...] | None, last_link: bytes) -> None:
+        size = self.frontier.size
+        for rest in [self.next_cp, *self.pending]:
+            if rest is not None:
+                self.report.checkpoints += 1
+                self.report.add(
+                    Problem(
+                        f"covers {rest[0]} entries but the ledger holds {size}", checkpoint=rest[0]
+                    )
+                )
+        for level, index in sorted(self.nodes):
+            self.report.add(Problem(f"stored Merkle node {level}/{index} lies beyond the ledger"))
+        if head is None or (head[0], bytes(head[1])) != (size, last_link):
+            self.report.add(Problem(f"chain head does not match the ledger's end ({size} entries)"))
 
 
 def _check_checkpoint(
@@ -188,28 +165,56 @@ def saved_checkpoints(notes: list[str], report: Report) -> list[tuple[int, bytes
     return rows
 
 
-def _check_contents(
-    report: Report, seq: int, body: dict[str, Any] | None, rows: list[tuple[Any, ...]]
-) -> None:
-    for _seq, name, salt, content in rows:
-        report.contents += 1
-        expected = (body or {}).get(COMMIT_PREFIX + name)
-        if expected != commitment(name, bytes(salt), bytes(content)).hex():
-            report.add(Problem(f"content {name!r} does not match its commitment", seq))
+def _conninfo(settings_dict: dict[str, Any]) -> dict[str, Any]:
+    """libpq parameters for worker processes (the same role and database as `using`)."""
+    info = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict["USER"] or None,
+        "password": settings_dict["PASSWORD"] or None,
+        "host": settings_dict["HOST"] or None,
+        "port": settings_dict["PORT"] or None,
+    }
+    options = settings_dict.get("OPTIONS", {})
+    info.update({k: v for k, v in options.items() if isinstance(v, str | int)})
+    return {k: v for k, v in info.items() if v is not None}
 
 
-LEDGER_QUERY = (
-    "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry ORDER BY seq"
-)
-CONTENT_QUERY = "SELECT seq, name, salt, content FROM archive_content ORDER BY seq, name"
+def _chunks(size: int, workers: int) -> list[tuple[int, int]]:
+    count = max(workers, math.ceil(size / CHUNK_MAX_ENTRIES))
+    step = math.ceil(size / count) if size else 1
+    return [(start, min(start + step, size)) for start in range(0, size, step)]
+
+
+def _parallel(
+    connection: Any, cursor: Any, size: int, workers: int, contents: bool
+) -> Iterator[ChunkResult]:
+    cursor.execute("SELECT pg_export_snapshot()")
+    (snapshot,) = cursor.fetchone()
+    info = _conninfo(connection.settings_dict)
+    ranges = _chunks(size, workers)
+    # spawn, not fork: a forked child would share (and could close) this process's connections.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(
+            check_range,
+            [info] * len(ranges),
+            [snapshot] * len(ranges),
+            [start for start, _ in ranges],
+            [end for _, end in ranges],
+            [contents] * len(ranges),
+        )
 
 
 def verify_ledger(
-    *, using: str = DEFAULT_DB_ALIAS, contents: bool = True, saved_notes: list[str] | None = None
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    contents: bool = True,
+    saved_notes: list[str] | None = None,
+    workers: int | None = None,
 ) -> Report:
     """Verify the whole archive; the report lists problems (empty when intact).
 
     `saved_notes` are checkpoint notes kept outside the database, checked like stored ones.
+    `workers` processes share the entry checks (default: the CPUs, for large ledgers).
     """
     started = time.perf_counter()
     report = Report()
@@ -226,67 +231,35 @@ def verify_ledger(
         report.nodes = len(nodes)
         cursor.execute("SELECT size, link FROM archive_chainhead WHERE id = 1")
         head = cursor.fetchone()
-        walker = _Walker(report, nodes)
-        raw = connection.connection
-        _walk(
-            walker,
-            _stream(raw, "verify_ledger", LEDGER_QUERY),
-            checkpoints,
-            _stream(raw, "verify_contents", CONTENT_QUERY) if contents else iter(()),
-        )
-        _check_end(walker, head)
+        cursor.execute("SELECT coalesce(max(seq), -1) + 1 FROM archive_ledgerentry")
+        (size,) = cursor.fetchone()
+        if workers is None:
+            workers = min(os.cpu_count() or 1, 8) if size >= PARALLEL_MIN_ENTRIES else 1
+        report.workers = workers if outermost else 1  # workers cannot see uncommitted rows
+        results: Iterable[ChunkResult]
+        if report.workers > 1:
+            results = _parallel(connection, cursor, size, report.workers, contents)
+        else:
+            results = [check_range_on(connection.connection, 0, size, contents)]
+        _merge(report, results, _TreeWalk(report, checkpoints, nodes), head)
+    report.sort_problems()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _walk(
-    walker: _Walker,
-    entries: Iterator[tuple[Any, ...]],
-    checkpoints: list[tuple[Any, ...]],
-    content_rows: Iterator[tuple[Any, ...]],
+def _merge(
+    report: Report, results: Iterable[ChunkResult], tree: _TreeWalk, head: tuple[Any, ...] | None
 ) -> None:
-    """Merge the three seq-ordered streams: entries, their contents, and the checkpoints."""
-    report = walker.report
-    verifiers = cp.verifiers() if checkpoints else []
-    pending = iter(checkpoints)
-    next_cp = next(pending, None)
-    content = next(content_rows, None)
-    for row in entries:
-        report.entries += 1
-        seq, body = row[0], walker.entry(row)
-        mine = []
-        while content is not None and content[0] <= seq:
-            if content[0] < seq:
-                report.add(Problem("content row belongs to no entry", content[0]))
-            else:
-                mine.append(content)
-            content = next(content_rows, None)
-        _check_contents(report, seq, body, mine)
-        while next_cp is not None and next_cp[0] <= walker.frontier.size:
-            if next_cp[0] == walker.frontier.size:
-                _check_checkpoint(report, next_cp, walker.frontier.root(), verifiers)
-            next_cp = next(pending, None)
-    for rest in [next_cp, *pending]:
-        if rest is not None:
-            report.checkpoints += 1
-            report.add(
-                Problem(
-                    f"covers {rest[0]} entries but the ledger holds {walker.frontier.size}",
-                    checkpoint=rest[0],
-                )
-            )
-    if content is not None:
-        report.add(Problem("content rows after the last entry", content[0]))
-
-
-def _check_end(walker: _Walker, head: tuple[Any, ...] | None) -> None:
-    """Nodes nobody matched, and a chain head that disagrees with the ledger's end."""
-    for level, index in sorted(walker.nodes):
-        walker.report.add(Problem(f"stored Merkle node {level}/{index} lies beyond the ledger"))
-    if head is None or (head[0], bytes(head[1])) != (walker.frontier.size, walker.link):
-        walker.report.add(
-            Problem(f"chain head does not match the ledger's end (seq {walker.frontier.size - 1})")
-        )
+    last_link = bytes(32)
+    for result in results:
+        report.entries += result.entries
+        report.contents += result.contents
+        for problem in result.problems:
+            report.add(problem)
+        tree.leaves(bytes(result.leaves))
+        if result.entries:
+            last_link = bytes(result.last_link)
+    tree.finish(head, last_link)
 
 
 def record_run(report: Report, *, trigger: str) -> VerificationRun:

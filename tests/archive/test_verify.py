@@ -4,6 +4,7 @@ The attacker here is a database superuser with triggers switched off: privileges
 triggers do not stop them, only the hashes and the signatures do.
 """
 
+import functools
 import json
 
 import pytest
@@ -17,86 +18,92 @@ from archive.verify import verify_ledger
 from tests.archive.conftest import SIZE
 
 
+@pytest.fixture(params=[1, 2], ids=["one process", "two workers"])
+def verify(request):
+    """Every tampering test runs in one process and with parallel workers."""
+    return functools.partial(verify_ledger, workers=request.param)
+
+
 def first(report):
     problem = report.first_problem
     return (problem.seq, problem.checkpoint)
 
 
-def test_it_finds_an_untouched_archive_intact(archive):
-    report = verify_ledger()
+def test_it_finds_an_untouched_archive_intact(archive, verify):
+    report = verify()
     assert report.intact, report.problems
     assert (report.entries, report.checkpoints, report.contents) == (SIZE, 3, SIZE)
 
 
-def test_it_checks_the_stored_merkle_nodes(archive):
-    assert verify_ledger().nodes == 2 + 1  # two 256-leaf subtrees and their 512-leaf parent
+def test_it_checks_the_stored_merkle_nodes(archive, verify):
+    assert verify().nodes == 2 + 1  # two 256-leaf subtrees and their 512-leaf parent
 
 
-def test_it_finds_a_changed_envelope_byte(attacker):
+def test_it_finds_a_changed_envelope_byte(attacker, verify):
     attacker.execute(
         "UPDATE archive_ledgerentry SET envelope = overlay(envelope placing 'X' from 3) "
         "WHERE seq = 42"
     )
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (42, None)
     assert "leaf_hash" in report.first_problem.what
 
 
-def test_it_finds_a_changed_link(attacker):
+def test_it_finds_a_changed_link(attacker, verify):
     attacker.execute("UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = 42")
-    assert first(verify_ledger()) == (42, None)
+    assert first(verify()) == (42, None)
 
 
-def test_it_finds_a_consistently_rehashed_envelope_by_its_link(attacker):
+def test_it_finds_a_consistently_rehashed_envelope_by_its_link(attacker, verify):
     envelope = b'{"forged":true}'
     attacker.execute(
         "UPDATE archive_ledgerentry SET envelope = %s, leaf_hash = %s WHERE seq = 42",
         [envelope, leaf_hash(envelope)],
     )
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (42, None)
     assert "link" in report.first_problem.what
 
 
-def test_it_finds_a_changed_checkpoint_root(attacker):
+def test_it_finds_a_changed_checkpoint_root(attacker, verify):
     attacker.execute("UPDATE archive_checkpoint SET root = sha256(root) WHERE tree_size = 300")
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (None, 300)
 
 
-def test_it_finds_a_changed_checkpoint_note(attacker):
+def test_it_finds_a_changed_checkpoint_note(attacker, verify):
     attacker.execute(
         "UPDATE archive_checkpoint SET note = replace(note, 'time 20', 'time 19') "
         "WHERE tree_size = 300"
     )
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (None, 300)
     assert "note does not verify" in report.first_problem.what
 
 
-def test_it_finds_changed_content(attacker):
+def test_it_finds_changed_content(attacker, verify):
     attacker.execute(
         "UPDATE archive_content SET content = 'message 999' WHERE seq = 10 AND name = 'body'"
     )
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (10, None)
     assert "commitment" in report.first_problem.what
 
 
-def test_it_skips_content_checks_when_asked(attacker):
+def test_it_skips_content_checks_when_asked(attacker, verify):
     attacker.execute("UPDATE archive_content SET content = 'x' WHERE seq = 10")
-    assert verify_ledger(contents=False).intact
+    assert verify(contents=False).intact
 
 
-def test_it_finds_a_deleted_entry(attacker):
+def test_it_finds_a_deleted_entry(attacker, verify):
     attacker.execute("DELETE FROM archive_content WHERE seq = 42")
     attacker.execute("DELETE FROM archive_ledgerentry WHERE seq = 42")
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (42, None)
     assert "missing" in report.first_problem.what
 
 
-def test_it_finds_an_entry_inserted_in_the_middle(attacker):
+def test_it_finds_an_entry_inserted_in_the_middle(attacker, verify):
     attacker.execute("DELETE FROM archive_content WHERE seq >= 42")
     attacker.execute(
         "UPDATE archive_ledgerentry SET seq = seq + 100001 WHERE seq >= 42; "
@@ -108,10 +115,10 @@ def test_it_finds_an_entry_inserted_in_the_middle(attacker):
         " FROM archive_ledgerentry WHERE seq = 43",
         [envelope, leaf_hash(envelope)],
     )
-    assert first(verify_ledger()) == (42, None)
+    assert first(verify()) == (42, None)
 
 
-def test_it_finds_an_entry_appended_behind_the_head(attacker):
+def test_it_finds_an_entry_appended_behind_the_head(attacker, verify):
     sealed = timezone.now()
     envelope = ledger.build_envelope(SIZE, Fact("test.message"), sealed, {})
     (last_link,) = attacker.execute(
@@ -121,27 +128,27 @@ def test_it_finds_an_entry_appended_behind_the_head(attacker):
         "INSERT INTO archive_ledgerentry VALUES (%s, 'test.message', %s, %s, %s, %s)",
         [SIZE, envelope, leaf_hash(envelope), chain_link(last_link, leaf_hash(envelope)), sealed],
     )
-    report = verify_ledger()
+    report = verify()
     assert not report.intact
     assert "chain head" in report.first_problem.what
 
 
-def test_it_finds_two_swapped_entries(attacker):
+def test_it_finds_two_swapped_entries(attacker, verify):
     attacker.execute(
         "UPDATE archive_ledgerentry SET seq = CASE seq WHEN 42 THEN 100000 ELSE 42 END"
         " WHERE seq IN (42, 43); UPDATE archive_ledgerentry SET seq = 43 WHERE seq = 100000"
     )
-    assert first(verify_ledger(contents=False)) == (42, None)
+    assert first(verify(contents=False)) == (42, None)
 
 
-def test_it_finds_a_truncated_ledger(attacker):
+def test_it_finds_a_truncated_ledger(attacker, verify):
     attacker.execute("TRUNCATE archive_ledgerentry, archive_content")
-    report = verify_ledger()
+    report = verify()
     assert first(report) == (None, 100)
     assert "holds 0" in report.first_problem.what
 
 
-def test_it_finds_a_whole_chain_rewritten_consistently(attacker):
+def test_it_finds_a_whole_chain_rewritten_consistently(attacker, verify):
     """Rewrite every entry with valid hashes and links (and fix the head): only the signed
     checkpoints still remember the original, and the first one covering the change says so."""
     rows = attacker.execute("SELECT seq, envelope FROM archive_ledgerentry ORDER BY seq").fetchall()
@@ -163,16 +170,16 @@ def test_it_finds_a_whole_chain_rewritten_consistently(attacker):
     attacker.execute(
         "UPDATE archive_chainhead SET link = %s, frontier = %s", [link, frontier.to_bytes()]
     )
-    report = verify_ledger(contents=False)
+    report = verify(contents=False)
     assert report.first_problem.checkpoint == 100
     assert "root does not match" in report.first_problem.what
 
 
-def test_it_finds_a_changed_merkle_node(attacker):
+def test_it_finds_a_changed_merkle_node(attacker, verify):
     attacker.execute(
         "UPDATE archive_merklenode SET hash = sha256(hash) WHERE level = 8 AND index = 1"
     )
-    report = verify_ledger()
+    report = verify()
     assert not report.intact
     assert "node 8/1" in report.first_problem.what
 
@@ -194,7 +201,7 @@ def test_it_exits_0_and_records_an_intact_run(archive, capsys):
     assert run.intact and run.entries == SIZE and run.trigger == "command"
 
 
-def test_it_checks_checkpoints_saved_outside_the_database(attacker, tmp_path):
+def test_it_checks_checkpoints_saved_outside_the_database(attacker, tmp_path, verify):
     """Deleting the newest entries *and* the checkpoint that covered them passes the database's
     own checks; the auditor's saved copy of that checkpoint still catches it."""
     (saved,) = attacker.execute(
@@ -212,8 +219,8 @@ def test_it_checks_checkpoints_saved_outside_the_database(attacker, tmp_path):
         "UPDATE archive_chainhead SET size = 300, link = %s, frontier = %s",
         [link, frontier.to_bytes()],
     )
-    assert verify_ledger().intact
-    report = verify_ledger(saved_notes=[saved])
+    assert verify().intact
+    report = verify(saved_notes=[saved])
     assert first(report) == (None, 600)
     note_file = tmp_path / "checkpoint-600.txt"
     note_file.write_text(saved)
@@ -221,14 +228,35 @@ def test_it_checks_checkpoints_saved_outside_the_database(attacker, tmp_path):
         call_command("verify_archive", "--against", str(note_file), "--no-record")
 
 
-def test_it_rejects_a_saved_checkpoint_that_is_not_ours(archive):
-    report = verify_ledger(saved_notes=["clientwindow.local/ledger\n1\nAAAA\n\n— x AAAA\n"])
+def test_it_rejects_a_saved_checkpoint_that_is_not_ours(archive, verify):
+    report = verify(saved_notes=["clientwindow.local/ledger\n1\nAAAA\n\n— x AAAA\n"])
     assert "saved checkpoint does not verify" in report.first_problem.what
 
 
-def test_it_finds_a_checkpoint_time_that_differs_from_its_note(attacker):
+def test_it_finds_a_checkpoint_time_that_differs_from_its_note(attacker, verify):
     attacker.execute(
         "UPDATE archive_checkpoint SET created_at = created_at - interval '1 day'"
         " WHERE tree_size = 100"
     )
-    assert first(verify_ledger()) == (None, 100)
+    assert first(verify()) == (None, 100)
+
+
+def test_it_splits_large_ledgers_across_workers(archive, monkeypatch):
+    monkeypatch.setattr("archive.verify.CHUNK_MAX_ENTRIES", 128)
+    report = verify_ledger(workers=2)
+    assert report.intact and report.workers == 2
+    assert (report.entries, report.contents, report.checkpoints) == (SIZE, SIZE, 3)
+
+
+def test_it_finds_a_deleted_entry_at_a_chunk_boundary(attacker, monkeypatch):
+    monkeypatch.setattr("archive.verify.CHUNK_MAX_ENTRIES", 100)  # chunks [0,100), [100,200)…
+    attacker.execute("DELETE FROM archive_content WHERE seq = 99")
+    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq = 99")
+    assert first(verify_ledger(workers=2)) == (99, None)
+
+
+def test_it_verifies_in_one_process_inside_a_transaction(archive):
+    from django.db import transaction
+
+    with transaction.atomic():
+        assert verify_ledger(workers=2).workers == 1
