@@ -8,13 +8,13 @@ chain head.
 """
 
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from multiprocessing import get_context
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -24,6 +24,7 @@ from archive import checkpoints as cp
 from archive import signing
 from archive.chain_check import MAX_PROBLEMS, ChunkResult, Problem, check_range, check_range_on
 from archive.envelope import rfc3339
+from archive.ledger import NODE_MIN_LEVEL
 from archive.merkle import CompactRange
 from archive.models import VerificationRun
 
@@ -32,7 +33,6 @@ __all__ = ["Problem", "Report", "record_run", "verify_ledger"]
 # Below this many entries one process is quicker than starting workers.
 PARALLEL_MIN_ENTRIES = 100_000
 CHUNK_MAX_ENTRIES = 250_000
-NODE_MIN_LEVEL = 8
 
 
 @dataclass
@@ -90,7 +90,12 @@ class Report:
 class _TreeWalk:
     """Rebuilds the Merkle tree from recomputed leaves, checking checkpoints and stored nodes."""
 
-    def __init__(self, report: Report, checkpoints: list[tuple[Any, ...]], nodes: dict) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        report: Report,
+        checkpoints: list[tuple[Any, ...]],
+        nodes: dict[tuple[int, int], bytes],
+    ) -> None:
         self.report, self.nodes, self.frontier = report, nodes, CompactRange()
         self.pending = iter(checkpoints)
         self.next_cp = next(self.pending, None)
@@ -165,6 +170,16 @@ def saved_checkpoints(notes: list[str], report: Report) -> list[tuple[int, bytes
     return rows
 
 
+def auto_workers(size: int) -> int:
+    """One worker per CPU (at most 8) for large ledgers, one process otherwise.
+
+    A daemonic process (a django-q2 worker) may not start children: it verifies alone.
+    """
+    if size < PARALLEL_MIN_ENTRIES or multiprocessing.current_process().daemon:
+        return 1
+    return min(os.cpu_count() or 1, 8)
+
+
 def _conninfo(settings_dict: dict[str, Any]) -> dict[str, Any]:
     """libpq parameters for worker processes (the same role and database as `using`)."""
     info = {
@@ -193,7 +208,7 @@ def _parallel(
     info = _conninfo(connection.settings_dict)
     ranges = _chunks(size, workers)
     # spawn, not fork: a forked child would share (and could close) this process's connections.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield from pool.map(
             check_range,
             [info] * len(ranges),
@@ -234,7 +249,7 @@ def verify_ledger(
         cursor.execute("SELECT coalesce(max(seq), -1) + 1 FROM archive_ledgerentry")
         (size,) = cursor.fetchone()
         if workers is None:
-            workers = min(os.cpu_count() or 1, 8) if size >= PARALLEL_MIN_ENTRIES else 1
+            workers = auto_workers(size)
         report.workers = workers if outermost else 1  # workers cannot see uncommitted rows
         results: Iterable[ChunkResult]
         if report.workers > 1:

@@ -260,3 +260,13 @@ def test_it_verifies_in_one_process_inside_a_transaction(archive):
 
     with transaction.atomic():
         assert verify_ledger(workers=2).workers == 1
+
+
+def test_it_uses_every_cpu_for_a_large_ledger_but_not_inside_a_daemon(monkeypatch):
+    from archive import verify as module
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 4)
+    assert module.auto_workers(10) == 1
+    assert module.auto_workers(module.PARALLEL_MIN_ENTRIES) == 4
+    monkeypatch.setattr(module.multiprocessing.current_process(), "daemon", True)
+    assert module.auto_workers(module.PARALLEL_MIN_ENTRIES) == 1
