@@ -222,6 +222,14 @@ LEDGER_SIGNING_KEY_AUTOCREATE = LOCAL_RUN
 LEDGER_PREVIOUS_VERIFIER_KEYS = env_list("LEDGER_PREVIOUS_VERIFIER_KEYS")
 LEDGER_CHECKPOINT_MINUTES = env_int("LEDGER_CHECKPOINT_MINUTES", 5)
 
+# --- WhatsApp Cloud API ------------------------------------------------------------------
+# The app secret signs every webhook POST (X-Hub-Signature-256); without it every POST is refused.
+WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
+# The token Meta's subscription handshake must present (hub.verify_token).
+WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
+# Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
+WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
+
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {
     "name": "clientwindow",

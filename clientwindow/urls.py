@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from clientwindow import views
+from messaging import webhooks
 
 admin.site.site_header = "ClientWindow administration"
 admin.site.site_title = "ClientWindow"
@@ -18,5 +19,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("public-key/", views.public_key, name="public_key"),
+    path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("admin/", admin.site.urls),
 ]

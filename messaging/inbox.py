@@ -1,0 +1,22 @@
+"""Waking the sequencer after a delivery is committed, and the sweep that catches the rest."""
+
+import logging
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def wake_sequencer(delivery_id: int) -> None:
+    """Queue a sequencer run once the delivery is committed. If queueing fails the delivery is
+    still safe in the inbox: the periodic sweep seals it."""
+
+    def enqueue() -> None:
+        try:
+            from django_q.tasks import async_task
+
+            async_task("messaging.tasks.seal_deliveries", q_options={"group": "sequencer"})
+        except Exception:  # the 200 must not depend on the queue; the sweep is the backstop
+            logger.exception("could not queue the sequencer for delivery %s", delivery_id)
+
+    transaction.on_commit(enqueue)

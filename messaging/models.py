@@ -1,0 +1,225 @@
+"""Capture records: channels, the delivery inbox, and what the sequencer seals from deliveries.
+
+Everything below `Channel` is append-only for the runtime role (archive.models.AppendOnlyModel):
+a delivery's raw bytes, its seal, and every participant, conversation, message, status and event
+row are written once, each pointing at the ledger entry that seals it. Edits, revocations,
+reactions and statuses are new rows, never updates.
+"""
+
+from django.db import models
+from django.db.models.functions import Now
+
+from archive.models import AppendOnlyModel, LedgerEntry, append_only_triggers
+
+
+class Channel(models.Model):
+    """A WhatsApp Business number on the Cloud API."""
+
+    name = models.CharField(max_length=200)
+    phone_number_id = models.CharField(max_length=64, unique=True)
+    display_number = models.CharField(max_length=32, blank=True)
+    waba_id = models.CharField("WABA id", max_length=64, blank=True)
+    # Write-only in the admin; never rendered, logged or exported.
+    access_token = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_number or self.phone_number_id})"
+
+
+class Delivery(AppendOnlyModel):
+    """One signed webhook POST exactly as received: committed before Meta gets its 200."""
+
+    received_at = models.DateTimeField(db_default=Now())
+    body = models.BinaryField()
+    headers = models.JSONField(default=dict)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk}"
+
+
+class DeliverySeal(AppendOnlyModel):
+    """The sequencer's receipt for a delivery; a delivery without one is pending."""
+
+    delivery = models.OneToOneField(
+        Delivery, on_delete=models.PROTECT, primary_key=True, related_name="seal"
+    )
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+    sealed_at = models.DateTimeField()
+    items = models.IntegerField()
+    duplicates = models.IntegerField()
+    unparsed = models.IntegerField()
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"seal of delivery {self.delivery_id}"
+
+
+class Participant(AppendOnlyModel):
+    """A WhatsApp user, by phone-number id (wa_id) or, failing that, business-scoped user id."""
+
+    key = models.CharField(max_length=200, unique=True)
+    wa_id = models.CharField(max_length=64, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return self.wa_id or self.user_id
+
+
+class ParticipantProfile(AppendOnlyModel):
+    """A name or username a participant showed, kept as history (a new row when it changes)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="profiles")
+    name = models.TextField(blank=True)
+    username = models.TextField(blank=True)
+    parent_user_id = models.CharField(max_length=200, blank=True)
+    seen_at = models.DateTimeField()
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return self.name or self.username
+
+
+class Conversation(AppendOnlyModel):
+    """One per channel and participant, or per channel and group."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="conversations")
+    key = models.CharField(max_length=250)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, blank=True)
+    group_id = models.CharField(max_length=250, blank=True)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "key"], name="conversation_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.group_id or str(self.participant)
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "inbound"
+    OUTBOUND = "out", "outbound"
+
+
+class Message(AppendOnlyModel):
+    """Every item Meta reports as a message, whatever its type: text and media, but also
+    reactions, edits and revocations (which point at their target by `target_wamid`)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
+    wamid = models.CharField(max_length=250)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.PROTECT, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    source = models.CharField(max_length=32)  # messages, smb_message_echoes, history
+    type = models.CharField(max_length=64)
+    sender = models.ForeignKey(Participant, on_delete=models.PROTECT, null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    text = models.TextField(blank=True)  # body, caption or reply title: what search reads
+    target_wamid = models.CharField(max_length=250, blank=True)  # reaction, edit, revoke
+    context_wamid = models.CharField(max_length=250, blank=True)  # the message replied to
+    forwarded = models.BooleanField(default=False)
+    frequently_forwarded = models.BooleanField(default=False)
+    payload = models.JSONField()  # the item exactly as Meta sent it
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "wamid"], name="message_once_per_channel")
+        ]
+        indexes = [models.Index(fields=["conversation", "sent_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.wamid}"
+
+
+class StatusEvent(AppendOnlyModel):
+    """One status Meta reported for an outbound message: history, never overwritten."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
+    wamid = models.CharField(max_length=250)
+    status = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    recipient_id = models.CharField(max_length=250, blank=True)
+    payload = models.JSONField()
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "wamid", "status", "occurred_at"], name="status_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.wamid}"
+
+
+class AccountEvent(AppendOnlyModel):
+    """Any webhook change that is not a message or status: kept whole, by field."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True)
+    field = models.CharField(max_length=100)
+    waba_id = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField()
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return self.field
+
+
+class UnparsedItem(AppendOnlyModel):
+    """Something in a delivery the sequencer could not turn into a record: kept whole and listed
+    for administrators, never blocking the rest of the delivery."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
+    path = models.CharField(max_length=200)
+    reason = models.TextField()
+    raw = models.TextField()
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class RejectedWebhook(models.Model):
+    """Counters of refused webhook POSTs per day and reason (no body is ever kept)."""
+
+    day = models.DateField()
+    reason = models.CharField(max_length=64)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "reason"], name="rejection_counter")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reason}: {self.count}"

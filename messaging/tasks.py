@@ -1,0 +1,8 @@
+"""django-q2 tasks of the capture path: thin wrappers over messaging.sequencer."""
+
+from messaging.sequencer import process_deliveries
+
+
+def seal_deliveries() -> int:
+    """Woken per delivery and run by the sweep schedule; a run with nothing pending is a no-op."""
+    return process_deliveries()
