@@ -10,7 +10,8 @@ from archive.privileges import migration_alias
 
 
 def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    """post_migrate: a checkpoint every LEDGER_CHECKPOINT_MINUTES, a verification every day."""
+    """post_migrate: a checkpoint every LEDGER_CHECKPOINT_MINUTES, a sweep of the delivery inbox
+    every minute (the backstop for a lost wake-up), a verification every day."""
     if using != migration_alias():
         return
     Schedule.objects.using(using).update_or_create(
@@ -19,6 +20,15 @@ def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
             "func": "archive.tasks.checkpoint_task",
             "schedule_type": Schedule.MINUTES,
             "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.using(using).update_or_create(
+        name="delivery sweep",
+        defaults={
+            "func": "messaging.tasks.seal_deliveries",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
             "repeats": -1,
         },
     )

@@ -1,0 +1,66 @@
+"""Channels are configuration (the token is write-only); captured records are read-only."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from archive.admin import ReadOnlyAdmin
+from messaging.models import AccountEvent, Channel, Delivery, Message, StatusEvent, UnparsedItem
+
+
+class ChannelForm(forms.ModelForm):  # type: ignore[type-arg]
+    access_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current token.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["name", "phone_number_id", "display_number", "waba_id", "access_token", "active"]
+
+    def clean_access_token(self) -> str:
+        return self.cleaned_data["access_token"] or (self.instance.access_token or "")
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = ChannelForm
+    list_display = ["name", "display_number", "phone_number_id", "active"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "received_at", "sealed"]
+    exclude = ["body"]
+
+    @admin.display(boolean=True)
+    def sealed(self, delivery: Delivery) -> bool:
+        return hasattr(delivery, "seal")
+
+
+@admin.register(UnparsedItem)
+class UnparsedItemAdmin(ReadOnlyAdmin):
+    list_display = ["delivery", "path", "reason"]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["channel", "direction", "type", "sent_at"]
+    list_filter = ["direction", "type", "channel"]
+    exclude = ["payload", "text"]  # content belongs in the reviewer portal, with access events
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("channel")
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(ReadOnlyAdmin):
+    list_display = ["channel", "status", "occurred_at"]
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(ReadOnlyAdmin):
+    list_display = ["field", "channel", "delivery"]
