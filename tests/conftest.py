@@ -126,7 +126,9 @@ def outsider(make_user: Any) -> User:
 
 ARCHIVE_TABLES = (
     "archive_ledgerentry, archive_content, archive_merklenode, archive_checkpoint,"
-    " archive_verificationrun"
+    " archive_verificationrun, messaging_delivery, messaging_deliveryseal, messaging_participant,"
+    " messaging_participantprofile, messaging_conversation, messaging_message,"
+    " messaging_statusevent, messaging_accountevent, messaging_unparseditem, messaging_channel"
 )
 
 

@@ -145,8 +145,10 @@ def test_it_counts_a_repeat_inside_one_batch(post, channels_for):
 
 
 def test_it_appends_statuses_arriving_out_of_order(post, channels_for):
-    for name in ("status-read-conversation-user-initiated__netflie-php.json",
-                 "status-sent-conversation__netflie-php.json"):
+    for name in (
+        "status-read-conversation-user-initiated__netflie-php.json",
+        "status-sent-conversation__netflie-php.json",
+    ):
         replay(post, channels_for, name)
     assert StatusEvent.objects.count() == 2
 
@@ -193,10 +195,29 @@ def test_it_does_nothing_the_second_time(post, channels_for):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["entry", "changes", "value", "messages", "statuses",
-                                       "id", "field", "metadata", "type", "from", "contacts"])
-                      | st.text(max_size=5), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "entry",
+                    "changes",
+                    "value",
+                    "messages",
+                    "statuses",
+                    "id",
+                    "field",
+                    "metadata",
+                    "type",
+                    "from",
+                    "contacts",
+                ]
+            )
+            | st.text(max_size=5),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=25,
 )
 
