@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from clientwindow import views
+from messaging import views as messaging_views
 from messaging import webhooks
 
 admin.site.site_header = "ClientWindow administration"
@@ -20,5 +21,6 @@ urlpatterns = [
     ),
     path("public-key/", views.public_key, name="public_key"),
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
+    path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("admin/", admin.site.urls),
 ]

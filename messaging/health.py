@@ -1,0 +1,37 @@
+"""The ingestion health figures administrators watch (messaging/views.py shows them)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Max, Sum
+
+from messaging.models import Delivery, DeliverySeal, RejectedWebhook, UnparsedItem
+
+
+@dataclass(frozen=True)
+class IngestionHealth:
+    pending: int
+    sealed: int
+    last_received: datetime | None
+    oldest_pending: datetime | None
+    duplicates: int
+    unparsed: int
+    unknown_channel: int
+    rejected: list[RejectedWebhook]
+    recent_unparsed: list[UnparsedItem]
+
+
+def ingestion_health() -> IngestionHealth:
+    pending = Delivery.objects.filter(seal__isnull=True)
+    seals = DeliverySeal.objects.aggregate(duplicates=Sum("duplicates"))
+    return IngestionHealth(
+        pending=pending.count(),
+        sealed=DeliverySeal.objects.count(),
+        last_received=Delivery.objects.aggregate(last=Max("received_at"))["last"],
+        oldest_pending=pending.order_by("id").values_list("received_at", flat=True).first(),
+        duplicates=seals["duplicates"] or 0,
+        unparsed=UnparsedItem.objects.count(),
+        unknown_channel=UnparsedItem.objects.filter(reason__startswith="unknown channel").count(),
+        rejected=list(RejectedWebhook.objects.order_by("-day", "reason")[:30]),
+        recent_unparsed=list(UnparsedItem.objects.order_by("-id")[:50]),
+    )
