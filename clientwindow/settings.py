@@ -52,9 +52,9 @@ LOCAL_RUN = env_bool("CLIENTWINDOW_LOCAL", EMBEDDED_DATABASE and (VAR_DIR / "pg"
 DEBUG = LOCAL_RUN and env_bool("CLIENTWINDOW_DEBUG", True)
 
 
-def _local_secret_key() -> str:
-    """A per-checkout key for local runs, kept under var/ so sessions survive restarts."""
-    path = VAR_DIR / "secret_key"
+def _local_secret(name: str) -> str:
+    """A per-checkout secret for local runs, kept under var/ so it survives restarts."""
+    path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
@@ -66,7 +66,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not LOCAL_RUN:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required outside local runs")
-    SECRET_KEY = _local_secret_key()
+    SECRET_KEY = _local_secret("secret_key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if LOCAL_RUN else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -227,6 +227,8 @@ LEDGER_CHECKPOINT_MINUTES = env_int("LEDGER_CHECKPOINT_MINUTES", 5)
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
 # The token Meta's subscription handshake must present (hub.verify_token).
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
+if LOCAL_RUN and not WHATSAPP_APP_SECRET:  # so simulate_webhook and the demo seed can sign
+    WHATSAPP_APP_SECRET = _local_secret("whatsapp-app-secret")
 # Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
 

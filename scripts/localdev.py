@@ -19,6 +19,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -230,6 +231,15 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def wait_for_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.2)
+    sys.exit(f"localdev: nothing listens on port {port} after {seconds:.0f}s")
+
+
 def run_portal() -> int:
     env = {**os.environ, "CLIENTWINDOW_LOCAL": "1"}
     cluster = None if os.environ.get("DATABASE_URL") else local_cluster()
@@ -259,6 +269,8 @@ def run_portal() -> int:
                 env=env,
             )
         )
+        wait_for_port(int(port))
+        manage("seed_demo", "--url", f"http://127.0.0.1:{port}/webhooks/whatsapp/", env=env)
         say(f"the portal is at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

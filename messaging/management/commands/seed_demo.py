@@ -1,0 +1,30 @@
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from messaging import simulator
+from messaging.models import Channel
+
+
+class Command(BaseCommand):
+    help = "Local runs: create the demo channel and post demo conversations through the webhook."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/webhooks/whatsapp/")
+
+    def handle(self, *args: Any, url: str, **options: Any) -> None:
+        if not settings.LOCAL_RUN:
+            raise CommandError("demo data exists only in local runs")
+        channel, created = Channel.objects.get_or_create(
+            phone_number_id=simulator.DEMO_CHANNEL["phone_number_id"],
+            defaults={k: v for k, v in simulator.DEMO_CHANNEL.items() if k != "phone_number_id"},
+        )
+        if not created:
+            self.stdout.write("Demo channel exists; nothing seeded.")
+            return
+        bodies = simulator.demo_bodies()
+        statuses = [simulator.post(url, body, settings.WHATSAPP_APP_SECRET) for body in bodies]
+        if set(statuses) != {200}:
+            raise CommandError(f"the portal refused demo deliveries: {sorted(set(statuses))}")
+        self.stdout.write(f"Seeded {len(bodies)} demo deliveries on {channel}.")
