@@ -116,7 +116,20 @@ class Cluster:
             stdout=subprocess.DEVNULL,
         )
 
+    def running(self) -> bool:
+        status = subprocess.run(
+            as_cluster_user([pg_bin("pg_ctl"), "-D", str(self.data), "status"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return status.returncode == 0
+
     def start(self) -> None:
+        if self.running():
+            sys.exit(
+                f"localdev: PostgreSQL in {self.data} is already running (another `make run`?)"
+            )
         listen = "127.0.0.1" if self.tcp else ""
         options = (
             f"-c listen_addresses='{listen}' -c port={self.port} "
