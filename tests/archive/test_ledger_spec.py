@@ -177,7 +177,7 @@ def test_it_finds_a_deleted_entry(attacker: psycopg.Connection) -> None:
 
 
 def test_it_finds_a_truncated_ledger(attacker: psycopg.Connection) -> None:
-    attacker.execute("TRUNCATE archive_ledgerentry, archive_content")
+    attacker.execute("TRUNCATE archive_ledgerentry, archive_content CASCADE")
     problems = audit()
     assert "checkpoint 100: beyond the last entry (ledger holds 0)" in problems
 

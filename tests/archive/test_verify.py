@@ -142,7 +142,7 @@ def test_it_finds_two_swapped_entries(attacker, verify):
 
 
 def test_it_finds_a_truncated_ledger(attacker, verify):
-    attacker.execute("TRUNCATE archive_ledgerentry, archive_content")
+    attacker.execute("TRUNCATE archive_ledgerentry, archive_content CASCADE")
     report = verify()
     assert first(report) == (None, 100)
     assert "holds 0" in report.first_problem.what
