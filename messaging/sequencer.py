@@ -4,19 +4,22 @@ It is the capture path's one serial point (an advisory lock), which is what make
 simple: under the lock, a message already archived for (channel, wamid) or a status already
 archived for (channel, wamid, status, time) is counted as a duplicate instead of stored again.
 A crash rolls the whole batch back; the next run seals it again from the inbox.
+
+A batch costs a fixed number of queries whatever its size: what already exists is read in bulk,
+every fact is sealed by one ledger append, and each kind of record is written by one bulk insert.
 """
 
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact, rfc3339
-from archive.models import LedgerEntry
 from messaging.models import (
     AccountEvent,
     Channel,
@@ -36,6 +39,18 @@ from messaging.parsers.cloud_api import Item
 logger = logging.getLogger(__name__)
 SEQUENCER_LOCK = 0x436C5769_6E646F77  # "ClWindow": one sequencer at a time, cluster-wide
 BATCH = 100
+# Records are inserted in this order, so that each finds the rows it refers to.
+WRITE_ORDER: tuple[type[models.Model], ...] = (
+    Participant,
+    ParticipantProfile,
+    Conversation,
+    Message,
+    StatusEvent,
+    AccountEvent,
+    UnparsedItem,
+    DeliverySeal,
+)
+StatusKey = tuple[int, str, str, datetime]
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -43,27 +58,29 @@ def _json_bytes(value: Any) -> bytes:
 
 
 @dataclass
-class Batch:
-    """Facts to seal and, for each, the record to write once its ledger entry exists."""
-
-    facts: list[Fact] = field(default_factory=list)
-    builders: list[Any] = field(default_factory=list)
-    participants: dict[str, Participant] = field(default_factory=dict)
-    conversations: dict[tuple[int, str], Conversation] = field(default_factory=dict)
-    seen_messages: set[tuple[int, str]] = field(default_factory=set)
-    seen_statuses: set[tuple[int, str, str, Any]] = field(default_factory=set)
-    seen_profiles: set[tuple[str, str, str]] = field(default_factory=set)
-
-    def add(self, fact: Fact, build: Any) -> None:
-        self.facts.append(fact)
-        self.builders.append(build)
-
-
-@dataclass
 class Tally:
     items: int = 0
     duplicates: int = 0
     unparsed: int = 0
+
+
+@dataclass
+class Batch:
+    """What one batch seals: facts, each with the (unsaved) record its entry will back, and what
+    the archive already holds for the keys this batch touches."""
+
+    channels: dict[str, Channel]
+    facts: list[Fact] = field(default_factory=list)
+    records: list[models.Model] = field(default_factory=list)
+    messages: set[tuple[int, str]] = field(default_factory=set)
+    statuses: set[StatusKey] = field(default_factory=set)
+    participants: dict[str, Participant] = field(default_factory=dict)
+    conversations: dict[tuple[int, str], Conversation] = field(default_factory=dict)
+    profiles: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def add(self, fact: Fact, record: models.Model) -> None:
+        self.facts.append(fact)
+        self.records.append(record)
 
 
 def process_deliveries(limit: int | None = None) -> int:
@@ -84,24 +101,82 @@ def process_batch(size: int = BATCH) -> int:
         pending = list(Delivery.objects.filter(seal__isnull=True).order_by("id")[:size])
         if not pending:
             return 0
-        channels = {c.phone_number_id: c for c in Channel.objects.all()}
-        batch = Batch()
-        tallies = [_plan_delivery(batch, channels, delivery) for delivery in pending]
-        for delivery, tally in zip(pending, tallies, strict=True):
-            batch.add(_delivery_fact(delivery, tally), _seal_builder(delivery, tally))
-        entries = ledger.append(batch.facts)
-        for build, entry in zip(batch.builders, entries, strict=True):
-            build(entry)
+        parsed = [(delivery, cloud_api.parse(bytes(delivery.body))) for delivery in pending]
+        batch = Batch(channels={c.phone_number_id: c for c in Channel.objects.all()})
+        _load_existing(batch, [item for _, items in parsed for item in items])
+        for delivery, items in parsed:
+            tally = _plan_delivery(batch, delivery, items)
+            batch.add(_delivery_fact(delivery, tally), _seal(delivery, tally))
+        for record, entry in zip(batch.records, ledger.append(batch.facts), strict=True):
+            record.entry = entry  # type: ignore[attr-defined]
+        for model in WRITE_ORDER:
+            rows = [r for r in batch.records if type(r) is model]
+            if rows:
+                model._default_manager.bulk_create(rows)
     return len(pending)
 
 
-def _plan_delivery(batch: Batch, channels: dict[str, Channel], delivery: Delivery) -> Tally:
+def _load_existing(batch: Batch, items: list[Item]) -> None:
+    """Read once what the archive already holds for every key these items touch."""
+    wamids = {
+        i.raw["id"]
+        for i in items
+        if i.kind in ("message", "status")
+        and isinstance(i.raw, dict)
+        and isinstance(i.raw.get("id"), str)
+    }
+    if wamids:
+        batch.messages = set(
+            Message.objects.filter(wamid__in=wamids).values_list("channel_id", "wamid")
+        )
+        batch.statuses = set(
+            StatusEvent.objects.filter(wamid__in=wamids).values_list(
+                "channel_id", "wamid", "status", "occurred_at"
+            )
+        )
+    keys = {key for item in items for key in _participant_keys(item)}
+    if keys:
+        batch.participants = {p.key: p for p in Participant.objects.filter(key__in=keys)}
+        latest = (
+            ParticipantProfile.objects.filter(participant__key__in=keys)
+            .order_by("participant_id", "-id")
+            .distinct("participant_id")
+            .values_list("participant__key", "name", "username")
+        )
+        batch.profiles = {key: (name, username) for key, name, username in latest}
+        conversations = Conversation.objects.filter(key__in=keys | _group_keys(items))
+        batch.conversations = {(c.channel_id, c.key): c for c in conversations}
+
+
+def _participant_keys(item: Item) -> set[str]:
+    if item.kind != "message" or not isinstance(item.raw, dict):
+        return set()
+    keys = {_key(*identity) for identity in [_client_identity(item)] if identity}
+    for contact in item.contacts:
+        wa_id, user_id = str(contact.get("wa_id", "")), str(contact.get("user_id", ""))
+        if wa_id or user_id:
+            keys.add(_key(wa_id, user_id))
+    return keys
+
+
+def _group_keys(items: list[Item]) -> set[str]:
+    return {
+        f"group:{i.raw['group_id']}"
+        for i in items
+        if i.kind == "message" and isinstance(i.raw, dict) and i.raw.get("group_id")
+    }
+
+
+def _key(wa_id: str, user_id: str) -> str:
+    return f"wa:{wa_id}" if wa_id else f"bsuid:{user_id}"
+
+
+def _plan_delivery(batch: Batch, delivery: Delivery, items: list[Item]) -> Tally:
     tally = Tally()
-    for item in cloud_api.parse(bytes(delivery.body)):
+    for item in items:
         tally.items += 1
-        channel = channels.get(item.phone_number_id)
         try:
-            outcome = _plan_item(batch, channel, delivery, item)
+            outcome = _plan_item(batch, delivery, item)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             outcome = _plan_unparsed(batch, delivery, item, f"cannot read item: {exc}")
         if outcome == "duplicate":
@@ -111,7 +186,8 @@ def _plan_delivery(batch: Batch, channels: dict[str, Channel], delivery: Deliver
     return tally
 
 
-def _plan_item(batch: Batch, channel: Channel | None, delivery: Delivery, item: Item) -> str:
+def _plan_item(batch: Batch, delivery: Delivery, item: Item) -> str:
+    channel = batch.channels.get(item.phone_number_id)
     if item.kind == "unparsed":
         return _plan_unparsed(batch, delivery, item, item.reason)
     if item.kind == "event":
@@ -133,39 +209,22 @@ def _plan_unparsed(batch: Batch, delivery: Delivery, item: Item, reason: str) ->
         {"delivery": delivery.pk, "path": item.path},
         {"raw": raw.encode(), "reason": reason.encode()},
     )
-
-    def build(entry: LedgerEntry) -> None:
-        UnparsedItem.objects.create(
-            delivery=delivery, path=item.path, reason=reason, raw=raw, entry=entry
-        )
-
-    batch.add(fact, build)
+    batch.add(fact, UnparsedItem(delivery=delivery, path=item.path, reason=reason, raw=raw))
     logger.warning("delivery %s: unparsed item at %s", delivery.pk, item.path)
     return "unparsed"
 
 
 def _plan_event(batch: Batch, channel: Channel | None, delivery: Delivery, item: Item) -> str:
+    name = item.field_name[:100]
     fact = Fact(
         "account.event",
-        {
-            "delivery": delivery.pk,
-            "field": item.field_name[:100],
-            "phone_number_id": item.phone_number_id,
-        },
+        {"delivery": delivery.pk, "field": name, "phone_number_id": item.phone_number_id},
         {"item": _json_bytes(item.raw)},
     )
-
-    def build(entry: LedgerEntry) -> None:
-        AccountEvent.objects.create(
-            channel=channel,
-            field=item.field_name[:100],
-            waba_id=item.waba_id[:64],
-            payload=item.raw,
-            delivery=delivery,
-            entry=entry,
-        )
-
-    batch.add(fact, build)
+    record = AccountEvent(
+        channel=channel, field=name, waba_id=item.waba_id[:64], payload=item.raw, delivery=delivery
+    )
+    batch.add(fact, record)
     return "sealed"
 
 
@@ -176,14 +235,9 @@ def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item)
     if occurred is None or not status:
         return _plan_unparsed(batch, delivery, item, "status without a status or timestamp")
     key = (channel.pk, raw["id"], status, occurred)
-    if (
-        key in batch.seen_statuses
-        or StatusEvent.objects.filter(
-            channel=channel, wamid=raw["id"], status=status, occurred_at=occurred
-        ).exists()
-    ):
+    if key in batch.statuses:
         return "duplicate"
-    batch.seen_statuses.add(key)
+    batch.statuses.add(key)
     fact = Fact(
         "message.status",
         {
@@ -194,43 +248,34 @@ def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item)
         },
         {"wamid": raw["id"].encode(), "item": _json_bytes(raw)},
     )
-
-    def build(entry: LedgerEntry) -> None:
-        StatusEvent.objects.create(
-            channel=channel,
-            wamid=raw["id"],
-            status=status,
-            occurred_at=occurred,
-            recipient_id=str(raw.get("recipient_id", ""))[:250],
-            payload=raw,
-            delivery=delivery,
-            entry=entry,
-        )
-
-    batch.add(fact, build)
+    record = StatusEvent(
+        channel=channel,
+        wamid=raw["id"],
+        status=status,
+        occurred_at=occurred,
+        recipient_id=str(raw.get("recipient_id", ""))[:250],
+        payload=raw,
+        delivery=delivery,
+    )
+    batch.add(fact, record)
     return "sealed"
 
 
 def _plan_message(batch: Batch, channel: Channel, delivery: Delivery, item: Item) -> str:
     raw = item.raw
-    key = (channel.pk, raw["id"])
-    if (
-        key in batch.seen_messages
-        or Message.objects.filter(channel=channel, wamid=raw["id"]).exists()
-    ):
+    if (channel.pk, raw["id"]) in batch.messages:
         return "duplicate"
-    batch.seen_messages.add(key)
+    batch.messages.add((channel.pk, raw["id"]))
     client = _client_identity(item)
     if client is None:
         return _plan_unparsed(batch, delivery, item, "message without a sender or recipient")
     participant = _participant(batch, *client)
     for contact in item.contacts:
         _profile(batch, contact, delivery)
-    group = str(raw.get("group_id", ""))
-    conversation = _conversation(batch, channel, participant, group)
-    sender = participant if item.direction == Direction.INBOUND else None
+    conversation = _conversation(batch, channel, participant, str(raw.get("group_id", "")))
     sent_at = cloud_api.timestamp(raw.get("timestamp"))
     text = cloud_api.message_text(raw)
+    kind = str(raw.get("type", ""))[:64]
     context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
     fact = Fact(
         "message",
@@ -239,43 +284,40 @@ def _plan_message(batch: Batch, channel: Channel, delivery: Delivery, item: Item
             "phone_number_id": channel.phone_number_id,
             "direction": item.direction,
             "source": item.source,
-            "type": str(raw.get("type", ""))[:64],
+            "type": kind,
             "sent_at": rfc3339(sent_at) if sent_at else None,
         },
         {"wamid": raw["id"].encode(), "item": _json_bytes(raw), "text": text.encode()},
     )
-
-    def build(entry: LedgerEntry) -> None:
-        Message.objects.create(
-            channel=channel,
-            wamid=raw["id"],
-            conversation=batch.conversations[conversation],
-            direction=item.direction,
-            source=item.source,
-            type=str(raw.get("type", ""))[:64],
-            sender=batch.participants[sender] if sender else None,
-            sent_at=sent_at,
-            text=text,
-            target_wamid=cloud_api.target_wamid(raw)[:250],
-            context_wamid=str(context.get("id", ""))[:250],
-            forwarded=bool(context.get("forwarded")),
-            frequently_forwarded=bool(context.get("frequently_forwarded")),
-            payload=raw,
-            delivery=delivery,
-            entry=entry,
-        )
-
-    batch.add(fact, build)
+    record = Message(
+        channel=channel,
+        wamid=raw["id"],
+        conversation=conversation,
+        direction=item.direction,
+        source=item.source,
+        type=kind,
+        sender=participant if item.direction == Direction.INBOUND else None,
+        sent_at=sent_at,
+        text=text,
+        target_wamid=cloud_api.target_wamid(raw)[:250],
+        context_wamid=str(context.get("id", ""))[:250],
+        forwarded=bool(context.get("forwarded")),
+        frequently_forwarded=bool(context.get("frequently_forwarded")),
+        payload=raw,
+        delivery=delivery,
+    )
+    batch.add(fact, record)
     return "sealed"
 
 
 def _client_identity(item: Item) -> tuple[str, str] | None:
     """(wa_id, business-scoped user id) of the client this message is with."""
     raw = item.raw
-    if item.direction == Direction.OUTBOUND or item.source == "history":
-        wa_id = item.counterpart if item.direction == Direction.OUTBOUND else raw.get("from", "")
-        wa_id = wa_id or item.counterpart
-        return (str(wa_id), "") if wa_id else None
+    if item.direction == Direction.OUTBOUND:
+        return (item.counterpart, "") if item.counterpart else None
+    if item.source == "history":
+        wa_id = str(raw.get("from", "")) or item.counterpart
+        return (wa_id, "") if wa_id else None
     wa_id, user_id = str(raw.get("from", "")), str(raw.get("from_user_id", ""))
     if not wa_id and not user_id and item.contacts:
         wa_id = str(item.contacts[0].get("wa_id", ""))
@@ -283,85 +325,56 @@ def _client_identity(item: Item) -> tuple[str, str] | None:
     return (wa_id, user_id) if wa_id or user_id else None
 
 
-def _participant(batch: Batch, wa_id: str, user_id: str) -> str:
-    """The participant's key, planning its creation when it is new."""
-    key = f"wa:{wa_id}" if wa_id else f"bsuid:{user_id}"
-    if key in batch.participants:
-        return key
-    existing = Participant.objects.filter(key=key).first()
-    if existing is not None:
-        batch.participants[key] = existing
-        return key
-    participant = Participant(key=key, wa_id=wa_id[:64], user_id=user_id[:200])
-    batch.participants[key] = participant
-
-    def build(entry: LedgerEntry) -> None:
-        participant.entry = entry
-        participant.save()
-
-    batch.add(Fact("participant", {}, {"key": key.encode()}), build)
-    return key
+def _participant(batch: Batch, wa_id: str, user_id: str) -> Participant:
+    """The participant, planning its creation (and sealing) when it is new."""
+    key = _key(wa_id, user_id)
+    if key not in batch.participants:
+        participant = Participant(key=key, wa_id=wa_id[:64], user_id=user_id[:200])
+        batch.participants[key] = participant
+        batch.add(Fact("participant", {}, {"key": key.encode()}), participant)
+    return batch.participants[key]
 
 
 def _profile(batch: Batch, contact: dict[str, Any], delivery: Delivery) -> None:
     """A new profile row when a contact shows a name or username we have not seen for them."""
-    profile: dict[str, Any] = contact.get("profile") or {}
-    if not isinstance(profile, dict):
-        profile = {}
-    name, username = str(profile.get("name", "")), str(profile.get("username", ""))
+    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else None
+    name = str((profile or {}).get("name", ""))
+    username = str((profile or {}).get("username", ""))
     wa_id, user_id = str(contact.get("wa_id", "")), str(contact.get("user_id", ""))
     if not (wa_id or user_id) or not (name or username):
         return
-    key = _participant(batch, wa_id, user_id)
-    participant = batch.participants[key]
-    latest = (
-        ParticipantProfile.objects.filter(participant_id=participant.pk).order_by("-id").first()
-        if participant.pk
-        else None
+    participant = _participant(batch, wa_id, user_id)
+    if batch.profiles.get(participant.key) == (name, username):
+        return
+    batch.profiles[participant.key] = (name, username)
+    record = ParticipantProfile(
+        participant=participant,
+        name=name,
+        username=username,
+        parent_user_id=str(contact.get("parent_user_id", ""))[:200],
+        seen_at=delivery.received_at,
     )
-    if latest is not None and (latest.name, latest.username) == (name, username):
-        return
-    if (key, name, username) in batch.seen_profiles:
-        return
-    batch.seen_profiles.add((key, name, username))
-    parent = str(contact.get("parent_user_id", ""))[:200]
+    fact = Fact("participant.profile", {}, {"name": name.encode(), "username": username.encode()})
+    batch.add(fact, record)
 
-    def build(entry: LedgerEntry) -> None:
-        ParticipantProfile.objects.create(
-            participant=batch.participants[key],
-            name=name,
-            username=username,
-            parent_user_id=parent,
-            seen_at=delivery.received_at,
-            entry=entry,
+
+def _conversation(
+    batch: Batch, channel: Channel, participant: Participant, group: str
+) -> Conversation:
+    key = f"group:{group}" if group else participant.key
+    if (channel.pk, key) not in batch.conversations:
+        conversation = Conversation(
+            channel=channel,
+            key=key,
+            group_id=group[:250],
+            participant=None if group else participant,
         )
-
-    batch.add(
-        Fact("participant.profile", {}, {"name": name.encode(), "username": username.encode()}),
-        build,
-    )
-
-
-def _conversation(batch: Batch, channel: Channel, participant: str, group: str) -> tuple[int, str]:
-    key = f"group:{group}" if group else participant
-    ref = (channel.pk, key)
-    if ref in batch.conversations:
-        return ref
-    existing = Conversation.objects.filter(channel=channel, key=key).first()
-    if existing is not None:
-        batch.conversations[ref] = existing
-        return ref
-    conversation = Conversation(channel=channel, key=key, group_id=group[:250])
-    batch.conversations[ref] = conversation
-
-    def build(entry: LedgerEntry) -> None:
-        conversation.participant = None if group else batch.participants[participant]
-        conversation.entry = entry
-        conversation.save()
-
-    fact = Fact("conversation", {"phone_number_id": channel.phone_number_id}, {"key": key.encode()})
-    batch.add(fact, build)
-    return ref
+        batch.conversations[channel.pk, key] = conversation
+        fact = Fact(
+            "conversation", {"phone_number_id": channel.phone_number_id}, {"key": key.encode()}
+        )
+        batch.add(fact, conversation)
+    return batch.conversations[channel.pk, key]
 
 
 def _delivery_fact(delivery: Delivery, tally: Tally) -> Fact:
@@ -378,15 +391,11 @@ def _delivery_fact(delivery: Delivery, tally: Tally) -> Fact:
     )
 
 
-def _seal_builder(delivery: Delivery, tally: Tally) -> Any:
-    def build(entry: LedgerEntry) -> None:
-        DeliverySeal.objects.create(
-            delivery=delivery,
-            entry=entry,
-            sealed_at=timezone.now(),
-            items=tally.items,
-            duplicates=tally.duplicates,
-            unparsed=tally.unparsed,
-        )
-
-    return build
+def _seal(delivery: Delivery, tally: Tally) -> DeliverySeal:
+    return DeliverySeal(
+        delivery=delivery,
+        sealed_at=timezone.now(),
+        items=tally.items,
+        duplicates=tally.duplicates,
+        unparsed=tally.unparsed,
+    )

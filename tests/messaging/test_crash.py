@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from archive.models import LedgerEntry
 from archive.verify import verify_ledger
-from messaging import sequencer
 from messaging.models import Channel, Delivery, DeliverySeal, Message
 from messaging.sequencer import process_deliveries
 from tests.messaging.conftest import fixture_bytes
@@ -32,20 +32,21 @@ def deliveries(count: int) -> None:
 
 
 @pytest.mark.django_db
-def test_it_rolls_back_a_batch_that_fails_halfway_and_seals_it_later(monkeypatch):
+def test_it_rolls_back_a_batch_that_fails_at_its_last_write_and_seals_it_later(monkeypatch):
+    """The seals are written last, after the ledger entries and every other record."""
     deliveries(3)
-    real = sequencer._seal_builder
 
-    def failing(delivery, tally):
+    def power_cut(rows):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(sequencer, "_seal_builder", failing)
-    with pytest.raises(RuntimeError):
-        process_deliveries()
-    assert (Message.objects.count(), DeliverySeal.objects.count()) == (0, 0)
-    monkeypatch.setattr(sequencer, "_seal_builder", real)
+    with monkeypatch.context() as patch:
+        patch.setattr(DeliverySeal._default_manager, "bulk_create", power_cut)
+        with pytest.raises(RuntimeError):
+            process_deliveries()
+    assert (Message.objects.count(), LedgerEntry.objects.count()) == (0, 0)
     assert process_deliveries() == 4
     assert Message.objects.count() == 3
+    assert verify_ledger().intact
 
 
 def sequencer_process() -> subprocess.Popen[bytes]:
