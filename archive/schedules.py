@@ -33,6 +33,15 @@ def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
         },
     )
     Schedule.objects.using(using).update_or_create(
+        name="media fetch",
+        defaults={
+            "func": "messaging.tasks.fetch_media",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 2,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.using(using).update_or_create(
         name="archive verification",
         defaults={
             "func": "archive.tasks.verify_task",

@@ -229,6 +229,16 @@ WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
 WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
 if LOCAL_RUN and not WHATSAPP_APP_SECRET:  # so simulate_webhook and the demo seed can sign
     WHATSAPP_APP_SECRET = _local_secret("whatsapp-app-secret")
+# The Graph API (media lookups, sends); tests point it at a local server.
+WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0")
+# The only hosts media is downloaded from (a leading dot admits subdomains).
+WHATSAPP_MEDIA_HOSTS = env_list(
+    "WHATSAPP_MEDIA_HOSTS", "lookaside.fbsbx.com,.fbsbx.com,.fbcdn.net,.whatsapp.net"
+)
+WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
+WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 60)
+# Media bytes live in Django storage, content-addressed (S3 with Object Lock in production).
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
 

@@ -20,3 +20,13 @@ def wake_sequencer(delivery_id: int) -> None:
             logger.exception("could not queue the sequencer for delivery %s", delivery_id)
 
     transaction.on_commit(enqueue)
+
+
+def wake_media_fetcher() -> None:
+    """Queue a media fetch; the media schedule is the backstop if this fails."""
+    try:
+        from django_q.tasks import async_task
+
+        async_task("messaging.tasks.fetch_media", q_options={"group": "media"})
+    except Exception:
+        logger.exception("could not queue the media fetcher")

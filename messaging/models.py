@@ -223,3 +223,52 @@ class RejectedWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.reason}: {self.count}"
+
+
+class MediaFile(AppendOnlyModel):
+    """Media bytes, stored once per content in Django storage under their SHA-256."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    size = models.BigIntegerField()
+    mime_type = models.CharField(max_length=200)
+    storage_name = models.CharField(max_length=300)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return self.sha256
+
+
+class Attachment(AppendOnlyModel):
+    """The outcome of fetching a message's media: stored, or why it never can be."""
+
+    class Outcome(models.TextChoices):
+        STORED = "stored"
+        UNAVAILABLE = "unavailable"  # Meta no longer serves it (expired or unknown id)
+        REFUSED = "refused"  # too large, a redirect, a foreign host, or a hash that never matched
+
+    message = models.OneToOneField(Message, on_delete=models.PROTECT, related_name="attachment")
+    media_id = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    file = models.ForeignKey(MediaFile, on_delete=models.PROTECT, null=True, blank=True)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.media_id}"
+
+
+class MediaAttempt(models.Model):
+    """One failed try at fetching a message's media (the retry schedule reads these)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media_attempts")
+    attempted_at = models.DateTimeField(auto_now_add=True)
+    error = models.TextField()
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at}: {self.error}"

@@ -6,3 +6,10 @@ from messaging.sequencer import process_deliveries
 def seal_deliveries() -> int:
     """Woken per delivery and run by the sweep schedule; a run with nothing pending is a no-op."""
     return process_deliveries()
+
+
+def fetch_media() -> int:
+    """Woken after each sealed batch and run by a schedule: fetch due media."""
+    from messaging.media import fetch_pending_media
+
+    return fetch_pending_media()

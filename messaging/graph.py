@@ -1,0 +1,109 @@
+"""The one seam to Meta's Graph API: media lookups and downloads (and, later, sends).
+
+Tests point WHATSAPP_GRAPH_URL at a local HTTP server speaking Meta's response shapes. Only
+the Graph host and Meta's media hosts are ever contacted; redirects are refused (a redirect to
+another or a private address is how a fetcher gets turned against its own network); bodies are
+capped and streamed; every call has a timeout.
+"""
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+
+
+class GraphError(Exception):
+    """A failed call; `permanent` when trying again cannot help (expired id, refused file)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Download:
+    content: bytes
+    sha256: str  # hex
+    mime_type: str
+
+
+def _graph_host() -> str:
+    return urlsplit(settings.WHATSAPP_GRAPH_URL).hostname or ""
+
+
+def allowed_url(url: str) -> bool:
+    """Meta's hosts over https, or exactly the configured Graph host (a test server)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host and host == _graph_host():
+        return parts.scheme in ("http", "https")
+    if parts.scheme != "https" or not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return False  # Meta serves media by name, never from a bare address
+    except ValueError:
+        pass
+    return any(
+        host == h.lstrip(".") or (h.startswith(".") and host.endswith(h))
+        for h in settings.WHATSAPP_MEDIA_HOSTS
+    )
+
+
+def _client() -> httpx.Client:
+    timeout = httpx.Timeout(settings.WHATSAPP_HTTP_TIMEOUT, connect=5.0)
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+def _check(response: httpx.Response, what: str) -> None:
+    if response.is_redirect:
+        raise GraphError(f"{what}: redirect refused", permanent=True)
+    if response.status_code in (400, 404, 410):
+        raise GraphError(f"{what}: HTTP {response.status_code}", permanent=True)
+    if response.status_code != 200:
+        raise GraphError(f"{what}: HTTP {response.status_code}")
+
+
+def media_info(media_id: str, token: str) -> dict[str, Any]:
+    """GET /<media id>: a short-lived download URL, the MIME type, sha256 and size."""
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{media_id}"
+    try:
+        with _client() as client:
+            response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        raise GraphError(f"media lookup failed: {type(exc).__name__}") from None
+    _check(response, "media lookup")
+    try:
+        info = response.json()
+    except ValueError:
+        raise GraphError("media lookup answered something other than JSON") from None
+    if not isinstance(info, dict) or not isinstance(info.get("url"), str):
+        raise GraphError("media lookup answered without a url")
+    return info
+
+
+def download(url: str, token: str, max_bytes: int) -> Download:
+    """Stream the file with the channel token, hashing as it comes, refusing what is too big."""
+    if not allowed_url(url):
+        raise GraphError("media URL is not on a Meta host", permanent=True)
+    digest, chunks, size = hashlib.sha256(), [], 0
+    try:
+        with (
+            _client() as client,
+            client.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response,
+        ):
+            _check(response, "media download")
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise GraphError(f"media larger than {max_bytes} bytes", permanent=True)
+                digest.update(chunk)
+                chunks.append(chunk)
+            mime = response.headers.get("content-type", "application/octet-stream")
+    except httpx.HTTPError as exc:
+        raise GraphError(f"media download failed: {type(exc).__name__}") from None
+    return Download(b"".join(chunks), digest.hexdigest(), mime.split(";")[0].strip())

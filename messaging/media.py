@@ -1,0 +1,148 @@
+"""Fetching the media a message carries, checking Meta's sha256, storing it content-addressed and
+sealing an attachment entry. Transient failures are retried with backoff while Meta still
+serves the media id (7 days); what can never be fetched is recorded as such, also sealed."""
+
+import base64
+import binascii
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from archive import ledger
+from archive.envelope import Fact
+from messaging import graph
+from messaging.models import Attachment, MediaAttempt, MediaFile, Message
+
+logger = logging.getLogger(__name__)
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+MEDIA_ID_LIFETIME = timedelta(days=7)  # Meta's media ids from webhooks expire after 7 days
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def media_id_of(message: Message) -> str:
+    body = message.payload.get(message.type) if isinstance(message.payload, dict) else None
+    return str(body.get("id", "")) if message.type in MEDIA_TYPES and isinstance(body, dict) else ""
+
+
+def _sha256_matches(declared: object, hex_digest: str) -> bool:
+    """Meta writes sha256 as base64 in webhooks and as hex elsewhere: accept either."""
+    if not isinstance(declared, str) or not declared:
+        return True  # nothing declared, nothing to contradict
+    if declared.lower() == hex_digest:
+        return True
+    try:
+        return base64.b64decode(declared, validate=True).hex() == hex_digest
+    except (binascii.Error, ValueError):
+        return False
+
+
+def due_messages(limit: int = 50) -> Sequence[Message]:
+    """Messages with media, no attachment record yet, and no retry waiting."""
+    now = timezone.now()
+    candidates = (
+        Message.objects.filter(type__in=MEDIA_TYPES, attachment__isnull=True)
+        .annotate(tries=Count("media_attempts"), last_try=Max("media_attempts__attempted_at"))
+        .select_related("channel", "delivery")
+        .order_by("id")[: limit * 4]
+    )
+    due = []
+    for message in candidates:
+        wait = min(timedelta(minutes=2 ** max(message.tries - 1, 0)), MAX_BACKOFF)
+        if message.tries == 0 or message.last_try + wait <= now:
+            due.append(message)
+    return due[:limit]
+
+
+def fetch_pending_media(limit: int = 50) -> int:
+    """Try every due message once; return how many now have an attachment record."""
+    return sum(1 for message in due_messages(limit) if fetch_media(message))
+
+
+def fetch_media(message: Message) -> bool:
+    """One attempt. True when an attachment record (stored or never-fetchable) was sealed."""
+    media_id = media_id_of(message)
+    if not media_id:
+        return _record(message, "", Attachment.Outcome.UNAVAILABLE, "no media id in the webhook")
+    try:
+        info = graph.media_info(media_id, message.channel.access_token)
+        fetched = graph.download(
+            info["url"], message.channel.access_token, settings.WHATSAPP_MEDIA_MAX_BYTES
+        )
+        declared = info.get("sha256") or message.payload[message.type].get("sha256")
+        if not _sha256_matches(declared, fetched.sha256):
+            raise graph.GraphError("sha256 differs from Meta's")
+    except graph.GraphError as exc:
+        return _failed(message, media_id, exc)
+    return _store(message, media_id, fetched, str(info.get("mime_type") or fetched.mime_type))
+
+
+def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
+    logger.warning("media of message %s: %s", message.pk, error)
+    expired = message.delivery.received_at + MEDIA_ID_LIFETIME < timezone.now()
+    if error.permanent or expired:
+        outcome = (
+            Attachment.Outcome.REFUSED
+            if error.permanent and "HTTP" not in str(error)
+            else Attachment.Outcome.UNAVAILABLE
+        )
+        return _record(message, media_id, outcome, str(error))
+    MediaAttempt.objects.create(message=message, error=str(error))
+    return False
+
+
+def _store(message: Message, media_id: str, fetched: graph.Download, mime: str) -> bool:
+    name = f"media/{fetched.sha256[:2]}/{fetched.sha256}"
+    if not default_storage.exists(name):  # content-addressed: the same bytes are stored once
+        default_storage.save(name, ContentFile(fetched.content))
+    with transaction.atomic():
+        media = MediaFile.objects.filter(sha256=fetched.sha256).first()
+        if media is None:
+            fact = Fact(
+                "media.file",
+                {"size": len(fetched.content), "mime_type": mime[:200]},
+                {"sha256": bytes.fromhex(fetched.sha256)},
+            )
+            (entry,) = ledger.append([fact])
+            media = MediaFile.objects.create(
+                sha256=fetched.sha256,
+                size=len(fetched.content),
+                mime_type=mime[:200],
+                storage_name=name,
+                entry=entry,
+            )
+        return _record(message, media_id, Attachment.Outcome.STORED, "", media)
+
+
+def _record(
+    message: Message, media_id: str, outcome: str, reason: str, media: MediaFile | None = None
+) -> bool:
+    fact = Fact(
+        "message.attachment",
+        {"message_seq": message.entry_id, "outcome": str(outcome)},
+        {
+            "media_id": media_id.encode(),
+            "sha256": bytes.fromhex(media.sha256) if media else b"",
+            "reason": reason.encode(),
+        },
+    )
+    try:
+        with transaction.atomic():
+            (entry,) = ledger.append([fact])
+            Attachment.objects.create(
+                message=message,
+                media_id=media_id[:200],
+                outcome=outcome,
+                reason=reason,
+                file=media,
+                entry=entry,
+            )
+    except IntegrityError:  # another worker recorded this message's media first
+        return False
+    return True
