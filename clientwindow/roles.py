@@ -38,6 +38,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "messaging.view_message",
         "messaging.view_statusevent",
         "messaging.view_accountevent",
+        "messaging.view_attachment",
+        "messaging.view_mediaattempt",
         "auth.view_user",
         "auth.add_user",
         "auth.change_user",

@@ -7,7 +7,16 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from archive.admin import ReadOnlyAdmin
-from messaging.models import AccountEvent, Channel, Delivery, Message, StatusEvent, UnparsedItem
+from messaging.models import (
+    AccountEvent,
+    Attachment,
+    Channel,
+    Delivery,
+    MediaAttempt,
+    Message,
+    StatusEvent,
+    UnparsedItem,
+)
 
 
 class ChannelForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -64,3 +73,14 @@ class StatusEventAdmin(ReadOnlyAdmin):
 @admin.register(AccountEvent)
 class AccountEventAdmin(ReadOnlyAdmin):
     list_display = ["field", "channel", "delivery"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ReadOnlyAdmin):
+    list_display = ["message", "outcome", "reason"]
+    list_filter = ["outcome"]
+
+
+@admin.register(MediaAttempt)
+class MediaAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["message", "attempted_at", "error"]

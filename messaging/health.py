@@ -5,7 +5,15 @@ from datetime import datetime
 
 from django.db.models import Max, Sum
 
-from messaging.models import Delivery, DeliverySeal, RejectedWebhook, UnparsedItem
+from messaging.media import due_messages
+from messaging.models import (
+    Attachment,
+    Delivery,
+    DeliverySeal,
+    MediaAttempt,
+    RejectedWebhook,
+    UnparsedItem,
+)
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,9 @@ class IngestionHealth:
     duplicates: int
     unparsed: int
     unknown_channel: int
+    media_pending: int
+    media_failed_attempts: int
+    media_unavailable: int
     rejected: list[RejectedWebhook]
     recent_unparsed: list[UnparsedItem]
 
@@ -32,6 +43,9 @@ def ingestion_health() -> IngestionHealth:
         duplicates=seals["duplicates"] or 0,
         unparsed=UnparsedItem.objects.count(),
         unknown_channel=UnparsedItem.objects.filter(reason__startswith="unknown channel").count(),
+        media_pending=len(due_messages(limit=1000)),
+        media_failed_attempts=MediaAttempt.objects.count(),
+        media_unavailable=Attachment.objects.exclude(outcome=Attachment.Outcome.STORED).count(),
         rejected=list(RejectedWebhook.objects.order_by("-day", "reason")[:30]),
         recent_unparsed=list(UnparsedItem.objects.order_by("-id")[:50]),
     )

@@ -232,3 +232,15 @@ def test_it_stores_and_seals_any_json_without_an_exception(post, document):
     process_deliveries()
     assert Delivery.objects.count() == before + 1
     assert not Delivery.objects.filter(seal__isnull=True).exists()
+
+
+def test_it_reads_escaped_and_raw_unicode_alike(post, channels_for):
+    template = fixture_bytes("message-text-group__meta-docs-via-vaam-rs.json")
+    escaped = template.replace(b"Hello group", b"Gr\\u00fc\\u00dfe \\ud83d\\ude00")
+    raw = template.replace(b"Hello group", "Grüße 😀".encode()).replace(b"AAdOTY", b"AAdOTZ")
+    raw = raw.replace(b"MUMxMAA=", b"MUMxMAB=")
+    channels_for(template)
+    post(escaped)
+    post(raw)
+    process_deliveries()
+    assert list(Message.objects.values_list("text", flat=True)) == ["Grüße 😀", "Grüße 😀"]

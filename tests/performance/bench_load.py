@@ -197,6 +197,7 @@ def steady(config: dict[str, Any], bodies: list[tuple[bytes, str]]) -> dict[str,
     return {
         "sent": len(measured),
         "warmup_sent": len(results) - len(measured),
+        "total_ok": sum(1 for r in results if r[4] == 200),
         "ok": len(ok),
         "errors": len(measured) - len(ok),
         "statuses": statuses,

@@ -47,6 +47,7 @@ def main() -> None:
         "idle_polls": idle,
         "first_sealed": first,
         "reached": reached,
+        "cpu": time.process_time(),
     }
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
