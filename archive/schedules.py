@@ -1,4 +1,4 @@
-"""The archive's django-q2 schedules, kept in line with settings after every migrate."""
+"""The project's django-q2 schedules, kept in line with settings after every migrate."""
 
 from typing import Any
 
@@ -9,43 +9,37 @@ from django_q.models import Schedule
 from archive.privileges import migration_alias
 
 
-def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    """post_migrate: a checkpoint every LEDGER_CHECKPOINT_MINUTES, a sweep of the delivery inbox
-    every minute (the backstop for a lost wake-up), a verification every day."""
-    if using != migration_alias():
-        return
-    Schedule.objects.using(using).update_or_create(
-        name="ledger checkpoint",
-        defaults={
+def schedules() -> dict[str, dict[str, Any]]:
+    """name → (function, interval). The sweeps are backstops for a lost wake-up."""
+    every = Schedule.MINUTES
+    return {
+        "ledger checkpoint": {
             "func": "archive.tasks.checkpoint_task",
-            "schedule_type": Schedule.MINUTES,
+            "schedule_type": every,
             "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
-            "repeats": -1,
         },
-    )
-    Schedule.objects.using(using).update_or_create(
-        name="delivery sweep",
-        defaults={
+        "delivery sweep": {
             "func": "messaging.tasks.seal_deliveries",
-            "schedule_type": Schedule.MINUTES,
+            "schedule_type": every,
             "minutes": 1,
-            "repeats": -1,
         },
-    )
-    Schedule.objects.using(using).update_or_create(
-        name="media fetch",
-        defaults={
+        "media fetch": {
             "func": "messaging.tasks.fetch_media",
-            "schedule_type": Schedule.MINUTES,
+            "schedule_type": every,
             "minutes": 2,
-            "repeats": -1,
         },
-    )
-    Schedule.objects.using(using).update_or_create(
-        name="archive verification",
-        defaults={
+        "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,
-            "repeats": -1,
         },
-    )
+    }
+
+
+def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    """post_migrate: create or update every schedule, repeating forever."""
+    if using != migration_alias():
+        return
+    for name, defaults in schedules().items():
+        Schedule.objects.using(using).update_or_create(
+            name=name, defaults={**defaults, "repeats": -1}
+        )

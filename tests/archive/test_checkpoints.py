@@ -69,3 +69,14 @@ def test_it_runs_the_scheduled_tasks():
     assert checkpoint_task() == 2
     assert checkpoint_task() is None
     assert verify_task() is True
+
+
+def test_it_schedules_checkpoints_sweeps_and_verification():
+    from django_q.models import Schedule
+
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert names >= {"ledger checkpoint", "delivery sweep", "media fetch", "archive verification"}
+    checkpoint = Schedule.objects.get(name="ledger checkpoint")
+    assert (checkpoint.func, checkpoint.minutes, checkpoint.repeats) == (
+        "archive.tasks.checkpoint_task", 5, -1
+    )
