@@ -138,7 +138,7 @@ def _embedded_database(user: str) -> dict[str, Any]:
 def _database(url_var: str, embedded_user: str) -> dict[str, Any]:
     url = env_str(url_var)
     config = dict(dj_database_url.parse(url)) if url else _embedded_database(embedded_user)
-    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
+    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     config["CONN_HEALTH_CHECKS"] = True
     config["TIME_ZONE"] = None
     return config

@@ -7,6 +7,9 @@ the webhook latency benchmark (tests/performance/test_bench_capture.py).
   body, kept headers and address into a scratch table shaped like messaging_delivery, over one
   psycopg connection per worker thread kept open (BENCH_DSN), as PERFORMANCE-CEILINGS.md's
   "HMAC + one INSERT + COMMIT (the inbox)" row.
+- `clientwindow_nowake`: diagnostic only, not a ceiling: ClientWindow's own WSGI application
+  with messaging.webhooks.wake_sequencer replaced by a no-op, to show what queueing the
+  django-q2 task after each delivery costs.
 """
 
 import hashlib
@@ -54,3 +57,21 @@ def inbox(environ: dict[str, Any], start_response: StartResponse) -> Iterable[by
         [body, Jsonb({k: environ[k] for k in KEPT if k in environ}), environ.get("REMOTE_ADDR")],
     )
     return _answer(start_response, "200 OK", b"ok")
+
+
+def clientwindow_nowake(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    return _nowake_app()(environ, start_response)
+
+
+def _nowake_app() -> Callable[..., Iterable[bytes]]:
+    app = getattr(_nowake_app, "app", None)
+    if app is None:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientwindow.settings")
+        from django.core.wsgi import get_wsgi_application
+
+        app = get_wsgi_application()
+        import messaging.webhooks
+
+        messaging.webhooks.wake_sequencer = lambda delivery_id: None  # type: ignore[assignment]
+        _nowake_app.app = app  # type: ignore[attr-defined]
+    return app

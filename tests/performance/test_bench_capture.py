@@ -1,28 +1,36 @@
 """Capture benchmarks: the webhook under steady load, and sustained end-to-end capture.
 
 The real app runs under gunicorn (`python -m gunicorn clientwindow.wsgi`, as deploy/ runs it)
-against this session's test database, with CLIENTWINDOW_DEBUG=0 as in production. The load
-comes from a separate OS process (tests/performance/bench_load.py), and the sequencer, when one
-runs, is another process calling messaging.sequencer.process_deliveries() in a loop
+against this session's test database, with CLIENTWINDOW_DEBUG=0 as in production and
+DATABASE_CONN_MAX_AGE as named per run (deploy/env.example's default is 0). The load comes from
+a separate OS process (tests/performance/bench_load.py), and the sequencer, when one runs, is
+another process calling messaging.sequencer.process_deliveries() in a loop
 (tests/performance/bench_sequencer.py; not django-q2's qcluster, so the figure is the
 sequencer's and not the queue's). Nothing asserts on speed; correctness is asserted after every
-run (every 200 is a stored delivery, everything sealed, ledger intact).
+run (every 200 is a stored delivery, everything sealed once, ledger intact).
 
 1. Webhook latency at a steady 200 requests/s (open loop; latency from each request's
    *scheduled* send time to the end of its response, so any backlog counts), beside two
    ceilings served by the same gunicorn configuration (tests/performance/bench_wsgi.py): a WSGI
    app answering "ok", and one doing the inbox's essential work (HMAC check + one INSERT +
-   COMMIT on a kept-open psycopg connection).
+   COMMIT on a kept-open psycopg connection). One diagnostic row runs ClientWindow with the
+   django-q2 wake-up after each delivery switched off, to show what it costs.
 2. End-to-end capture: N messages POSTed as fast as 4 connections go, as Meta-style batched
    deliveries (50 and 100 messages each) and one message per delivery, while the sequencer
    seals; timed from the first POST to the moment messaging_deliveryseal holds every delivery
    (polled every 20 ms). Ceilings, same run: ledger.append of exactly the facts the run sealed
    (read back from the ledger), in the same transactions; and a raw write of the same entry and
-   content rows into plain tables.
+   content rows into plain tables. Also shown: CPU per process group, and the ledger's
+   sequential scans (the chain-check trigger's lookup must stay an index scan).
+
+Between runs the archive is emptied with tests.conftest.wipe_archive() (TRUNCATE).
 
 Environment: BENCH_STEADY_SECONDS (15), BENCH_CAPTURE_MESSAGES (20000),
-BENCH_SINGLE_MESSAGES (20000), BENCH_PYSPY=1 to profile the sequencer process with py-spy
-(found on PATH or in ~/.local/bin) and print where its time goes.
+BENCH_SINGLE_MESSAGES (20000, CONN_MAX_AGE=60), BENCH_SINGLE_DEPLOYED_MESSAGES (3000,
+CONN_MAX_AGE=0: ~100 POSTs/s here), BENCH_PYSPY=1 to profile the sequencer process with py-spy
+(found on PATH or in ~/.local/bin) and print where its time goes, BENCH_SQL_TIMING=1 to time
+the sequencer's ORM statements, BENCH_VACUUM_AFTER_WIPE=1 to VACUUM ANALYZE the emptied tables
+(reproduces the chain-check trigger's cached sequential-scan plan: quadratic sealing).
 """
 
 import collections
@@ -67,9 +75,12 @@ STEADY_RATE = 200
 STEADY_CONNECTIONS = 32
 CAPTURE_MESSAGES = int(os.environ.get("BENCH_CAPTURE_MESSAGES", "20000"))
 SINGLE_MESSAGES = int(os.environ.get("BENCH_SINGLE_MESSAGES", "20000"))
+# One message per POST with CONN_MAX_AGE=0 runs at ~100 POSTs/s here: fewer, to stay in time.
+SINGLE_DEPLOYED_MESSAGES = int(os.environ.get("BENCH_SINGLE_DEPLOYED_MESSAGES", "3000"))
 CAPTURE_CONNECTIONS = 4
 CAPTURE_DEADLINE = 240.0
 PYSPY = os.environ.get("BENCH_PYSPY", "") not in ("", "0")
+VACUUM_AFTER_WIPE = os.environ.get("BENCH_VACUUM_AFTER_WIPE", "") not in ("", "0")
 
 SERVERS = {
     "sync x4": {"workers": 4, "worker_class": "sync", "threads": 1},
@@ -79,11 +90,13 @@ APPS = {
     "ok": "tests.performance.bench_wsgi:ok",
     "inbox": "tests.performance.bench_wsgi:inbox",
     "clientwindow": "clientwindow.wsgi:application",
+    "nowake": "tests.performance.bench_wsgi:clientwindow_nowake",
 }
 APP_LABELS = {
     "ok": "ceiling: WSGI 'ok'",
     "inbox": "ceiling: HMAC + INSERT + COMMIT",
     "clientwindow": "ClientWindow webhook",
+    "nowake": "diagnostic: ClientWindow, no django-q wake",
 }
 INBOX_TABLE = "bench_inbox"
 INBOX_COLUMNS = (
@@ -297,13 +310,19 @@ def start_sequencer(target: int, profile_to: Path | None = None) -> subprocess.P
 
 
 def reset(scratch: Callable[[], None] | None = None) -> None:
-    """An empty archive and inbox, no queued tasks, and the bench channel."""
+    """An empty archive and inbox, no queued tasks, and the bench channel.
+
+    With BENCH_VACUUM_AFTER_WIPE=1, VACUUM ANALYZE the emptied tables too: their statistics then
+    say "0 rows" (reltuples 0) instead of "never analyzed" (-1, which makes the planner assume 10
+    pages), the state a real but young archive can be in after autovacuum's first pass.
+    """
     connections.close_all()
     wipe_archive()
     with superuser_connect() as conn:
         conn.execute("TRUNCATE django_q_ormq, django_q_task")
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(INBOX_TABLE)))
-        conn.execute("VACUUM ANALYZE")
+        if VACUUM_AFTER_WIPE:
+            conn.execute("VACUUM ANALYZE")
     if scratch is not None:
         scratch()
     Channel.objects.create(**CHANNEL)
@@ -327,6 +346,22 @@ def count(query: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(query)
         return int(cursor.fetchone()[0])
+
+
+def pg_sessions() -> int:
+    """Sessions opened on this database so far (PostgreSQL 14+)."""
+    return count("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+
+
+def ledger_scans() -> tuple[int, int, int]:
+    """(sequential scans, rows they read, index scans) of archive_ledgerentry so far."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(seq_scan, 0), coalesce(seq_tup_read, 0), coalesce(idx_scan, 0)"
+            " FROM pg_stat_user_tables WHERE relname = 'archive_ledgerentry'"
+        )
+        seq_scan, seq_read, idx_scan = cursor.fetchone()
+    return int(seq_scan), int(seq_read), int(idx_scan)
 
 
 def check_capture(deliveries: int, messages: int) -> str:
@@ -411,16 +446,18 @@ def raw_write(groups: list[list[Fact]], scratch: Callable[[], None]) -> float:
 
 
 STEADY_RUNS = [
-    # (server, app, CONN_MAX_AGE, with a sequencer sealing concurrently)
+    # (server, app, DATABASE_CONN_MAX_AGE, with a sequencer sealing concurrently)
     ("sync x4", "ok", 0, False),
     ("sync x4", "inbox", 0, False),
-    ("sync x4", "clientwindow", 0, False),
+    ("sync x4", "clientwindow", 0, False),  # as deploy/ runs it (env.example: CONN_MAX_AGE=0)
+    ("sync x4", "nowake", 0, False),
     ("sync x4", "clientwindow", 60, False),
-    ("sync x4", "clientwindow", 0, True),
+    ("sync x4", "clientwindow", 60, True),
     ("gthread 2x4", "ok", 60, False),
     ("gthread 2x4", "inbox", 60, False),
     ("gthread 2x4", "clientwindow", 60, False),
 ]
+DJANGO_APPS = ("clientwindow", "nowake")
 
 
 def test_webhook_latency(empty_ledger: None, inbox_table: None, server_settings: str) -> None:
@@ -442,20 +479,22 @@ def test_webhook_latency(empty_ledger: None, inbox_table: None, server_settings:
         with gunicorn(app, server, conn_max_age) as (master, config["port"]):
             sequencer = start_sequencer(total) if sealing else None
             pg0, workers = postgres_cpu(postmaster), children(master)
-            web0 = sum(cpu_seconds(p) for p in workers)
+            web0, sessions0 = sum(cpu_seconds(p) for p in workers), pg_sessions()
             began = time.perf_counter()
             result = json_result(start_load(config), timeout=STEADY_SECONDS + 120)
             wall = time.perf_counter() - began
             web_cpu = sum(cpu_seconds(p) for p in workers) - web0
             pg_cpu = postgres_cpu(postmaster) - pg0
             sealed = json_result(sequencer, timeout=120) if sequencer else None
+        time.sleep(0.6)  # PostgreSQL publishes a backend's statistics at most every 500 ms
+        sessions = pg_sessions() - sessions0
         results[server, app, conn_max_age, sealing] = result
         label = APP_LABELS[app] + (" + sequencer" if sealing else "")
         scheduled, sent = result["from_scheduled"], result["from_sent"]
         rows.append(
             [
                 f"{server}, {label}",
-                str(conn_max_age) if app == "clientwindow" else "-",
+                str(conn_max_age) if app in DJANGO_APPS else "-",
                 f"{result['sent']:,}",
                 str(result["errors"]),
                 f"{result['achieved_rate']:,.0f}",
@@ -463,14 +502,14 @@ def test_webhook_latency(empty_ledger: None, inbox_table: None, server_settings:
                 seconds(sent["p50"]),
                 seconds(sent["p99"]),
                 seconds(result["send_lag"]["max"]),
-                f"{result['connections_opened']:,}",
+                f"{sessions / total:.2f}",
                 f"{web_cpu / wall:.2f} / {pg_cpu / wall:.2f}",
             ]
         )
         say(f"   {rows[-1][0]}: p50 {rows[-1][5]}, p99 {rows[-1][7]}, errors {result['errors']}")
         if result["errors"]:
             say(f"   error samples: {result['statuses']} {result['error_samples']}")
-        if app == "clientwindow":
+        if app in DJANGO_APPS:
             assert result["errors"] == 0
             assert Delivery.objects.count() == result["total_ok"] == total
         if app == "inbox":
@@ -493,7 +532,7 @@ def test_webhook_latency(empty_ledger: None, inbox_table: None, server_settings:
                 "p50 sent",
                 "p99 sent",
                 "max send lag",
-                "connects",
+                "PG sessions/req",
                 "CPU web / PG",
             ],
             rows,
@@ -505,45 +544,36 @@ def test_webhook_latency(empty_ledger: None, inbox_table: None, server_settings:
     say(
         "   p50/p90/p99/max: from each request's scheduled send time to the end of its response;"
         " 'sent': from the actual send. Send lag: how late the load process sent (its own"
-        " backlog). Connects: TCP connections opened (sync workers close after each response)."
+        " backlog). PG sessions/req: PostgreSQL sessions opened per request (pg_stat_database)."
         " CPU: cores used on average by the gunicorn workers and by all of PostgreSQL."
         " DEBUG off; 'sync x4' is deploy/'s configuration."
     )
-    ours = results["sync x4", "clientwindow", 0, False]["from_scheduled"]
     inbox = results["sync x4", "inbox", 0, False]["from_scheduled"]
-    busy = results["sync x4", "clientwindow", 0, True]["from_scheduled"]
     reference = "HMAC+INSERT sync: p99 44 ms at 590 req/s"
-    for p, target in (("p50", 0.010), ("p99", 0.050)):
-        record(
-            Figure(
-                f"webhook {p} @{STEADY_RATE}/s, sync x4",
-                ours[p],
-                "s",
-                inbox[p],
-                "HMAC+INSERT app",
-                reference,
-                target,
+    for name, key, percentiles in (
+        ("sync x4, CONN_MAX_AGE=0", ("sync x4", "clientwindow", 0, False), ("p50", "p99")),
+        ("sync x4, CONN_MAX_AGE=60", ("sync x4", "clientwindow", 60, False), ("p50", "p99")),
+        ("sync x4, 60, +sequencer", ("sync x4", "clientwindow", 60, True), ("p99",)),
+    ):
+        for p in percentiles:
+            record(
+                Figure(
+                    f"webhook {p} @{STEADY_RATE}/s, {name}",
+                    results[key]["from_scheduled"][p],
+                    "s",
+                    inbox[p],
+                    "HMAC+INSERT app",
+                    reference if key[2] == 0 else "-",
+                    0.010 if p == "p50" else 0.050,
+                )
             )
-        )
-    for p, target in (("p50", 0.010), ("p99", 0.050)):
-        record(
-            Figure(
-                f"webhook {p} @{STEADY_RATE}/s, + sequencer",
-                busy[p],
-                "s",
-                inbox[p],
-                "HMAC+INSERT app",
-                "-",
-                target,
-            )
-        )
 
 
 # --------------------------------------------------------------------------- 2. capture
 
 
 def capture_run(
-    messages: int, per_delivery: int, prefix: str, scratch: Callable[[], None]
+    messages: int, per_delivery: int, conn_max_age: int, prefix: str, scratch: Callable[[], None]
 ) -> dict[str, Any]:
     deliveries = messages // per_delivery
     reset(scratch)
@@ -557,9 +587,10 @@ def capture_run(
         connections=CAPTURE_CONNECTIONS,
         prefix=prefix,
     )
-    with gunicorn("clientwindow", "sync x4", 0) as (master, config["port"]):
+    with gunicorn("clientwindow", "sync x4", conn_max_age) as (master, config["port"]):
         workers = children(master)
         web0, pg0 = sum(cpu_seconds(p) for p in workers), postgres_cpu(postmaster)
+        scans0 = ledger_scans()
         sequencer = start_sequencer(deliveries, profile_to)
         time.sleep(1.0)  # let it import Django (py-spy, if any, attach) before the first POST
         load = start_load(config)
@@ -573,6 +604,8 @@ def capture_run(
         pg_cpu = postgres_cpu(postmaster) - pg0
         posted = json_result(load, timeout=60)
         sealed = json_result(sequencer, timeout=120)
+    time.sleep(0.6)  # PostgreSQL publishes a backend's table statistics at most every 500 ms
+    scans = [after - before for after, before in zip(ledger_scans(), scans0, strict=True)]
     assert done is not None, f"not all sealed after {CAPTURE_DEADLINE:.0f} s"
     assert posted["errors"] == 0, posted
     check = check_capture(deliveries, messages)
@@ -593,6 +626,7 @@ def capture_run(
     return {
         "messages": messages,
         "per_delivery": per_delivery,
+        "conn_max_age": conn_max_age,
         "deliveries": deliveries,
         "wall": wall,
         "posting": posted["last_answer"] - posted["first_post"],
@@ -607,6 +641,7 @@ def capture_run(
         "sequencer_first": sealed["first_sealed"] - posted["first_post"],
         "web_cpu": web_cpu,
         "pg_cpu": pg_cpu,
+        "scans": scans,
         "check": check,
         "profile": profile_to,
     }
@@ -626,7 +661,11 @@ def summarize_profile(path: Path, title: str) -> None:
             for f in frames
             if " (" in f
         ]
-        if not any(n.startswith("process_deliveries ") for n in names):
+        top = next((i for i, n in enumerate(names) if n.startswith("process_deliveries ")), None)
+        if top is None:
+            continue
+        names = names[top + 1 :]  # below process_deliveries (100% by construction)
+        if not names:
             continue
         n = int(samples)
         total += n
@@ -651,23 +690,29 @@ def test_capture(
     server_settings: str,
 ) -> None:
     began = time.perf_counter()
-    plans = [(CAPTURE_MESSAGES, 50), (CAPTURE_MESSAGES, 100), (SINGLE_MESSAGES, 1)]
+    plans = [
+        (CAPTURE_MESSAGES, 50, 0),
+        (CAPTURE_MESSAGES, 100, 0),
+        (SINGLE_DEPLOYED_MESSAGES, 1, 0),
+        (SINGLE_MESSAGES, 1, 60),
+    ]
     runs = []
-    for number, (messages, per_delivery) in enumerate(plans):
-        run = capture_run(messages, per_delivery, f"C{number}", scratch)
+    for number, (messages, per_delivery, conn_max_age) in enumerate(plans):
+        run = capture_run(messages, per_delivery, conn_max_age, f"C{number}", scratch)
         runs.append(run)
         say(
-            f"   {messages:,} messages, {per_delivery}/delivery: {rate(messages / run['wall'])}"
-            f" messages/s end to end; {run['check']}"
+            f"   {messages:,} messages, {per_delivery}/POST, CONN_MAX_AGE={conn_max_age}:"
+            f" {rate(messages / run['wall'])} messages/s end to end; {run['check']}"
         )
         reset(scratch)
     rows, detail = [], []
     for run in runs:
         m, d, wall = run["messages"], run["deliveries"], run["wall"]
         ceiling = m / run["append"]
+        name = f"{m:,} msgs, {run['per_delivery']}/POST, CONN_MAX_AGE={run['conn_max_age']}"
         rows.append(
             [
-                f"{m:,} msgs, {run['per_delivery']}/delivery",
+                name,
                 f"{d:,}",
                 seconds(wall),
                 rate(m / wall),
@@ -683,7 +728,7 @@ def test_capture(
         seq = run["sequencer"]
         detail.append(
             [
-                f"{m:,} msgs, {run['per_delivery']}/delivery",
+                name,
                 f"{run['body_bytes'] / 1024:,.1f} KiB",
                 seconds(run["post_latency"]["p50"]),
                 seconds(run["post_latency"]["p99"]),
@@ -695,11 +740,12 @@ def test_capture(
                 rate(m / seq["busy"]),
                 f"{run['web_cpu'] / wall:.2f} / {seq.get('cpu', 0) / wall:.2f}"
                 f" / {run['pg_cpu'] / wall:.2f}",
+                f"{run['scans'][0]:,} / {run['scans'][1]:,} / {run['scans'][2]:,}",
             ]
         )
         record(
             Figure(
-                f"capture {m // 1000}k msgs, {run['per_delivery']}/delivery",
+                f"capture {m:,} msgs, {run['per_delivery']}/POST, CMA {run['conn_max_age']}",
                 m / wall,
                 "messages/s",
                 ceiling,
@@ -725,7 +771,8 @@ def test_capture(
                 "raw write msgs/s",
             ],
             rows,
-            title="== end-to-end capture: gunicorn sync x4 (CONN_MAX_AGE=0, DEBUG off),"
+            title="== end-to-end capture: gunicorn sync x4 (DEBUG off, DATABASE_CONN_MAX_AGE"
+            " as named),"
             f" {CAPTURE_CONNECTIONS} client connections posting as fast as they can, one"
             f" sequencer process looping process_deliveries() ({server_settings})",
         )
@@ -733,7 +780,8 @@ def test_capture(
     say(
         "   ceiling = ledger.append of exactly the facts the run sealed (read back from the"
         " ledger), in the same transactions, on an emptied ledger, as messages/s; raw write ="
-        " the same entry + content rows into plain tables (COPY), same transactions."
+        " the same entry + content rows into plain tables (COPY), same transactions. Times from"
+        " the first POST; 'sealing after last POST': from the last POST's answer to all sealed."
     )
     say()
     say(
@@ -746,10 +794,11 @@ def test_capture(
                 "ledger entries",
                 "transactions",
                 "entries/txn",
-                "first seal after",
+                "1st sealing call at",
                 "sequencer busy",
                 "msgs/s while busy",
                 "CPU web / seq / PG",
+                "ledger seq scans / rows read / idx scans",
             ],
             detail,
             title="== capture detail",
@@ -757,12 +806,36 @@ def test_capture(
     )
     say(
         "   CPU: cores used on average over first POST→all sealed by the gunicorn workers, the"
-        " sequencer process and all of PostgreSQL (2 cores on this machine)."
+        " sequencer process and all of PostgreSQL (2 cores on this machine). Ledger scans:"
+        " pg_stat_user_tables for archive_ledgerentry over the run (the chain-check trigger reads"
+        " the previous entry once per row; a sequential scan there makes sealing quadratic)."
+        + (
+            " Emptied tables were VACUUM ANALYZEd (BENCH_VACUUM_AFTER_WIPE)."
+            if VACUUM_AFTER_WIPE
+            else ""
+        )
     )
     say(f"   capture benchmark took {time.perf_counter() - began:,.0f} s")
     for run in runs:
+        statements = run["sequencer"].get("sql") or []
+        if statements:
+            busy = run["sequencer"]["busy"]
+            say()
+            say(
+                table(
+                    ["statement (ORM, IN lists collapsed)", "calls", "time", "of busy"],
+                    [
+                        [q[:110], f"{n:,}", seconds(t), f"{100 * t / busy:.1f}%"]
+                        for q, n, t in statements
+                    ],
+                    title=f"== sequencer SQL, {run['messages']:,} msgs, {run['per_delivery']}/POST,"
+                    f" CONN_MAX_AGE={run['conn_max_age']} (busy {seconds(busy)})",
+                )
+            )
         if run["profile"] is not None:
             summarize_profile(
-                run["profile"], f"{run['messages']:,} msgs, {run['per_delivery']}/delivery"
+                run["profile"],
+                f"{run['messages']:,} msgs, {run['per_delivery']}/POST,"
+                f" CONN_MAX_AGE={run['conn_max_age']}",
             )
             run["profile"].unlink()
