@@ -78,5 +78,7 @@ def test_it_schedules_checkpoints_sweeps_and_verification():
     assert names >= {"ledger checkpoint", "delivery sweep", "media fetch", "archive verification"}
     checkpoint = Schedule.objects.get(name="ledger checkpoint")
     assert (checkpoint.func, checkpoint.minutes, checkpoint.repeats) == (
-        "archive.tasks.checkpoint_task", 5, -1
+        "archive.tasks.checkpoint_task",
+        5,
+        -1,
     )
