@@ -3,7 +3,7 @@
 Benchmarks are not tests: they print what they measure and never assert on speed (they do
 assert correctness, e.g. that the ledger still verifies). Every figure is measured beside its
 ceiling in the same run, because this 2-core machine is shared and noisy; the ratio is the
-figure to compare between runs. The figures in /work/shared/PERFORMANCE-CEILINGS.md are only
+figure to compare between runs. The figures in ../shared/PERFORMANCE-CEILINGS.md are only
 a reference: they were measured with durable commits, while `make bench` runs on a throwaway
 cluster with fsync and synchronous_commit off.
 """
