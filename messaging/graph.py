@@ -17,11 +17,13 @@ from django.conf import settings
 
 
 class GraphError(Exception):
-    """A failed call; `permanent` when trying again cannot help (expired id, refused file)."""
+    """A failed call; `permanent` when trying again cannot help: `gone` when Meta no longer
+    serves the media (expired or unknown id), otherwise we refused it (redirect, host, size)."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, gone: bool = False) -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent = permanent or gone
+        self.gone = gone
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _check(response: httpx.Response, what: str) -> None:
     if response.is_redirect:
         raise GraphError(f"{what}: redirect refused", permanent=True)
     if response.status_code in (400, 404, 410):
-        raise GraphError(f"{what}: HTTP {response.status_code}", permanent=True)
+        raise GraphError(f"{what}: HTTP {response.status_code}", gone=True)
     if response.status_code != 200:
         raise GraphError(f"{what}: HTTP {response.status_code}")
 

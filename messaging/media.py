@@ -87,11 +87,8 @@ def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
     logger.warning("media of message %s: %s", message.pk, error)
     expired = message.delivery.received_at + MEDIA_ID_LIFETIME < timezone.now()
     if error.permanent or expired:
-        outcome = (
-            Attachment.Outcome.REFUSED
-            if error.permanent and "HTTP" not in str(error)
-            else Attachment.Outcome.UNAVAILABLE
-        )
+        refused = error.permanent and not error.gone
+        outcome = Attachment.Outcome.REFUSED if refused else Attachment.Outcome.UNAVAILABLE
         return _record(message, media_id, outcome, str(error))
     MediaAttempt.objects.create(message=message, error=str(error))
     return False

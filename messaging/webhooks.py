@@ -11,14 +11,14 @@ import hmac
 import logging
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from messaging.inbox import wake_sequencer
-from messaging.models import Delivery, RejectedWebhook
+from messaging.models import Delivery
 
 security = logging.getLogger("clientwindow.security")
 KEPT_HEADERS = (
@@ -95,5 +95,11 @@ def _reject(request: HttpRequest, reason: str) -> None:
     security.warning(
         "webhook refused: %s from %s", reason, request.META.get("REMOTE_ADDR", "unknown")
     )
-    counter, _ = RejectedWebhook.objects.get_or_create(day=timezone.now().date(), reason=reason)
-    RejectedWebhook.objects.filter(pk=counter.pk).update(count=F("count") + 1)
+    # One statement, so concurrent refusals never lose a count.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO messaging_rejectedwebhook (day, reason, count) VALUES (%s, %s, 1)"
+            " ON CONFLICT (day, reason)"
+            " DO UPDATE SET count = messaging_rejectedwebhook.count + 1",
+            [timezone.now().date(), reason],
+        )

@@ -1,7 +1,5 @@
 """Replaying real webhook bodies through the signed endpoint."""
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +7,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from messaging import simulator
 from messaging.models import Channel
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -16,7 +15,7 @@ SECRET = "test-app-secret"
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return simulator.sign(body, secret)
 
 
 def fixture_bytes(name: str) -> bytes:
