@@ -28,6 +28,15 @@ def schedules() -> dict[str, dict[str, Any]]:
             "schedule_type": every,
             "minutes": 2,
         },
+        "lexicon scan": {
+            "func": "review.tasks.scan_new_messages",
+            "schedule_type": every,
+            "minutes": 1,
+        },
+        "review sampling": {
+            "func": "review.tasks.draw_samples",
+            "schedule_type": Schedule.HOURLY,
+        },
         "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,

@@ -20,13 +20,27 @@ ROLES = (REVIEWER, AUDITOR, LEGAL, ADMINISTRATOR)
 
 # Permissions each role holds ("app_label.codename"). Later issues add their own here and in a
 # data migration that re-applies this table.
+READ = ("review.read_archive",)
+REVIEW = ("review.tag_archive", "review.raise_flag", "review.decide_flag")
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    REVIEWER: ("archive.view_integrity",),
-    AUDITOR: ("archive.view_integrity", "archive.view_evidence"),
-    LEGAL: ("archive.view_integrity", "archive.view_evidence"),
+    REVIEWER: ("archive.view_integrity", *READ, *REVIEW),
+    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ),
+    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ),
     ADMINISTRATOR: (
         "archive.view_integrity",
         "archive.view_evidence",
+        *READ,
+        *REVIEW,
+        *(
+            f"review.{action}_{model}"
+            for model in ("tag", "lexiconpolicy", "lexiconterm", "samplingpolicy")
+            for action in ("view", "add", "change", "delete")
+        ),
+        "review.view_flag",
+        "review.view_reviewdecision",
+        "review.view_samplingdraw",
+        "review.view_accessevent",
+        "auditlog.view_logentry",
         "archive.view_ledgerentry",
         "archive.view_checkpoint",
         "archive.view_verificationrun",

@@ -78,11 +78,17 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "pgtrigger",
     "django_q",
+    "auditlog",
+    "csp",
+    "django_htmx",
+    "template_partials",
     "clientwindow",
     "archive",
     "messaging",
+    "review",
     "exports",
 ]
 
@@ -95,7 +101,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
 ]
+
+# A strict Content-Security-Policy: no inline script or style anywhere, nothing from elsewhere.
+# Everything a client wrote is rendered as text; this is the second wall if escaping ever fails.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "media-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "clientwindow.urls"
 WSGI_APPLICATION = "clientwindow.wsgi.application"

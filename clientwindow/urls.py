@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from clientwindow import views
 from messaging import views as messaging_views
@@ -22,5 +22,6 @@ urlpatterns = [
     path("public-key/", views.public_key, name="public_key"),
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
+    path("", include("review.urls")),
     path("admin/", admin.site.urls),
 ]

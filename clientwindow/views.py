@@ -4,12 +4,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from archive import checkpoints, status
-from clientwindow.roles import role_required
+from clientwindow.roles import ADMINISTRATOR, role_required, roles_of
+from messaging.health import ingestion_health
+from review import dashboard
 
 
 @role_required
 def home(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"integrity": status.integrity_summary()}
+    if request.user.has_perm("review.read_archive"):
+        context["dashboard"] = dashboard.dashboard()
+    if ADMINISTRATOR in roles_of(request.user):
+        context["health"] = ingestion_health()
     if request.user.has_perm("archive.view_evidence"):
         context["verifier_key"] = checkpoints.verifier_key_text()
     return render(request, "home.html", context)

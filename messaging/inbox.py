@@ -30,3 +30,13 @@ def wake_media_fetcher() -> None:
         async_task("messaging.tasks.fetch_media", q_options={"group": "media"})
     except Exception:
         logger.exception("could not queue the media fetcher")
+
+
+def wake_reviewers() -> None:
+    """Queue the lexicon scan of what was just sealed; its schedule is the backstop."""
+    try:
+        from django_q.tasks import async_task
+
+        async_task("review.tasks.scan_new_messages", q_options={"group": "lexicon"})
+    except Exception:
+        logger.exception("could not queue the lexicon scan")

@@ -7,6 +7,7 @@ import binascii
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import IO
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -143,3 +144,8 @@ def _record(
     except IntegrityError:  # another worker recorded this message's media first
         return False
     return True
+
+
+def open_media(stored: MediaFile) -> IO[bytes]:
+    """The stored bytes of a media file, for the portal's download view."""
+    return default_storage.open(stored.storage_name, "rb")

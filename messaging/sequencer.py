@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact, rfc3339
-from messaging.inbox import wake_media_fetcher
+from messaging import summaries
+from messaging.inbox import wake_media_fetcher, wake_reviewers
 from messaging.media import MEDIA_TYPES
 from messaging.models import (
     AccountEvent,
@@ -115,6 +116,10 @@ def process_batch(size: int = BATCH) -> int:
             rows = [r for r in batch.records if type(r) is model]
             if rows:
                 model._default_manager.bulk_create(rows)
+        messages = [r for r in batch.records if type(r) is Message]
+        summaries.record([r for r in batch.records if type(r) is Conversation], messages)
+        if messages:
+            transaction.on_commit(wake_reviewers)
         if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
             transaction.on_commit(wake_media_fetcher)
     return len(pending)

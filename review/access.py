@@ -1,0 +1,106 @@
+"""Who may see and change what: one checked access function per kind of object, used by every
+view (STYLE.md). Views never query a protected model directly.
+
+Reading the archive needs `review.read_archive` (every role); changing review work needs the
+permission for that change. A user without it gets a 403 that says so; an object that does not
+exist is a 404 whoever asks.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+
+from messaging.models import Attachment, Conversation, Message
+from review.models import AccessEvent, Flag, SavedSearch
+
+READ = "review.read_archive"
+TAG = "review.tag_archive"
+RAISE = "review.raise_flag"
+DECIDE = "review.decide_flag"
+ACCESS_LOG = "review.view_accessevent"
+
+
+def require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"Your role does not allow this ({permission.split('.')[1]}).")
+
+
+def conversations_for_user(request: HttpRequest) -> QuerySet[Conversation]:
+    require(request, READ)
+    return Conversation.objects.all()
+
+
+def conversation_for_user(request: HttpRequest, pk: int, permission: str = READ) -> Conversation:
+    require(request, READ)
+    require(request, permission)
+    return get_object_or_404(
+        Conversation.objects.select_related("channel", "participant", "summary"), pk=pk
+    )
+
+
+def messages_for_user(request: HttpRequest) -> QuerySet[Message]:
+    require(request, READ)
+    return Message.objects.all()
+
+
+def message_for_user(request: HttpRequest, pk: int, permission: str = READ) -> Message:
+    require(request, READ)
+    require(request, permission)
+    return get_object_or_404(Message.objects.select_related("conversation", "channel"), pk=pk)
+
+
+def attachment_for_user(request: HttpRequest, message_pk: int) -> Attachment:
+    require(request, READ)
+    return get_object_or_404(
+        Attachment.objects.select_related("file", "message"),
+        message_id=message_pk,
+        outcome=Attachment.Outcome.STORED,
+    )
+
+
+def flags_for_user(request: HttpRequest) -> QuerySet[Flag]:
+    require(request, READ)
+    return Flag.objects.all()
+
+
+def flag_for_user(request: HttpRequest, pk: int, permission: str = READ) -> Flag:
+    require(request, READ)
+    require(request, permission)
+    return get_object_or_404(
+        Flag.objects.select_related("conversation", "message", "lexicon_policy", "assignee"),
+        pk=pk,
+    )
+
+
+def saved_searches_for_user(request: HttpRequest) -> QuerySet[SavedSearch]:
+    """A user's own saved searches: nobody sees another's."""
+    require(request, READ)
+    return SavedSearch.objects.filter(user_id=request.user.pk)
+
+
+def access_events_for_user(request: HttpRequest) -> QuerySet[AccessEvent]:
+    require(request, ACCESS_LOG)
+    return AccessEvent.objects.all()
+
+
+def record_access(
+    request: HttpRequest,
+    action: str,
+    object_type: str = "",
+    object_id: object = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An access event: who, when, from where, what. Written in the request's transaction."""
+    user = request.user
+    AccessEvent.objects.create(
+        user_id=user.pk,
+        username=user.get_username(),
+        address=request.META.get("REMOTE_ADDR") or None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        detail=detail or {},
+    )

@@ -1,0 +1,134 @@
+"""Lexicon policies: terms, phrases and regular expressions that raise flags for review.
+
+New messages are scanned once each, in ledger order, by `scan_new_messages` (woken after every
+sealed batch and run by a schedule, so a lost wake-up only delays it); `scan_range` re-runs the
+policies over a date range on demand. A flag is raised once per message and policy, with the
+terms that matched, however often a message is scanned.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from archive.models import ChainHead
+from messaging.models import Message
+from messaging.summaries import ANNOTATION_TYPES
+from review.models import Flag, LexiconPolicy, LexiconScan, LexiconTerm
+
+CHUNK = 2000
+
+
+def term_problem(kind: str, value: str) -> str:
+    """Why a term cannot be used ("" when it can): administrators see this in the admin."""
+    if not value.strip():
+        return "A term cannot be empty."
+    if kind == LexiconTerm.Kind.REGEX:
+        try:
+            re.compile(value)
+        except re.error as error:
+            return f"Not a valid regular expression: {error}."
+    return ""
+
+
+def term_pattern(kind: str, value: str, whole_word: bool) -> str:
+    if kind == LexiconTerm.Kind.REGEX:
+        pattern = value
+    else:  # a phrase matches across any run of whitespace
+        pattern = r"\s+".join(re.escape(word) for word in value.split())
+    return rf"(?<!\w)(?:{pattern})(?!\w)" if whole_word else pattern
+
+
+@dataclass
+class CompiledPolicy:
+    policy: LexiconPolicy
+    channels: frozenset[int]
+    terms: list[tuple[str, re.Pattern[str]]]
+
+    def matches(self, message: Message) -> list[str]:
+        if self.channels and message.channel_id not in self.channels:
+            return []
+        return [value for value, pattern in self.terms if pattern.search(message.text)]
+
+
+def compile_policies(policies: QuerySet[LexiconPolicy] | None = None) -> list[CompiledPolicy]:
+    chosen = policies if policies is not None else LexiconPolicy.objects.filter(active=True)
+    compiled = []
+    for policy in chosen.prefetch_related("terms", "channels"):
+        flags = 0 if policy.case_sensitive else re.IGNORECASE
+        terms = [
+            (t.value, re.compile(term_pattern(t.kind, t.value, policy.whole_word), flags))
+            for t in policy.terms.all()
+            if not term_problem(t.kind, t.value)
+        ]
+        if terms:
+            channels = frozenset(c.pk for c in policy.channels.all())
+            compiled.append(CompiledPolicy(policy, channels, terms))
+    return compiled
+
+
+def scan(messages: list[Message], policies: list[CompiledPolicy]) -> int:
+    """Raise a flag for every (message, policy) that matches (once: a flag already raised is left
+    as it is); return how many matches there were."""
+    flags = []
+    for message in messages:
+        if message.type in ANNOTATION_TYPES and message.type != "edit":
+            continue
+        for compiled in policies:
+            matched = compiled.matches(message)
+            if matched:
+                flags.append(
+                    Flag(
+                        conversation_id=message.conversation_id,
+                        message=message,
+                        source=Flag.Source.LEXICON,
+                        lexicon_policy=compiled.policy,
+                        severity=compiled.policy.severity,
+                        matched=matched,
+                    )
+                )
+    Flag.objects.bulk_create(flags, ignore_conflicts=True)
+    return len(flags)
+
+
+def scan_new_messages() -> int:
+    """Scan messages sealed since the last scan, up to the committed head of the chain."""
+    raised = 0
+    policies = compile_policies()
+    while True:
+        with transaction.atomic():
+            cursor, _ = LexiconScan.objects.select_for_update().get_or_create(pk=1)
+            # Every seq below the committed head's size is committed: appends hold the head lock
+            # until they commit, so nothing can appear behind the cursor later.
+            head = ChainHead.objects.values_list("size", flat=True).first() or 0
+            batch = list(
+                Message.objects.filter(
+                    entry_id__gt=cursor.scanned_through, entry_id__lt=head
+                ).order_by("entry_id")[:CHUNK]
+            )
+            if policies:
+                raised += scan(batch, policies)
+            cursor.scanned_through = batch[-1].entry_id if len(batch) == CHUNK else head - 1
+            cursor.save(update_fields=["scanned_through"])
+        if len(batch) < CHUNK:
+            return raised
+
+
+def scan_range(start: date, end: date, policies: QuerySet[LexiconPolicy] | None = None) -> int:
+    """Run policies (all active ones by default) over messages sent from `start` to `end`."""
+    compiled = compile_policies(policies)
+    if not compiled:
+        return 0
+    since = timezone.make_aware(datetime.combine(start, time.min))
+    until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
+    messages = Message.objects.filter(sent_at__gte=since, sent_at__lt=until).order_by("id")
+    raised, last = 0, 0
+    while True:
+        batch = list(messages.filter(id__gt=last)[:CHUNK])
+        if not batch:
+            return raised
+        raised += scan(batch, compiled)
+        last = batch[-1].pk

@@ -1,0 +1,273 @@
+"""Search over the archive: one query box in web-search syntax, and filters.
+
+The query runs as PostgreSQL full text (`websearch_to_tsquery('simple', …)`: quoted phrases, OR,
+-exclusion) against `messaging_message.search`, a stored generated tsvector of the text, caption
+and file name with a GIN index. Participant names and numbers are matched separately with
+trigram indexes (a partial number such as "7700 90" finds +44 7700 900123), and listed as the
+conversations they belong to. Results are newest first by default; ranking by relevance is a
+choice, since it reads every match.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from messaging.media import MEDIA_TYPES
+from messaging.models import Channel, Conversation, Direction, Message
+from review.models import ConversationTag, Flag, MessageTag, Tag
+
+PAGE_SIZE = 25
+COUNT_CAP = 1000  # counting every match of a common word costs more than it tells
+MAX_PAGE = 400
+_START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
+_NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
+_DIGITS = re.compile(r"\d{3,}")
+
+TYPE_CHOICES = [
+    ("", "any type"),
+    *[
+        (kind, kind)
+        for kind in (
+            "text",
+            "image",
+            "video",
+            "audio",
+            "document",
+            "sticker",
+            "location",
+            "contacts",
+            "interactive",
+            "button",
+            "edit",
+            "system",
+            "unsupported",
+        )
+    ],
+]
+
+
+class SearchForm(forms.Form):
+    """The search page's query string: what is valid, with a message for what is not."""
+
+    q = forms.CharField(required=False, max_length=500, label="Search")
+    channel = forms.ModelChoiceField(Channel.objects.all(), required=False, empty_label="any")
+    participant = forms.CharField(
+        required=False, max_length=100, help_text="A name or part of a number."
+    )
+    direction = forms.ChoiceField(
+        choices=[("", "either"), *Direction.choices], required=False, label="Direction"
+    )
+    type = forms.ChoiceField(choices=TYPE_CHOICES, required=False)
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+    tag = forms.ModelChoiceField(Tag.objects.all(), required=False, empty_label="any")
+    flag = forms.ChoiceField(
+        choices=[
+            ("", "any"),
+            ("open", "open flag"),
+            ("decided", "decided flag"),
+            ("flagged", "any flag"),
+            ("none", "never flagged"),
+        ],
+        required=False,
+        label="Flags",
+    )
+    attachment = forms.BooleanField(required=False, label="Has an attachment")
+    sort = forms.ChoiceField(
+        choices=[("newest", "newest first"), ("oldest", "oldest first"), ("relevance", "best")],
+        required=False,
+    )
+    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        if data.get("sort") == "relevance" and not (data.get("q") or "").strip():
+            data["sort"] = "newest"
+        return data
+
+
+@dataclass
+class Hit:
+    message: Message
+    snippet: SafeString
+
+
+@dataclass
+class Results:
+    hits: list[Hit] = field(default_factory=list)
+    total: int = 0
+    capped: bool = False
+    page: int = 1
+    has_next: bool = False
+    people: list[Conversation] = field(default_factory=list)
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def filter_messages(messages: QuerySet[Message], data: dict[str, Any]) -> QuerySet[Message]:
+    """Every filter but the text query (exports reuse this for "the current search")."""
+    messages = messages.exclude(type__in=("reaction", "revoke"))
+    if data.get("channel"):
+        messages = messages.filter(channel=data["channel"])
+    if data.get("direction"):
+        messages = messages.filter(direction=data["direction"])
+    if data.get("type"):
+        messages = messages.filter(type=data["type"])
+    if data.get("date_from"):
+        messages = messages.filter(sent_at__gte=_day_start(data["date_from"]))
+    if data.get("date_to"):
+        messages = messages.filter(sent_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
+    if data.get("attachment"):
+        messages = messages.filter(type__in=MEDIA_TYPES)
+    if data.get("participant"):
+        matching = participant_conversations(data["participant"]).values("pk")
+        messages = messages.filter(conversation__in=matching)
+    if data.get("tag"):
+        messages = messages.filter(
+            Exists(MessageTag.objects.filter(message=OuterRef("pk"), tag=data["tag"]))
+            | Exists(
+                ConversationTag.objects.filter(
+                    conversation=OuterRef("conversation"), tag=data["tag"]
+                )
+            )
+        )
+    if data.get("flag"):
+        messages = _flag_filter(messages, data["flag"])
+    return messages
+
+
+def _flag_filter(messages: QuerySet[Message], state: str) -> QuerySet[Message]:
+    open_states = [Flag.State.OPEN, Flag.State.ESCALATED]
+    on_message = Flag.objects.filter(message=OuterRef("pk"))
+    if state == "open":
+        return messages.filter(Exists(on_message.filter(state__in=open_states)))
+    if state == "decided":
+        return messages.filter(Exists(on_message.exclude(state__in=open_states)))
+    if state == "flagged":
+        return messages.filter(Exists(on_message))
+    return messages.filter(~Exists(on_message))
+
+
+def text_query(q: str) -> SearchQuery:
+    return SearchQuery(q, search_type="websearch", config="simple")
+
+
+def participant_conversations(text: str) -> QuerySet[Conversation]:
+    """Conversations whose participant's number contains the digits given, or whose name
+    (any name they have shown) contains every word given."""
+    text = text.strip()
+    conversations = Conversation.objects.filter(participant__isnull=False)
+    if _NUMBER.match(text):
+        digits = re.sub(r"\D", "", text)
+        return conversations.filter(participant__wa_id__contains=digits)
+    words = [w for w in re.split(r"\s+", text) if w]
+    if not words:
+        return conversations.none()
+    names = Q()
+    for word in words:
+        names &= Q(participant__profiles__name__icontains=word)
+    return conversations.filter(names).distinct()
+
+
+def people(q: str) -> list[Conversation]:
+    """Conversations with participants the query names: its number-like part, or its plain
+    words (quotes, OR and exclusions are full-text syntax and are left out here)."""
+    q = q.strip()
+    if not q:
+        return []
+    if _NUMBER.match(q):
+        matches = participant_conversations(q)
+    else:
+        words = [
+            w.strip('"')
+            for w in re.split(r"\s+", q)
+            if w and not w.startswith("-") and w.upper() != "OR"
+        ]
+        digits = [d for w in words for d in _DIGITS.findall(w)]
+        plain = " ".join(w for w in words if w and not _DIGITS.search(w))
+        matches = Conversation.objects.none()
+        if plain:
+            matches = participant_conversations(plain)
+        for number in digits:
+            matches = matches | participant_conversations(number)
+    return list(
+        matches.select_related("channel", "participant", "summary").order_by(
+            F("summary__last_message_at").desc(nulls_last=True)
+        )[:10]
+    )
+
+
+def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
+    """One page of hits, newest first unless asked otherwise, with a capped total."""
+    q = (data.get("q") or "").strip()
+    messages = filter_messages(messages, data)
+    query = text_query(q) if q else None
+    if query is not None:
+        messages = messages.filter(search=query)
+    sort = data.get("sort") or "newest"
+    if sort == "relevance" and query is not None:
+        messages = messages.annotate(rank=SearchRank(F("search"), query)).order_by(
+            "-rank", F("sent_at").desc(nulls_last=True), "-id"
+        )
+    elif sort == "oldest":
+        messages = messages.order_by(F("sent_at").asc(nulls_first=True), "id")
+    else:
+        messages = messages.order_by(F("sent_at").desc(nulls_last=True), "-id")
+    page = data.get("page") or 1
+    start = (page - 1) * PAGE_SIZE
+    ids = list(messages.values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
+    results = Results(page=page, has_next=len(ids) > PAGE_SIZE, people=people(q))
+    ids = ids[:PAGE_SIZE]
+    total = messages.values("id")[: COUNT_CAP + 1].count()
+    results.total, results.capped = min(total, COUNT_CAP), total > COUNT_CAP
+    results.hits = _hits(ids, query)
+    return results
+
+
+def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
+    rows = Message.objects.filter(id__in=ids).select_related(
+        "conversation__participant", "channel", "sender"
+    )
+    if query is not None:
+        rows = rows.annotate(
+            headline=SearchHeadline(
+                "text",
+                query,
+                config="simple",
+                start_sel=_START,
+                stop_sel=_STOP,
+                max_words=35,
+                min_words=15,
+                max_fragments=2,
+                fragment_delimiter=" … ",
+            )
+        )
+    by_id = {m.pk: m for m in rows}
+    hits = []
+    for pk in ids:
+        message = by_id[pk]
+        raw = getattr(message, "headline", None) or message.text[:240]
+        hits.append(Hit(message, highlight(raw)))
+    return hits
+
+
+def highlight(headline: str) -> SafeString:
+    """Escape what the client wrote, then turn the headline markers into <mark>."""
+    text = escape(headline).replace(_START, "<mark>").replace(_STOP, "</mark>")
+    # A marker the client typed themselves (or one cut off by a fragment) is closed or removed.
+    if text.count("<mark>") != text.count("</mark>"):
+        text = text.replace("<mark>", "").replace("</mark>", "")
+    return mark_safe(text)  # noqa: S308 - escaped above; only our own <mark> tags remain

@@ -1,0 +1,78 @@
+"""Template helpers for transcripts: times shown in the firm's zone with UTC on hover, client
+text escaped with its links made inert, and WhatsApp's status ticks."""
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django import template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+_URL = re.compile(r"\bhttps?://[^\s<>\"']+", re.IGNORECASE)
+TICKS = {"sent": "✓", "delivered": "✓✓", "read": "✓✓", "played": "✓✓", "failed": "!"}
+
+
+@register.filter
+def when(moment: datetime | None, style: str = "Y-m-d H:i") -> SafeString:
+    """<time> in the firm's time zone, with the UTC instant in its title."""
+    if moment is None:
+        return mark_safe('<span class="muted">no time</span>')
+    local = timezone.localtime(moment)
+    utc = moment.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{}</time>',
+        moment.isoformat(),
+        date_format(utc, "Y-m-d H:i:s"),
+        date_format(local, style),
+    )
+
+
+@register.filter
+def client_text(text: str) -> SafeString:
+    """What a client wrote, escaped; a link is shown in full and leads to a warning page first,
+    never straight to the site (links are inert unless clicked deliberately)."""
+    out, last = [], 0
+    leave = reverse("review:leave")
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)")
+        start, end = match.start(), match.start() + len(url)
+        out.append(escape(text[last:start]))
+        out.append(
+            format_html(
+                '<a class="ext" href="{}?{}" rel="noopener noreferrer nofollow">{}</a>',
+                leave,
+                urlencode({"to": url}),
+                url,
+            )
+        )
+        last = end
+    out.append(escape(text[last:]))
+    return mark_safe("".join(out).replace("\n", "<br>"))  # noqa: S308 - every part escaped
+
+
+@register.filter
+def ticks(status: str) -> str:
+    return TICKS.get(status, "")
+
+
+@register.filter
+def get(mapping: object, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def swatch(colour: str) -> SafeString:
+    """A tag's colour as an SVG dot: presentation attributes, which the strict CSP allows
+    (a style attribute would be blocked)."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour or ""):
+        colour = "#888888"
+    return format_html(
+        '<svg class="swatch" width="10" height="10" aria-hidden="true" focusable="false">'
+        '<circle cx="5" cy="5" r="5" fill="{}"/></svg>',
+        colour,
+    )

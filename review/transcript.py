@@ -1,0 +1,211 @@
+"""A conversation as a reviewer reads it: a window of messages in time order, each with what
+happened to it afterwards (statuses, reactions, edits, a deletion) and its evidence.
+
+Nothing is hidden: an edited message shows its current text and every earlier one; a deleted
+message keeps its original content, marked as deleted by the sender. Long conversations load in
+windows around a chosen message, each a handful of indexed queries whatever the length.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+
+from messaging.models import Attachment, Conversation, Message, ParticipantProfile, StatusEvent
+from messaging.statuses import current_status
+from messaging.summaries import ANNOTATION_TYPES
+from review.models import Flag, MessageTag
+
+WINDOW = 60
+
+
+@dataclass
+class Row:
+    """One message with everything the transcript shows beside it."""
+
+    message: Message
+    sender_name: str = ""
+    status: str = ""
+    statuses: list[StatusEvent] = field(default_factory=list)
+    reactions: list[Message] = field(default_factory=list)
+    edits: list[Message] = field(default_factory=list)
+    revoked: Message | None = None
+    quoted: Message | None = None
+    attachment: Attachment | None = None
+    tags: list[MessageTag] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    checkpoint: int | None = None  # the tree size of the first checkpoint that covers it
+
+    @property
+    def current_text(self) -> str:
+        return self.edits[-1].text if self.edits else self.message.text
+
+    @property
+    def body(self) -> Any:
+        payload = self.message.payload if isinstance(self.message.payload, dict) else {}
+        return payload.get(self.message.type)
+
+
+@dataclass
+class Window:
+    rows: list[Row]
+    has_earlier: bool
+    has_later: bool
+
+
+def _visible(conversation: Conversation) -> QuerySet[Message]:
+    return Message.objects.filter(conversation=conversation).exclude(type__in=ANNOTATION_TYPES)
+
+
+def _after(message: Message) -> Q:
+    if message.sent_at is None:
+        return Q(sent_at__isnull=True, id__gt=message.pk) | Q(sent_at__isnull=False)
+    return Q(sent_at__gt=message.sent_at) | Q(sent_at=message.sent_at, id__gt=message.pk)
+
+
+def _before(message: Message) -> Q:
+    if message.sent_at is None:
+        return Q(sent_at__isnull=True, id__lt=message.pk)
+    return (
+        Q(sent_at__lt=message.sent_at)
+        | Q(sent_at=message.sent_at, id__lt=message.pk)
+        | Q(sent_at__isnull=True)
+    )
+
+
+ASC = (F("sent_at").asc(nulls_first=True), "id")
+DESC = (F("sent_at").desc(nulls_last=True), "-id")
+
+
+def window(
+    conversation: Conversation,
+    *,
+    at: Message | None = None,
+    before: Message | None = None,
+    after: Message | None = None,
+    size: int = WINDOW,
+) -> Window:
+    """The latest `size` messages, or those around `at`, or the next ones before/after."""
+    visible = _visible(conversation).select_related("entry", "sender")
+    if before is not None:
+        older = list(visible.filter(_before(before)).order_by(*DESC)[: size + 1])
+        return _decorate(conversation, older[:size][::-1], len(older) > size, True)
+    if after is not None:
+        newer = list(visible.filter(_after(after)).order_by(*ASC)[: size + 1])
+        return _decorate(conversation, newer[:size], True, len(newer) > size)
+    if at is not None:
+        half = size // 2
+        older = list(visible.filter(_before(at)).order_by(*DESC)[: half + 1])
+        newer = list(visible.filter(_after(at)).order_by(*ASC)[: half + 1])
+        rows = [*older[:half][::-1], at, *newer[:half]]
+        return _decorate(conversation, rows, len(older) > half, len(newer) > half)
+    latest = list(visible.order_by(*DESC)[: size + 1])
+    return _decorate(conversation, latest[:size][::-1], len(latest) > size, False)
+
+
+def resolve(conversation: Conversation, message: Message) -> Message:
+    """The message a transcript opens at: a reaction, edit or deletion opens at its target."""
+    if message.type in ANNOTATION_TYPES and message.target_wamid:
+        target = _visible(conversation).filter(wamid=message.target_wamid).first()
+        if target is not None:
+            return target
+    return message
+
+
+def _decorate(
+    conversation: Conversation, messages: list[Message], has_earlier: bool, has_later: bool
+) -> Window:
+    rows = [Row(m) for m in messages]
+    if not rows:
+        return Window(rows, has_earlier, has_later)
+    by_wamid = {row.message.wamid: row for row in rows}
+    by_id = {row.message.pk: row for row in rows}
+    channel = conversation.channel_id
+    _annotations(channel, by_wamid)
+    _statuses(channel, by_wamid)
+    _quotes(channel, rows)
+    _names(rows)
+    for attachment in Attachment.objects.filter(message_id__in=by_id).select_related("file"):
+        by_id[attachment.message_id].attachment = attachment
+    for tag in MessageTag.objects.filter(message_id__in=by_id).select_related("tag"):
+        by_id[tag.message_id].tags.append(tag)
+    for flag in Flag.objects.filter(message_id__in=by_id).select_related("lexicon_policy"):
+        by_id[flag.message_id].flags.append(flag)  # type: ignore[index]
+    _checkpoints(rows)
+    return Window(rows, has_earlier, has_later)
+
+
+def _annotations(channel: int, by_wamid: dict[str, Row]) -> None:
+    annotations = Message.objects.filter(
+        channel_id=channel, target_wamid__in=list(by_wamid), type__in=ANNOTATION_TYPES
+    ).order_by(*ASC)
+    latest_reaction: dict[tuple[str, int | None, str], Message] = {}
+    for note in annotations.select_related("sender"):
+        row = by_wamid[note.target_wamid]
+        if note.type == "edit":
+            row.edits.append(note)
+        elif note.type == "revoke":
+            row.revoked = row.revoked or note
+        else:  # the latest reaction per sender and direction stands; an empty emoji removes it
+            latest_reaction[(note.target_wamid, note.sender_id, note.direction)] = note
+    for (wamid, _, _), reaction in latest_reaction.items():
+        body = reaction.payload.get("reaction") if isinstance(reaction.payload, dict) else None
+        if isinstance(body, dict) and body.get("emoji"):
+            by_wamid[wamid].reactions.append(reaction)
+
+
+def _statuses(channel: int, by_wamid: dict[str, Row]) -> None:
+    outbound = [w for w, row in by_wamid.items() if row.message.direction == "out"]
+    if not outbound:
+        return
+    events = StatusEvent.objects.filter(channel_id=channel, wamid__in=outbound)
+    for event in events.order_by("occurred_at", "id"):
+        by_wamid[event.wamid].statuses.append(event)
+    for wamid in outbound:
+        row = by_wamid[wamid]
+        row.status = current_status(e.status for e in row.statuses)
+
+
+def _quotes(channel: int, rows: list[Row]) -> None:
+    contexts = {row.message.context_wamid for row in rows if row.message.context_wamid}
+    if not contexts:
+        return
+    quoted = {
+        m.wamid: m for m in Message.objects.filter(channel_id=channel, wamid__in=list(contexts))
+    }
+    for row in rows:
+        row.quoted = quoted.get(row.message.context_wamid)
+
+
+def _names(rows: list[Row]) -> None:
+    """Each sender's latest known name (the profile history is kept; the latest is shown)."""
+    senders = {row.message.sender_id for row in rows if row.message.sender_id}
+    names: dict[int, str] = {}
+    profiles = ParticipantProfile.objects.filter(participant_id__in=senders).order_by("seen_at")
+    for participant_id, name, username in profiles.values_list(
+        "participant_id", "name", "username"
+    ):
+        names[participant_id] = name or username
+    for row in rows:
+        if row.message.sender_id:
+            row.sender_name = names.get(row.message.sender_id, "")
+
+
+def _checkpoints(rows: list[Row]) -> None:
+    """For each entry, the smallest signed tree that includes it (one indexed probe each)."""
+    seqs = sorted({row.message.entry_id for row in rows})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.seq, (SELECT min(tree_size) FROM archive_checkpoint WHERE tree_size > s.seq)"
+            " FROM unnest(%s::bigint[]) AS s(seq)",
+            [seqs],
+        )
+        covering = dict(cursor.fetchall())
+    for row in rows:
+        row.checkpoint = covering.get(row.message.entry_id)
+
+
+def sealed_at(row: Row) -> datetime:
+    return row.message.entry.sealed_at
