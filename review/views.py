@@ -7,7 +7,7 @@ media download is recorded as an access event.
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as notices
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -313,7 +313,8 @@ def save_search(request: HttpRequest) -> HttpResponse:
         notices.error(request, "Give the search a name to save it.")
         return redirect(f"{_search_url()}?{query}")
     try:
-        SavedSearch.objects.create(user_id=request.user.pk, name=name, query=query)
+        with transaction.atomic():
+            SavedSearch.objects.create(user_id=request.user.pk, name=name, query=query)
         notices.success(request, f"Saved the search “{name}”.")
     except IntegrityError:
         notices.error(request, f"You already have a saved search called “{name}”.")

@@ -1,0 +1,155 @@
+"""Search semantics on real PostgreSQL: web-search syntax, filters, names and partial numbers."""
+
+from datetime import date
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
+
+from messaging.models import Message
+from review import search
+from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
+from tests.review.conftest import NOW, inbound, seal
+
+
+def wamids(world: Any, **data: Any) -> set[str]:
+    results = search.search(Message.objects.all(), data)
+    return {hit.message.wamid for hit in results.hits}
+
+
+@pytest.fixture
+def words(world: Any) -> Any:
+    t = str(NOW + 200)
+    seal(
+        inbound("4915112345678", "Jonas Weber", {"id": "w.1", "timestamp": t, "type": "text",
+                                                "text": {"body": "the bond fund is safe"}}),
+        inbound("4915112345678", "Jonas Weber", {"id": "w.2", "timestamp": t, "type": "text",
+                                                "text": {"body": "fund the bond account"}}),
+        inbound("4915112345678", "Jonas Weber", {"id": "w.3", "timestamp": t, "type": "text",
+                                                "text": {"body": "crypto is risky"}}),
+    )
+    return world
+
+
+def test_it_finds_every_word_given(words: Any) -> None:
+    assert {"w.1", "w.2"} <= wamids(words, q="bond fund")
+    assert "w.3" not in wamids(words, q="bond fund")
+
+
+def test_it_finds_quoted_phrases_in_order(words: Any) -> None:
+    found = wamids(words, q='"bond fund"')
+    assert "w.1" in found and "w.2" not in found
+
+
+def test_it_finds_either_word_with_or(words: Any) -> None:
+    assert {"w.1", "w.3"} <= wamids(words, q="safe OR crypto")
+    assert "w.2" not in wamids(words, q="safe OR crypto")
+
+
+def test_it_excludes_words_with_a_minus(words: Any) -> None:
+    found = wamids(words, q="bond -safe")
+    assert "w.2" in found and "w.1" not in found
+
+
+def test_it_searches_file_names_and_captions(world: Any) -> None:
+    assert "wamid.xss-doc" in wamids(world, q="pdf")
+    assert "wamid.image" in wamids(world, q="passport")
+
+
+def test_it_finds_conversations_by_partial_number_and_name(words: Any) -> None:
+    by_number = search.people("1511234")
+    assert [c.participant.wa_id for c in by_number] == ["4915112345678"]
+    assert [c.participant.wa_id for c in search.people("+49 151 123")] == ["4915112345678"]
+    assert [c.participant.wa_id for c in search.people("jonas")] == ["4915112345678"]
+    assert search.people("nobody-called-this") == []
+
+
+def test_it_filters_by_participant_direction_and_type(words: Any) -> None:
+    assert wamids(words, q="bond", participant="5112345") == {"w.1", "w.2"}
+    outbound = wamids(words, direction="out")
+    assert outbound and all(Message.objects.get(wamid=w).direction == "out" for w in outbound)
+    assert wamids(words, type="document") == {"wamid.xss-doc"}
+    assert wamids(words, attachment=True) == {"wamid.xss-doc", "wamid.image"}
+
+
+def test_it_filters_by_date_range(words: Any) -> None:
+    day = Message.objects.get(wamid="w.1").sent_at.date()
+    assert "w.1" in wamids(words, q="bond", date_from=day, date_to=day)
+    assert wamids(words, q="bond", date_from=date(2020, 1, 1), date_to=date(2020, 1, 2)) == set()
+
+
+def test_it_filters_by_tag_and_flag_state(words: Any, reviewer: Any) -> None:
+    tag = Tag.objects.get()
+    w1, w2 = Message.objects.get(wamid="w.1"), Message.objects.get(wamid="w.2")
+    MessageTag.objects.create(message=w1, tag=tag, added_by=reviewer)
+    assert wamids(words, tag=tag) == {"w.1"}
+    ConversationTag.objects.create(conversation=w2.conversation, tag=tag, added_by=reviewer)
+    assert wamids(words, tag=tag, q="bond") == {"w.1", "w.2"}
+    Flag.objects.create(conversation=w2.conversation, message=w2, source="manual")
+    assert wamids(words, flag="open") == {"w.2"}
+    assert wamids(words, flag="decided") == set()
+    assert "w.2" not in wamids(words, flag="none", q="bond")
+
+
+def test_it_highlights_hits_and_escapes_everything_else(world: Any) -> None:
+    results = search.search(Message.objects.all(), {"q": "see"})
+    (hit,) = results.hits
+    assert "<mark>see</mark>" in hit.snippet
+    assert "<img" not in hit.snippet and "alert(2)&gt;" in hit.snippet
+
+
+@given(st.text(max_size=200))
+def test_it_never_lets_a_headline_carry_markup(text: str) -> None:
+    html = search.highlight(text)
+    assert "<" not in html.replace("<mark>", "").replace("</mark>", "")
+    assert html.count("<mark>") == html.count("</mark>")
+
+
+def test_it_counts_and_pages(words: Any) -> None:
+    results = search.search(Message.objects.all(), {"q": "bond", "participant": "Jonas"})
+    assert results.total == 2 and not results.capped and not results.has_next
+    everything = search.search(Message.objects.all(), {})
+    assert everything.total == Message.objects.exclude(type__in=["reaction", "revoke"]).count()
+    assert everything.has_next == (everything.total > search.PAGE_SIZE)
+
+
+def test_it_runs_searches_from_the_page_and_records_them(client: Any, reviewer: Any,
+                                                         words: Any) -> None:
+    client.force_login(reviewer)
+    response = client.get(reverse("review:search"), {"q": '"bond fund"', "direction": "in"})
+    html = response.content.decode()
+    hit = Message.objects.get(wamid="w.1")
+    assert f'?at={hit.pk}#m{hit.pk}' in html and "<mark>bond</mark>" in html
+    event = AccessEvent.objects.get()
+    assert event.action == "search" and event.detail["query"] == '"bond fund"'
+    assert event.detail["filters"] == {"direction": "in", "sort": "newest"} or \
+        event.detail["filters"]["direction"] == "in"
+
+
+def test_it_explains_a_bad_filter_instead_of_failing(client: Any, reviewer: Any,
+                                                     world: Any) -> None:
+    client.force_login(reviewer)
+    response = client.get(reverse("review:search"),
+                          {"q": "x", "date_from": "2026-02-30", "date_to": "nonsense"})
+    assert response.status_code == 200
+    assert b"Enter a valid date" in response.content
+    response = client.get(reverse("review:search"),
+                          {"date_from": "2026-03-02", "date_to": "2026-03-01"})
+    assert b"end date is before the start date" in response.content
+
+
+def test_it_survives_query_syntax_of_any_kind(client: Any, reviewer: Any, world: Any) -> None:
+    client.force_login(reviewer)
+    for q in ['"', "-", "OR", "a & b | !c", "(((", "':*", "\\", "-\"bond", "🙏"]:
+        assert client.get(reverse("review:search"), {"q": q}).status_code == 200, q
+
+
+def test_it_saves_searches_per_user(client: Any, reviewer: Any, world: Any) -> None:
+    client.force_login(reviewer)
+    client.post(reverse("review:save_search"), {"name": "Bonds", "query": "q=bond"})
+    response = client.post(reverse("review:save_search"), {"name": "Bonds", "query": "q=x"})
+    assert response.status_code == 302
+    page = client.get(reverse("review:search")).content.decode()
+    assert '<a href="?q=bond">Bonds</a>' in page
