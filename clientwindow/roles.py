@@ -9,7 +9,8 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 REVIEWER = "Reviewer"
@@ -74,7 +75,7 @@ def roles_context(request: HttpRequest) -> dict[str, Any]:
     return {"user_roles": roles_of(request.user)}
 
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def role_required(view: View) -> View:
@@ -82,7 +83,7 @@ def role_required(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not roles_of(request.user):
             return render(request, "no_role.html", status=403)
         return view(request, *args, **kwargs)

@@ -6,6 +6,7 @@ summary from the messages (used by the migration that introduced them, and safe 
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection
 
@@ -55,7 +56,7 @@ ON CONFLICT (conversation_id) DO UPDATE SET
 
 def record(conversations: Iterable[Conversation], messages: Iterable[Message]) -> None:
     """Add newly saved messages (and newly created conversations) to their summaries."""
-    rows: dict[int, list[object]] = {}
+    rows: dict[int, list[Any]] = {}
     for conversation in conversations:
         rows[conversation.pk] = [conversation.pk, conversation.channel_id, 0, 0, None, None, None]
     for message in messages:
@@ -65,8 +66,8 @@ def record(conversations: Iterable[Conversation], messages: Iterable[Message]) -
             message.conversation_id,
             [message.conversation_id, message.channel_id, 0, 0, None, None, None],
         )
-        row[2] += 1  # type: ignore[operator]
-        row[3] += message.direction == "in"  # type: ignore[operator]
+        row[2] += 1
+        row[3] += message.direction == "in"
         if message.sent_at is not None:
             first, last = row[4], row[5]
             row[4] = message.sent_at if first is None or message.sent_at < first else first

@@ -23,6 +23,14 @@ DECIDE = "review.decide_flag"
 ACCESS_LOG = "review.view_accessevent"
 
 
+def acting_user(request: HttpRequest) -> Any:
+    """The logged-in user (every portal view is behind role_required)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise PermissionDenied("Log in first.")
+    return user
+
+
 def require(request: HttpRequest, permission: str) -> None:
     if not request.user.has_perm(permission):
         raise PermissionDenied(f"Your role does not allow this ({permission.split('.')[1]}).")
@@ -78,7 +86,7 @@ def flag_for_user(request: HttpRequest, pk: int, permission: str = READ) -> Flag
 def saved_searches_for_user(request: HttpRequest) -> QuerySet[SavedSearch]:
     """A user's own saved searches: nobody sees another's."""
     require(request, READ)
-    return SavedSearch.objects.filter(user_id=request.user.pk)
+    return SavedSearch.objects.filter(user_id=acting_user(request).pk)
 
 
 def access_events_for_user(request: HttpRequest) -> QuerySet[AccessEvent]:
@@ -94,7 +102,7 @@ def record_access(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """An access event: who, when, from where, what. Written in the request's transaction."""
-    user = request.user
+    user = acting_user(request)
     AccessEvent.objects.create(
         user_id=user.pk,
         username=user.get_username(),

@@ -54,7 +54,7 @@ def tag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
         ConversationTag.objects.filter(conversation=convo, tag=tag).delete()
     else:
         ConversationTag.objects.get_or_create(
-            conversation=convo, tag=tag, defaults={"added_by_id": request.user.pk}
+            conversation=convo, tag=tag, defaults={"added_by_id": access.acting_user(request).pk}
         )
     applied = ConversationTag.objects.filter(conversation=convo).select_related("tag")
     if request.htmx:  # type: ignore[attr-defined]
@@ -75,7 +75,7 @@ def tag_message(request: HttpRequest, pk: int) -> HttpResponse:
         MessageTag.objects.filter(message=message, tag=tag).delete()
     else:
         MessageTag.objects.get_or_create(
-            message=message, tag=tag, defaults={"added_by_id": request.user.pk}
+            message=message, tag=tag, defaults={"added_by_id": access.acting_user(request).pk}
         )
     applied = list(MessageTag.objects.filter(message=message).select_related("tag"))
     if request.htmx:  # type: ignore[attr-defined]
@@ -100,7 +100,9 @@ def _at(message: Any) -> str:
 def flag_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = access.message_for_user(request, pk, access.RAISE)
     try:
-        flag = flags.raise_flag(request.user, message.conversation, message, _note(request))
+        flag = flags.raise_flag(
+            access.acting_user(request), message.conversation, message, _note(request)
+        )
     except ValidationError as error:
         notices.error(request, " ".join(error.messages))
         return redirect(_at(message))
@@ -113,7 +115,7 @@ def flag_message(request: HttpRequest, pk: int) -> HttpResponse:
 def flag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
     convo = access.conversation_for_user(request, pk, access.RAISE)
     try:
-        flag = flags.raise_flag(request.user, convo, None, _note(request))
+        flag = flags.raise_flag(access.acting_user(request), convo, None, _note(request))
     except ValidationError as error:
         notices.error(request, " ".join(error.messages))
         return redirect("review:conversation", pk=convo.pk)
@@ -139,13 +141,13 @@ class QueueFilter(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["policy"].choices = [
+        self.fields["policy"].choices = [  # type: ignore[attr-defined]
             ("", "any source"),
             ("manual", "raised by hand"),
             *[(f"lexicon:{p.pk}", f"lexicon: {p.name}") for p in LexiconPolicy.objects.all()],
             *[(f"sampling:{p.pk}", f"sample: {p.name}") for p in SamplingPolicy.objects.all()],
         ]
-        self.fields["assignee"].choices = [
+        self.fields["assignee"].choices = [  # type: ignore[attr-defined]
             ("", "anyone"),
             ("me", "me"),
             ("none", "unassigned"),
@@ -183,12 +185,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     if policy == "manual":
         queued = queued.filter(source=Flag.Source.MANUAL)
     elif policy.startswith("lexicon:"):
-        queued = queued.filter(lexicon_policy_id=policy.split(":")[1])
+        queued = queued.filter(lexicon_policy_id=_int(policy.split(":")[1]))
     elif policy.startswith("sampling:"):
-        queued = queued.filter(sampling_draw__policy_id=policy.split(":")[1])
+        queued = queued.filter(sampling_draw__policy_id=_int(policy.split(":")[1]))
     assignee = data.get("assignee") or ""
     if assignee == "me":
-        queued = queued.filter(assignee_id=request.user.pk)
+        queued = queued.filter(assignee_id=access.acting_user(request).pk)
     elif assignee == "none":
         queued = queued.filter(assignee__isnull=True)
     elif assignee.isdigit():
@@ -210,6 +212,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _int(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
 @role_required
 @require_GET
 def flag_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -222,7 +228,7 @@ def flag_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "flag": flag,
             "decisions": flag.decisions.select_related("decided_by", "escalated_to", "entry"),
             "comments": flag.comments.select_related("author", "entry"),
-            "reviewers": reviewers().exclude(pk=request.user.pk),
+            "reviewers": reviewers().exclude(pk=access.acting_user(request).pk),
             "can_decide": request.user.has_perm(access.DECIDE),
             "outcomes": ReviewDecision.Outcome.choices,
         },
@@ -233,7 +239,7 @@ def flag_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     flag = access.flag_for_user(request, pk, access.DECIDE)
-    if flags.claim(flag, request.user):
+    if flags.claim(flag, access.acting_user(request)):
         notices.success(request, f"Flag {flag.pk} is yours.")
     else:
         notices.error(request, f"Flag {flag.pk} is already held by {flag.assignee}.")
@@ -247,7 +253,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         flags.decide(
             [flag],
-            request.user,
+            access.acting_user(request),
             request.POST.get("outcome", ""),
             request.POST.get("reason", "")[:5000],
             _escalate_to(request),
@@ -272,12 +278,12 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
     outcome = request.POST.get("outcome", "")
     try:
         if outcome == "claim":
-            taken = sum(flags.claim(f, request.user) for f in chosen)
+            taken = sum(flags.claim(f, access.acting_user(request)) for f in chosen)
             notices.success(request, f"Claimed {taken} of {len(chosen)} flags.")
         else:
             made = flags.decide(
                 chosen,
-                request.user,
+                access.acting_user(request),
                 outcome,
                 request.POST.get("reason", "")[:5000],
                 _escalate_to(request),
@@ -300,7 +306,7 @@ def _escalate_to(request: HttpRequest) -> Any:
 def comment(request: HttpRequest, pk: int) -> HttpResponse:
     flag = access.flag_for_user(request, pk, access.DECIDE)
     try:
-        flags.comment(flag, request.user, request.POST.get("text", "")[:5000])
+        flags.comment(flag, access.acting_user(request), request.POST.get("text", "")[:5000])
         notices.success(request, "Comment added and sealed.")
     except (ValidationError, IntegrityError) as error:
         notices.error(request, " ".join(getattr(error, "messages", [str(error)])))

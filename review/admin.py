@@ -42,7 +42,7 @@ class DateRangeForm(forms.Form):
     end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The end date is before the start date.")
         return data

@@ -61,8 +61,8 @@ def message_days(days: int = DAYS) -> list[Day]:
     out = []
     for offset in range(days):
         day = first + timedelta(offset)
-        row = by_day.get(day, {})
-        out.append(Day(day, row.get("inbound", 0), row.get("outbound", 0)))
+        row = by_day.get(day)
+        out.append(Day(day, row["inbound"] if row else 0, row["outbound"] if row else 0))
     return out
 
 

@@ -51,7 +51,9 @@ def draw(policy: SamplingPolicy, today: date) -> SamplingDraw | None:
     if channels:
         active = active.filter(channel_id__in=channels)
     population = sorted(set(active.values_list("conversation_id", flat=True)))
-    chosen = secrets.SystemRandom().sample(population, draw_size(len(population), policy.percent))
+    chosen = secrets.SystemRandom().sample(
+        population, draw_size(len(population), float(policy.percent))
+    )
     try:
         with transaction.atomic():
             made = SamplingDraw.objects.create(

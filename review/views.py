@@ -232,7 +232,7 @@ def _name(convo: object) -> str:
 
 @role_required
 @require_GET
-def media(request: HttpRequest, pk: int) -> HttpResponse:
+def media(request: HttpRequest, pk: int) -> FileResponse:
     """A message's stored media file. Images, audio and video of safe types are shown inline;
     anything else (an SVG, HTML, a PDF) is a download, and never sniffed."""
     attachment = access.attachment_for_user(request, pk)
@@ -314,7 +314,9 @@ def save_search(request: HttpRequest) -> HttpResponse:
         return redirect(f"{_search_url()}?{query}")
     try:
         with transaction.atomic():
-            SavedSearch.objects.create(user_id=request.user.pk, name=name, query=query)
+            SavedSearch.objects.create(
+                user_id=access.acting_user(request).pk, name=name, query=query
+            )
         notices.success(request, f"Saved the search “{name}”.")
     except IntegrityError:
         notices.error(request, f"You already have a saved search called “{name}”.")

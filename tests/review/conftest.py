@@ -15,7 +15,7 @@ from messaging.sequencer import process_deliveries
 from review.models import Tag
 
 NOW = 1_790_000_000  # 2026-09-21, a fixed moment: no wall clock in tests
-XSS = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000100ffff03000006000557bfabd40000000049454e44ae426082"
@@ -58,24 +58,66 @@ def world(db: None, settings: Any, tmp_path: Any) -> World:
     seal(*simulator.demo_bodies(NOW))
     hostile_number, t = "15550001234", str(NOW + 100)
     seal(
-        inbound(hostile_number, XSS, {"id": "wamid.xss-text", "timestamp": t, "type": "text",
-                                     "text": {"body": XSS + " see https://evil.example/x?a=1"}}),
-        inbound(hostile_number, XSS, {"id": "wamid.xss-doc", "timestamp": t, "type": "document",
-                                     "document": {"id": "media-doc", "filename": XSS + ".pdf",
-                                                  "mime_type": "application/pdf",
-                                                  "caption": "quarterly report"}}),
-        inbound(hostile_number, XSS, {"id": "wamid.image", "timestamp": t, "type": "image",
-                                     "image": {"id": "media-img", "mime_type": "image/png",
-                                               "caption": "my passport"}}),
-        inbound(hostile_number, XSS, {"id": "wamid.deleted", "timestamp": t, "type": "text",
-                                     "text": {"body": "guaranteed returns, tell nobody"}}),
-        inbound(hostile_number, XSS, {"id": "wamid.revoke", "timestamp": str(NOW + 101),
-                                     "type": "revoke",
-                                     "revoke": {"original_message_id": "wamid.deleted"}}),
+        inbound(
+            hostile_number,
+            XSS,
+            {
+                "id": "wamid.xss-text",
+                "timestamp": t,
+                "type": "text",
+                "text": {"body": XSS + " see https://evil.example/x?a=1"},
+            },
+        ),
+        inbound(
+            hostile_number,
+            XSS,
+            {
+                "id": "wamid.xss-doc",
+                "timestamp": t,
+                "type": "document",
+                "document": {
+                    "id": "media-doc",
+                    "filename": XSS + ".pdf",
+                    "mime_type": "application/pdf",
+                    "caption": "quarterly report",
+                },
+            },
+        ),
+        inbound(
+            hostile_number,
+            XSS,
+            {
+                "id": "wamid.image",
+                "timestamp": t,
+                "type": "image",
+                "image": {"id": "media-img", "mime_type": "image/png", "caption": "my passport"},
+            },
+        ),
+        inbound(
+            hostile_number,
+            XSS,
+            {
+                "id": "wamid.deleted",
+                "timestamp": t,
+                "type": "text",
+                "text": {"body": "guaranteed returns, tell nobody"},
+            },
+        ),
+        inbound(
+            hostile_number,
+            XSS,
+            {
+                "id": "wamid.revoke",
+                "timestamp": str(NOW + 101),
+                "type": "revoke",
+                "revoke": {"original_message_id": "wamid.deleted"},
+            },
+        ),
     )
     image = Message.objects.get(wamid="wamid.image")
-    media._store(image, "media-img", Download(PNG, hashlib.sha256(PNG).hexdigest(), "image/png"),
-                 "image/png")
+    media._store(
+        image, "media-img", Download(PNG, hashlib.sha256(PNG).hexdigest(), "image/png"), "image/png"
+    )
     Tag.objects.create(name="Suitability", colour="#aa3300")
     amelia = Conversation.objects.get(participant__wa_id=simulator.DEMO_CLIENTS[0][0])
     hostile = Conversation.objects.get(participant__wa_id=hostile_number)

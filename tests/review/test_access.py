@@ -32,16 +32,18 @@ def flag(world: Any, reviewer: Any) -> Flag:
 
 
 @pytest.mark.parametrize(("name", "arg"), READ_PAGES)
-def test_it_sends_anonymous_visitors_to_log_in(client: Any, world: Any, flag: Flag, name: str,
-                                               arg: str | None) -> None:
+def test_it_sends_anonymous_visitors_to_log_in(
+    client: Any, world: Any, flag: Flag, name: str, arg: str | None
+) -> None:
     response = client.get(url_for(name, arg, world, flag))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
 
 @pytest.mark.parametrize(("name", "arg"), READ_PAGES)
-def test_it_shows_an_outsider_nothing(client: Any, outsider: Any, world: Any, flag: Flag,
-                                      name: str, arg: str | None) -> None:
+def test_it_shows_an_outsider_nothing(
+    client: Any, outsider: Any, world: Any, flag: Flag, name: str, arg: str | None
+) -> None:
     client.force_login(outsider)
     response = client.get(url_for(name, arg, world, flag))
     assert response.status_code == 403
@@ -50,8 +52,9 @@ def test_it_shows_an_outsider_nothing(client: Any, outsider: Any, world: Any, fl
 
 @pytest.mark.parametrize("role", ["reviewer", "auditor", "legal", "admin_user"])
 @pytest.mark.parametrize(("name", "arg"), READ_PAGES)
-def test_it_lets_every_role_read(client: Any, request: Any, world: Any, flag: Flag, role: str,
-                                 name: str, arg: str | None) -> None:
+def test_it_lets_every_role_read(
+    client: Any, request: Any, world: Any, flag: Flag, role: str, name: str, arg: str | None
+) -> None:
     client.force_login(request.getfixturevalue(role))
     assert client.get(url_for(name, arg, world, flag)).status_code == 200
 
@@ -61,8 +64,11 @@ def fragment_urls(world: Any, flag: Flag) -> list[tuple[str, str, dict[str, Any]
     message = world.message("wamid.demo-0-0")
     image = world.message("wamid.image")
     return [
-        ("get", reverse("review:conversation_messages", args=[world.amelia.pk]),
-         {"before": message.pk}),
+        (
+            "get",
+            reverse("review:conversation_messages", args=[world.amelia.pk]),
+            {"before": message.pk},
+        ),
         ("get", reverse("review:media", args=[image.pk]), {}),
         ("get", reverse("review:leave"), {"to": "https://example.org/"}),
         ("post", reverse("review:tag_conversation", args=[world.amelia.pk]), {"tag": 1}),
@@ -78,8 +84,9 @@ def fragment_urls(world: Any, flag: Flag) -> list[tuple[str, str, dict[str, Any]
     ]
 
 
-def test_it_refuses_an_outsider_every_fragment_and_action(client: Any, outsider: Any,
-                                                           world: Any, flag: Flag) -> None:
+def test_it_refuses_an_outsider_every_fragment_and_action(
+    client: Any, outsider: Any, world: Any, flag: Flag
+) -> None:
     client.force_login(outsider)
     for method, url, data in fragment_urls(world, flag):
         response = getattr(client, method)(url, data)
@@ -90,9 +97,9 @@ def test_it_refuses_an_outsider_every_fragment_and_action(client: Any, outsider:
 
 
 @pytest.mark.parametrize("role", ["auditor", "legal"])
-def test_it_lets_auditors_and_legal_read_but_change_nothing(client: Any, request: Any,
-                                                            world: Any, flag: Flag,
-                                                            role: str) -> None:
+def test_it_lets_auditors_and_legal_read_but_change_nothing(
+    client: Any, request: Any, world: Any, flag: Flag, role: str
+) -> None:
     client.force_login(request.getfixturevalue(role))
     for method, url, data in fragment_urls(world, flag):
         response = getattr(client, method)(url, data)
@@ -106,8 +113,9 @@ def test_it_lets_auditors_and_legal_read_but_change_nothing(client: Any, request
     assert Flag.objects.get().state == Flag.State.OPEN
 
 
-def test_it_keeps_the_access_log_for_administrators(client: Any, reviewer: Any,
-                                                    admin_user: Any, world: Any) -> None:
+def test_it_keeps_the_access_log_for_administrators(
+    client: Any, reviewer: Any, admin_user: Any, world: Any
+) -> None:
     client.force_login(reviewer)
     assert client.get(reverse("review:access_log")).status_code == 403
     client.force_login(admin_user)
@@ -121,8 +129,9 @@ def test_it_answers_404_for_what_does_not_exist(client: Any, reviewer: Any, worl
     assert client.get(reverse("review:media", args=[999999])).status_code == 404
 
 
-def test_it_keeps_saved_searches_private(client: Any, reviewer: Any, auditor: Any,
-                                        world: Any) -> None:
+def test_it_keeps_saved_searches_private(
+    client: Any, reviewer: Any, auditor: Any, world: Any
+) -> None:
     saved = SavedSearch.objects.create(user=reviewer, name="mine", query="q=bond")
     client.force_login(auditor)
     assert b"mine" not in client.get(reverse("review:search")).content

@@ -16,9 +16,9 @@ def test_it_counts_messages_in_and_out_per_day(world: Any) -> None:
     assert sum(d.inbound for d in days) == 13 and sum(d.outbound for d in days) == 3
 
 
-def test_it_shows_the_dashboard_to_readers_and_health_to_admins(client: Any, reviewer: Any,
-                                                                admin_user: Any,
-                                                                world: Any) -> None:
+def test_it_shows_the_dashboard_to_readers_and_health_to_admins(
+    client: Any, reviewer: Any, admin_user: Any, world: Any
+) -> None:
     flags.raise_flag(reviewer, world.amelia, None, "look")
     client.force_login(reviewer)
     page = client.get(reverse("home")).content.decode()
@@ -28,8 +28,9 @@ def test_it_shows_the_dashboard_to_readers_and_health_to_admins(client: Any, rev
     assert "Deliveries sealed" in page and '<svg class="chart"' in page
 
 
-def test_it_records_tag_and_policy_changes_in_the_audit_log(client: Any, reviewer: Any,
-                                                            world: Any) -> None:
+def test_it_records_tag_and_policy_changes_in_the_audit_log(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     from auditlog.models import LogEntry
 
     from review.models import Tag

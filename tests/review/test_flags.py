@@ -26,16 +26,23 @@ def test_it_raises_a_flag_with_a_reason(client: Any, reviewer: Any, world: Any) 
     client.post(reverse("review:flag_message", args=[message.pk]), {"note": "large transfer"})
     flag = Flag.objects.get()
     assert (flag.message, flag.source, flag.raised_by, flag.note) == (
-        message, "manual", reviewer, "large transfer")
+        message,
+        "manual",
+        reviewer,
+        "large transfer",
+    )
     client.post(reverse("review:flag_message", args=[message.pk]), {"note": "  "})
     assert Flag.objects.count() == 1
 
 
-def test_it_seals_each_decision_with_who_what_and_why(client: Any, reviewer: Any,
-                                                      flag: Flag) -> None:
+def test_it_seals_each_decision_with_who_what_and_why(
+    client: Any, reviewer: Any, flag: Flag
+) -> None:
     client.force_login(reviewer)
-    client.post(reverse("review:decide", args=[flag.pk]),
-                {"outcome": "not_compliant", "reason": "promise of guaranteed returns"})
+    client.post(
+        reverse("review:decide", args=[flag.pk]),
+        {"outcome": "not_compliant", "reason": "promise of guaranteed returns"},
+    )
     decision = ReviewDecision.objects.get()
     flag.refresh_from_db()
     assert flag.state == "not_compliant" and flag.decided_at is not None
@@ -43,7 +50,10 @@ def test_it_seals_each_decision_with_who_what_and_why(client: Any, reviewer: Any
     envelope = json.loads(bytes(entry.envelope))
     assert envelope["kind"] == "review.decision"
     assert (envelope["flag"], envelope["outcome"], envelope["decided_by"]) == (
-        flag.pk, "not_compliant", reviewer.pk)
+        flag.pk,
+        "not_compliant",
+        reviewer.pk,
+    )
     assert envelope["message_seq"] == flag.message.entry_id
     reason = Content.objects.get(entry=entry, name="reason")
     digest = commitment("reason", bytes(reason.salt), b"promise of guaranteed returns")
@@ -56,8 +66,9 @@ def test_it_requires_a_reason_for_not_compliant(reviewer: Any, flag: Flag) -> No
     assert not ReviewDecision.objects.exists()
 
 
-def test_it_escalates_to_a_named_user_who_then_decides(reviewer: Any, make_user: Any,
-                                                       flag: Flag) -> None:
+def test_it_escalates_to_a_named_user_who_then_decides(
+    reviewer: Any, make_user: Any, flag: Flag
+) -> None:
     senior = make_user("sam", "Reviewer")
     flags.decide([flag], reviewer, "escalated", "needs a second opinion", senior)
     flag.refresh_from_db()
@@ -68,8 +79,9 @@ def test_it_escalates_to_a_named_user_who_then_decides(reviewer: Any, make_user:
     assert flag.state == "compliant"
     assert [d.outcome for d in flag.decisions.all()] == ["escalated", "compliant"]
     with pytest.raises(ValidationError, match="Name the person"):
-        flags.decide([flags.raise_flag(reviewer, flag.conversation, None, "x")], reviewer,
-                     "escalated", "")
+        flags.decide(
+            [flags.raise_flag(reviewer, flag.conversation, None, "x")], reviewer, "escalated", ""
+        )
 
 
 def test_it_refuses_to_decide_a_flag_twice(reviewer: Any, flag: Flag) -> None:
@@ -79,8 +91,9 @@ def test_it_refuses_to_decide_a_flag_twice(reviewer: Any, flag: Flag) -> None:
     assert ReviewDecision.objects.count() == 1
 
 
-def test_it_lets_one_reviewer_claim_a_flag(client: Any, reviewer: Any, make_user: Any,
-                                           flag: Flag) -> None:
+def test_it_lets_one_reviewer_claim_a_flag(
+    client: Any, reviewer: Any, make_user: Any, flag: Flag
+) -> None:
     other = make_user("oli", "Reviewer")
     assert flags.claim(flag, reviewer)
     assert not flags.claim(flag, other)
@@ -89,12 +102,15 @@ def test_it_lets_one_reviewer_claim_a_flag(client: Any, reviewer: Any, make_user
     assert b"already held by rey" in response.content
 
 
-def test_it_decides_in_bulk_one_sealed_decision_per_flag(client: Any, reviewer: Any,
-                                                         world: Any, flag: Flag) -> None:
+def test_it_decides_in_bulk_one_sealed_decision_per_flag(
+    client: Any, reviewer: Any, world: Any, flag: Flag
+) -> None:
     second = flags.raise_flag(reviewer, world.amelia, None, "sample")
     client.force_login(reviewer)
-    client.post(reverse("review:bulk_decide"),
-                {"flag": [flag.pk, second.pk], "outcome": "compliant", "reason": "fine"})
+    client.post(
+        reverse("review:bulk_decide"),
+        {"flag": [flag.pk, second.pk], "outcome": "compliant", "reason": "fine"},
+    )
     assert set(Flag.objects.values_list("state", flat=True)) == {"compliant"}
     kinds = LedgerEntry.objects.filter(kind="review.decision").count()
     assert ReviewDecision.objects.count() == kinds == 2
@@ -111,8 +127,10 @@ def test_it_seals_comments(client: Any, reviewer: Any, flag: Flag) -> None:
 
 def test_it_keeps_decisions_and_comments_append_only(reviewer: Any, flag: Flag) -> None:
     flags.decide([flag], reviewer, "compliant", "")
-    with pytest.raises(Exception, match="permission denied|append-only|Cannot"), \
-            connection.cursor() as cursor:
+    with (
+        pytest.raises(Exception, match=r"permission denied|append-only|Cannot"),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("UPDATE review_reviewdecision SET outcome = 'not_compliant'")
 
 

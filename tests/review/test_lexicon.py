@@ -25,8 +25,13 @@ def policy(*terms: tuple[str, str], **options: Any) -> LexiconPolicy:
 
 
 def say(text: str, wamid: str) -> Message:
-    seal(inbound("4477001", "Pat", {"id": wamid, "timestamp": str(NOW + 300), "type": "text",
-                                    "text": {"body": text}}))
+    seal(
+        inbound(
+            "4477001",
+            "Pat",
+            {"id": wamid, "timestamp": str(NOW + 300), "type": "text", "text": {"body": text}},
+        )
+    )
     return Message.objects.get(wamid=wamid)
 
 
@@ -45,25 +50,29 @@ def test_it_flags_new_messages_once_sealed(world: Any) -> None:
 
 def test_it_matches_whole_words_unless_told_otherwise(world: Any) -> None:
     compiled = lexicon.compile_policies(
-        LexiconPolicy.objects.filter(pk=policy(("term", "fund")).pk))
+        LexiconPolicy.objects.filter(pk=policy(("term", "fund")).pk)
+    )
     message = Message(text="refund the funds", channel_id=world.channel.pk)
     assert compiled[0].matches(message) == []
     loose = policy(("term", "fund"), name="loose", whole_word=False)
     assert lexicon.compile_policies(LexiconPolicy.objects.filter(pk=loose.pk))[0].matches(
-        message) == ["fund"]
+        message
+    ) == ["fund"]
 
 
 def test_it_respects_case_sensitivity_and_regexes(world: Any) -> None:
     strict = policy(("term", "ETF"), ("regex", r"\b\d{2}% return"), case_sensitive=True)
     (compiled,) = lexicon.compile_policies(LexiconPolicy.objects.filter(pk=strict.pk))
     assert compiled.matches(Message(text="an etf with 12% return", channel_id=1)) == [
-        r"\b\d{2}% return"]
+        r"\b\d{2}% return"
+    ]
     assert compiled.matches(Message(text="an ETF", channel_id=1)) == ["ETF"]
 
 
 def test_it_matches_phrases_across_any_whitespace(world: Any) -> None:
     (compiled,) = lexicon.compile_policies(
-        LexiconPolicy.objects.filter(pk=policy(("phrase", "off the record")).pk))
+        LexiconPolicy.objects.filter(pk=policy(("phrase", "off the record")).pk)
+    )
     assert compiled.matches(Message(text="Off  the\nrecord, ok?", channel_id=1))
 
 
@@ -100,10 +109,14 @@ def test_it_names_a_bad_date_on_the_command_line(world: Any) -> None:
         call_command("scan_lexicon", "--from", "yesterday", "--to", "2026-01-01")
 
 
-@given(word=st.from_regex(r"[A-Za-z]{2,12}", fullmatch=True),
-       before=st.text(max_size=20), after=st.text(max_size=20))
-def test_it_finds_a_whole_word_exactly_where_a_reader_would(word: str, before: str,
-                                                             after: str) -> None:
+@given(
+    word=st.from_regex(r"[A-Za-z]{2,12}", fullmatch=True),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+def test_it_finds_a_whole_word_exactly_where_a_reader_would(
+    word: str, before: str, after: str
+) -> None:
     pattern = re.compile(lexicon.term_pattern("term", word, True), re.IGNORECASE)
     text = f"{before} {word} {after}"
     assert pattern.search(text)

@@ -11,8 +11,10 @@ from review import sampling
 from review.models import Flag, SamplingDraw, SamplingPolicy
 
 
-@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
-       st.sampled_from(["day", "week", "month"]))
+@given(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+    st.sampled_from(["day", "week", "month"]),
+)
 def test_it_draws_from_the_last_whole_period_before_today(today: date, period: str) -> None:
     start, end = sampling.last_complete_period(period, today)
     assert start < end <= today
@@ -24,8 +26,7 @@ def test_it_draws_from_the_last_whole_period_before_today(today: date, period: s
 
 
 @given(st.integers(0, 10_000), st.decimals(min_value="0.01", max_value="100", places=2))
-def test_it_draws_at_least_one_and_never_more_than_there_are(population: int,
-                                                             percent: Any) -> None:
+def test_it_draws_at_least_one_and_never_more_than_there_are(population: int, percent: Any) -> None:
     size = sampling.draw_size(population, float(percent))
     assert 0 <= size <= population and (size >= 1) == (population > 0)
 

@@ -23,12 +23,31 @@ def wamids(world: Any, **data: Any) -> set[str]:
 def words(world: Any) -> Any:
     t = str(NOW + 200)
     seal(
-        inbound("4915112345678", "Jonas Weber", {"id": "w.1", "timestamp": t, "type": "text",
-                                                "text": {"body": "the bond fund is safe"}}),
-        inbound("4915112345678", "Jonas Weber", {"id": "w.2", "timestamp": t, "type": "text",
-                                                "text": {"body": "fund the bond account"}}),
-        inbound("4915112345678", "Jonas Weber", {"id": "w.3", "timestamp": t, "type": "text",
-                                                "text": {"body": "crypto is risky"}}),
+        inbound(
+            "4915112345678",
+            "Jonas Weber",
+            {
+                "id": "w.1",
+                "timestamp": t,
+                "type": "text",
+                "text": {"body": "the bond fund is safe"},
+            },
+        ),
+        inbound(
+            "4915112345678",
+            "Jonas Weber",
+            {
+                "id": "w.2",
+                "timestamp": t,
+                "type": "text",
+                "text": {"body": "fund the bond account"},
+            },
+        ),
+        inbound(
+            "4915112345678",
+            "Jonas Weber",
+            {"id": "w.3", "timestamp": t, "type": "text", "text": {"body": "crypto is risky"}},
+        ),
     )
     return world
 
@@ -115,34 +134,40 @@ def test_it_counts_and_pages(words: Any) -> None:
     assert everything.has_next == (everything.total > search.PAGE_SIZE)
 
 
-def test_it_runs_searches_from_the_page_and_records_them(client: Any, reviewer: Any,
-                                                         words: Any) -> None:
+def test_it_runs_searches_from_the_page_and_records_them(
+    client: Any, reviewer: Any, words: Any
+) -> None:
     client.force_login(reviewer)
     response = client.get(reverse("review:search"), {"q": '"bond fund"', "direction": "in"})
     html = response.content.decode()
     hit = Message.objects.get(wamid="w.1")
-    assert f'?at={hit.pk}#m{hit.pk}' in html and "<mark>bond</mark>" in html
+    assert f"?at={hit.pk}#m{hit.pk}" in html and "<mark>bond</mark>" in html
     event = AccessEvent.objects.get()
     assert event.action == "search" and event.detail["query"] == '"bond fund"'
-    assert event.detail["filters"] == {"direction": "in", "sort": "newest"} or \
-        event.detail["filters"]["direction"] == "in"
+    assert (
+        event.detail["filters"] == {"direction": "in", "sort": "newest"}
+        or event.detail["filters"]["direction"] == "in"
+    )
 
 
-def test_it_explains_a_bad_filter_instead_of_failing(client: Any, reviewer: Any,
-                                                     world: Any) -> None:
+def test_it_explains_a_bad_filter_instead_of_failing(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     client.force_login(reviewer)
-    response = client.get(reverse("review:search"),
-                          {"q": "x", "date_from": "2026-02-30", "date_to": "nonsense"})
+    response = client.get(
+        reverse("review:search"), {"q": "x", "date_from": "2026-02-30", "date_to": "nonsense"}
+    )
     assert response.status_code == 200
     assert b"Enter a valid date" in response.content
-    response = client.get(reverse("review:search"),
-                          {"date_from": "2026-03-02", "date_to": "2026-03-01"})
+    response = client.get(
+        reverse("review:search"), {"date_from": "2026-03-02", "date_to": "2026-03-01"}
+    )
     assert b"end date is before the start date" in response.content
 
 
 def test_it_survives_query_syntax_of_any_kind(client: Any, reviewer: Any, world: Any) -> None:
     client.force_login(reviewer)
-    for q in ['"', "-", "OR", "a & b | !c", "(((", "':*", "\\", "-\"bond", "🙏"]:
+    for q in ['"', "-", "OR", "a & b | !c", "(((", "':*", "\\", '-"bond', "🙏"]:
         assert client.get(reverse("review:search"), {"q": q}).status_code == 200, q
 
 

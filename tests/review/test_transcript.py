@@ -5,8 +5,8 @@ from typing import Any
 
 from django.urls import reverse
 
-from archive.models import Checkpoint
 from archive.checkpoints import create_checkpoint
+from archive.models import Checkpoint
 from review import transcript
 from review.models import AccessEvent
 from tests.review.conftest import XSS
@@ -34,8 +34,9 @@ def test_it_shows_status_ticks_and_reactions(client: Any, reviewer: Any, world: 
     assert "🙏" in reply.group(0)
 
 
-def test_it_shows_the_current_text_of_an_edit_with_its_history(client: Any, reviewer: Any,
-                                                                 world: Any) -> None:
+def test_it_shows_the_current_text_of_an_edit_with_its_history(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     etienne = world.message("wamid.demo-1-1").conversation
     html = page(client, reviewer, etienne)
     assert "move €40,000 into the bond fund" in html
@@ -43,15 +44,17 @@ def test_it_shows_the_current_text_of_an_edit_with_its_history(client: Any, revi
     assert "Edit history (1)" in html and "edited" in html
 
 
-def test_it_keeps_a_deleted_message_visible_and_marks_it(client: Any, reviewer: Any,
-                                                         world: Any) -> None:
+def test_it_keeps_a_deleted_message_visible_and_marks_it(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     html = page(client, reviewer, world.hostile)
     assert "guaranteed returns, tell nobody" in html
     assert "Deleted by sender at" in html
 
 
-def test_it_renders_hostile_text_names_and_file_names_inert(client: Any, reviewer: Any,
-                                                            world: Any) -> None:
+def test_it_renders_hostile_text_names_and_file_names_inert(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     html = page(client, reviewer, world.hostile)
     assert "<script>alert(1)</script>" not in html
     assert "onerror=alert(2)>" not in html
@@ -59,18 +62,22 @@ def test_it_renders_hostile_text_names_and_file_names_inert(client: Any, reviewe
     assert html.count("<script") == 1  # htmx, from our own static files
 
 
-def test_it_leads_client_links_through_a_warning_page(client: Any, reviewer: Any,
-                                                      world: Any) -> None:
+def test_it_leads_client_links_through_a_warning_page(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     html = page(client, reviewer, world.hostile)
     assert 'href="https://evil.example' not in html
     assert "/leave/?to=https%3A%2F%2Fevil.example%2Fx%3Fa%3D1" in html
     leave = client.get(reverse("review:leave"), {"to": "https://evil.example/x?a=1"})
-    assert b"evil.example" in leave.content and b'rel="noopener noreferrer nofollow"' in leave.content
+    assert (
+        b"evil.example" in leave.content and b'rel="noopener noreferrer nofollow"' in leave.content
+    )
     assert client.get(reverse("review:leave"), {"to": "javascript:alert(1)"}).status_code == 400
 
 
-def test_it_shows_images_inline_and_documents_to_download(client: Any, reviewer: Any,
-                                                          world: Any) -> None:
+def test_it_shows_images_inline_and_documents_to_download(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     html = page(client, reviewer, world.hostile)
     image = world.message("wamid.image")
     assert f'src="{reverse("review:media", args=[image.pk])}"' in html
@@ -78,8 +85,9 @@ def test_it_shows_images_inline_and_documents_to_download(client: Any, reviewer:
     assert "Document" in html and "not fetched yet" in html
 
 
-def test_it_opens_an_evidence_panel_for_each_message(client: Any, reviewer: Any,
-                                                     world: Any) -> None:
+def test_it_opens_an_evidence_panel_for_each_message(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     create_checkpoint()
     message = world.message("wamid.demo-0-0")
     html = page(client, reviewer, world.amelia)
@@ -89,8 +97,9 @@ def test_it_opens_an_evidence_panel_for_each_message(client: Any, reviewer: Any,
     assert f"signed tree of size {size}" in html
 
 
-def test_it_opens_at_a_chosen_message_and_loads_around_it(client: Any, reviewer: Any,
-                                                          world: Any) -> None:
+def test_it_opens_at_a_chosen_message_and_loads_around_it(
+    client: Any, reviewer: Any, world: Any
+) -> None:
     messages = list(transcript._visible(world.amelia).order_by(*transcript.ASC))
     assert len(messages) == 4
     middle = messages[1]
@@ -124,7 +133,10 @@ def test_it_records_who_read_the_conversation(client: Any, reviewer: Any, world:
     page(client, reviewer, world.amelia)
     event = AccessEvent.objects.get()
     assert (event.username, event.action, event.object_id) == (
-        "rey", "view_conversation", str(world.amelia.pk))
+        "rey",
+        "view_conversation",
+        str(world.amelia.pk),
+    )
     assert event.address == "127.0.0.1"
 
 
@@ -141,10 +153,10 @@ def test_it_serves_media_with_its_access_recorded(client: Any, reviewer: Any, wo
     assert download["Content-Disposition"].startswith("attachment")
 
 
-def test_it_sends_a_strict_content_security_policy(client: Any, reviewer: Any,
-                                                   world: Any) -> None:
+def test_it_sends_a_strict_content_security_policy(client: Any, reviewer: Any, world: Any) -> None:
     client.force_login(reviewer)
     policy = client.get(reverse("review:conversation", args=[world.amelia.pk]))[
-        "Content-Security-Policy"]
+        "Content-Security-Policy"
+    ]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert XSS not in policy
