@@ -23,8 +23,30 @@ class Command(BaseCommand):
         if not created:
             self.stdout.write("Demo channel exists; nothing seeded.")
             return
+        _review_setup()
         bodies = simulator.demo_bodies()
         statuses = [simulator.post(url, body, settings.WHATSAPP_APP_SECRET) for body in bodies]
         if set(statuses) != {200}:
             raise CommandError(f"the portal refused demo deliveries: {sorted(set(statuses))}")
         self.stdout.write(f"Seeded {len(bodies)} demo deliveries on {channel}.")
+
+
+def _review_setup() -> None:
+    """Tags and policies for the demo, created before the messages so the lexicon sees them."""
+    from review.models import LexiconPolicy, LexiconTerm, SamplingPolicy, Tag
+
+    for name, colour in (("Suitability", "#b3261e"), ("Complaint", "#7a5200"), ("KYC", "#1f5f99")):
+        Tag.objects.get_or_create(name=name, defaults={"colour": colour})
+    policy, created = LexiconPolicy.objects.get_or_create(
+        name="Transfers and guarantees", defaults={"severity": "high"}
+    )
+    if created:
+        for kind, value in (
+            ("term", "guaranteed"),
+            ("phrase", "bond fund"),
+            ("regex", r"€[\d,.]+"),
+        ):
+            LexiconTerm.objects.create(policy=policy, kind=kind, value=value)
+    SamplingPolicy.objects.get_or_create(
+        name="Weekly 10% sample", defaults={"percent": 10, "period": "week"}
+    )
