@@ -138,3 +138,41 @@ def test_it_keeps_saved_searches_private(
     url = reverse("review:delete_saved_search", args=[saved.pk])
     assert client.post(url).status_code == 404
     assert SavedSearch.objects.filter(pk=saved.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "table", ["review_accessevent", "review_reviewdecision", "review_flagcomment"]
+)
+@pytest.mark.parametrize("change", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
+def test_it_lets_nobody_edit_the_evidence_of_review(db: None, table: str, change: str) -> None:
+    from django.db import connection, transaction
+
+    with (
+        pytest.raises(Exception, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(change.format(table=table))
+
+
+def test_it_lets_administrators_run_a_lexicon_over_a_date_range(
+    client: Any, admin_user: Any, world: Any
+) -> None:
+    from review.models import LexiconPolicy, LexiconTerm
+
+    policy = LexiconPolicy.objects.create(name="Secrecy")
+    LexiconTerm.objects.create(policy=policy, kind="phrase", value="tell nobody")
+    client.force_login(admin_user)
+    url = reverse("admin:review_lexiconpolicy_changelist")
+    form = client.post(url, {"action": "run_over_range", "_selected_action": [policy.pk]})
+    assert b"Run lexicon policies over a date range" in form.content
+    client.post(
+        url,
+        {
+            "action": "run_over_range",
+            "_selected_action": [policy.pk],
+            "start": "2026-09-01",
+            "end": "2026-09-30",
+        },
+    )
+    assert Flag.objects.get().message.wamid == "wamid.deleted"
