@@ -46,12 +46,19 @@ def term_pattern(kind: str, value: str, whole_word: bool) -> str:
 class CompiledPolicy:
     policy: LexiconPolicy
     channels: frozenset[int]
-    terms: list[tuple[str, re.Pattern[str]]]
+    terms: list[tuple[tuple[str, str], re.Pattern[str]]]
 
     def matches(self, message: Message) -> list[str]:
+        """What matched: the term or phrase itself, or for a regular expression the text it
+        found (a reviewer needs "€50,000", not the pattern)."""
         if self.channels and message.channel_id not in self.channels:
             return []
-        return [value for value, pattern in self.terms if pattern.search(message.text)]
+        found = []
+        for (kind, value), pattern in self.terms:
+            hit = pattern.search(message.text)
+            if hit:
+                found.append(hit.group(0) if kind == LexiconTerm.Kind.REGEX else value)
+        return found
 
 
 def compile_policies(policies: QuerySet[LexiconPolicy] | None = None) -> list[CompiledPolicy]:
@@ -60,7 +67,7 @@ def compile_policies(policies: QuerySet[LexiconPolicy] | None = None) -> list[Co
     for policy in chosen.prefetch_related("terms", "channels"):
         flags = 0 if policy.case_sensitive else re.IGNORECASE
         terms = [
-            (t.value, re.compile(term_pattern(t.kind, t.value, policy.whole_word), flags))
+            ((t.kind, t.value), re.compile(term_pattern(t.kind, t.value, policy.whole_word), flags))
             for t in policy.terms.all()
             if not term_problem(t.kind, t.value)
         ]

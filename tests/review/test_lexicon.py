@@ -63,9 +63,7 @@ def test_it_matches_whole_words_unless_told_otherwise(world: Any) -> None:
 def test_it_respects_case_sensitivity_and_regexes(world: Any) -> None:
     strict = policy(("term", "ETF"), ("regex", r"\b\d{2}% return"), case_sensitive=True)
     (compiled,) = lexicon.compile_policies(LexiconPolicy.objects.filter(pk=strict.pk))
-    assert compiled.matches(Message(text="an etf with 12% return", channel_id=1)) == [
-        r"\b\d{2}% return"
-    ]
+    assert compiled.matches(Message(text="an etf with 12% return", channel_id=1)) == ["12% return"]
     assert compiled.matches(Message(text="an ETF", channel_id=1)) == ["ETF"]
 
 
