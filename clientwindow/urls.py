@@ -1,8 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from clientwindow import views
 from messaging import views as messaging_views
@@ -23,7 +21,7 @@ urlpatterns = [
     ),
     path("public-key/", views.public_key, name="public_key"),
     # browsers ask for /favicon.ico whatever the page links; answer with ours, not a 404
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon),
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),

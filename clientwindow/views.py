@@ -1,7 +1,8 @@
 """The home page and the public verifier key."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 
 from archive import checkpoints, status
 from clientwindow.roles import ADMINISTRATOR, role_required, roles_of
@@ -26,3 +27,8 @@ def public_key(request: HttpRequest) -> HttpResponse:
     """The verifier key as text, for scripts; any role may fetch it."""
     text = f"{checkpoints.verifier_key_text()}\n\n{checkpoints.public_key_pem()}"
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page links; send them to ours, not to a 404."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

@@ -231,7 +231,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     ids = list(messages.values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
     results = Results(page=page, has_next=len(ids) > PAGE_SIZE, people=people(q))
     ids = ids[:PAGE_SIZE]
-    total = messages.values("id")[: COUNT_CAP + 1].count()
+    total = messages.order_by().values("id")[: COUNT_CAP + 1].count()
     results.total, results.capped = min(total, COUNT_CAP), total > COUNT_CAP
     results.hits = _hits(ids, query)
     return results

@@ -284,7 +284,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 "filters": {
                     k: str(v.pk if hasattr(v, "pk") else v)
                     for k, v in form.cleaned_data.items()
-                    if v not in (None, "", False) and k not in ("q", "page")
+                    if v not in (None, "", False, "newest") and k not in ("q", "page")
                 },
                 "results": results.total,
             },

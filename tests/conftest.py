@@ -127,7 +127,7 @@ def outsider(make_user: Any) -> User:
 # Every record table references one of these; CASCADE empties those with them.
 ARCHIVE_TABLES = (
     "archive_ledgerentry, archive_merklenode, archive_checkpoint, archive_verificationrun,"
-    " messaging_delivery, messaging_channel, messaging_rejectedwebhook"
+    " messaging_delivery, messaging_channel, messaging_rejectedwebhook, review_lexiconscan"
 )
 
 

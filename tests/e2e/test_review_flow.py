@@ -1,0 +1,94 @@
+"""A reviewer's day in a real browser: search with a filter, open the hit in its transcript,
+tag it, flag it, decide it; then an administrator finds all of it in the access log."""
+
+from typing import Any
+
+from archive.models import LedgerEntry
+from messaging import simulator
+from messaging.models import Channel
+from review.models import AccessEvent, Flag, ReviewDecision, Tag
+from tests.e2e.conftest import login, screenshot
+from tests.review.conftest import NOW, seal
+
+
+def build_archive() -> None:
+    Channel.objects.create(
+        name=simulator.DEMO_CHANNEL["name"],
+        phone_number_id=simulator.DEMO_CHANNEL["phone_number_id"],
+    )
+    seal(*simulator.demo_bodies(NOW))
+    Tag.objects.create(name="Suitability", colour="#b3261e")
+
+
+def test_it_takes_a_reviewer_from_search_to_a_sealed_decision(
+    portal: str, people: dict[str, Any], page: Any, browser: Any
+) -> None:
+    build_archive()
+    login(page, portal, "rey")
+    screenshot(page, "overview")
+
+    page.click("nav.sections >> text=Search")
+    page.fill("input[name=q]", "bond")
+    page.select_option("select[name=direction]", "in")
+    page.click(".qline button[type=submit]")
+    page.wait_for_selector("ol.hits li")
+    assert "messages" in page.inner_text("#hits-title")
+    screenshot(page, "search")
+
+    page.click("ol.hits li a >> nth=0")
+    target = page.locator("li.msg.target")
+    target.wait_for()
+    assert "bond" in target.inner_text()
+    screenshot(page, "transcript")
+
+    target.locator("details.tagform summary").click()
+    target.locator("details.tagform select").select_option(label="Suitability")
+    target.locator("details.tagform button").click()
+    page.wait_for_selector("li.msg.target .mtags .tag:has-text('Suitability')")
+
+    target.locator("details.flagform summary").click()
+    target.locator("textarea[name=note]").fill("client asks to move money by chat")
+    target.locator("button:has-text('Raise flag')").click()
+    page.wait_for_selector(".notice:has-text('raised for review')")
+    flag = Flag.objects.get()
+    assert flag.note == "client asks to move money by chat"
+
+    page.click(f"a.flagbadge[href='/review/{flag.pk}/']")
+    page.check("input[name=outcome][value=not_compliant]")
+    page.fill("textarea[name=reason]", "instructions must go through the order line")
+    screenshot(page, "flag")
+    page.click("button:has-text('Record decision')")
+    page.wait_for_selector(".notice:has-text('recorded and sealed')")
+    decision = ReviewDecision.objects.get()
+    assert (decision.outcome, decision.decided_by.username) == ("not_compliant", "rey")
+    assert LedgerEntry.objects.filter(kind="review.decision", seq=decision.entry_id).exists()
+
+    page.click("nav.sections >> text=Review queue")
+    page.select_option("select[name=state]", "not_compliant")
+    page.click("form.filters button")
+    page.wait_for_selector(f"a[href='/review/{flag.pk}/']")
+    screenshot(page, "queue")
+
+    admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    login(admin, portal, "ada")
+    admin.click("nav.sections >> text=Access log")
+    log = admin.inner_text("table.list")
+    assert "rey" in log and "searched" in log and "query “bond”" in log
+    assert "viewed conversation" in log and "direction=in" in log
+    screenshot(admin, "access-log")
+    admin.context.close()
+    assert AccessEvent.objects.filter(username="rey", action="search").count() == 1
+
+
+def test_it_shows_the_conversation_list_and_loads_earlier_messages(
+    portal: str, people: dict[str, Any], page: Any
+) -> None:
+    build_archive()
+    login(page, portal, "rey")
+    page.click("nav.sections >> text=Conversations")
+    page.wait_for_selector("table.list tbody tr")
+    assert page.locator("table.list tbody tr").count() == 3
+    screenshot(page, "conversations")
+    page.click("table.list tbody tr >> nth=0 >> a")
+    page.wait_for_selector("ol.transcript li.msg")
+    assert "Amelia" in page.inner_text("h1") or page.locator("li.msg").count() >= 4
