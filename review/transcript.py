@@ -7,15 +7,15 @@ windows around a chosen message, each a handful of indexed queries whatever the 
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 
-from messaging.models import Attachment, Conversation, Message, ParticipantProfile, StatusEvent
+from messaging.models import Attachment, Conversation, Message, StatusEvent
 from messaging.statuses import current_status
 from messaging.summaries import ANNOTATION_TYPES
+from review.conversation_list import latest_names
 from review.models import Flag, MessageTag
 
 WINDOW = 60
@@ -180,14 +180,7 @@ def _quotes(channel: int, rows: list[Row]) -> None:
 
 
 def _names(rows: list[Row]) -> None:
-    """Each sender's latest known name (the profile history is kept; the latest is shown)."""
-    senders = {row.message.sender_id for row in rows if row.message.sender_id}
-    names: dict[int, str] = {}
-    profiles = ParticipantProfile.objects.filter(participant_id__in=senders).order_by("seen_at")
-    for participant_id, name, username in profiles.values_list(
-        "participant_id", "name", "username"
-    ):
-        names[participant_id] = name or username
+    names = latest_names({row.message.sender_id for row in rows if row.message.sender_id})
     for row in rows:
         if row.message.sender_id:
             row.sender_name = names.get(row.message.sender_id, "")
@@ -205,7 +198,3 @@ def _checkpoints(rows: list[Row]) -> None:
         covering = dict(cursor.fetchall())
     for row in rows:
         row.checkpoint = covering.get(row.message.entry_id)
-
-
-def sealed_at(row: Row) -> datetime:
-    return row.message.entry.sealed_at

@@ -8,18 +8,17 @@ from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as notices
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clientwindow.roles import role_required
 from messaging.media import open_media
-from messaging.models import Channel, ConversationSummary, Message
-from review import access, search, transcript
-from review.models import AccessEvent, SavedSearch, Tag
+from messaging.models import Channel, Conversation, Message
+from review import access, conversation_list, search, transcript
+from review.models import AccessEvent, ConversationTag, Flag, SavedSearch, Tag
 
-LIST_PAGE = 50
 # Served inline only when a browser cannot run them as a document; everything else downloads.
 INLINE_TYPES = {
     "image/jpeg",
@@ -41,104 +40,21 @@ INLINE_TYPES = {
 def conversations(request: HttpRequest) -> HttpResponse:
     """Most recent first, paged by keyset (a cursor), so page 1,000 costs what page 1 does."""
     access.conversations_for_user(request)
-    summaries = ConversationSummary.objects.select_related(
-        "conversation__participant", "channel", "last_message"
-    )
-    channel = request.GET.get("channel", "")
-    if channel.isdigit():
-        summaries = summaries.filter(channel_id=int(channel))
-    who = request.GET.get("who", "").strip()[:100]
-    if who:
-        summaries = summaries.filter(
-            conversation__in=search.participant_conversations(who).values("pk")
-        )
-    tag = request.GET.get("tag", "")
-    if tag.isdigit():
-        summaries = summaries.filter(conversation__tags__tag_id=int(tag))
-    if request.GET.get("flagged") == "open":
-        summaries = summaries.filter(
-            conversation__flags__state__in=["open", "escalated"]
-        ).distinct()
-    oldest = request.GET.get("sort") == "oldest"
-    summaries = summaries.filter(_cursor(request.GET.get("after", ""), oldest))
-    order = (
-        (F("last_message_at").asc(nulls_first=True), "conversation_id")
-        if oldest
-        else (F("last_message_at").desc(nulls_last=True), "-conversation_id")
-    )
-    page = list(summaries.order_by(*order)[: LIST_PAGE + 1])
-    rows = page[:LIST_PAGE]
-    _attach_list_details(rows)
-    next_cursor = ""
-    if len(page) > LIST_PAGE:
-        last = rows[-1]
-        stamp = last.last_message_at.isoformat() if last.last_message_at else ""
-        next_cursor = f"{stamp}|{last.conversation_id}"
+    listing = conversation_list.page(conversation_list.Filters.from_query(request.GET))
     query = request.GET.copy()
     query.pop("after", None)
+    next_query = urlencode({**query.dict(), "after": listing.next_cursor})
     return render(
         request,
         "review/conversations.html",
         {
-            "rows": rows,
+            "rows": listing.rows,
             "channels": Channel.objects.order_by("name"),
             "tags": Tag.objects.all(),
             "filters": request.GET,
-            "next_query": urlencode({**query.dict(), "after": next_cursor}) if next_cursor else "",
+            "next_query": next_query if listing.next_cursor else "",
         },
     )
-
-
-def _cursor(value: str, oldest: bool) -> Q:
-    stamp, _, pk = value.partition("|")
-    if not pk.isdigit():
-        return Q()
-    from django.utils.dateparse import parse_datetime
-
-    moment = parse_datetime(stamp) if stamp else None
-    if moment is None:  # conversations with no dated message sort last (or first)
-        if oldest:
-            return Q(last_message_at__isnull=True, conversation_id__gt=pk) | Q(
-                last_message_at__isnull=False
-            )
-        return Q(last_message_at__isnull=True, conversation_id__lt=pk)
-    if oldest:
-        return Q(last_message_at__gt=moment) | Q(last_message_at=moment, conversation_id__gt=pk)
-    return (
-        Q(last_message_at__lt=moment)
-        | Q(last_message_at=moment, conversation_id__lt=pk)
-        | Q(last_message_at__isnull=True)
-    )
-
-
-def _attach_list_details(rows: list[ConversationSummary]) -> None:
-    """Names, tags and open-flag counts for one page of the list (three queries)."""
-    from django.db.models import Count
-
-    from messaging.models import ParticipantProfile
-    from review.models import ConversationTag, Flag
-
-    ids = [row.conversation_id for row in rows]
-    participants = [r.conversation.participant_id for r in rows if r.conversation.participant_id]
-    names: dict[int, str] = {}
-    for pid, name, username in (
-        ParticipantProfile.objects.filter(participant_id__in=participants)
-        .order_by("seen_at")
-        .values_list("participant_id", "name", "username")
-    ):
-        names[pid] = name or username
-    tags: dict[int, list[Tag]] = {}
-    for ct in ConversationTag.objects.filter(conversation_id__in=ids).select_related("tag"):
-        tags.setdefault(ct.conversation_id, []).append(ct.tag)
-    open_flags = dict(
-        Flag.objects.filter(conversation_id__in=ids, state__in=["open", "escalated"])
-        .values_list("conversation_id")
-        .annotate(n=Count("id"))
-    )
-    for row in rows:
-        row.name = names.get(row.conversation.participant_id or 0, "")  # type: ignore[attr-defined]
-        row.tag_list = tags.get(row.conversation_id, [])  # type: ignore[attr-defined]
-        row.open_flags = open_flags.get(row.conversation_id, 0)  # type: ignore[attr-defined]
 
 
 @role_required
@@ -157,8 +73,6 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
         convo.pk,
         {"at": at.pk if at else None, "messages": len(win.rows)},
     )
-    from review.models import ConversationTag, Flag
-
     return render(
         request,
         "review/transcript.html",
@@ -216,18 +130,12 @@ def _message_param(request: HttpRequest, name: str, conversation_pk: int) -> Mes
     )
 
 
-def _name(convo: object) -> str:
-    from messaging.models import ParticipantProfile
-
-    participant_id = getattr(convo, "participant_id", None)
-    if participant_id is None:
+def _name(conversation: Conversation) -> str:
+    if conversation.participant_id is None:
         return ""
-    profile = (
-        ParticipantProfile.objects.filter(participant_id=participant_id)
-        .order_by("-seen_at")
-        .first()
+    return conversation_list.latest_names({conversation.participant_id}).get(
+        conversation.participant_id, ""
     )
-    return (profile.name or profile.username) if profile else ""
 
 
 @role_required
@@ -333,8 +241,6 @@ def delete_saved_search(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _search_url() -> str:
-    from django.urls import reverse
-
     return reverse("review:search")
 
 

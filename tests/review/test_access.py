@@ -176,3 +176,22 @@ def test_it_lets_administrators_run_a_lexicon_over_a_date_range(
         },
     )
     assert Flag.objects.get().message.wamid == "wamid.deleted"
+
+
+def test_it_pages_the_conversation_list_by_cursor(client: Any, reviewer: Any, world: Any) -> None:
+    from review import conversation_list
+
+    seen, cursor = [], ""
+    while True:
+        page = conversation_list.page(conversation_list.Filters(after=cursor), size=1)
+        seen += [row.conversation_id for row in page.rows]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    everything = conversation_list.page(conversation_list.Filters(), size=100)
+    assert seen == [row.conversation_id for row in everything.rows] and len(seen) == 4
+    oldest = conversation_list.page(conversation_list.Filters(oldest=True), size=100)
+    assert [r.conversation_id for r in oldest.rows] == seen[::-1]
+    client.force_login(reviewer)
+    html = client.get(reverse("review:conversations"), {"who": "amelia"}).content.decode()
+    assert "Amelia Hart" in html and "Étienne" not in html

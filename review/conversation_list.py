@@ -1,0 +1,132 @@
+"""The conversation list: filters, keyset pages over the summaries the sequencer keeps, and the
+names, tags and open flags of one page. A page costs the same at any depth: it seeks by
+(last message time, conversation id) on an index instead of counting past earlier pages."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet
+from django.http import QueryDict
+from django.utils.dateparse import parse_datetime
+
+from messaging.models import ConversationSummary, ParticipantProfile
+from review.models import ConversationTag, Flag, Tag
+from review.search import participant_conversations
+
+PAGE = 50
+OPEN_STATES = [Flag.State.OPEN, Flag.State.ESCALATED]
+
+
+@dataclass(frozen=True)
+class Filters:
+    channel: int | None = None
+    who: str = ""
+    tag: int | None = None
+    open_flags: bool = False
+    oldest: bool = False
+    after: str = ""
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "Filters":
+        channel, tag = query.get("channel", ""), query.get("tag", "")
+        return cls(
+            channel=int(channel) if channel.isdigit() else None,
+            who=query.get("who", "").strip()[:100],
+            tag=int(tag) if tag.isdigit() else None,
+            open_flags=query.get("flagged") == "open",
+            oldest=query.get("sort") == "oldest",
+            after=query.get("after", "")[:100],
+        )
+
+
+@dataclass
+class Page:
+    rows: list[ConversationSummary] = field(default_factory=list)
+    next_cursor: str = ""
+
+
+def page(filters: Filters, size: int = PAGE) -> Page:
+    summaries = _filtered(filters).filter(_cursor(filters.after, filters.oldest))
+    order = (
+        (F("last_message_at").asc(nulls_first=True), "conversation_id")
+        if filters.oldest
+        else (F("last_message_at").desc(nulls_last=True), "-conversation_id")
+    )
+    found = list(summaries.order_by(*order)[: size + 1])
+    rows = found[:size]
+    _details(rows)
+    if len(found) <= size:
+        return Page(rows)
+    last = rows[-1]
+    stamp = last.last_message_at.isoformat() if last.last_message_at else ""
+    return Page(rows, f"{stamp}|{last.conversation_id}")
+
+
+def _filtered(filters: Filters) -> QuerySet[ConversationSummary]:
+    summaries = ConversationSummary.objects.select_related(
+        "conversation__participant", "channel", "last_message"
+    )
+    if filters.channel is not None:
+        summaries = summaries.filter(channel_id=filters.channel)
+    if filters.who:
+        matching = participant_conversations(filters.who).values("pk")
+        summaries = summaries.filter(conversation__in=matching)
+    if filters.tag is not None:
+        tagged = ConversationTag.objects.filter(tag_id=filters.tag).values("conversation")
+        summaries = summaries.filter(conversation__in=tagged)
+    if filters.open_flags:
+        flagged = Flag.objects.filter(state__in=OPEN_STATES).values("conversation")
+        summaries = summaries.filter(conversation__in=flagged)
+    return summaries
+
+
+def _cursor(value: str, oldest: bool) -> Q:
+    """Rows after the cursor in the list's order; conversations with no dated message sort
+    last (newest first) or first (oldest first)."""
+    stamp, _, pk_text = value.partition("|")
+    if not pk_text.isdigit():
+        return Q()
+    pk = int(pk_text)
+    moment = parse_datetime(stamp) if stamp else None
+    if moment is None:
+        if oldest:
+            return Q(last_message_at__isnull=True, conversation_id__gt=pk) | Q(
+                last_message_at__isnull=False
+            )
+        return Q(last_message_at__isnull=True, conversation_id__lt=pk)
+    if oldest:
+        return Q(last_message_at__gt=moment) | Q(last_message_at=moment, conversation_id__gt=pk)
+    return (
+        Q(last_message_at__lt=moment)
+        | Q(last_message_at=moment, conversation_id__lt=pk)
+        | Q(last_message_at__isnull=True)
+    )
+
+
+def latest_names(participant_ids: set[int]) -> dict[int, str]:
+    """Each participant's latest name (their profile history is kept; the latest is shown)."""
+    names: dict[int, str] = {}
+    profiles = ParticipantProfile.objects.filter(participant_id__in=participant_ids)
+    for pid, name, username in profiles.order_by("seen_at", "id").values_list(
+        "participant_id", "name", "username"
+    ):
+        names[pid] = name or username
+    return names
+
+
+def _details(rows: list[ConversationSummary]) -> None:
+    """Names, tags and open-flag counts for one page (three queries)."""
+    ids = [row.conversation_id for row in rows]
+    names = latest_names({r.conversation.participant_id for r in rows} - {None})  # type: ignore[arg-type]
+    tags: dict[int, list[Tag]] = {}
+    for applied in ConversationTag.objects.filter(conversation_id__in=ids).select_related("tag"):
+        tags.setdefault(applied.conversation_id, []).append(applied.tag)
+    open_flags: dict[Any, int] = dict(
+        Flag.objects.filter(conversation_id__in=ids, state__in=OPEN_STATES)
+        .values_list("conversation_id")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        row.name = names.get(row.conversation.participant_id or 0, "")  # type: ignore[attr-defined]
+        row.tag_list = tags.get(row.conversation_id, [])  # type: ignore[attr-defined]
+        row.open_flags = open_flags.get(row.conversation_id, 0)  # type: ignore[attr-defined]
