@@ -19,13 +19,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from clientwindow.roles import role_required
-from review import access, flags
+from review import access, flags, tags
 from review.models import (
     AccessEvent,
-    ConversationTag,
     Flag,
     LexiconPolicy,
-    MessageTag,
     ReviewDecision,
     SamplingPolicy,
     Tag,
@@ -49,14 +47,9 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 @require_POST
 def tag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
     convo = access.conversation_for_user(request, pk, access.TAG)
-    tag = get_object_or_404(Tag, pk=request.POST.get("tag") or 0)
-    if request.POST.get("action") == "remove":
-        ConversationTag.objects.filter(conversation=convo, tag=tag).delete()
-    else:
-        ConversationTag.objects.get_or_create(
-            conversation=convo, tag=tag, defaults={"added_by_id": access.acting_user(request).pk}
-        )
-    applied = ConversationTag.objects.filter(conversation=convo).select_related("tag")
+    applied = tags.set_tag(
+        convo, _tag(request), access.acting_user(request), applied=_adds(request)
+    )
     if request.htmx:  # type: ignore[attr-defined]
         return render(
             request,
@@ -70,14 +63,8 @@ def tag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def tag_message(request: HttpRequest, pk: int) -> HttpResponse:
     message = access.message_for_user(request, pk, access.TAG)
-    tag = get_object_or_404(Tag, pk=request.POST.get("tag") or 0)
-    if request.POST.get("action") == "remove":
-        MessageTag.objects.filter(message=message, tag=tag).delete()
-    else:
-        MessageTag.objects.get_or_create(
-            message=message, tag=tag, defaults={"added_by_id": access.acting_user(request).pk}
-        )
-    applied = list(MessageTag.objects.filter(message=message).select_related("tag"))
+    user = access.acting_user(request)
+    applied = tags.set_tag(message, _tag(request), user, applied=_adds(request))
     if request.htmx:  # type: ignore[attr-defined]
         return render(
             request,
@@ -85,6 +72,15 @@ def tag_message(request: HttpRequest, pk: int) -> HttpResponse:
             {"message": message, "applied": applied, "tags": Tag.objects.all()},
         )
     return redirect(_at(message))
+
+
+def _tag(request: HttpRequest) -> Tag:
+    value = request.POST.get("tag", "")
+    return get_object_or_404(Tag, pk=int(value) if value.isdigit() else 0)
+
+
+def _adds(request: HttpRequest) -> bool:
+    return request.POST.get("action") != "remove"
 
 
 def _at(message: Any) -> str:

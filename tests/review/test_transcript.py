@@ -160,3 +160,11 @@ def test_it_sends_a_strict_content_security_policy(client: Any, reviewer: Any, w
     ]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert XSS not in policy
+
+
+def test_it_labels_every_form_control(client: Any, reviewer: Any, world: Any) -> None:
+    html = page(client, reviewer, world.amelia)
+    ids = set(re.findall(r'<(?:textarea|select|input)[^>]* id="([^"]+)"', html))
+    labelled = set(re.findall(r'<label[^>]* for="([^"]+)"', html))
+    assert ids and ids <= labelled and all(i.strip("-") for i in ids)
+    assert len(ids) == len(re.findall(r'<(?:textarea|select)[^>]* id="', html))  # unique
