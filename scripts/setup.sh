@@ -9,7 +9,7 @@ DEBIAN_PACKAGES=(
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 libjpeg62-turbo  # WeasyPrint (PDF exports)
   fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core  # scripts, CJK, emoji
   python3-venv                             # to install uv without touching the system Python
-  chromium                                 # real-browser tests (tests/e2e: Playwright drives it)
+  chromium                                 # real-browser tests (tests/e2e, Playwright drives Debian's Chromium)
 )
 
 missing=()
