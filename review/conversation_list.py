@@ -9,7 +9,8 @@ from django.db.models import Count, F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
-from messaging.models import ConversationSummary, ParticipantProfile
+from messaging.models import ConversationSummary
+from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, Tag
 from review.search import participant_conversations
 
@@ -101,17 +102,6 @@ def _cursor(value: str, oldest: bool) -> Q:
         | Q(last_message_at=moment, conversation_id__lt=pk)
         | Q(last_message_at__isnull=True)
     )
-
-
-def latest_names(participant_ids: set[int]) -> dict[int, str]:
-    """Each participant's latest name (their profile history is kept; the latest is shown)."""
-    names: dict[int, str] = {}
-    profiles = ParticipantProfile.objects.filter(participant_id__in=participant_ids)
-    for pid, name, username in profiles.order_by("seen_at", "id").values_list(
-        "participant_id", "name", "username"
-    ):
-        names[pid] = name or username
-    return names
 
 
 def _details(rows: list[ConversationSummary]) -> None:

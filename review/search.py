@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from messaging.media import MEDIA_TYPES
 from messaging.models import Channel, Conversation, Direction, Message
+from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, MessageTag, Tag
 
 PAGE_SIZE = 25
@@ -101,6 +102,7 @@ class SearchForm(forms.Form):
 class Hit:
     message: Message
     snippet: SafeString
+    name: str = ""  # the client's latest name
 
 
 @dataclass
@@ -256,11 +258,13 @@ def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
             )
         )
     by_id = {m.pk: m for m in rows}
+    names = latest_names({m.conversation.participant_id for m in by_id.values()} - {None})  # type: ignore[arg-type]
     hits = []
     for pk in ids:
         message = by_id[pk]
         raw = getattr(message, "headline", None) or message.text[:240]
-        hits.append(Hit(message, highlight(raw)))
+        name = names.get(message.conversation.participant_id or 0, "")
+        hits.append(Hit(message, highlight(raw), name))
     return hits
 
 

@@ -13,9 +13,9 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from messaging.models import Attachment, Conversation, Message, StatusEvent
+from messaging.participants import latest_names
 from messaging.statuses import current_status
 from messaging.summaries import ANNOTATION_TYPES
-from review.conversation_list import latest_names
 from review.models import Flag, MessageTag
 
 WINDOW = 60

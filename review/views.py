@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clientwindow.roles import role_required
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
+from messaging.participants import latest_names
 from review import access, conversation_list, search, transcript
 from review.models import AccessEvent, ConversationTag, Flag, SavedSearch, Tag
 
@@ -133,9 +134,7 @@ def _message_param(request: HttpRequest, name: str, conversation_pk: int) -> Mes
 def _name(conversation: Conversation) -> str:
     if conversation.participant_id is None:
         return ""
-    return conversation_list.latest_names({conversation.participant_id}).get(
-        conversation.participant_id, ""
-    )
+    return latest_names({conversation.participant_id}).get(conversation.participant_id, "")
 
 
 @role_required

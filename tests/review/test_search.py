@@ -178,3 +178,10 @@ def test_it_saves_searches_per_user(client: Any, reviewer: Any, world: Any) -> N
     assert response.status_code == 302
     page = client.get(reverse("review:search")).content.decode()
     assert '<a href="?q=bond">Bonds</a>' in page
+
+
+def test_it_shows_hostile_names_in_hits_as_text(client: Any, reviewer: Any, world: Any) -> None:
+    client.force_login(reviewer)
+    html = client.get(reverse("review:search"), {"q": "see"}).content.decode()
+    assert "↙ from &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
