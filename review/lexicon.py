@@ -1,15 +1,20 @@
 """Lexicon policies: terms, phrases and regular expressions that raise flags for review.
 
+Patterns run on what clients wrote, which is hostile input: they are matched with the `regex`
+package under a time limit, so no message can stall the worker with catastrophic backtracking.
+A message that a pattern cannot finish with in time is flagged (never silently passed).
+
 New messages are scanned once each, in ledger order, by `scan_new_messages` (woken after every
 sealed batch and run by a schedule, so a lost wake-up only delays it); `scan_range` re-runs the
 policies over a date range on demand. A flag is raised once per message and policy, with the
 terms that matched, however often a message is scanned.
 """
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
+import regex
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -20,6 +25,7 @@ from messaging.summaries import ANNOTATION_TYPES
 from review.models import Flag, LexiconPolicy, LexiconScan, LexiconTerm
 
 CHUNK = 2000
+MATCH_SECONDS = 0.05  # per pattern and message; a normal match takes microseconds
 
 
 def term_problem(kind: str, value: str) -> str:
@@ -28,8 +34,8 @@ def term_problem(kind: str, value: str) -> str:
         return "A term cannot be empty."
     if kind == LexiconTerm.Kind.REGEX:
         try:
-            re.compile(value)
-        except re.error as error:
+            regex.compile(value)
+        except regex.error as error:
             return f"Not a valid regular expression: {error}."
     return ""
 
@@ -38,7 +44,7 @@ def term_pattern(kind: str, value: str, whole_word: bool) -> str:
     if kind == LexiconTerm.Kind.REGEX:
         pattern = value
     else:  # a phrase matches across any run of whitespace
-        pattern = r"\s+".join(re.escape(word) for word in value.split())
+        pattern = r"\s+".join(regex.escape(word) for word in value.split())
     return rf"(?<!\w)(?:{pattern})(?!\w)" if whole_word else pattern
 
 
@@ -46,7 +52,7 @@ def term_pattern(kind: str, value: str, whole_word: bool) -> str:
 class CompiledPolicy:
     policy: LexiconPolicy
     channels: frozenset[int]
-    terms: list[tuple[tuple[str, str], re.Pattern[str]]]
+    terms: list[tuple[tuple[str, str], Any]]  # compiled `regex` patterns
 
     def matches(self, message: Message) -> list[str]:
         """What matched: the term or phrase itself, or for a regular expression the text it
@@ -55,7 +61,11 @@ class CompiledPolicy:
             return []
         found = []
         for (kind, value), pattern in self.terms:
-            hit = pattern.search(message.text)
+            try:
+                hit = pattern.search(message.text, timeout=MATCH_SECONDS)
+            except TimeoutError:
+                found.append(f"{value} (too slow to evaluate: review by hand)")
+                continue
             if hit:
                 found.append(hit.group(0) if kind == LexiconTerm.Kind.REGEX else value)
         return found
@@ -65,9 +75,12 @@ def compile_policies(policies: QuerySet[LexiconPolicy] | None = None) -> list[Co
     chosen = policies if policies is not None else LexiconPolicy.objects.filter(active=True)
     compiled = []
     for policy in chosen.prefetch_related("terms", "channels"):
-        flags = 0 if policy.case_sensitive else re.IGNORECASE
+        flags = 0 if policy.case_sensitive else regex.IGNORECASE
         terms = [
-            ((t.kind, t.value), re.compile(term_pattern(t.kind, t.value, policy.whole_word), flags))
+            (
+                (t.kind, t.value),
+                regex.compile(term_pattern(t.kind, t.value, policy.whole_word), flags),
+            )
             for t in policy.terms.all()
             if not term_problem(t.kind, t.value)
         ]

@@ -1,11 +1,11 @@
 """Lexicon policies: terms, phrases, regular expressions, case and whole-word options, channels;
 run on every newly sealed message and on demand over a date range."""
 
-import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import regex
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from hypothesis import given
@@ -115,8 +115,17 @@ def test_it_names_a_bad_date_on_the_command_line(world: Any) -> None:
 def test_it_finds_a_whole_word_exactly_where_a_reader_would(
     word: str, before: str, after: str
 ) -> None:
-    pattern = re.compile(lexicon.term_pattern("term", word, True), re.IGNORECASE)
+    pattern = regex.compile(lexicon.term_pattern("term", word, True), regex.IGNORECASE)
     text = f"{before} {word} {after}"
     assert pattern.search(text)
     glued = f"x{word}x"
     assert not pattern.search(glued)
+
+
+def test_it_flags_what_a_pattern_cannot_evaluate_in_time(world: Any) -> None:
+    slow = policy(("regex", r"(x+x+)+y"), name="Backtracking")
+    (compiled,) = lexicon.compile_policies(LexiconPolicy.objects.filter(pk=slow.pk))
+    assert compiled.matches(Message(text="x" * 5000, channel_id=1)) == [
+        "(x+x+)+y (too slow to evaluate: review by hand)"
+    ]
+    assert compiled.matches(Message(text="xxy", channel_id=1)) == ["xxy"]
