@@ -66,9 +66,14 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
     if not user.is_authenticated:
         return []
+    cached: list[str] | None = getattr(user, "_clientwindow_roles", None)
+    if cached is not None:  # asked by role_required and again by the template context
+        return cached
     groups = getattr(user, "groups", None)
     names = set(groups.values_list("name", flat=True)) if groups is not None else set()
-    return [role for role in ROLES if role in names]
+    roles = [role for role in ROLES if role in names]
+    user._clientwindow_roles = roles  # type: ignore[attr-defined]
+    return roles
 
 
 def roles_context(request: HttpRequest) -> dict[str, Any]:

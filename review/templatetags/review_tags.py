@@ -6,15 +6,21 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django import template
+from django.forms import BoundField, Select
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.html import escape, format_html
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 _URL = re.compile(r"\bhttps?://[^\s<>\"']+", re.IGNORECASE)
 TICKS = {"sent": "✓", "delivered": "✓✓", "read": "✓✓", "played": "✓✓", "failed": "!"}
+
+
+# The two layouts templates ask for, as strftime patterns: django.utils.dateformat cost about
+# 0.1 ms a call, and a 60-message transcript shows over a hundred times.
+_STRFTIME = {"Y-m-d H:i": "%Y-%m-%d %H:%M", "Y-m-d H:i:s": "%Y-%m-%d %H:%M:%S"}
 
 
 @register.filter
@@ -24,11 +30,13 @@ def when(moment: datetime | None, style: str = "Y-m-d H:i") -> SafeString:
         return mark_safe('<span class="muted">no time</span>')
     local = timezone.localtime(moment)
     utc = moment.astimezone(UTC)
+    pattern = _STRFTIME.get(style)
+    shown = local.strftime(pattern) if pattern else date_format(local, style)
     return format_html(
         '<time datetime="{}" title="{} UTC">{}</time>',
         moment.isoformat(),
-        date_format(utc, "Y-m-d H:i:s"),
-        date_format(local, style),
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        shown,
     )
 
 
@@ -75,4 +83,25 @@ def swatch(colour: str) -> SafeString:
         '<svg class="swatch" width="10" height="10" aria-hidden="true" focusable="false">'
         '<circle cx="5" cy="5" r="5" fill="{}"/></svg>',
         colour,
+    )
+
+
+@register.filter
+def widget(field: BoundField) -> SafeString:
+    """A form field's control. Selects are written here directly: Django renders every option
+    through a template, which cost the search page about 15 ms for its six filters."""
+    if not isinstance(field.field.widget, Select) or field.field.widget.allow_multiple_selected:
+        return field.as_widget()
+    value = field.value()
+    chosen = "" if value is None else str(value.pk if hasattr(value, "pk") else value)
+    options = format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        (
+            (key, mark_safe(" selected") if key == chosen else "", label)
+            for key, label in ((str(k), lbl) for k, lbl in field.field.widget.choices)
+        ),
+    )
+    return format_html(
+        '<select name="{}" id="{}">{}</select>', field.html_name, field.auto_id, options
     )
