@@ -268,6 +268,12 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
 
+# --- Exports --------------------------------------------------------------------------------
+# Finished export files (exports/jobs.py writes to a temporary name, then renames); they are
+# removed after EXPORT_EXPIRY_DAYS, while the record of the export stays.
+EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
+EXPORT_EXPIRY_DAYS = env_int("EXPORT_EXPIRY_DAYS", 7)
+
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {
     "name": "clientwindow",

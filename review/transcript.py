@@ -59,13 +59,13 @@ def _visible(conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).exclude(type__in=ANNOTATION_TYPES)
 
 
-def _after(message: Message) -> Q:
+def later_than(message: Message) -> Q:
     if message.sent_at is None:
         return Q(sent_at__isnull=True, id__gt=message.pk) | Q(sent_at__isnull=False)
     return Q(sent_at__gt=message.sent_at) | Q(sent_at=message.sent_at, id__gt=message.pk)
 
 
-def _before(message: Message) -> Q:
+def earlier_than(message: Message) -> Q:
     if message.sent_at is None:
         return Q(sent_at__isnull=True, id__lt=message.pk)
     return (
@@ -90,15 +90,15 @@ def window(
     """The latest `size` messages, or those around `at`, or the next ones before/after."""
     visible = _visible(conversation).select_related("entry", "sender")
     if before is not None:
-        older = list(visible.filter(_before(before)).order_by(*DESC)[: size + 1])
+        older = list(visible.filter(earlier_than(before)).order_by(*DESC)[: size + 1])
         return _decorate(conversation, older[:size][::-1], len(older) > size, True)
     if after is not None:
-        newer = list(visible.filter(_after(after)).order_by(*ASC)[: size + 1])
+        newer = list(visible.filter(later_than(after)).order_by(*ASC)[: size + 1])
         return _decorate(conversation, newer[:size], True, len(newer) > size)
     if at is not None:
         half = size // 2
-        older = list(visible.filter(_before(at)).order_by(*DESC)[: half + 1])
-        newer = list(visible.filter(_after(at)).order_by(*ASC)[: half + 1])
+        older = list(visible.filter(earlier_than(at)).order_by(*DESC)[: half + 1])
+        newer = list(visible.filter(later_than(at)).order_by(*ASC)[: half + 1])
         rows = [*older[:half][::-1], at, *newer[:half]]
         return _decorate(conversation, rows, len(older) > half, len(newer) > half)
     latest = list(visible.order_by(*DESC)[: size + 1])
@@ -117,29 +117,43 @@ def resolve(conversation: Conversation, message: Message) -> Message:
 def _decorate(
     conversation: Conversation, messages: list[Message], has_earlier: bool, has_later: bool
 ) -> Window:
-    rows = [Row(m) for m in messages]
-    if not rows:
-        return Window(rows, has_earlier, has_later)
-    by_wamid = {row.message.wamid: row for row in rows}
-    by_id = {row.message.pk: row for row in rows}
-    channel = conversation.channel_id
-    _annotations(channel, by_wamid)
-    _statuses(channel, by_wamid)
-    _quotes(channel, rows)
-    _names(rows)
-    for attachment in Attachment.objects.filter(message_id__in=by_id).select_related("file"):
-        by_id[attachment.message_id].attachment = attachment
-    for tag in MessageTag.objects.filter(message_id__in=by_id).select_related("tag"):
-        by_id[tag.message_id].tags.append(tag)
-    for flag in Flag.objects.filter(message_id__in=by_id).select_related("lexicon_policy"):
-        by_id[flag.message_id].flags.append(flag)  # type: ignore[index]
-    _checkpoints(rows)
+    rows = decorate(conversation, messages)
+    if rows:
+        by_id = {row.message.pk: row for row in rows}
+        for tag in MessageTag.objects.filter(message_id__in=by_id).select_related("tag"):
+            by_id[tag.message_id].tags.append(tag)
+        for flag in Flag.objects.filter(message_id__in=by_id).select_related("lexicon_policy"):
+            by_id[flag.message_id].flags.append(flag)  # type: ignore[index]
     return Window(rows, has_earlier, has_later)
 
 
-def _annotations(channel: int, by_wamid: dict[str, Row]) -> None:
+def decorate(
+    conversation: Conversation, messages: list[Message], *, upto: int | None = None
+) -> list[Row]:
+    """Rows for `messages` (of one conversation) with what happened to them afterwards, and
+    their evidence. With `upto`, only what was sealed before ledger seq `upto` is used: exports
+    show the archive exactly as of the checkpoint they prove against (exports/source.py)."""
+    rows = [Row(m) for m in messages]
+    if not rows:
+        return rows
+    by_wamid = {row.message.wamid: row for row in rows}
+    by_id = {row.message.pk: row for row in rows}
+    channel = conversation.channel_id
+    sealed = Q(entry_id__lt=upto) if upto is not None else Q()
+    _annotations(channel, by_wamid, sealed)
+    _statuses(channel, by_wamid, sealed)
+    _quotes(channel, rows)
+    _names(rows)
+    attachments = Attachment.objects.filter(sealed, message_id__in=by_id).select_related("file")
+    for attachment in attachments:
+        by_id[attachment.message_id].attachment = attachment
+    _checkpoints(rows)
+    return rows
+
+
+def _annotations(channel: int, by_wamid: dict[str, Row], sealed: Q) -> None:
     annotations = Message.objects.filter(
-        channel_id=channel, target_wamid__in=list(by_wamid), type__in=ANNOTATION_TYPES
+        sealed, channel_id=channel, target_wamid__in=list(by_wamid), type__in=ANNOTATION_TYPES
     ).order_by(*ASC)
     latest_reaction: dict[tuple[str, int | None, str], Message] = {}
     for note in annotations.select_related("sender"):
@@ -156,11 +170,11 @@ def _annotations(channel: int, by_wamid: dict[str, Row]) -> None:
             by_wamid[wamid].reactions.append(reaction)
 
 
-def _statuses(channel: int, by_wamid: dict[str, Row]) -> None:
+def _statuses(channel: int, by_wamid: dict[str, Row], sealed: Q) -> None:
     outbound = [w for w, row in by_wamid.items() if row.message.direction == "out"]
     if not outbound:
         return
-    events = StatusEvent.objects.filter(channel_id=channel, wamid__in=outbound)
+    events = StatusEvent.objects.filter(sealed, channel_id=channel, wamid__in=outbound)
     for event in events.order_by("occurred_at", "id"):
         by_wamid[event.wamid].statuses.append(event)
     for wamid in outbound:

@@ -1129,8 +1129,8 @@ def window_selects(big: Conversation, at: Message, *, rewritten: bool) -> list[A
     keyset_before/after (an undated message's rows, none here, would need a second query)."""
     visible = transcript._visible(big).select_related("entry", "sender")
     half = transcript.WINDOW // 2
-    before = keyset_before(at) if rewritten else transcript._before(at)
-    after = keyset_after(at) if rewritten else transcript._after(at)
+    before = keyset_before(at) if rewritten else transcript.earlier_than(at)
+    after = keyset_after(at) if rewritten else transcript.later_than(at)
     return [
         visible.filter(before).order_by(*transcript.DESC)[: half + 1],
         visible.filter(after).order_by(*transcript.ASC)[: half + 1],

@@ -1,0 +1,159 @@
+"""What an export covers: a conversation (optionally a date range), the current search (its
+query and filters, exactly as the search page takes them), a participant (every conversation
+they are in: also the basis of GDPR access requests), or, once legal holds exist, a hold's matter.
+
+A scope is plain data (it is stored on the export and sealed in the ledger when the export is
+requested) and resolves to the messages it covers, in a stable order, through `messages()`.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+
+from messaging.models import Conversation, Message
+from messaging.summaries import ANNOTATION_TYPES
+from review import search
+
+KINDS = ("conversation", "search", "participant", "hold")
+_DIGITS = re.compile(r"\D")
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str
+    conversation: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    query: dict[str, str] = field(default_factory=dict)  # the search page's GET parameters
+    participant: str = ""  # digits of a WhatsApp number (wa_id)
+    hold: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValidationError(f"Unknown export scope {self.kind!r}.")
+        if self.kind == "conversation" and not self.conversation:
+            raise ValidationError("Say which conversation to export.")
+        if self.kind == "participant" and len(self.participant) < 6:
+            raise ValidationError("Give the participant's full WhatsApp number.")
+        if self.kind == "search" and not any(v for k, v in self.query.items() if k != "page"):
+            raise ValidationError("An export of a search needs a query or a filter.")
+        if self.kind == "hold":
+            raise ValidationError("Legal holds are not available yet.")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValidationError("The end date is before the start date.")
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def for_conversation(
+        cls, pk: int, date_from: date | None = None, date_to: date | None = None
+    ) -> "Scope":
+        return cls("conversation", conversation=pk, date_from=date_from, date_to=date_to)
+
+    @classmethod
+    def for_search(cls, params: QueryDict | dict[str, str]) -> "Scope":
+        """The search page's parameters; invalid ones are refused with the form's message."""
+        query = {k: str(v) for k, v in params.items() if v not in ("", None) and k != "page"}
+        form = search.SearchForm(query)
+        if not form.is_valid():
+            problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
+            raise ValidationError(f"The search cannot be exported: {problems}")
+        return cls("search", query=dict(sorted(query.items())))
+
+    @classmethod
+    def for_participant(cls, number: str) -> "Scope":
+        return cls("participant", participant=_DIGITS.sub("", number))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Scope":
+        return cls(
+            kind=data["kind"],
+            conversation=data.get("conversation"),
+            date_from=date.fromisoformat(data["date_from"]) if data.get("date_from") else None,
+            date_to=date.fromisoformat(data["date_to"]) if data.get("date_to") else None,
+            query=dict(data.get("query") or {}),
+            participant=data.get("participant", ""),
+            hold=data.get("hold"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Only what is set, keys sorted: the same scope always serialises the same way."""
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.conversation:
+            out["conversation"] = self.conversation
+        if self.date_from:
+            out["date_from"] = self.date_from.isoformat()
+        if self.date_to:
+            out["date_to"] = self.date_to.isoformat()
+        if self.query:
+            out["query"] = dict(sorted(self.query.items()))
+        if self.participant:
+            out["participant"] = self.participant
+        if self.hold:
+            out["hold"] = self.hold
+        return dict(sorted(out.items()))
+
+    # ------------------------------------------------------------------ description
+
+    def label(self) -> str:
+        """A short human description, shown in lists and on the PDF cover."""
+        if self.kind == "conversation":
+            text = f"conversation {self.conversation}"
+            try:
+                convo = Conversation.objects.select_related("participant").get(pk=self.conversation)
+                text = f"conversation with {convo}"
+            except Conversation.DoesNotExist:
+                pass
+        elif self.kind == "participant":
+            text = f"everything with +{self.participant}"
+        elif self.kind == "search":
+            q = self.query.get("q", "")
+            filters = ", ".join(f"{k}={v}" for k, v in self.query.items() if k != "q")
+            text = f"search “{q}”" if q else "search"
+            if filters:
+                text += f" ({filters})"
+        else:
+            text = f"legal hold {self.hold}"
+        if self.date_from or self.date_to:
+            text += f", {self.date_from or '…'} to {self.date_to or '…'}"
+        return text[:300]
+
+    # ------------------------------------------------------------------ resolution
+
+    def messages(self) -> QuerySet[Message]:
+        """The visible messages in scope (reactions, edits and revocations travel with the
+        message they annotate, see exports/source.py)."""
+        messages = Message.objects.exclude(type__in=ANNOTATION_TYPES)
+        if self.kind == "conversation":
+            messages = messages.filter(conversation_id=self.conversation or 0)
+        elif self.kind == "participant":
+            messages = messages.filter(
+                Q(conversation__participant__wa_id=self.participant)
+                | Q(sender__wa_id=self.participant)
+            )
+        elif self.kind == "search":
+            form = search.SearchForm(self.query)
+            if not form.is_valid():
+                raise ValidationError("The stored search is no longer valid.")
+            data = form.cleaned_data
+            messages = search.filter_messages(messages, data)
+            if (data.get("q") or "").strip():
+                messages = messages.filter(search=search.text_query(data["q"].strip()))
+        if self.date_from:
+            messages = messages.filter(sent_at__gte=_day_start(self.date_from))
+        if self.date_to:
+            messages = messages.filter(sent_at__lt=_day_start(self.date_to + timedelta(days=1)))
+        return messages
+
+    def conversations(self) -> QuerySet[Conversation]:
+        return Conversation.objects.filter(pk__in=self.messages().values("conversation_id"))
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

@@ -1,0 +1,40 @@
+from typing import Any
+
+from archive import ledger
+from archive.envelope import Fact
+from exports.scope import Scope
+from tests.exports.conftest import SAMPLES, Rich
+
+
+def test_it_reads_a_conversation_decorated_in_time_order(rich: Rich, make_source: Any) -> None:
+    source = make_source(Scope.for_conversation(rich.conversation.pk))
+    (part,) = list(source.parts())
+    rows = list(part.rows())
+    assert part.count == len(rows) == len(SAMPLES) + 6
+    assert [r.message.sent_at for r in rows] == sorted(r.message.sent_at for r in rows)
+    by_wamid = {r.message.wamid: r for r in rows}
+    assert by_wamid["wamid.rich-typo"].current_text == "I will wire 10,000 tomorrow"
+    assert by_wamid["wamid.rich-gone"].revoked is not None
+    assert by_wamid["wamid.rich-out"].status == "read"
+    assert [r.payload["reaction"]["emoji"] for r in by_wamid["wamid.rich-out"].reactions] == ["🙏"]
+    assert by_wamid["wamid.rich-reply"].quoted == rich.message("wamid.rich-ar")
+    assert by_wamid["wamid.rich-img"].attachment.file is not None
+
+
+def test_it_shows_the_archive_as_of_its_checkpoint(rich: Rich, make_source: Any) -> None:
+    source = make_source(Scope.for_conversation(rich.conversation.pk))
+    ledger.append([Fact("test.later", {}, {})])  # sealed after the checkpoint
+    assert source.count() == len(SAMPLES) + 6
+    assert all(r.message.entry_id < source.tree_size for p in source.parts() for r in p.rows())
+
+
+def test_it_finds_every_conversation_of_a_participant(rich: Rich, make_source: Any) -> None:
+    source = make_source(Scope.for_participant("+971 50 123 4567"))
+    assert [p.conversation for p in source.parts()] == [rich.conversation]
+
+
+def test_it_exports_a_search_with_its_filters(rich: Rich, make_source: Any) -> None:
+    scope = Scope.for_search({"q": "statement", "direction": "out"})
+    texts = [r.message.text for p in make_source(scope).parts() for r in p.rows()]
+    assert "The statement was sent this morning." in texts
+    assert all("statement" in t.lower() for t in texts)
