@@ -106,7 +106,9 @@ class Scope:
         if self.kind == "conversation":
             text = f"conversation {self.conversation}"
             try:
-                convo = Conversation.objects.select_related("participant").get(pk=self.conversation)
+                convo = Conversation.objects.select_related("participant").get(
+                    pk=self.conversation or 0
+                )
                 text = f"conversation with {convo}"
             except Conversation.DoesNotExist:
                 pass
