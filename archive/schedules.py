@@ -37,6 +37,10 @@ def schedules() -> dict[str, dict[str, Any]]:
             "func": "review.tasks.draw_samples",
             "schedule_type": Schedule.HOURLY,
         },
+        "export expiry": {
+            "func": "exports.tasks.expire_exports",
+            "schedule_type": Schedule.DAILY,
+        },
         "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,

@@ -23,15 +23,19 @@ ROLES = (REVIEWER, AUDITOR, LEGAL, ADMINISTRATOR)
 # data migration that re-applies this table.
 READ = ("review.read_archive",)
 REVIEW = ("review.tag_archive", "review.raise_flag", "review.decide_flag")
+# Reviewers export only if an administrator gives them this permission (per user, in the admin).
+EXPORT = ("exports.create_export",)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     REVIEWER: ("archive.view_integrity", *READ, *REVIEW),
-    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ),
-    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ),
+    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT),
+    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT),
     ADMINISTRATOR: (
         "archive.view_integrity",
         "archive.view_evidence",
         *READ,
         *REVIEW,
+        *EXPORT,
+        "exports.view_all_exports",
         *(
             f"review.{action}_{model}"
             for model in ("tag", "lexiconpolicy", "lexiconterm", "samplingpolicy")

@@ -85,6 +85,9 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "clientwindow",
     "archive",
     "messaging",
@@ -267,6 +270,26 @@ WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 60)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
+
+# --- The REST API (/api/v1/, schema at /api/schema/) ---------------------------------------
+# Token or session authentication; JSON only (the browsable API's pages would need inline
+# scripts, which the Content-Security-Policy forbids); every endpoint needs a logged-in user.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ClientWindow API",
+    "DESCRIPTION": "Evidence exports of the ClientWindow WhatsApp compliance archive.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
 
 # --- Exports --------------------------------------------------------------------------------
 # Finished export files (exports/jobs.py writes to a temporary name, then renames); they are

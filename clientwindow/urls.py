@@ -25,5 +25,7 @@ urlpatterns = [
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),
+    path("", include("exports.urls")),
+    path("api/", include("exports.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -71,6 +71,31 @@ class Scope:
         return cls("participant", participant=_DIGITS.sub("", number))
 
     @classmethod
+    def requested(
+        cls,
+        kind: str,
+        *,
+        conversation: int | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        query: QueryDict | dict[str, str] | None = None,
+        participant: str = "",
+    ) -> "Scope":
+        """A scope as a person asks for it (the portal, the API, the CLI): checked, with a
+        message that says what is wrong."""
+        if kind == "conversation":
+            if not Conversation.objects.filter(pk=conversation or 0).exists():
+                raise ValidationError("There is no such conversation.")
+            return cls.for_conversation(conversation or 0, date_from, date_to)
+        if date_from or date_to:
+            raise ValidationError("A date range applies to a conversation export only.")
+        if kind == "search":
+            return cls.for_search(query or {})
+        if kind == "participant":
+            return cls.for_participant(participant)
+        raise ValidationError(f"Unknown export scope {kind!r}.")
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Scope":
         return cls(
             kind=data["kind"],

@@ -302,6 +302,8 @@ class AccessEvent(AppendOnlyModel):
         SEARCH = "search", "searched"
         DOWNLOAD_MEDIA = "download_media", "downloaded media"
         VIEW_FLAG = "view_flag", "viewed flag"
+        REQUEST_EXPORT = "request_export", "requested export"
+        DOWNLOAD_EXPORT = "download_export", "downloaded export"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     username = models.CharField(max_length=150)  # as it was then

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clientwindow.roles import role_required
+from exports.models import Export
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
@@ -87,6 +88,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             "conversation_flags": Flag.objects.filter(conversation=convo, message__isnull=True),
             "tags": Tag.objects.all(),
+            "export_formats": Export.Format.choices,
         },
     )
 
@@ -206,6 +208,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             "results": results,
             "query_string": query.urlencode(),
             "saved": access.saved_searches_for_user(request),
+            "export_formats": Export.Format.choices,
         },
     )
 

@@ -1,0 +1,15 @@
+"""/api/: version 1 of the REST API and its OpenAPI schema (authenticated, like everything)."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from exports.api import ExportViewSet
+
+router = SimpleRouter()
+router.register("exports", ExportViewSet, basename="api-exports")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

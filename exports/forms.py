@@ -1,0 +1,45 @@
+"""The export request, as the portal and the API take it: a format and a scope."""
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+
+from .models import Export
+from .scope import Scope
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=Export.Format.choices)
+    scope = forms.ChoiceField(
+        choices=[(k, k) for k in ("conversation", "search", "participant")], initial="participant"
+    )
+    conversation = forms.IntegerField(required=False, min_value=1)
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+    query = forms.CharField(required=False, max_length=2000)  # the search page's query string
+    participant = forms.CharField(
+        required=False, max_length=40, help_text="The full WhatsApp number, e.g. +44 7700 900123."
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            data["scope_value"] = self._scope(data)
+        except ValidationError as problem:
+            raise ValidationError(problem.messages) from problem
+        return data
+
+    @staticmethod
+    def _scope(data: dict[str, Any]) -> Scope:
+        return Scope.requested(
+            data.get("scope") or "",
+            conversation=data.get("conversation"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            query=QueryDict(data.get("query") or ""),
+            participant=data.get("participant") or "",
+        )

@@ -1,0 +1,276 @@
+"""Export jobs: the one domain path the portal, the API and `manage.py export` share.
+
+`request_export()` records the request and seals it in the ledger, then queues the django-q2 task;
+`run_export()` claims a pending export, signs a checkpoint so that everything sealed before the
+request is provable, writes the files under a temporary name, renames them into place, and seals
+the result (the file's SHA-256). `build()` is the part the CLI calls directly, into a directory.
+Cancelling is cooperative: the writers read in chunks, and each chunk checks the flag.
+"""
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from archive import ledger
+from archive.checkpoints import create_checkpoint
+from archive.envelope import Fact
+from archive.models import Checkpoint
+
+from . import formats
+from .models import Export
+from .scope import Scope
+from .source import Cancelled, Source
+from .target import DirectoryTarget, zip_target
+
+logger = logging.getLogger(__name__)
+State = Export.State
+
+
+def request_export(user: AbstractBaseUser, scope: Scope, fmt: str, *, queue: bool = True) -> Export:
+    """Record and seal the request, then queue the job (after the transaction commits); the CLI
+    passes queue=False and runs it itself."""
+    if fmt not in formats.FORMATS:
+        raise ValidationError(f"Unknown export format {fmt!r}.")
+    with transaction.atomic():
+        export = Export.objects.create(
+            requested_by_id=user.pk,
+            format=fmt,
+            scope_kind=scope.kind,
+            scope=scope.to_json(),
+            scope_label=scope.label(),
+        )
+        (entry,) = ledger.append(
+            [
+                Fact(
+                    "export.requested",
+                    {"export": str(export.pk), "format": fmt, "scope": scope.kind, "user": user.pk},
+                    {
+                        "scope": _canonical(scope.to_json()),
+                        "username": user.get_username().encode(),
+                    },
+                )
+            ]
+        )
+        export.requested_seq = entry.seq
+        export.save(update_fields=["requested_seq"])
+        if queue:
+            transaction.on_commit(lambda: _enqueue(export))
+    return export
+
+
+def _enqueue(export: Export) -> None:
+    async_task("exports.tasks.run_export", str(export.pk), task_name=f"export {export.pk}")
+
+
+def run_export(pk: str, output: Path | None = None) -> str:
+    """Claim a pending export and build it (into EXPORT_ROOT, or at `output` for the CLI);
+    a second run of the same task does nothing."""
+    claimed = Export.objects.filter(pk=pk, state=State.PENDING).update(
+        state=State.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
+    )
+    if not claimed:
+        return "not pending"
+    export = Export.objects.select_related("requested_by").get(pk=pk)
+    try:
+        _produce(export, output)
+    except Cancelled:
+        _finish(export, State.CANCELLED, error="Cancelled by the requester.")
+    except Exception as problem:  # the job must always end in a state a person can read
+        logger.exception("export %s failed", pk)  # no message content: ids and the trace only
+        _finish(export, State.FAILED, error=f"{type(problem).__name__}: {problem}"[:2000])
+    return Export.objects.values_list("state", flat=True).get(pk=pk)
+
+
+def _produce(export: Export, output: Path | None) -> None:
+    root = Path(settings.EXPORT_ROOT) if output is None else output.parent
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{export.pk}-", dir=root))
+    several = formats.single_file(export.format) is None and export.format != "bundle"
+    name = formats.single_file(export.format) or f"{export.format}.zip"
+    try:
+        produced = build(export, work, archive_name=None if output and several else name)
+        final = output or Path(settings.EXPORT_ROOT) / str(export.pk) / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        produced.replace(final)  # atomic on one filesystem: a reader never sees half a file
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    digest, size = _digest(final)
+    stored = {} if output else {"file_name": f"{export.pk}/{name}"}
+    with transaction.atomic():
+        (entry,) = ledger.append(
+            [
+                Fact(
+                    "export.completed",
+                    {
+                        "export": str(export.pk),
+                        "format": export.format,
+                        "checkpoint": export.checkpoint_size,
+                        "messages": export.message_count,
+                        "size": size,
+                        "sha256": digest,
+                    },
+                )
+            ]
+        )
+        _finish(
+            export,
+            State.DONE,
+            file_size=size,
+            file_sha256=digest,
+            completed_seq=entry.seq,
+            expires_at=timezone.now() + timedelta(days=settings.EXPORT_EXPIRY_DAYS),
+            **stored,
+        )
+
+
+def build(export: Export, directory: Path, *, archive_name: str | None = None) -> Path:
+    """Write the export into `directory`: its one file, or for formats that yield several a ZIP
+    named `archive_name` (with None, the files themselves: the CLI's --output directory)."""
+    source = source_for(export)
+    Export.objects.filter(pk=export.pk).update(
+        checkpoint_size=export.checkpoint_size,
+        message_count=export.message_count,
+        progress_total=export.progress_total,
+        progress_done=0,
+    )
+    write = formats.writer(export.format)
+    single = formats.single_file(export.format)
+    if single is not None or archive_name is None:
+        write(source, DirectoryTarget(directory), "")
+        return directory / single if single else directory
+    path = directory / archive_name
+    with zip_target(path) as target:
+        write(source, target, "")
+    return path
+
+
+def source_for(export: Export) -> Source:
+    """The export's Source: signed against a checkpoint that covers everything sealed so far."""
+    create_checkpoint()
+    checkpoint = Checkpoint.objects.order_by("-tree_size").first()
+    if checkpoint is None:
+        raise ValidationError("The archive is empty: there is nothing to export.")
+    scope = Scope.from_json(export.scope)
+    source = Source(
+        export_id=str(export.pk),
+        created_at=export.started_at or timezone.now(),
+        requester=export.requested_by.get_username(),
+        scope=scope,
+        checkpoint=checkpoint,
+        on_rows=lambda n: _advance(export, n),
+    )
+    export.checkpoint_size = checkpoint.tree_size
+    export.message_count = source.count()
+    export.progress_total = export.message_count * formats.passes(export.format)
+    return source
+
+
+def _advance(export: Export, rows: int) -> None:
+    """Progress after each chunk; a cancelled export stops here."""
+    Export.objects.filter(pk=export.pk).update(progress_done=F("progress_done") + rows)
+    if Export.objects.filter(pk=export.pk, cancel_requested=True).exists():
+        raise Cancelled
+
+
+def _finish(export: Export, state: str, **fields: Any) -> None:
+    fields |= {"state": state, "finished_at": timezone.now()}
+    Export.objects.filter(pk=export.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(export, name, value)
+
+
+def cancel(export: Export) -> bool:
+    """Ask a pending or running export to stop; a pending one stops at once."""
+    if Export.objects.filter(pk=export.pk, state=State.PENDING).update(
+        state=State.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    ):
+        return True
+    return bool(
+        Export.objects.filter(pk=export.pk, state=State.RUNNING).update(cancel_requested=True)
+    )
+
+
+def retry(export: Export) -> bool:
+    """Run a failed or cancelled export again, as the same export."""
+    again = Export.objects.filter(pk=export.pk, state__in=(State.FAILED, State.CANCELLED)).update(
+        state=State.PENDING,
+        cancel_requested=False,
+        progress_done=0,
+        error="",
+        started_at=None,
+        finished_at=None,
+    )
+    if again:
+        transaction.on_commit(lambda: _enqueue(export))
+    return bool(again)
+
+
+def record_download(user: AbstractBaseUser, export: Export) -> None:
+    """Seal who downloaded which export (the access log records it too, with the address)."""
+    ledger.append(
+        [
+            Fact(
+                "export.downloaded",
+                {"export": str(export.pk), "user": user.pk, "sha256": export.file_sha256},
+                {"username": user.get_username().encode()},
+            )
+        ]
+    )
+
+
+def file_path(export: Export) -> Path | None:
+    if export.state != State.DONE or not export.file_name:
+        return None
+    path = Path(settings.EXPORT_ROOT) / export.file_name
+    return path if path.is_file() else None
+
+
+def expire_exports(now: datetime | None = None) -> int:
+    """Remove the files of exports past their expiry; the records stay (state EXPIRED)."""
+    now = now or timezone.now()
+    expired = 0
+    for export in Export.objects.filter(state=State.DONE, expires_at__lte=now):
+        folder = Path(settings.EXPORT_ROOT) / str(export.pk)
+        shutil.rmtree(folder, ignore_errors=True)
+        expired += Export.objects.filter(pk=export.pk, state=State.DONE).update(state=State.EXPIRED)
+    return expired
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file; for a directory (the CLI's EML or RSMF output), of its
+    listing in `sha256sum` form, so that one digest still names the whole result."""
+    if path.is_dir():
+        lines = "".join(
+            f"{_file_sha256(f)}  {f.relative_to(path).as_posix()}\n"
+            for f in sorted(path.rglob("*"))
+            if f.is_file()
+        ).encode()
+        return hashlib.sha256(lines).hexdigest(), sum(
+            f.stat().st_size for f in path.rglob("*") if f.is_file()
+        )
+    return _file_sha256(path), path.stat().st_size
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

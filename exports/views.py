@@ -1,0 +1,108 @@
+"""The portal's exports: request one (from a transcript, a search, or a participant's number),
+watch its progress, cancel or retry it, and download the result.
+
+Each view: access helper → form → one domain call (exports/jobs.py) → render or redirect.
+Requests and downloads are recorded as access events, and sealed in the ledger by the jobs.
+"""
+
+from django.contrib import messages as notices
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from clientwindow.roles import role_required
+from review.access import record_access
+from review.models import AccessEvent
+
+from . import jobs
+from .access import export_for_user, exports_for_user, require_export
+from .forms import ExportForm
+from .models import Export
+
+LIST_SIZE = 100
+
+
+@role_required
+@require_GET
+def export_list(request: HttpRequest) -> HttpResponse:
+    exports = exports_for_user(request.user)[:LIST_SIZE]
+    return render(request, "exports/list.html", {"exports": exports, "form": ExportForm()})
+
+
+@role_required
+@require_POST
+def create(request: HttpRequest) -> HttpResponse:
+    require_export(request.user)
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        exports = exports_for_user(request.user)[:LIST_SIZE]
+        context = {"exports": exports, "form": form}
+        return render(request, "exports/list.html", context, status=400)
+    scope = form.cleaned_data["scope_value"]
+    export = jobs.request_export(request.user, scope, form.cleaned_data["format"])  # type: ignore[arg-type]
+    record_access(
+        request,
+        AccessEvent.Action.REQUEST_EXPORT,
+        "export",
+        export.pk,
+        {"format": export.format, "scope": scope.to_json()},
+    )
+    notices.success(request, f"Export requested: {export}.")
+    return redirect("exports:detail", pk=export.pk)
+
+
+@role_required
+@require_GET
+def detail(request: HttpRequest, pk: str) -> HttpResponse:
+    export = export_for_user(request.user, pk)
+    template = "exports/detail.html#progress" if request.htmx else "exports/detail.html"  # type: ignore[attr-defined]
+    return render(request, template, {"export": export})
+
+
+@role_required
+@require_POST
+def cancel(request: HttpRequest, pk: str) -> HttpResponse:
+    export = export_for_user(request.user, pk)
+    if jobs.cancel(export):
+        notices.success(request, "The export will stop.")
+    else:
+        notices.error(request, "Only a pending or running export can be cancelled.")
+    return redirect("exports:detail", pk=export.pk)
+
+
+@role_required
+@require_POST
+def retry(request: HttpRequest, pk: str) -> HttpResponse:
+    export = export_for_user(request.user, pk)
+    if jobs.retry(export):
+        notices.success(request, "The export will run again.")
+    else:
+        notices.error(request, "Only a failed or cancelled export can be retried.")
+    return redirect("exports:detail", pk=export.pk)
+
+
+@role_required
+@require_GET
+def download(request: HttpRequest, pk: str) -> FileResponse:
+    """The file, streamed; the download is recorded and sealed before a byte is sent."""
+    export = export_for_user(request.user, pk)
+    path = jobs.file_path(export)
+    if path is None:
+        raise Http404("This export has no file (not finished, or expired).")
+    record_access(
+        request,
+        AccessEvent.Action.DOWNLOAD_EXPORT,
+        "export",
+        export.pk,
+        {"sha256": export.file_sha256, "size": export.file_size},
+    )
+    jobs.record_download(request.user, export)  # type: ignore[arg-type]
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=_filename(export))
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _filename(export: Export) -> str:
+    suffix = export.file_name.rsplit("/", 1)[-1]
+    return f"clientwindow-{export.format}-{export.pk}-{suffix}"
