@@ -17,6 +17,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from messaging.models import Conversation, Message
+from messaging.participants import latest_names
 from messaging.summaries import ANNOTATION_TYPES
 from review import search
 
@@ -130,13 +131,21 @@ class Scope:
         """A short human description, shown in lists and on the PDF cover."""
         if self.kind == "conversation":
             text = f"conversation {self.conversation}"
-            try:
-                convo = Conversation.objects.select_related("participant").get(
-                    pk=self.conversation or 0
+            convo = (
+                Conversation.objects.select_related("participant")
+                .filter(pk=self.conversation or 0)
+                .first()
+            )
+            if convo is not None and convo.participant is not None:
+                name = latest_names({convo.participant.pk}).get(convo.participant.pk, "")
+                number = f"+{convo.participant}"
+                text = (
+                    f"conversation with {name} ({number})"
+                    if name
+                    else f"conversation with {number}"
                 )
-                text = f"conversation with {convo}"
-            except Conversation.DoesNotExist:
-                pass
+            elif convo is not None:
+                text = f"group conversation {convo.group_id}"
         elif self.kind == "participant":
             text = f"everything with +{self.participant}"
         elif self.kind == "search":
