@@ -1,0 +1,308 @@
+"""The EML export: one RFC 5322 message per WhatsApp message, so that any e-mail archive,
+review tool or mail client can take a conversation in as ordinary mail.
+
+Each file is `eml/<conversation>/<ledger seq>.eml`. Headers carry who, when and the thread
+(Message-ID and In-Reply-To derived from the wamid, so replies thread even across exports) plus
+the evidence (ledger seq, leaf hash); the text body carries the message and everything that
+happened to it afterwards (edits with their history, a deletion, reactions, delivery statuses);
+stored media travel as MIME parts with their exact bytes. `message_bytes()` renders one message
+and is what the archive journal (sending every message to an archive mailbox) reuses.
+
+Also here, because the RSMF container is an e-mail too (exports/rsmf.py): the addresses given to
+clients and the firm, attachment and folder names, and checked media reads.
+"""
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from messaging.media import open_media
+from messaging.models import Channel, MediaFile, Message, Participant
+from review.transcript import Row
+
+from .source import Part, Source
+from .target import Target, safe_component
+
+# CRLF line ends, as RFC 5322 defines a message; non-ASCII headers become RFC 2047 words.
+POLICY = policy.SMTP
+# RFC 2606 reserves .invalid: these addresses can never reach or bounce from a real mailbox,
+# yet every mail tool accepts them, so a client's number can be shown as an address safely.
+DOMAIN = "whatsapp.invalid"
+ID_DOMAIN = "clientwindow.invalid"
+# Control characters (CR/LF above all) would let a hostile profile name forge header lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_NOT_DIGIT = re.compile(r"\D")
+_MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
+# Fixed, so that names do not depend on the machine's mime.types file.
+EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "audio/aac": ".aac",
+    "audio/amr": ".amr",
+    "audio/mp4": ".m4a",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "image/gif": ".gif",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "text/plain": ".txt",
+    "video/3gpp": ".3gp",
+    "video/mp4": ".mp4",
+}
+
+
+def write(source: Source, target: Target, prefix: str = "") -> None:
+    """One .eml per message of the scope, in one folder per conversation."""
+    for part in source.parts():
+        folder = conversation_folder(part)
+        for row in part.rows():
+            with target.open(f"{prefix}eml/{folder}/{row.message.entry_id}.eml") as out:
+                out.write(message_bytes(source, part, row))
+
+
+def message_bytes(source: Source | None, part: Part, row: Row) -> bytes:
+    """One message as RFC 5322 bytes; the same row always gives the same bytes. With a source,
+    the log origin and the checkpoint the export proves against are named as well."""
+    message, channel = row.message, part.conversation.channel
+    mail = EmailMessage(policy=POLICY)
+    mail["From"], mail["To"] = _correspondents(part, row)
+    mail["Date"] = format_datetime(moment(message), usegmt=True)
+    mail["Subject"] = one_line(f"WhatsApp: {part.title}")
+    mail["Message-ID"] = message_id(channel, message.wamid)
+    if message.context_wamid:
+        mail["In-Reply-To"] = mail["References"] = message_id(channel, message.context_wamid)
+    for name, value in _evidence_headers(source, row):
+        mail[name] = value
+    mail.set_content(text_body(part, row), cte="quoted-printable")
+    attachment = row.attachment
+    if attachment is not None and attachment.file is not None:
+        maintype, subtype = mime_type(attachment.file).split("/")
+        data = read_media(attachment.file)
+        mail.add_attachment(data, maintype, subtype, filename=attachment_name(row))
+        # Deterministic, and safe: quoted-printable and base64 bodies can never contain "=_".
+        mail.set_boundary(f"=_clientwindow_{hashlib.sha256(data).hexdigest()[:24]}")
+    return mail.as_bytes()
+
+
+def message_id(channel: Channel, wamid: str) -> str:
+    """The Message-ID of a WhatsApp message: a hash of the business number's id and the wamid.
+
+    A wamid is unique only per business number and may hold characters a Message-ID may not,
+    so it is hashed with the number's id. Being derived, a reply's In-Reply-To is computed from
+    its context wamid alone: threads rebuild even when the quoted message is in another export.
+    """
+    digest = hashlib.sha256(f"{channel.phone_number_id}:{wamid}".encode()).hexdigest()
+    return f"<{digest[:32]}@{ID_DOMAIN}>"
+
+
+def _correspondents(part: Part, row: Row) -> tuple[Address, Address]:
+    """(From, To): the client (or group member) and the firm, in the message's direction."""
+    convo = part.conversation
+    firm = firm_address(convo.channel)
+    if convo.group_id:
+        group = Address(
+            one_line(f"WhatsApp group {convo.group_id}"),
+            addr_spec=f"group-{_local(convo.group_id)}@{DOMAIN}",
+        )
+        if row.message.direction == "out":
+            return firm, group
+        return person_address(row.message.sender, row.sender_name), group
+    client = person_address(convo.participant, part.name)
+    return (firm, client) if row.message.direction == "out" else (client, firm)
+
+
+def person_address(person: Participant | None, name: str) -> Address:
+    """`Name <+wa_id@whatsapp.invalid>`; a user known only by user id gets `user-<id>@`."""
+    if person is None:
+        return Address(one_line(name) or "Unknown sender", addr_spec=f"unknown@{DOMAIN}")
+    local = f"+{person.wa_id}" if person.wa_id else f"user-{_local(person.user_id)}"
+    return Address(one_line(name), addr_spec=f"{local}@{DOMAIN}")
+
+
+def firm_address(channel: Channel) -> Address:
+    """The firm's WhatsApp number as `Channel name <+number@whatsapp.invalid>`."""
+    local = firm_number(channel) or f"channel-{_local(channel.phone_number_id)}"
+    return Address(one_line(channel.name), addr_spec=f"{local}@{DOMAIN}")
+
+
+def firm_number(channel: Channel) -> str:
+    """The channel's number in E.164 form ("+442079460000"), or "" if it has none."""
+    digits = _NOT_DIGIT.sub("", channel.display_number)
+    return f"+{digits}" if digits else ""
+
+
+def _local(text: str) -> str:
+    """A dot-atom local part (no leading, trailing or doubled dots) from any identifier."""
+    return re.sub(r"\.{2,}", ".", safe_component(text, fallback="unknown", limit=56))
+
+
+def _evidence_headers(source: Source | None, row: Row) -> list[tuple[str, str]]:
+    message = row.message
+    headers = [
+        ("X-ClientWindow-Ledger-Seq", str(message.entry_id)),
+        ("X-ClientWindow-Leaf-Hash", bytes(message.entry.leaf_hash).hex()),
+        ("X-ClientWindow-Sealed-At", iso(message.entry.sealed_at)),
+        ("X-ClientWindow-Wamid", one_line(message.wamid)),
+        ("X-ClientWindow-Direction", "outbound" if message.direction == "out" else "inbound"),
+        ("X-ClientWindow-Type", one_line(message.type) or "unknown"),
+    ]
+    if message.direction == "out":  # statuses describe delivery of what the firm sent
+        headers.append(("X-ClientWindow-Status", row.status or "none"))
+    if row.revoked is not None:
+        headers.append(("X-ClientWindow-Deleted-At", iso(moment(row.revoked))))
+    if row.edits:
+        headers.append(("X-ClientWindow-Edited-At", iso(moment(row.edits[-1]))))
+    if row.attachment is not None and row.attachment.file is not None:
+        headers.append(("X-ClientWindow-Attachment-SHA256", row.attachment.file.sha256))
+    if source is not None:
+        headers.append(("X-ClientWindow-Log-Origin", one_line(source.origin)))
+        headers.append(("X-ClientWindow-Checkpoint-Tree-Size", str(source.tree_size)))
+    return headers
+
+
+def text_body(part: Part, row: Row) -> str:
+    """The message as a reader needs it: deletion first, then the text, then its history."""
+    message = row.message
+    lines: list[str] = []
+    if row.revoked is not None:
+        lines += [
+            f"[Deleted by the sender at {iso(moment(row.revoked))}. "
+            "The original content is kept below as evidence.]",
+            "",
+        ]
+    lines.append(row.current_text or f"({message.type or 'message'} without text)")
+    if not message.text and row.body is not None:
+        content = json.dumps(row.body, sort_keys=True, ensure_ascii=False, indent=1)
+        lines += ["", "Content as WhatsApp delivered it:", content]
+    lines += ["", "----", *_facts(part, row)]
+    return "\n".join(lines) + "\n"
+
+
+def _facts(part: Part, row: Row) -> list[str]:
+    message = row.message
+    who = "sent by the firm" if message.direction == "out" else "received from the client"
+    facts = [f"WhatsApp {message.type} message {who} at {iso(moment(message))}."]
+    if message.forwarded:
+        facts.append("Forwarded" + (" many times." if message.frequently_forwarded else "."))
+    if message.context_wamid:
+        quoted = row.quoted
+        facts.append(
+            f"Reply to {message.context_wamid}: {_quote(quoted.text)}"
+            if quoted is not None
+            else f"Reply to {message.context_wamid}, a message not in this archive."
+        )
+    if row.edits:
+        facts.append(f"Edited {len(row.edits)} time(s). Versions, oldest first:")
+        facts.append(f"  1. {iso(moment(message))}: {message.text}")
+        facts += [f"  {n}. {iso(moment(e))}: {e.text}" for n, e in enumerate(row.edits, 2)]
+    facts += [
+        f"Reaction {reaction_emoji(r)} by {_reactor(part, r)} at {iso(moment(r))}."
+        for r in row.reactions
+    ]
+    if message.direction == "out":
+        history = "; ".join(f"{s.status} {iso(s.occurred_at)}" for s in row.statuses)
+        facts.append(f"Status: {row.status or 'none'}" + (f" ({history})." if history else "."))
+    facts.append(attachment_note(row))
+    facts.append(
+        f"Ledger: seq {message.entry_id}, leaf hash {bytes(message.entry.leaf_hash).hex()}, "
+        f"sealed at {iso(message.entry.sealed_at)}."
+    )
+    return [fact for fact in facts if fact]
+
+
+def _quote(text: str) -> str:
+    return "“" + (text if len(text) <= 200 else text[:199] + "…") + "”"
+
+
+def _reactor(part: Part, reaction: Message) -> str:
+    if reaction.direction == "out":
+        return "the firm"
+    person = reaction.sender
+    if person is not None and person.pk == part.conversation.participant_id and part.name:
+        return f"{part.name} (client)"
+    return f"+{person.wa_id} (client)" if person is not None and person.wa_id else "the client"
+
+
+def reaction_emoji(reaction: Message) -> str:
+    body = reaction.payload.get("reaction") if isinstance(reaction.payload, dict) else None
+    return str(body.get("emoji", "")) if isinstance(body, dict) else ""
+
+
+def attachment_note(row: Row) -> str:
+    """A line on the message's media: what was stored and under which name, or why not."""
+    attachment = row.attachment
+    if attachment is None:
+        return ""
+    if attachment.file is None:
+        reason = f" ({attachment.reason})" if attachment.reason else ""
+        return f"{row.message.type.capitalize()} not archived: {attachment.outcome}{reason}."
+    stored = attachment.file
+    original = original_filename(row)
+    named = f"“{original}”, " if original else ""
+    return (
+        f"Attachment {named}{stored.mime_type}, {stored.size} bytes, SHA-256 {stored.sha256}, "
+        f"attached as {attachment_name(row)}."
+    )
+
+
+def original_filename(row: Row) -> str:
+    """The file name the sender gave (documents only), as sent: hostile until made safe."""
+    body = row.body
+    return str(body.get("filename", "")) if isinstance(body, dict) else ""
+
+
+def attachment_name(row: Row) -> str:
+    """A safe, unique file name for a message's stored media: `<seq>-<name>.<ext>`."""
+    stored = row.attachment.file if row.attachment is not None else None
+    extension = EXTENSIONS.get(mime_type(stored) if stored else "", ".bin")
+    original = original_filename(row)
+    base = safe_component(original, fallback="", limit=60) if original else ""
+    if not base:
+        base = safe_component(row.message.type, fallback="media", limit=20) + extension
+    elif "." not in base:
+        base += extension
+    return f"{row.message.entry_id}-{base}"
+
+
+def mime_type(stored: MediaFile) -> str:
+    """The stored file's MIME type without parameters, or application/octet-stream (also for
+    multipart/ and message/, which a reader would open as structure rather than as a file)."""
+    value = stored.mime_type.split(";", 1)[0].strip().lower()
+    container = value.startswith(("multipart/", "message/"))
+    return value if _MIME.match(value) and not container else "application/octet-stream"
+
+
+def read_media(stored: MediaFile) -> bytes:
+    """The stored bytes, checked against the SHA-256 sealed with them; ValueError otherwise:
+    an export must never hand over media that differs from what the archive sealed."""
+    with open_media(stored) as handle:
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != stored.sha256:
+        raise ValueError(f"stored media {stored.sha256} does not match its SHA-256")
+    return data
+
+
+def conversation_folder(part: Part) -> str:
+    """`<conversation id>-<number or group>-<name>`, reduced to safe characters."""
+    convo = part.conversation
+    who = convo.group_id or (convo.participant.wa_id if convo.participant else "")
+    return safe_component(f"{convo.pk}-{who}-{part.name}", fallback=str(convo.pk))
+
+
+def moment(message: Message) -> datetime:
+    """When a message was sent, or, if WhatsApp gave no time, when the archive sealed it."""
+    return message.sent_at or message.entry.sealed_at
+
+
+def iso(when: datetime) -> str:
+    """ISO 8601 in UTC with a Z; microseconds only when there are some."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def one_line(text: str) -> str:
+    return _CONTROL.sub(" ", text).strip()
