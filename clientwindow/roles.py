@@ -36,6 +36,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *REVIEW,
         *EXPORT,
         "exports.view_all_exports",
+        # API tokens: the admin's "Tokens" page (rest_framework.authtoken's TokenProxy)
+        *(f"authtoken.{action}_tokenproxy" for action in ("view", "add", "delete")),
         *(
             f"review.{action}_{model}"
             for model in ("tag", "lexiconpolicy", "lexiconterm", "samplingpolicy")

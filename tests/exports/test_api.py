@@ -89,3 +89,8 @@ def test_it_serves_its_schema_to_users_only(rich: Rich, auditor: Any) -> None:
     schema = api(auditor).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert "/api/v1/exports/" in schema.content.decode()
+
+
+def test_it_lets_administrators_issue_tokens_in_the_admin(client: Any, admin_user: Any) -> None:
+    client.force_login(admin_user)
+    assert client.get("/admin/authtoken/tokenproxy/add/").status_code == 200
