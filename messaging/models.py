@@ -9,6 +9,7 @@ reactions and statuses are new rows, never updates.
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -167,12 +168,20 @@ class Message(AppendOnlyModel):
             models.UniqueConstraint(fields=["channel", "wamid"], name="message_once_per_channel")
         ]
         indexes = [
-            # transcripts page through a conversation in time order
-            models.Index(fields=["conversation", "sent_at", "id"], name="message_transcript"),
+            # transcripts page through a conversation in time order, undated messages first:
+            # review/transcript.py's ASC reads it forwards, its DESC backwards (a plain
+            # (sent_at, id) index sorts NULLS LAST and cannot serve either: measured as a sort
+            # of the whole conversation, 40-70 ms for 5,000 messages)
+            models.Index(
+                F("conversation"),
+                F("sent_at").asc(nulls_first=True),
+                F("id"),
+                name="message_transcript",
+            ),
             # reactions, edits and revocations are looked up by the message they point at
             models.Index(fields=["channel", "target_wamid"], name="message_target"),
-            # newest-first search and the dashboard's per-day counts
-            models.Index(fields=["sent_at", "id"], name="message_sent"),
+            # newest-first search (read backwards, stopping at a page), exports, the dashboard
+            models.Index(F("sent_at").asc(nulls_first=True), F("id"), name="message_sent"),
             GinIndex(fields=["search"], name="message_search"),
         ]
 

@@ -5,7 +5,7 @@ The query runs as PostgreSQL full text (`websearch_to_tsquery('simple', …)`: q
 and file name with a GIN index. Participant names and numbers are matched separately with
 trigram indexes (a partial number such as "7700 90" finds +44 7700 900123), and listed as the
 conversations they belong to. Results are newest first by default; ranking by relevance is a
-choice, since it reads every match.
+choice, among the newest matches.
 """
 
 import re
@@ -24,9 +24,11 @@ from messaging.media import MEDIA_TYPES
 from messaging.models import Channel, Conversation, Direction, Message
 from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, MessageTag, Tag
+from review.transcript import ASC, DESC
 
 PAGE_SIZE = 25
 COUNT_CAP = 1000  # counting every match of a common word costs more than it tells
+RELEVANCE_WITHIN = 5_000  # relevance ranks the newest matches only (see _ranked)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
@@ -83,7 +85,11 @@ class SearchForm(forms.Form):
     )
     attachment = forms.BooleanField(required=False, label="Has an attachment")
     sort = forms.ChoiceField(
-        choices=[("newest", "newest first"), ("oldest", "oldest first"), ("relevance", "best")],
+        choices=[
+            ("newest", "newest first"),
+            ("oldest", "oldest first"),
+            ("relevance", f"best match (of the newest {RELEVANCE_WITHIN:,})"),
+        ],
         required=False,
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
@@ -213,7 +219,12 @@ def people(q: str) -> list[Conversation]:
 
 
 def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
-    """One page of hits, newest first unless asked otherwise, with a capped total."""
+    """One page of hits, newest first unless asked otherwise, with a total capped at COUNT_CAP.
+
+    The page and the count come from one statement in the order shown: the first COUNT_CAP + 1
+    ids. Walking message_sent in order stops as soon as enough matches are found, where a
+    separate COUNT would first collect every match of a common word (measured: 20-55 ms of the
+    page at 1,000,000 messages)."""
     q = (data.get("q") or "").strip()
     messages = filter_messages(messages, data)
     query = text_query(q) if q else None
@@ -221,22 +232,28 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         messages = messages.filter(search=query)
     sort = data.get("sort") or "newest"
     if sort == "relevance" and query is not None:
-        messages = messages.annotate(rank=SearchRank(F("search"), query)).order_by(
-            "-rank", F("sent_at").desc(nulls_last=True), "-id"
-        )
-    elif sort == "oldest":
-        messages = messages.order_by(F("sent_at").asc(nulls_first=True), "id")
+        messages = _ranked(messages, query)
     else:
-        messages = messages.order_by(F("sent_at").desc(nulls_last=True), "-id")
+        messages = messages.order_by(*(ASC if sort == "oldest" else DESC))
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE
-    ids = list(messages.values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
-    results = Results(page=page, has_next=len(ids) > PAGE_SIZE, people=people(q))
-    ids = ids[:PAGE_SIZE]
-    total = messages.order_by().values("id")[: COUNT_CAP + 1].count()
-    results.total, results.capped = min(total, COUNT_CAP), total > COUNT_CAP
-    results.hits = _hits(ids, query)
+    ids = list(messages.values_list("id", flat=True)[: max(COUNT_CAP + 1, start + PAGE_SIZE + 1)])
+    results = Results(page=page, has_next=len(ids) > start + PAGE_SIZE, people=people(q))
+    results.total, results.capped = min(len(ids), COUNT_CAP), len(ids) > COUNT_CAP
+    results.hits = _hits(ids[start : start + PAGE_SIZE], query)
     return results
+
+
+def _ranked(messages: QuerySet[Message], query: SearchQuery) -> QuerySet[Message]:
+    """Best matches first, among the newest RELEVANCE_WITHIN matches: ranking every match of a
+    common word reads all of them (157 ms and more at 1,000,000 messages), while a reviewer
+    looking for the best match wants it among recent messages. The form says so."""
+    recent = messages.order_by(*DESC).values("id")[:RELEVANCE_WITHIN]
+    return (
+        Message.objects.filter(id__in=recent)
+        .annotate(rank=SearchRank(F("search"), query))
+        .order_by("-rank", *DESC)
+    )
 
 
 def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:

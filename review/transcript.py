@@ -59,24 +59,39 @@ def _visible(conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).exclude(type__in=ANNOTATION_TYPES)
 
 
-def later_than(message: Message) -> Q:
-    if message.sent_at is None:
-        return Q(sent_at__isnull=True, id__gt=message.pk) | Q(sent_at__isnull=False)
-    return Q(sent_at__gt=message.sent_at) | Q(sent_at=message.sent_at, id__gt=message.pk)
-
-
-def earlier_than(message: Message) -> Q:
-    if message.sent_at is None:
-        return Q(sent_at__isnull=True, id__lt=message.pk)
-    return (
-        Q(sent_at__lt=message.sent_at)
-        | Q(sent_at=message.sent_at, id__lt=message.pk)
-        | Q(sent_at__isnull=True)
-    )
-
-
+# Messages sort by (sent_at, id) with undated ones first, as the message_transcript and
+# message_sent indexes store them (NULLS FIRST): these orders read those indexes forwards and
+# backwards, and the keyset conditions below let PostgreSQL seek to the starting row.
 ASC = (F("sent_at").asc(nulls_first=True), "id")
 DESC = (F("sent_at").desc(nulls_last=True), "-id")
+
+
+def later_than(message: Message) -> Q:
+    """Everything after `message` in ASC order (for a dated one, a range the index seeks to)."""
+    if message.sent_at is None:
+        return Q(sent_at__isnull=True, id__gt=message.pk) | Q(sent_at__isnull=False)
+    return Q(sent_at__gte=message.sent_at) & (Q(sent_at__gt=message.sent_at) | Q(id__gt=message.pk))
+
+
+def _older(visible: QuerySet[Message], message: Message, limit: int) -> list[Message]:
+    """Up to `limit` messages before `message`, newest first. Undated messages sort before all
+    dated ones: they are read only if the dated ones run out, so the dated range stays a seek."""
+    if message.sent_at is None:
+        undated = visible.filter(sent_at__isnull=True, id__lt=message.pk)
+        return list(undated.order_by(*DESC)[:limit])
+    dated = Q(sent_at__lte=message.sent_at) & (
+        Q(sent_at__lt=message.sent_at) | Q(id__lt=message.pk)
+    )
+    found = list(visible.filter(dated).order_by(*DESC)[:limit])
+    if len(found) < limit:
+        undated = visible.filter(sent_at__isnull=True).order_by(*DESC)
+        found += list(undated[: limit - len(found)])
+    return found
+
+
+def _newer(visible: QuerySet[Message], message: Message, limit: int) -> list[Message]:
+    """Up to `limit` messages after `message`, oldest first."""
+    return list(visible.filter(later_than(message)).order_by(*ASC)[:limit])
 
 
 def window(
@@ -90,15 +105,15 @@ def window(
     """The latest `size` messages, or those around `at`, or the next ones before/after."""
     visible = _visible(conversation).select_related("entry", "sender")
     if before is not None:
-        older = list(visible.filter(earlier_than(before)).order_by(*DESC)[: size + 1])
+        older = _older(visible, before, size + 1)
         return _decorate(conversation, older[:size][::-1], len(older) > size, True)
     if after is not None:
-        newer = list(visible.filter(later_than(after)).order_by(*ASC)[: size + 1])
+        newer = _newer(visible, after, size + 1)
         return _decorate(conversation, newer[:size], True, len(newer) > size)
     if at is not None:
         half = size // 2
-        older = list(visible.filter(earlier_than(at)).order_by(*DESC)[: half + 1])
-        newer = list(visible.filter(later_than(at)).order_by(*ASC)[: half + 1])
+        older = _older(visible, at, half + 1)
+        newer = _newer(visible, at, half + 1)
         rows = [*older[:half][::-1], at, *newer[:half]]
         return _decorate(conversation, rows, len(older) > half, len(newer) > half)
     latest = list(visible.order_by(*DESC)[: size + 1])

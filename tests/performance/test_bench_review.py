@@ -24,9 +24,8 @@ appends every fact to the ledger and writes the records), with a signed checkpoi
 Environment: BENCH_REVIEW_MESSAGES (1,000,000), BENCH_REVIEW_PER_DELIVERY (100 messages per
 webhook body), BENCH_REVIEW_QUERIES (50), BENCH_REVIEW_SHAPE_SECONDS (120: a shape stops there
 once it has 10 queries), BENCH_REVIEW_TRANSCRIPTS (30), BENCH_REVIEW_EXPLAIN,
-BENCH_REVIEW_PROFILE=1 to print a cProfile of process_deliveries() over the build,
-BENCH_REVIEW_TRY=1 to try the index and query changes the figures suggest (test_candidate_fixes:
-the indexes are created on the built archive, measured, and dropped).
+BENCH_REVIEW_PROFILE=1 to print a cProfile of process_deliveries() over the build and of a few
+view requests.
 """
 
 import contextlib
@@ -47,9 +46,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.contrib.postgres.search import SearchRank
 from django.db import connection, connections
-from django.db.models import F, Q
 from django.template import Template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, _TestState
@@ -519,17 +516,18 @@ def bare_search(params: dict[str, str]) -> list[tuple[str, list[Any]]]:
     if params.get("date_to"):
         where.append("sent_at < %s")
         args.append(day_start(date.fromisoformat(params["date_to"]) + timedelta(days=1)))
-    order = "sent_at DESC, id DESC"
-    if params.get("sort") == "relevance":
-        order = "ts_rank(search, websearch_to_tsquery('simple', %s)) DESC, " + order
-        args.append(q)
-    statements_ = [
-        (
-            f"SELECT id FROM messaging_message WHERE {' AND '.join(where)}"
-            f" ORDER BY {order} LIMIT {search.PAGE_SIZE + 1}",
-            args,
+    order = "sent_at DESC NULLS LAST, id DESC"  # as search() orders, on message_sent
+    matching = f"SELECT id FROM messaging_message WHERE {' AND '.join(where)} ORDER BY {order}"
+    page = f"{matching} LIMIT {search.PAGE_SIZE + 1}"
+    if params.get("sort") == "relevance":  # ranked within the newest matches, as search()
+        page = (
+            f"SELECT id FROM ({matching} LIMIT {search.RELEVANCE_WITHIN}) recent"
+            " JOIN messaging_message USING (id)"
+            f" ORDER BY ts_rank(search, websearch_to_tsquery('simple', %s)) DESC, {order}"
+            f" LIMIT {search.PAGE_SIZE + 1}"
         )
-    ]
+        args.append(q)
+    statements_ = [(page, args)]
     if q and search._NUMBER.match(q):
         digits = "".join(ch for ch in q if ch.isdigit())
         statements_.append(
@@ -825,7 +823,6 @@ def test_search(archive_world: World, reviewer_client: Client) -> None:
         shape = search_shapes(archive_world)[1]
         profile_view(client, reverse("review:search"), shape.params[:5], f"search, {shape.name}")
     for r in results:
-        DOMAIN_BEFORE[r["shape"]] = r["domain"]
         reported = summary_row(r)
         REPORTED["search"].append(reported)
         record(
@@ -880,7 +877,7 @@ def transcript_pages(world: World) -> list[Page]:
     latest_bare = [
         (
             f"SELECT id FROM messaging_message WHERE {where}"
-            f" ORDER BY sent_at DESC, id DESC LIMIT {transcript.WINDOW + 1}",
+            f" ORDER BY sent_at DESC NULLS LAST, id DESC LIMIT {transcript.WINDOW + 1}",
             [big.pk],
         )
     ]
@@ -889,7 +886,7 @@ def transcript_pages(world: World) -> list[Page]:
         out = [
             (
                 f"SELECT id FROM messaging_message WHERE {where} AND (sent_at, id) < (%s, %s)"
-                f" ORDER BY sent_at DESC, id DESC LIMIT {size + 1}",
+                f" ORDER BY sent_at DESC NULLS LAST, id DESC LIMIT {size + 1}",
                 [big.pk, sent, pk],
             )
         ]
@@ -897,7 +894,7 @@ def transcript_pages(world: World) -> list[Page]:
             out.append(
                 (
                     f"SELECT id FROM messaging_message WHERE {where} AND (sent_at, id) > (%s, %s)"
-                    f" ORDER BY sent_at, id LIMIT {size + 1}",
+                    f" ORDER BY sent_at ASC NULLS FIRST, id LIMIT {size + 1}",
                     [big.pk, sent, pk],
                 )
             )
@@ -1070,265 +1067,3 @@ def test_transcripts(archive_world: World, reviewer_client: Client) -> None:
                 "bare SQL",
             )
         )
-
-
-# --------------------------------------------------------------------------- 3. candidate fixes
-
-TRY = os.environ.get("BENCH_REVIEW_TRY", "") not in ("", "0")
-# The index changes this benchmark's report proposes, tried on the built archive (then dropped):
-# the same columns as message_sent and message_transcript, with sent_at NULLS FIRST, so that a
-# backward scan gives the product's `sent_at DESC NULLS LAST, id DESC` and a forward scan its
-# `sent_at ASC NULLS FIRST, id`.
-CANDIDATE_INDEXES = {
-    "bench_message_sent_nf": "(sent_at ASC NULLS FIRST, id)",
-    "bench_message_transcript_nf": "(conversation_id, sent_at ASC NULLS FIRST, id)",
-}
-DOMAIN_BEFORE: dict[str, list[float]] = {}
-
-
-def ordered_matches(data: dict[str, Any]) -> Any:
-    """The queryset search() pages and counts, ordered as search() orders it."""
-    q = (data.get("q") or "").strip()
-    messages = search.filter_messages(Message.objects.all(), data)
-    query = search.text_query(q) if q else None
-    if query is not None:
-        messages = messages.filter(search=query)
-    if data.get("sort") == "relevance" and query is not None:
-        return messages.annotate(rank=SearchRank(F("search"), query)).order_by(
-            "-rank", F("sent_at").desc(nulls_last=True), "-id"
-        )
-    return messages.order_by(F("sent_at").desc(nulls_last=True), "-id")
-
-
-def timed(call: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    call()
-    return time.perf_counter() - t0
-
-
-def executed(queryset: Any) -> float:
-    """PostgreSQL's own execution time for a queryset (EXPLAIN ANALYZE), in seconds."""
-    sql, params = queryset.query.sql_with_params()
-    plan = explain(sql, params)
-    found = re.search(r"Execution Time: ([\d.]+) ms", plan)
-    assert found, plan
-    return float(found.group(1)) / 1000
-
-
-def keyset_before(message: Message) -> Q:
-    """transcript._before for a dated message, with the range the index can seek to."""
-    return Q(sent_at__lte=message.sent_at) & (Q(sent_at__lt=message.sent_at) | Q(id__lt=message.pk))
-
-
-def keyset_after(message: Message) -> Q:
-    return Q(sent_at__gte=message.sent_at) & (Q(sent_at__gt=message.sent_at) | Q(id__gt=message.pk))
-
-
-def window_selects(big: Conversation, at: Message, *, rewritten: bool) -> list[Any]:
-    """The main SELECTs of window(big, at=at): as transcript.py writes them, or rewritten with
-    keyset_before/after (an undated message's rows, none here, would need a second query)."""
-    visible = transcript._visible(big).select_related("entry", "sender")
-    half = transcript.WINDOW // 2
-    before = keyset_before(at) if rewritten else transcript.earlier_than(at)
-    after = keyset_after(at) if rewritten else transcript.later_than(at)
-    return [
-        visible.filter(before).order_by(*transcript.DESC)[: half + 1],
-        visible.filter(after).order_by(*transcript.ASC)[: half + 1],
-    ]
-
-
-RELEVANCE_WITHIN = 5_000
-RANKED_RECENT = f"""
-SELECT id FROM (
-    SELECT id, search, sent_at FROM messaging_message
-    WHERE type NOT IN ('reaction', 'revoke') AND channel_id = %s
-      AND search @@ websearch_to_tsquery('simple', %s)
-    ORDER BY sent_at DESC NULLS LAST, id DESC LIMIT {RELEVANCE_WITHIN}
-) recent
-ORDER BY ts_rank(search, websearch_to_tsquery('simple', %s)) DESC,
-         sent_at DESC NULLS LAST, id DESC
-LIMIT {search.PAGE_SIZE + 1}
-"""
-
-
-@pytest.mark.skipif(not TRY, reason="BENCH_REVIEW_TRY=1 tries the proposed fixes")
-def test_candidate_fixes(archive_world: World) -> None:
-    """The changes the figures suggest, tried on the built archive:
-    - the indexes CANDIDATE_INDEXES, then search() and window() again;
-    - the capped count with ORDER BY (as search() counts) and with order_by() cleared;
-    - relevance ranked within the newest RELEVANCE_WITHIN matches instead of all of them;
-    - window()'s keyset filters rewritten so that the index can seek (keyset_before/after);
-    - the sequencer's existing-message lookup by wamid alone and by channel and wamid.
-    The indexes are dropped at the end."""
-    world = archive_world
-    shapes = search_shapes(world)
-    pages = [page for page in transcript_pages(world) if page.domain is not None]
-    big = world.big
-    middle = list(
-        Message.objects.filter(pk__in=[pk for pk, _ in middle_picks(world)]).select_related(
-            "entry", "sender"
-        )
-    )
-
-    def selects(rewritten: bool) -> list[float]:
-        return [
-            sum(executed(qs) for qs in window_selects(big, m, rewritten=rewritten)) for m in middle
-        ]
-
-    before_pages = {page.name: [timed(call) for call in page.domain or []] for page in pages}
-    selects_before = selects(False)
-    built = {}
-    with superuser_connect() as conn:
-        for name, columns in CANDIDATE_INDEXES.items():
-            t0 = time.perf_counter()
-            conn.execute(f"CREATE INDEX {name} ON messaging_message {columns}")
-            built[name] = time.perf_counter() - t0
-        conn.execute("ANALYZE messaging_message")
-    say()
-    say(
-        "== candidate fixes: "
-        + ", ".join(
-            f"CREATE INDEX {n} {c} took {seconds(built[n])}" for n, c in CANDIDATE_INDEXES.items()
-        )
-    )
-    try:
-        rows = []
-        for shape in shapes:
-            after, ordered, unordered, ids = [], [], [], []
-            started = time.perf_counter()
-            plan_shown = False
-            for i, params in enumerate(shape.params):
-                if i >= 10 and time.perf_counter() - started > SHAPE_SECONDS:
-                    break
-                form = search.SearchForm(params)
-                assert form.is_valid(), form.errors
-                data = form.cleaned_data
-                with statements() as captured:
-                    after.append(timed(lambda d=data: search.search(Message.objects.all(), d)))
-                ids.extend(s.seconds for s in captured if classify(s.sql) == "ids")
-                matches = ordered_matches(data)
-                ordered.append(timed(lambda m=matches: m.values("id")[:1001].count()))
-                unordered.append(timed(lambda m=matches: m.order_by().values("id")[:1001].count()))
-                if not plan_shown and (EXPLAIN_ALL or shape.name == "common word + channel"):
-                    explain_slowest(f"with the indexes, search '{shape.name}' {params}", captured)
-                    plan_shown = True
-            rows.append(
-                [
-                    shape.name,
-                    ms_pair(DOMAIN_BEFORE.get(shape.name, [])),
-                    ms_pair(after),
-                    ms_pair(ids),
-                    ms_pair(ordered),
-                    ms_pair(unordered),
-                ]
-            )
-            say(f"   {shape.name}: search() {ms_pair(after)} ms with the indexes")
-        relevance = next(s for s in shapes if s.name.startswith("relevance"))
-        recent = []
-        for params in relevance.params[:20]:
-            bare = [(RANKED_RECENT, [int(params["channel"]), params["q"], params["q"]])]
-            recent.append(run_bare(bare)[0])
-        say()
-        say(
-            table(
-                [
-                    "shape",
-                    "search() before p50/p95",
-                    "search() with the indexes",
-                    "its ids statement",
-                    "capped count as search() does (ORDER BY kept)",
-                    "capped count, order_by() cleared",
-                ],
-                rows,
-                title="== candidate fixes, search (ms; 'before' from test_search; both counts are"
-                " measured with the indexes)",
-            )
-        )
-        say(
-            f"   relevance ranked within the newest {RELEVANCE_WITHIN:,} matches (one statement,"
-            f" with the indexes): {ms_pair(recent)} ms over {len(recent)} of the relevance"
-            " shape's queries"
-        )
-        REPORTED["candidate_search"] = rows
-        REPORTED["candidate_relevance_recent"] = {"p50": p(recent, 50), "p95": p(recent, 95)}
-        page_rows = []
-        for page in pages:
-            after = [timed(call) for call in page.domain or []]
-            page_rows.append([page.name, ms_pair(before_pages[page.name]), ms_pair(after)])
-        selects_indexed = selects(False)
-        selects_rewritten = selects(True)
-        with statements() as captured:
-            for qs in window_selects(big, middle[len(middle) // 2], rewritten=True):
-                list(qs)
-        explain_slowest("with the indexes, window(at=) rewritten keyset SELECT", captured)
-        say()
-        say(
-            table(
-                ["page", "window() p50/p95 without the indexes", "with the indexes"],
-                page_rows,
-                title="== candidate fixes, transcripts (ms)",
-            )
-        )
-        say(
-            "   window(at=) main SELECTs, PostgreSQL execution time p50/p95:"
-            f" as written, no index {ms_pair(selects_before)} ms; as written, with the indexes"
-            f" {ms_pair(selects_indexed)} ms; rewritten keyset, with the indexes"
-            f" {ms_pair(selects_rewritten)} ms"
-        )
-        REPORTED["candidate_transcript"] = page_rows
-        REPORTED["candidate_window_selects"] = {
-            name: {"p50": p(v, 50), "p95": p(v, 95)}
-            for name, v in (
-                ("as_written_no_index", selects_before),
-                ("as_written_indexes", selects_indexed),
-                ("rewritten_indexes", selects_rewritten),
-            )
-        }
-    finally:
-        with superuser_connect() as conn:
-            for name in CANDIDATE_INDEXES:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
-            conn.execute("ANALYZE messaging_message")
-
-    # The sequencer reads which of a batch's wamids exist by wamid alone (messaging/sequencer.py
-    # _load_existing); the unique index is (channel_id, wamid).
-    existing = list(Message.objects.order_by("-id").values_list("wamid", flat=True)[:10_000])
-    fresh = [w.replace("QkVOQ0hSRVZJRVcA", "TkVXTkVXTkVXAA") for w in existing]
-    channel_ids = [c.pk for c in world.channels]
-    lookup_rows = []
-    for label, wamids in (("10,000 existing wamids", existing), ("10,000 new wamids", fresh)):
-        by_wamid = Message.objects.filter(wamid__in=wamids).values_list("channel_id", "wamid")
-        by_both = Message.objects.filter(channel_id__in=channel_ids, wamid__in=wamids)
-        by_both = by_both.values_list("channel_id", "wamid")
-        lookup_rows.append(
-            [
-                label,
-                ms_pair([timed(lambda q=by_wamid: list(q.all())) for _ in range(5)]),
-                ms_pair([executed(by_wamid) for _ in range(3)]),
-                ms_pair([timed(lambda q=by_both: list(q.all())) for _ in range(5)]),
-                ms_pair([executed(by_both) for _ in range(3)]),
-            ]
-        )
-    with statements() as captured:
-        list(
-            Message.objects.filter(channel_id__in=channel_ids, wamid__in=fresh).values_list(
-                "channel_id", "wamid"
-            )
-        )
-    explain_slowest("sequencer lookup by channel and wamid (10,000 new wamids)", captured)
-    say()
-    say(
-        table(
-            [
-                "lookup",
-                "wamid IN: call",
-                "wamid IN: in PostgreSQL",
-                "channel_id IN AND wamid IN: call",
-                "in PostgreSQL",
-            ],
-            lookup_rows,
-            title="== candidate fix, the sequencer's existing-message lookup (p50/p95 ms; 'call'"
-            " includes Django and psycopg building the 10,000-value IN list)",
-        )
-    )
-    REPORTED["candidate_sequencer_lookup"] = lookup_rows
