@@ -2,7 +2,9 @@
 text escaped with its links made inert, and WhatsApp's status ticks."""
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django import template
@@ -105,3 +107,17 @@ def widget(field: BoundField) -> SafeString:
     return format_html(
         '<select name="{}" id="{}">{}</select>', field.html_name, field.auto_id, options
     )
+
+
+@register.simple_tag(takes_context=True)
+def tag_options(context: template.Context, tags: Iterable[Any]) -> SafeString:
+    """The <option>s of a tag picker, built once per page: a transcript has a picker on every
+    message, and rendering the options through the template engine each time cost about a tenth
+    of the page with eight tags."""
+    cache = context.render_context
+    if "tag_options" not in cache:
+        cache["tag_options"] = format_html_join(
+            "", '<option value="{}">{}</option>', ((t.pk, t.name) for t in tags)
+        )
+    options: SafeString = cache["tag_options"]
+    return options
