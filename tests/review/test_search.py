@@ -4,6 +4,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
@@ -132,6 +133,33 @@ def test_it_counts_and_pages(words: Any) -> None:
     everything = search.search(Message.objects.all(), {})
     assert everything.total == Message.objects.exclude(type__in=["reaction", "revoke"]).count()
     assert everything.has_next == (everything.total > search.PAGE_SIZE)
+
+
+def test_it_counts_across_pages_and_caps_the_count(
+    words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visible = Message.objects.exclude(type__in=["reaction", "revoke"]).count()
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    second = search.search(Message.objects.all(), {"page": 2})
+    assert second.total == visible and not second.capped and len(second.hits) == 2
+    monkeypatch.setattr(search, "COUNT_CAP", 3)
+    capped = search.search(Message.objects.all(), {})
+    assert capped.total == 3 and capped.capped
+
+
+def test_it_says_more_than_when_counting_runs_out_of_time(
+    words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count that overruns its budget is cancelled by PostgreSQL; the page says "more than"
+    what it has seen, and the connection is left as it was."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
+    slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
+    results = search.search(slow, {})
+    assert (results.total, results.capped, len(results.hits)) == (2, True, 2)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
 
 
 def test_it_runs_searches_from_the_page_and_records_them(
