@@ -140,7 +140,8 @@ class Scope:
                 name = latest_names({convo.participant.pk}).get(convo.participant.pk, "")
                 number = f"+{convo.participant}"
                 text = (
-                    f"conversation with {name} ({number})"
+                    # isolated (FSI … PDI): an Arabic or Hebrew name must not pull the number
+                    f"conversation with \u2068{name}\u2069 ({number})"
                     if name
                     else f"conversation with {number}"
                 )
