@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -18,13 +18,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from review.access import record_access
-from review.models import AccessEvent
-
-from . import jobs
 from .access import export_for_user, exports_for_user
 from .models import Export
 from .scope import Scope
+from .views import download_response, start_export
 
 
 class ScopeSerializer(serializers.Serializer[Any]):
@@ -114,30 +111,10 @@ class ExportViewSet(
         payload = ExportRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         scope = scope_from(payload.validated_data["scope"])
-        export = jobs.request_export(request.user, scope, payload.validated_data["format"])  # type: ignore[arg-type]
-        record_access(
-            request,
-            AccessEvent.Action.REQUEST_EXPORT,
-            "export",
-            export.pk,
-            {"format": export.format, "scope": scope.to_json(), "via": "api"},
-        )
+        export = start_export(request, scope, payload.validated_data["format"], via="api")
         return Response(ExportSerializer(export).data, status=201)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> FileResponse:
-        export = self.get_object()
-        path = jobs.file_path(export)
-        if path is None:
-            raise Http404("This export has no file (not finished, or expired).")
-        record_access(
-            request,
-            AccessEvent.Action.DOWNLOAD_EXPORT,
-            "export",
-            export.pk,
-            {"sha256": export.file_sha256, "size": export.file_size, "via": "api"},
-        )
-        jobs.record_download(request.user, export)  # type: ignore[arg-type]
-        name = f"clientwindow-{export.format}-{export.pk}-{path.name}"
-        return FileResponse(path.open("rb"), as_attachment=True, filename=name)
+        return download_response(request, self.get_object(), via="api")

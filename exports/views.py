@@ -18,6 +18,7 @@ from . import jobs
 from .access import export_for_user, exports_for_user, require_export
 from .forms import ExportForm
 from .models import Export
+from .scope import Scope
 
 LIST_SIZE = 100
 
@@ -38,17 +39,17 @@ def create(request: HttpRequest) -> HttpResponse:
         exports = exports_for_user(request.user)[:LIST_SIZE]
         context = {"exports": exports, "form": form}
         return render(request, "exports/list.html", context, status=400)
-    scope = form.cleaned_data["scope_value"]
-    export = jobs.request_export(request.user, scope, form.cleaned_data["format"])  # type: ignore[arg-type]
-    record_access(
-        request,
-        AccessEvent.Action.REQUEST_EXPORT,
-        "export",
-        export.pk,
-        {"format": export.format, "scope": scope.to_json()},
-    )
+    export = start_export(request, form.cleaned_data["scope_value"], form.cleaned_data["format"])
     notices.success(request, f"Export requested: {export}.")
     return redirect("exports:detail", pk=export.pk)
+
+
+def start_export(request: HttpRequest, scope: Scope, fmt: str, *, via: str = "portal") -> Export:
+    """Request the export (sealed, queued) and record the request in the access log."""
+    export = jobs.request_export(request.user, scope, fmt)  # type: ignore[arg-type]
+    detail = {"format": export.format, "scope": scope.to_json(), "via": via}
+    record_access(request, AccessEvent.Action.REQUEST_EXPORT, "export", export.pk, detail)
+    return export
 
 
 @role_required
@@ -84,8 +85,12 @@ def retry(request: HttpRequest, pk: str) -> HttpResponse:
 @role_required
 @require_GET
 def download(request: HttpRequest, pk: str) -> FileResponse:
-    """The file, streamed; the download is recorded and sealed before a byte is sent."""
-    export = export_for_user(request.user, pk)
+    return download_response(request, export_for_user(request.user, pk), via="portal")
+
+
+def download_response(request: HttpRequest, export: Export, *, via: str) -> FileResponse:
+    """The file, streamed (the portal's and the API's download): the download is recorded in
+    the access log and sealed in the ledger before a byte is sent."""
     path = jobs.file_path(export)
     if path is None:
         raise Http404("This export has no file (not finished, or expired).")
@@ -94,15 +99,11 @@ def download(request: HttpRequest, pk: str) -> FileResponse:
         AccessEvent.Action.DOWNLOAD_EXPORT,
         "export",
         export.pk,
-        {"sha256": export.file_sha256, "size": export.file_size},
+        {"sha256": export.file_sha256, "size": export.file_size, "via": via},
     )
     jobs.record_download(request.user, export)  # type: ignore[arg-type]
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=_filename(export))
+    name = f"clientwindow-{export.format}-{export.pk}-{path.name}"
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=name)
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-def _filename(export: Export) -> str:
-    suffix = export.file_name.rsplit("/", 1)[-1]
-    return f"clientwindow-{export.format}-{export.pk}-{suffix}"
