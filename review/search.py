@@ -229,12 +229,12 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         messages = messages.filter(search=query)
     sort = data.get("sort") or "newest"
     if sort == "relevance" and query is not None:
-        messages = _ranked(messages, query)
+        ordered = _ranked(messages, query)
     else:
-        messages = messages.order_by(*(ASC if sort == "oldest" else DESC))
+        ordered = messages.order_by(*(ASC if sort == "oldest" else DESC))
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE
-    ids = list(messages.values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
+    ids = list(ordered.values_list("id", flat=True)[start : start + PAGE_SIZE + 1])
     results = Results(page=page, has_next=len(ids) > PAGE_SIZE, people=people(q))
     ids = ids[:PAGE_SIZE]
     if not results.has_next and (ids or start == 0):  # the last page: no count needed
@@ -255,10 +255,11 @@ def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:
     than to show; past the budget the page says "more than" what it has seen, rather than keep
     the reviewer waiting for a number."""
     counted = messages.order_by().values("id")[: COUNT_CAP + 1]
+    nested = connection.in_atomic_block
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            # Local to this transaction, undone with the savepoint if the count is cut off, and
-            # put back as it was otherwise (a deployment may set its own statement_timeout).
+            # Local to this transaction (or savepoint: undone with it if the count is cut
+            # off); inside a caller's transaction it is put back as it was afterwards.
             cursor.execute(
                 "SELECT current_setting('statement_timeout'),"
                 " set_config('statement_timeout', %s, true)",
@@ -266,7 +267,8 @@ def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:
             )
             (previous, _) = cursor.fetchone()
             total = counted.count()
-            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+            if nested:
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
     except OperationalError:  # QueryCanceled: the budget ran out
         return seen, True
     return min(total, COUNT_CAP), total > COUNT_CAP

@@ -162,6 +162,18 @@ def test_it_says_more_than_when_counting_runs_out_of_time(
         assert cursor.fetchone() == ("0",)
 
 
+def test_it_leaves_the_callers_statement_timeout_as_it_was(
+    words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)  # a second page: the count runs
+    with connection.cursor() as cursor:  # the test runs inside a transaction, like a caller's
+        cursor.execute("SET LOCAL statement_timeout = '7s'")
+        counted = search.search(Message.objects.all(), {"q": "bond"})
+        assert counted.has_next and counted.total > 1 and not counted.capped
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("7s",)
+
+
 def test_it_runs_searches_from_the_page_and_records_them(
     client: Any, reviewer: Any, words: Any
 ) -> None:
