@@ -94,6 +94,8 @@ class ExportViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Export]
 ):
     serializer_class = ExportSerializer
+    queryset = Export.objects.none()  # for the schema; requests go through get_queryset()
+    lookup_value_converter = "uuid"
 
     def get_queryset(self) -> Any:
         try:
