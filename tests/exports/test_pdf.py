@@ -53,7 +53,10 @@ def text_of(data: bytes) -> str:
 
 
 def words(text: str) -> set[str]:
-    return {w.strip(".,،؟?!()+") for w in unicodedata.normalize("NFKC", text).split()} - {""}
+    """The words of a text, without punctuation or the invisible bidi isolates (U+2066-2069)
+    that labels put around names: they steer layout and are not drawn."""
+    visible = unicodedata.normalize("NFKC", text).translate(dict.fromkeys(range(0x2066, 0x206A)))
+    return {w.strip(".,،؟?!()+") for w in visible.split()} - {""}
 
 
 def fonts_of(page: Any) -> Any:
