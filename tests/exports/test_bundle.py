@@ -1,0 +1,245 @@
+"""The evidence bundle: what it holds, that verify.py (run by the system python3, as an auditor
+would) accepts it zipped and unpacked, that it is deterministic, and that names stay inside.
+
+Most tests compose tiny stand-in writers (`fake_writers`) so that they test the bundle alone;
+those marked `real` compose the writers of exports/formats.py as the job does."""
+
+import base64
+import importlib.util
+import json
+import subprocess
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.files.storage import default_storage
+
+from archive import checkpoints, proofs, signing
+from archive.models import Checkpoint, LedgerEntry
+from exports import bundle, evidence, formats
+from exports.scope import Scope
+from exports.source import Source
+from exports.target import Target, checked_name, zip_target
+from messaging.models import MediaFile
+from tests.exports.conftest import PNG, SAMPLES, Rich
+
+VERIFY = Path(bundle.__file__).parent / "verifier" / "verify.py"
+MISSING = [m for m, _, _ in formats.FORMATS.values() if importlib.util.find_spec(m) is None]
+real = pytest.mark.skipif(bool(MISSING), reason=f"writers not landed yet: {', '.join(MISSING)}")
+
+
+def fake_write(fmt: str) -> formats.Writer:
+    """A stand-in writer: one file (pdf, csv) or one per message (eml, rsmf), as the real ones."""
+
+    def write(source: Source, target: Target, prefix: str = "") -> None:
+        single = formats.single_file(fmt)
+        rows = [row for part in source.parts() for row in part.rows()]
+        if single:
+            with target.open(prefix + single) as out:
+                out.write("\n".join(row.current_text for row in rows).encode())
+            return
+        for row in rows:
+            with target.open(f"{prefix}{fmt}/{row.message.entry_id}.txt") as out:
+                out.write(row.message.text.encode())
+
+    return write
+
+
+@pytest.fixture
+def fake_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_writer = formats.writer
+    monkeypatch.setattr(
+        formats, "writer", lambda fmt: real_writer(fmt) if fmt == "bundle" else fake_write(fmt)
+    )
+
+
+@pytest.fixture
+def rich_source(rich: Rich, make_source: Callable[..., Source]) -> Source:
+    return make_source(Scope.for_conversation(rich.conversation.pk))
+
+
+def make_bundle(source: Source, path: Path) -> Path:
+    with zip_target(path) as target:
+        bundle.write(source, target)
+    return path
+
+
+def unpack(path: Path, into: Path) -> Path:
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(into)
+    return into
+
+
+def system_verify(target: Path, *args: str, script: Path = VERIFY) -> tuple[int, str]:
+    """verify.py as an auditor runs it: the system python3, nothing of ours importable."""
+    done = subprocess.run(
+        ["/usr/bin/python3", "-I", str(script), str(target), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def differing(first: Path, second: Path) -> list[str]:
+    """The members whose bytes differ between two bundles (a determinism failure, named)."""
+    with zipfile.ZipFile(first) as one, zipfile.ZipFile(second) as other:
+        names = sorted(set(one.namelist()) | set(other.namelist()))
+        return [
+            n
+            for n in names
+            if n not in other.namelist() or n not in one.namelist() or one.read(n) != other.read(n)
+        ]
+
+
+def manifest_of(path: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(path) as archive:
+        loaded: dict[str, Any] = json.loads(archive.read("manifest.json"))
+    return loaded
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_verifies_zipped_and_unpacked_with_the_system_python(
+    rich_source: Source, tmp_path: Path
+) -> None:
+    path = make_bundle(rich_source, tmp_path / "bundle.zip")
+    key = checkpoints.verifier_key_text()
+    code, out = system_verify(path, "--key", key)
+    assert code == 0, out
+    assert "VERIFIED" in out and "WARNING" not in out
+    unpacked = unpack(path, tmp_path / "unpacked")
+    code, out = system_verify(unpacked, "--key", key, script=unpacked / "verify.py")
+    assert code == 0, out
+    assert "this verify.py is the copy the manifest lists" in out
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_verifies_a_scope_without_media(
+    make_source: Callable[..., Source], tmp_path: Path
+) -> None:
+    path = make_bundle(make_source(), tmp_path / "bundle.zip")  # the demo client's conversation
+    manifest = manifest_of(path)
+    assert manifest["attachments"] == [] and manifest["export"]["counts"]["attachments"] == 0
+    code, out = system_verify(path)
+    assert code == 0, out
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_holds_every_format_the_media_and_the_evidence(
+    rich_source: Source, tmp_path: Path
+) -> None:
+    path = make_bundle(rich_source, tmp_path / "bundle.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert {"pdf/transcript.pdf", "csv/messages.csv", "checkpoint.note", "verify.py"} <= set(names)
+    assert any(n.startswith("eml/") for n in names) and any(n.startswith("rsmf/") for n in names)
+    assert names[-2:] == ["manifest.json", "manifest.sig"]
+    png = [n for n in names if n.startswith("attachments/") and n.endswith(".png")]
+    assert png == [f"attachments/{MediaFile.objects.get(size=len(PNG)).sha256}.png"]
+    manifest = manifest_of(path)
+    assert [f["name"] for f in manifest["files"]] == names[:-2]
+    assert manifest["export"]["counts"] == {
+        "messages": len(SAMPLES) + 6,
+        "attachments": 2,
+        "files": len(names) - 2,
+    }
+    roles = {e["role"] for e in manifest["entries"]}
+    assert roles == set(evidence.ROLES)
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_discloses_the_sealed_text_of_each_message(rich_source: Source, tmp_path: Path) -> None:
+    manifest = manifest_of(make_bundle(rich_source, tmp_path / "bundle.zip"))
+    texts = {
+        base64.b64decode(e["contents"]["text"]["content"]).decode()
+        for e in manifest["entries"]
+        if e["role"] == "message"
+    }
+    assert set(SAMPLES.values()) <= texts
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_its_proofs_are_those_of_the_archive(rich_source: Source, tmp_path: Path) -> None:
+    manifest = manifest_of(make_bundle(rich_source, tmp_path / "bundle.zip"))
+    for entry in manifest["entries"]:
+        expected = proofs.entry_inclusion_proof(entry["seq"], rich_source.tree_size)
+        assert entry["proof"] == [node.hex() for node in expected]
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_is_byte_identical_for_the_same_source(rich_source: Source, tmp_path: Path) -> None:
+    first = make_bundle(rich_source, tmp_path / "first.zip").read_bytes()
+    assert make_bundle(rich_source, tmp_path / "second.zip").read_bytes() == first
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_refuses_a_checkpoint_the_current_key_did_not_sign(
+    rich_source: Source, tmp_path: Path
+) -> None:
+    other = Ed25519PrivateKey.generate()
+    note = signing.sign_note(
+        rich_source.checkpoint.note.split("\n\n")[0] + "\n", "x.example/ledger", other
+    )
+    rich_source.checkpoint = Checkpoint(
+        tree_size=rich_source.tree_size, root=rich_source.checkpoint.root, note=note
+    )
+    with pytest.raises(bundle.BundleError, match="does not verify with the current ledger key"):
+        make_bundle(rich_source, tmp_path / "bundle.zip")
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_refuses_media_whose_bytes_changed(rich_source: Source, tmp_path: Path) -> None:
+    stored = MediaFile.objects.get(size=len(PNG))
+    with default_storage.open(stored.storage_name, "wb") as handle:
+        handle.write(PNG[:-1] + b"\x00")
+    with pytest.raises(bundle.BundleError, match="no longer matches its sealed hash"):
+        make_bundle(rich_source, tmp_path / "bundle.zip")
+
+
+def test_its_proof_source_stays_within_its_caches(
+    rich_source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evidence, "BLOCKS_HELD", 1)
+    size = rich_source.tree_size
+    source = evidence.ProofSource(size, bytes(rich_source.checkpoint.root))
+    for seq, leaf in LedgerEntry.objects.filter(seq__lt=size).values_list("seq", "leaf_hash"):
+        source.prepare([seq])
+        assert len(source._blocks) <= 2  # the entry's block and the tree's ragged last one
+        assert source.proof(seq, bytes(leaf)) == proofs.entry_inclusion_proof(seq, size)
+    source.check_root()
+
+
+@real
+def test_it_verifies_with_the_real_writers(rich_source: Source, tmp_path: Path) -> None:
+    path = make_bundle(rich_source, tmp_path / "bundle.zip")
+    code, out = system_verify(path, "--key", checkpoints.verifier_key_text())
+    assert code == 0, out
+    unpacked = unpack(path, tmp_path / "unpacked")
+    assert system_verify(unpacked, script=unpacked / "verify.py")[0] == 0
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert {"pdf/transcript.pdf", "csv/messages.csv"} <= set(names)
+    assert any(n.startswith("eml/") for n in names) and any(n.startswith("rsmf/") for n in names)
+
+
+@real
+def test_it_keeps_a_hostile_file_name_inside(rich_source: Source, tmp_path: Path) -> None:
+    path = make_bundle(rich_source, tmp_path / "bundle.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert all(checked_name(name) == name for name in names)
+    assert not any(".." in name.split("/") or name.startswith("/") for name in names)
+    unpacked = unpack(path, tmp_path / "unpacked")
+    assert {p.resolve().is_relative_to(unpacked.resolve()) for p in unpacked.rglob("*")} == {True}
+
+
+@real
+def test_it_is_byte_identical_with_the_real_writers(rich_source: Source, tmp_path: Path) -> None:
+    first = make_bundle(rich_source, tmp_path / "first.zip")
+    second = make_bundle(rich_source, tmp_path / "second.zip")
+    assert differing(first, second) == []
+    assert first.read_bytes() == second.read_bytes()
