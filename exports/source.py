@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, F, Min, QuerySet
+from django.db.models import Count, F, Max, Min, QuerySet
 
 from archive.checkpoints import parse_checkpoint_body
 from archive.models import Checkpoint
@@ -94,7 +94,7 @@ class Source:
         per_conversation = (
             self.messages()
             .values("conversation_id")
-            .annotate(first=Min("sent_at"), n=Count("id"))
+            .annotate(first=Min("sent_at"), last=Max("sent_at"), n=Count("id"))
             .order_by(F("first").asc(nulls_first=True), "conversation_id")
         )
         stats = list(per_conversation)
@@ -105,13 +105,12 @@ class Source:
         for stat in stats:
             convo = conversations[stat["conversation_id"]]
             scoped = self.messages().filter(conversation=convo)
-            last = scoped.order_by(F("sent_at").desc(nulls_last=True)).values("sent_at").first()
             yield Part(
                 conversation=convo,
                 name=names.get(convo.participant_id or 0, ""),
                 count=stat["n"],
                 first_at=stat["first"],
-                last_at=last["sent_at"] if last else None,
+                last_at=stat["last"],
                 _chunks=lambda convo=convo, scoped=scoped: self._chunks(convo, scoped),  # type: ignore[misc]
             )
 
