@@ -1,5 +1,5 @@
 """The RSMF export: Relativity Short Message Format 2.0, what e-discovery platforms load chats
-from (the spec as we follow it: /work/shared/RSMF.md, summarised below).
+from (the spec as we follow it: ../shared/RSMF.md, summarised below).
 
 One `.rsmf` file per conversation per UTC day, split again past `MAX_EVENTS` events (Relativity's
 recommended ceiling); every slice of a conversation shares one `eventcollectionid`. A file is an
