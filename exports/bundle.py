@@ -30,6 +30,7 @@ from messaging.media import open_media
 from messaging.models import MediaFile
 
 from . import evidence, formats
+from .eml import EXTENSIONS
 from .source import CHUNK, Source
 from .target import FileRecord, Target
 
@@ -41,30 +42,6 @@ VERIFIER = Path(__file__).resolve().parent / "verifier"
 _FLUSH = 1 << 20  # manifest bytes gathered before a write to the ZIP stream
 _COPY = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-# Fixed, so that the same media gets the same name on every machine (mimetypes reads /etc).
-EXTENSIONS = {
-    "application/pdf": "pdf",
-    "application/msword": "doc",
-    "application/vnd.ms-excel": "xls",
-    "application/vnd.ms-powerpoint": "ppt",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
-    "application/zip": "zip",
-    "text/plain": "txt",
-    "text/csv": "csv",
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "audio/aac": "aac",
-    "audio/amr": "amr",
-    "audio/mpeg": "mp3",
-    "audio/mp4": "m4a",
-    "audio/ogg": "ogg",
-    "video/3gpp": "3gp",
-    "video/mp4": "mp4",
-}
 
 
 class BundleError(RuntimeError):

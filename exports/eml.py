@@ -38,21 +38,29 @@ ID_DOMAIN = "clientwindow.invalid"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _NOT_DIGIT = re.compile(r"\D")
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
-# Fixed, so that names do not depend on the machine's mime.types file.
+# Fixed, so that names do not depend on the machine's mime.types file (the bundle uses it too).
 EXTENSIONS = {
-    "application/pdf": ".pdf",
-    "audio/aac": ".aac",
-    "audio/amr": ".amr",
-    "audio/mp4": ".m4a",
-    "audio/mpeg": ".mp3",
-    "audio/ogg": ".ogg",
-    "image/gif": ".gif",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "text/plain": ".txt",
-    "video/3gpp": ".3gp",
-    "video/mp4": ".mp4",
+    "application/pdf": "pdf",
+    "application/msword": "doc",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.ms-powerpoint": "ppt",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/zip": "zip",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "audio/aac": "aac",
+    "audio/amr": "amr",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/ogg": "ogg",
+    "video/3gpp": "3gp",
+    "video/mp4": "mp4",
 }
 
 
@@ -259,7 +267,7 @@ def original_filename(row: Row) -> str:
 def attachment_name(row: Row) -> str:
     """A safe, unique file name for a message's stored media: `<seq>-<name>.<ext>`."""
     stored = row.attachment.file if row.attachment is not None else None
-    extension = EXTENSIONS.get(mime_type(stored) if stored else "", ".bin")
+    extension = "." + EXTENSIONS.get(mime_type(stored) if stored else "", "bin")
     original = original_filename(row)
     base = safe_component(original, fallback="", limit=60) if original else ""
     if not base:
