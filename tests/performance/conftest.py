@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -200,3 +201,24 @@ def empty_ledger(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
             connection.close()
             connections.close_all()
             wipe_archive()
+
+
+# As Meta's webhook POSTs arrive (tests/performance/bench_review.py makes their bodies).
+WEBHOOK_HEADERS = {"CONTENT_TYPE": "application/json", "HTTP_USER_AGENT": "facebookexternalua"}
+
+
+def store_deliveries(chunk: list[tuple[bytes, int]]) -> None:
+    """Webhook bodies (with their Unix receipt times) stored as the webhook view stores them."""
+    from messaging.models import Delivery
+
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                body=body,
+                headers={**WEBHOOK_HEADERS, "CONTENT_LENGTH": str(len(body))},
+                remote_addr="173.252.127.1",
+                received_at=datetime.fromtimestamp(received, tz=UTC),
+            )
+            for body, received in chunk
+        ]
+    )

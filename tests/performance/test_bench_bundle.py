@@ -49,11 +49,11 @@ from exports.source import Source
 from exports.target import zip_target
 from messaging import media
 from messaging.graph import Download
-from messaging.models import Channel, Delivery, Message
+from messaging.models import Channel, Message
 from messaging.sequencer import process_deliveries
 from tests.conftest import TEST_DB, superuser_connect, wipe_archive
 from tests.performance.bench_review import CHANNELS, NOW, Archive
-from tests.performance.conftest import Figure, record, say, seconds, table
+from tests.performance.conftest import Figure, record, say, seconds, store_deliveries, table
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY = ROOT / "exports" / "verifier" / "verify.py"
@@ -65,7 +65,6 @@ PROFILE = os.environ.get("BENCH_BUNDLE_PROFILE", "") not in ("", "0")
 FORMATS = os.environ.get("BENCH_BUNDLE_FORMATS", "pdf,csv,eml,rsmf").split(",")
 SEAL_DELIVERIES = 100  # Delivery rows stored between two process_deliveries() calls
 TARGET_MB = 500
-HEADERS = {"CONTENT_TYPE": "application/json", "HTTP_USER_AGENT": "facebookexternalua"}
 RESULT = "bench-bundle-result "
 
 
@@ -81,17 +80,7 @@ class Built:
 def seal_archive(archive: Archive) -> None:
     bodies = archive.deliveries(PER_DELIVERY)
     while chunk := list(itertools.islice(bodies, SEAL_DELIVERIES)):
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    body=body,
-                    headers={**HEADERS, "CONTENT_LENGTH": str(len(body))},
-                    remote_addr="173.252.127.1",
-                    received_at=datetime.fromtimestamp(received, tz=UTC),
-                )
-                for body, received in chunk
-            ]
-        )
+        store_deliveries(chunk)
         process_deliveries()
 
 

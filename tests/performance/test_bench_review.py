@@ -59,7 +59,6 @@ from messaging.models import (
     Channel,
     Conversation,
     ConversationSummary,
-    Delivery,
     DeliverySeal,
     Message,
     StatusEvent,
@@ -78,7 +77,7 @@ from tests.performance.bench_review import (
     client_number,
     percentile,
 )
-from tests.performance.conftest import Figure, rate, record, say, seconds, table
+from tests.performance.conftest import Figure, rate, record, say, seconds, store_deliveries, table
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "var" / "bench" / "review.json"
@@ -96,7 +95,6 @@ CHECKPOINT_EVERY = 100_000
 BIG = 5_000
 SEARCH_TARGET = 0.100  # "Search over 1,000,000 messages with a filter: p95 <= 100 ms server time"
 REVIEWER = "bench-reviewer"
-HEADERS = {"CONTENT_TYPE": "application/json", "HTTP_USER_AGENT": "facebookexternalua"}
 MODES = ("view", "view_sql", "domain", "bare")
 REPORTED: dict[str, Any] = {"settings": {}, "build": {}, "search": [], "transcript": []}
 
@@ -142,17 +140,7 @@ def build(archive: Archive) -> dict[str, Any]:
         generating += t1 - t0
         if not chunk:
             break
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    body=body,
-                    headers={**HEADERS, "CONTENT_LENGTH": str(len(body))},
-                    remote_addr="173.252.127.1",
-                    received_at=datetime.fromtimestamp(received, tz=UTC),
-                )
-                for body, received in chunk
-            ]
-        )
+        store_deliveries(chunk)
         t2 = time.perf_counter()
         if profiler is not None:
             profiler.enable()
