@@ -14,6 +14,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
 OWNER_ALIAS = "owner"
+# SECURITY DEFINER functions (owned by the owner role, revoked from PUBLIC) the runtime may call.
+RUNTIME_FUNCTIONS = ("retention_dispose(bigint[], bigint)",)
 logger = logging.getLogger(__name__)
 
 
@@ -39,6 +41,17 @@ def append_only_tables() -> list[str]:
     )
 
 
+def extend_only_tables() -> dict[str, tuple[str, ...]]:
+    """Tables the runtime role may only insert into and update in the named columns (models with
+    RUNTIME_UPDATE_COLUMNS, e.g. retention records, whose triggers allow only lengthening)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for model in apps.get_models():
+        columns = getattr(model, "RUNTIME_UPDATE_COLUMNS", None)
+        if columns and model._meta.managed:
+            found[model._meta.db_table] = tuple(columns)
+    return dict(sorted(found.items()))
+
+
 def runtime_role() -> str | None:
     """The runtime role's name, or None when the runtime and owner are one role."""
     runtime = settings.DATABASES[DEFAULT_DB_ALIAS].get("USER") or ""
@@ -48,7 +61,9 @@ def runtime_role() -> str | None:
     return str(runtime)
 
 
-def grant_statements(role: str, append_only: list[str]) -> list[sql.Composed]:
+def grant_statements(
+    role: str, append_only: list[str], extend_only: dict[str, tuple[str, ...]] | None = None
+) -> list[sql.Composed]:
     who = sql.Identifier(role)
     statements = [
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who),
@@ -65,6 +80,17 @@ def grant_statements(role: str, append_only: list[str]) -> list[sql.Composed]:
         statements.append(
             sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), who)
         )
+    for function in RUNTIME_FUNCTIONS:
+        statements.append(
+            sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), who)
+        )
+    for table, columns in (extend_only or {}).items():
+        statements += [
+            sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), who),
+            sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table), who
+            ),
+        ]
     return statements
 
 
@@ -85,7 +111,7 @@ def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> No
     statements: list[sql.Composed] = []
     role = runtime_role()
     if role is not None:
-        statements += grant_statements(role, append_only_tables())
+        statements += grant_statements(role, append_only_tables(), extend_only_tables())
     auditor = settings.DATABASE_AUDITOR_ROLE
     with connections[using].cursor() as cursor:
         if auditor:

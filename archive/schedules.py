@@ -41,6 +41,15 @@ def schedules() -> dict[str, dict[str, Any]]:
             "func": "exports.tasks.expire_exports",
             "schedule_type": Schedule.DAILY,
         },
+        "retention disposition": {
+            "func": "retention.tasks.apply_retention",
+            "schedule_type": Schedule.DAILY,
+        },
+        "legal hold refresh": {
+            "func": "retention.tasks.refresh_holds",
+            "schedule_type": every,
+            "minutes": 15,
+        },
         "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,

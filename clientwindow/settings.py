@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "messaging",
     "review",
     "exports",
+    "retention",
 ]
 
 MIDDLEWARE = [
@@ -296,6 +297,12 @@ SPECTACULAR_SETTINGS = {
 # removed after EXPORT_EXPIRY_DAYS, while the record of the export stays.
 EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
 EXPORT_EXPIRY_DAYS = env_int("EXPORT_EXPIRY_DAYS", 7)
+
+# --- Retention and disposition (retention/) --------------------------------------------------
+# A disposition of more records than this waits for a second administrator's approval.
+DISPOSITION_APPROVAL_THRESHOLD = env_int("DISPOSITION_APPROVAL_THRESHOLD", 10_000)
+# Records disposed of per transaction (each batch is sealed as one ledger entry).
+DISPOSITION_BATCH = env_int("DISPOSITION_BATCH", 5_000)
 
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {

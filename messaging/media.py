@@ -20,6 +20,7 @@ from archive import ledger
 from archive.envelope import Fact
 from messaging import graph
 from messaging.models import Attachment, MediaAttempt, MediaFile, Message
+from retention import assign as retention
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
@@ -133,7 +134,7 @@ def _record(
     try:
         with transaction.atomic():
             (entry,) = ledger.append([fact])
-            Attachment.objects.create(
+            attachment = Attachment.objects.create(
                 message=message,
                 media_id=media_id[:200],
                 outcome=outcome,
@@ -141,6 +142,7 @@ def _record(
                 file=media,
                 entry=entry,
             )
+            retention.attached(attachment, media)
     except IntegrityError:  # another worker recorded this message's media first
         return False
     return True

@@ -38,6 +38,7 @@ from messaging.models import (
 )
 from messaging.parsers import cloud_api
 from messaging.parsers.cloud_api import Item
+from retention import assign as retention
 
 logger = logging.getLogger(__name__)
 SEQUENCER_LOCK = 0x436C5769_6E646F77  # "ClWindow": one sequencer at a time, cluster-wide
@@ -116,6 +117,7 @@ def process_batch(size: int = BATCH) -> int:
             rows = [r for r in batch.records if type(r) is model]
             if rows:
                 model._default_manager.bulk_create(rows)
+        retention.sealed(batch.records)
         messages = [r for r in batch.records if type(r) is Message]
         summaries.record([r for r in batch.records if type(r) is Conversation], messages)
         if messages:

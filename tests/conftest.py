@@ -127,7 +127,9 @@ def outsider(make_user: Any) -> User:
 # Every record table references one of these; CASCADE empties those with them.
 ARCHIVE_TABLES = (
     "archive_ledgerentry, archive_merklenode, archive_checkpoint, archive_verificationrun,"
-    " messaging_delivery, messaging_channel, messaging_rejectedwebhook, review_lexiconscan"
+    " messaging_delivery, messaging_channel, messaging_rejectedwebhook, review_lexiconscan,"
+    " retention_legalhold, retention_disposition, retention_erasurerequest,"
+    " retention_pendingdeletion"
 )
 
 
@@ -137,6 +139,7 @@ def wipe_archive() -> None:
         conn.execute("SET session_replication_role = replica")
         conn.execute(f"TRUNCATE {ARCHIVE_TABLES} RESTART IDENTITY CASCADE")
         conn.execute("UPDATE archive_chainhead SET size = 0, link = %s, frontier = ''", [bytes(32)])
+        conn.execute("DELETE FROM retention_retentionpolicy WHERE NOT is_default")
 
 
 @pytest.fixture

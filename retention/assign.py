@@ -1,0 +1,254 @@
+"""`retain_until` is fixed when a record is sealed, in the same transaction.
+
+A record's own policy is its channel's (the longest of the policies naming the channel, or the
+default). What a record depends on is kept at least as long as the record: a message extends its
+conversation, its participants and their names, and the webhook delivery that carried it; a media
+file is kept as long as the longest-kept message that attached it. Extensions only ever lengthen
+(PostgreSQL refuses anything else, see retention/migrations/0002_rules.py).
+
+Periods count from sealing, not from the time a message says it was sent: an imported history
+message is kept its full period from the day the archive received it, never less.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, models
+
+from messaging.models import (
+    AccountEvent,
+    Attachment,
+    Conversation,
+    DeliverySeal,
+    MediaFile,
+    Message,
+    Participant,
+    ParticipantProfile,
+    StatusEvent,
+    UnparsedItem,
+)
+
+from .models import RetentionPolicy, RetentionRecord
+
+# The ledger kind each capture record is sealed as (messaging/sequencer.py, messaging/media.py).
+KINDS: dict[type[models.Model], str] = {
+    Message: "message",
+    StatusEvent: "message.status",
+    AccountEvent: "account.event",
+    UnparsedItem: "item.unparsed",
+    DeliverySeal: "webhook.delivery",
+    Conversation: "conversation",
+    Participant: "participant",
+    ParticipantProfile: "participant.profile",
+    Attachment: "message.attachment",
+    MediaFile: "media.file",
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: int
+    days: int
+
+    def until(self, sealed_at: datetime) -> datetime:
+        return sealed_at + timedelta(days=self.days)
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Every channel's policy, read once per sealing transaction."""
+
+    default: Policy
+    by_channel: dict[int, Policy]
+
+    @classmethod
+    def load(cls) -> "Policies":
+        default: Policy | None = None
+        by_channel: dict[int, Policy] = {}
+        grouped: dict[int, list[int]] = {}
+        links = RetentionPolicy.channels.through.objects.values_list(
+            "retentionpolicy_id", "channel_id"
+        )
+        for policy_id, channel_id in links:
+            grouped.setdefault(policy_id, []).append(channel_id)
+        for pk, days, is_default in RetentionPolicy.objects.values_list("pk", "days", "is_default"):
+            policy = Policy(pk, days)
+            if is_default:
+                default = policy
+            for channel_id in grouped.get(pk, []):
+                known = by_channel.get(channel_id)
+                if known is None or (days, -pk) > (known.days, -known.id):
+                    by_channel[channel_id] = policy
+        if default is None:
+            raise RuntimeError("retention: there is no default retention policy")
+        return cls(default, by_channel)
+
+    def for_channel(self, channel_id: int | None) -> Policy:
+        if channel_id is None:
+            return self.default
+        return self.by_channel.get(channel_id, self.default)
+
+
+@dataclass
+class Row:
+    seq: int
+    kind: str
+    sealed_at: datetime
+    channel_id: int | None
+    conversation_id: int | None
+    policy: Policy
+    retain_until: datetime
+
+
+@dataclass
+class Plan:
+    """New rows to insert, and longer retention for records sealed earlier."""
+
+    new: dict[int, Row] = field(default_factory=dict)
+    extend: dict[int, tuple[datetime, Policy]] = field(default_factory=dict)
+
+    def own(self, record: models.Model, policy: Policy, **where: int | None) -> Row:
+        entry = record.entry  # type: ignore[attr-defined]
+        row = Row(
+            entry.seq,
+            KINDS[type(record)],
+            entry.sealed_at,
+            where.get("channel_id"),
+            where.get("conversation_id"),
+            policy,
+            policy.until(entry.sealed_at),
+        )
+        self.new[row.seq] = row
+        return row
+
+    def at_least(self, seq: int | None, until: datetime, policy: Policy) -> None:
+        """Keep `seq` until `until` at least (for policy `policy`)."""
+        if seq is None:
+            return
+        row = self.new.get(seq)
+        if row is not None:
+            if until > row.retain_until:
+                row.retain_until, row.policy = until, policy
+            return
+        known = self.extend.get(seq)
+        if known is None or until > known[0]:
+            self.extend[seq] = (until, policy)
+
+
+def sealed(records: Sequence[models.Model]) -> None:
+    """Fix the retention of records the sequencer has just sealed (each has its `.entry`)."""
+    policies = Policies.load()
+    plan = Plan()
+    seals = {r.delivery_id: r for r in records if isinstance(r, DeliverySeal)}
+    messages = [r for r in records if isinstance(r, Message)]
+    participants = _participant_entries(messages)
+    profiles = _profile_entries(participants)
+    for record in records:
+        if isinstance(record, Message):
+            policy = policies.for_channel(record.channel_id)
+            row = plan.own(
+                record,
+                policy,
+                channel_id=record.channel_id,
+                conversation_id=record.conversation_id,
+            )
+            people = {record.conversation.participant_id, record.sender_id} - {None}
+            dependents = [record.conversation.entry_id, seals[record.delivery_id].entry_id]
+            for person in people:
+                dependents.append(participants.get(person))  # type: ignore[arg-type]
+                dependents.extend(profiles.get(person, ()))  # type: ignore[arg-type]
+            for seq in dependents:
+                plan.at_least(seq, row.retain_until, policy)
+        elif isinstance(record, StatusEvent | AccountEvent | UnparsedItem):
+            channel_id = getattr(record, "channel_id", None)
+            policy = policies.for_channel(channel_id)
+            row = plan.own(record, policy, channel_id=channel_id)
+            plan.at_least(seals[record.delivery_id].entry_id, row.retain_until, policy)
+    # What the batch's records depend on is kept as long as the longest of them; what nothing
+    # refers to yet (a name seen in a contact card, a delivery of duplicates) by the default.
+    for record in records:
+        if isinstance(record, DeliverySeal | Conversation | Participant | ParticipantProfile):
+            until, policy = plan.extend.pop(record.entry_id, (None, policies.default))
+            row = plan.own(record, policy, channel_id=getattr(record, "channel_id", None))
+            if until is not None:
+                row.retain_until = until
+    write(plan)
+
+
+def _participant_entries(messages: Iterable[Message]) -> dict[int, int]:
+    """participant id → its entry's seq, for everyone these messages concern."""
+    ids = {m.conversation.participant_id for m in messages} | {m.sender_id for m in messages}
+    ids.discard(None)
+    if not ids:
+        return {}
+    return dict(Participant.objects.filter(pk__in=ids).values_list("pk", "entry_id"))
+
+
+def _profile_entries(participants: dict[int, int]) -> dict[int, list[int]]:
+    """participant id → the seqs of every name they have shown."""
+    found: dict[int, list[int]] = {}
+    if participants:
+        rows = ParticipantProfile.objects.filter(participant_id__in=participants).values_list(
+            "participant_id", "entry_id"
+        )
+        for participant_id, seq in rows:
+            found.setdefault(participant_id, []).append(seq)
+    return found
+
+
+def attached(attachment: Attachment, media: MediaFile | None) -> None:
+    """Fix the retention of a message's attachment entry and its media file (media.py)."""
+    policies = Policies.load()
+    message = attachment.message
+    kept = (
+        RetentionRecord.objects.filter(entry_id=message.entry_id)
+        .values_list("retain_until", "policy_id")
+        .first()
+    )
+    policy = policies.for_channel(message.channel_id)
+    plan = Plan()
+    row = plan.own(
+        attachment, policy, channel_id=message.channel_id, conversation_id=message.conversation_id
+    )
+    if kept is not None:
+        days = RetentionPolicy.objects.filter(pk=kept[1]).values_list("days", flat=True).first()
+        plan.at_least(row.seq, kept[0], Policy(kept[1], days or 0))
+    if media is not None:
+        if not RetentionRecord.objects.filter(entry_id=media.entry_id).exists():
+            plan.own(media, row.policy)  # stored just now (or by a worker that lost the race)
+        plan.at_least(media.entry_id, row.retain_until, row.policy)
+    write(plan)
+
+
+def write(plan: Plan) -> None:
+    """Insert the new rows, then lengthen (never shorten) what was sealed before."""
+    with connection.cursor() as cursor:
+        if plan.new:
+            cursor.executemany(
+                "INSERT INTO retention_record (seq, kind, channel_id, conversation_id, policy_id,"
+                " sealed_at, retain_until) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        r.seq,
+                        r.kind,
+                        r.channel_id,
+                        r.conversation_id,
+                        r.policy.id,
+                        r.sealed_at,
+                        r.retain_until,
+                    )
+                    for r in plan.new.values()
+                ],
+            )
+        if plan.extend:
+            seqs, untils, policy_ids = zip(
+                *((seq, until, policy.id) for seq, (until, policy) in sorted(plan.extend.items())),
+                strict=True,
+            )
+            cursor.execute(
+                "UPDATE retention_record r SET retain_until = v.until, policy_id = v.policy FROM"
+                " unnest(%s::bigint[], %s::timestamptz[], %s::bigint[]) AS v(seq, until, policy)"
+                " WHERE r.seq = v.seq AND r.disposed_at IS NULL AND r.retain_until < v.until",
+                [list(seqs), list(untils), list(policy_ids)],
+            )

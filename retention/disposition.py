@@ -1,0 +1,310 @@
+"""Disposition: deleting the content of records past retention and under no active hold.
+
+`plan()` refreshes the holds, then counts what is due among the entries sealed before it began
+(a dry run stops there). A plan above DISPOSITION_APPROVAL_THRESHOLD records waits for a second
+administrator; otherwise it runs at once. `run()` disposes in batches of DISPOSITION_BATCH, each
+one transaction: pick due records, call `retention_dispose()` (the database function that refuses
+anything inside retention or held, whoever calls it), seal a `retention.disposition` entry naming
+every disposed seq with its kind and policy, and after commit delete the media bytes.
+
+Batches are short and touch only old rows, so capture carries on while a disposition runs; the
+ledger append that seals each batch is its last statement, so the chain head is held briefly.
+"""
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from archive import ledger
+from archive.envelope import Fact, rfc3339
+from messaging.models import MediaFile
+
+from . import holds
+from .models import (
+    Disposition,
+    ErasureRequest,
+    HoldItem,
+    PendingDeletion,
+    RetentionPolicy,
+    RetentionRecord,
+)
+
+logger = logging.getLogger(__name__)
+# One disposition batch at a time, cluster-wide.
+DISPOSITION_LOCK = 0x436C5769_44697370  # "ClWiDisp"
+
+
+@dataclass
+class Report:
+    """What a disposition would remove (a dry run) or was planned to remove."""
+
+    upto_seq: int
+    cutoff: datetime
+    count: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    by_policy: dict[str, int] = field(default_factory=dict)
+    media_files: int = 0
+    held: int = 0  # past retention but kept by an active hold
+    needs_approval: bool = False
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.count} records past retention and under no hold (sealed before seq "
+            f"{self.upto_seq}, due by {self.cutoff:%Y-%m-%d %H:%M:%S} UTC)"
+        ]
+        out += [f"  {kind}: {n}" for kind, n in sorted(self.by_kind.items())]
+        out += [f"  policy {name}: {n}" for name, n in sorted(self.by_policy.items())]
+        out.append(f"  stored media files to delete: {self.media_files}")
+        out.append(f"{self.held} more are past retention but kept by an active legal hold")
+        if self.needs_approval:
+            out.append(
+                f"Above {settings.DISPOSITION_APPROVAL_THRESHOLD} records: a second administrator "
+                "must approve before it runs."
+            )
+        return out
+
+
+def held() -> QuerySet[HoldItem]:
+    return HoldItem.objects.filter(entry_id=OuterRef("entry_id"), hold__released_at__isnull=True)
+
+
+def due(upto_seq: int, cutoff: datetime | None = None) -> QuerySet[RetentionRecord]:
+    """Undisposed records sealed before `upto_seq`, past retention (by the database's clock, as
+    `retention_dispose()` judges it; and no later than `cutoff`), under no active hold."""
+    records = RetentionRecord.objects.filter(
+        disposed_at__isnull=True, entry_id__lt=upto_seq, retain_until__lte=Now()
+    )
+    if cutoff is not None:
+        records = records.filter(retain_until__lte=cutoff)
+    return records.exclude(Exists(held()))
+
+
+def for_erasure(records: QuerySet[RetentionRecord], number: str) -> QuerySet[RetentionRecord]:
+    from .erasure import subject_seqs
+
+    return records.filter(entry_id__in=subject_seqs(number))
+
+
+def chain_size() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT size FROM archive_chainhead WHERE id = 1")
+        return int(cursor.fetchone()[0])
+
+
+def db_now() -> datetime:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]  # type: ignore[no-any-return]
+
+
+def report(erasure: ErasureRequest | None = None) -> Report:
+    """Refresh the holds, then say what is due now (nothing is changed but hold items)."""
+    upto = chain_size()  # read first: every entry below it is visible to the refresh
+    holds.refresh_active()
+    cutoff = db_now()
+    records = due(upto, cutoff)
+    expired = RetentionRecord.objects.filter(
+        disposed_at__isnull=True, entry_id__lt=upto, retain_until__lte=cutoff
+    ).filter(Exists(held()))
+    if erasure is not None:
+        records = for_erasure(records, erasure.number)
+        expired = for_erasure(expired, erasure.number)
+    names = dict(RetentionPolicy.objects.values_list("pk", "name"))
+    out = Report(upto_seq=upto, cutoff=cutoff)
+    for kind, policy_id in records.values_list("kind", "policy_id").iterator(chunk_size=10_000):
+        out.count += 1
+        out.by_kind[kind] = out.by_kind.get(kind, 0) + 1
+        name = names.get(policy_id, str(policy_id))
+        out.by_policy[name] = out.by_policy.get(name, 0) + 1
+    out.media_files = out.by_kind.get("media.file", 0)
+    out.held = expired.count()
+    out.needs_approval = out.count > settings.DISPOSITION_APPROVAL_THRESHOLD
+    return out
+
+
+def plan(
+    user: AbstractBaseUser | None = None, erasure: ErasureRequest | None = None
+) -> Disposition | None:
+    """Plan a disposition of what is due now; run it at once unless it needs approval."""
+    found = report(erasure)
+    if found.count == 0:
+        return None
+    state = (
+        Disposition.State.AWAITING_APPROVAL if found.needs_approval else Disposition.State.APPROVED
+    )
+    with transaction.atomic():
+        disposition = Disposition.objects.create(
+            state=state,
+            requested_by=user if user is not None and user.pk else None,
+            upto_seq=found.upto_seq,
+            cutoff=found.cutoff,
+            planned=found.count,
+            planned_by_kind=found.by_kind,
+            planned_by_policy=found.by_policy,
+            erasure=erasure,
+        )
+        _seal_step(disposition, "planned", user)
+    if state == Disposition.State.APPROVED:
+        run(disposition.pk)
+        disposition.refresh_from_db()
+    return disposition
+
+
+def approve(disposition: Disposition, user: AbstractBaseUser) -> Disposition:
+    """A second administrator's approval; the requester cannot approve their own plan."""
+    if not user.has_perm("retention.apply_retention"):  # type: ignore[attr-defined]
+        raise PermissionDenied("Only administrators approve dispositions.")
+    if disposition.requested_by_id is not None and disposition.requested_by_id == user.pk:
+        raise ValidationError("A second administrator must approve: not the one who asked.")
+    with transaction.atomic():
+        claimed = Disposition.objects.filter(
+            pk=disposition.pk, state=Disposition.State.AWAITING_APPROVAL
+        ).update(state=Disposition.State.APPROVED, approved_by=user, approved_at=timezone.now())
+        if not claimed:
+            raise ValidationError("This disposition is not waiting for approval.")
+        disposition.refresh_from_db()
+        _seal_step(disposition, "approved", user)
+        transaction.on_commit(lambda: _queue(disposition.pk))
+    return disposition
+
+
+def reject(disposition: Disposition, user: AbstractBaseUser, reason: str) -> Disposition:
+    if not user.has_perm("retention.apply_retention"):  # type: ignore[attr-defined]
+        raise PermissionDenied("Only administrators decide dispositions.")
+    with transaction.atomic():
+        claimed = Disposition.objects.filter(
+            pk=disposition.pk, state=Disposition.State.AWAITING_APPROVAL
+        ).update(state=Disposition.State.REJECTED, error=reason.strip()[:1000])
+        if not claimed:
+            raise ValidationError("This disposition is not waiting for approval.")
+        disposition.refresh_from_db()
+        _seal_step(disposition, "rejected", user)
+    return disposition
+
+
+def _queue(pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("retention.tasks.run_disposition", pk, task_name=f"disposition {pk}")
+
+
+def run(pk: int) -> Disposition:
+    """Carry out an approved disposition, batch by batch (a second delivery does nothing)."""
+    claimed = Disposition.objects.filter(pk=pk, state=Disposition.State.APPROVED).update(
+        state=Disposition.State.RUNNING
+    )
+    disposition = Disposition.objects.get(pk=pk)
+    if not claimed:
+        return disposition
+    try:
+        holds.refresh_active()
+        while _batch(disposition):
+            pass
+    except Exception as exc:
+        logger.exception("disposition %s failed", pk)
+        Disposition.objects.filter(pk=pk).update(
+            state=Disposition.State.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+    else:
+        Disposition.objects.filter(pk=pk).update(
+            state=Disposition.State.DONE, finished_at=timezone.now()
+        )
+    delete_pending_media()
+    from .erasure import settle_requests
+
+    settle_requests()
+    disposition.refresh_from_db()
+    return disposition
+
+
+def _batch(disposition: Disposition) -> int:
+    """Dispose of one batch in one transaction; return how many records went."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DISPOSITION_LOCK])
+        records = due(disposition.upto_seq, disposition.cutoff)
+        if disposition.erasure is not None:
+            records = for_erasure(records, disposition.erasure.number)
+        seqs = list(
+            records.order_by("entry_id").values_list("entry_id", flat=True)[
+                : settings.DISPOSITION_BATCH
+            ]
+        )
+        if not seqs:
+            return 0
+        cursor.execute(
+            "SELECT seq, kind, policy_id FROM retention_dispose(%s::bigint[], %s)",
+            [seqs, disposition.pk],
+        )
+        disposed = sorted(cursor.fetchall())
+        kinds = Counter(kind for _, kind, _ in disposed)
+        Disposition.objects.filter(pk=disposition.pk).update(
+            disposed=disposition.disposed + len(disposed),
+            media_deleted=disposition.media_deleted + kinds.get("media.file", 0),
+        )
+        disposition.disposed += len(disposed)
+        disposition.media_deleted += kinds.get("media.file", 0)
+        policies = {
+            str(pk): {"name": name, "days": days, "rule": rule}
+            for pk, name, days, rule in RetentionPolicy.objects.filter(
+                pk__in={p for _, _, p in disposed}
+            ).values_list("pk", "name", "days", "rule")
+        }
+        fact = Fact(
+            "retention.disposition",
+            {
+                "disposition": disposition.pk,
+                "records": len(disposed),
+                "first_seq": disposed[0][0],
+                "last_seq": disposed[-1][0],
+            },
+            {
+                "disposed": json.dumps([list(row) for row in disposed]).encode(),
+                "policies": json.dumps(policies, sort_keys=True).encode(),
+            },
+        )
+        ledger.append([fact])  # last: the chain head is locked only from here to commit
+        transaction.on_commit(delete_pending_media)
+    return len(disposed)
+
+
+def delete_pending_media() -> int:
+    """Delete the bytes of disposed media (unless a live media file was stored again with the
+    same name since); idempotent, so a crash between commit and deletion is caught up later."""
+    deleted = 0
+    for pending in PendingDeletion.objects.order_by("pk").iterator():
+        live = MediaFile.objects.filter(storage_name=pending.storage_name).exists()
+        if not live and default_storage.exists(pending.storage_name):
+            default_storage.delete(pending.storage_name)
+            deleted += 1
+        pending.delete()
+    return deleted
+
+
+def _seal_step(disposition: Disposition, step: str, user: AbstractBaseUser | None) -> None:
+    ledger.append(
+        [
+            Fact(
+                f"retention.disposition.{step}",
+                {
+                    "disposition": disposition.pk,
+                    "planned": disposition.planned,
+                    "upto_seq": disposition.upto_seq,
+                    "cutoff": rfc3339(disposition.cutoff),
+                },
+                {"user": (user.get_username() if user else "system").encode()},
+            )
+        ]
+    )
