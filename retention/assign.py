@@ -13,6 +13,7 @@ message is kept its full period from the day the archive received it, never less
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, models
 
@@ -252,3 +253,42 @@ def write(plan: Plan) -> None:
                 " WHERE r.seq = v.seq AND r.disposed_at IS NULL AND r.retain_until < v.until",
                 [list(seqs), list(untils), list(policy_ids)],
             )
+
+
+BACKFILL = """
+WITH d AS (SELECT id, days FROM retention_retentionpolicy WHERE is_default)
+INSERT INTO retention_record (seq, kind, channel_id, conversation_id, policy_id, sealed_at,
+                              retain_until)
+SELECT e.seq, e.kind, x.channel_id, x.conversation_id, d.id, e.sealed_at,
+       e.sealed_at + d.days * interval '86400 seconds'
+  FROM (
+    SELECT seq, channel_id, conversation_id FROM messaging_message
+    UNION ALL SELECT seq, channel_id, NULL FROM messaging_statusevent
+    UNION ALL SELECT seq, channel_id, NULL FROM messaging_accountevent
+    UNION ALL SELECT seq, NULL, NULL FROM messaging_unparseditem
+    UNION ALL SELECT seq, NULL, NULL FROM messaging_deliveryseal
+    UNION ALL SELECT seq, channel_id, NULL FROM messaging_conversation
+    UNION ALL SELECT seq, NULL, NULL FROM messaging_participant
+    UNION ALL SELECT seq, NULL, NULL FROM messaging_participantprofile
+    UNION ALL SELECT a.seq, m.channel_id, m.conversation_id FROM messaging_attachment a
+      JOIN messaging_message m ON m.id = a.message_id
+    UNION ALL SELECT seq, NULL, NULL FROM messaging_mediafile
+  ) AS x(seq, channel_id, conversation_id)
+  JOIN archive_ledgerentry e ON e.seq = x.seq
+ CROSS JOIN d
+ WHERE NOT EXISTS (SELECT 1 FROM retention_record r WHERE r.seq = x.seq)
+"""
+
+
+def backfill(cursor: Any) -> int:
+    """Give records sealed before retention existed the default policy (and their dependents
+    the retention of what depends on them); return how many were given one."""
+    from .policies import OWN_KINDS, PROPAGATE
+
+    cursor.execute(BACKFILL)
+    added = int(cursor.rowcount)
+    if added:
+        cursor.execute("SELECT id, days FROM retention_retentionpolicy WHERE is_default")
+        policy, days = cursor.fetchone()
+        cursor.execute(PROPAGATE, {"policy": policy, "days": days, "kinds": OWN_KINDS})
+    return added
