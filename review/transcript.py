@@ -19,6 +19,7 @@ from messaging.summaries import ANNOTATION_TYPES
 from review.models import Flag, MessageTag
 
 WINDOW = 60
+DISPOSED_PREFIX = "disposed:"  # what retention_dispose() makes a disposed message's wamid
 
 
 @dataclass
@@ -37,6 +38,11 @@ class Row:
     tags: list[MessageTag] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     checkpoint: int | None = None  # the tree size of the first checkpoint that covers it
+
+    @property
+    def disposed(self) -> bool:
+        """Its content was disposed of at the end of its retention (docs/RETENTION.md)."""
+        return self.message.wamid.startswith(DISPOSED_PREFIX)
 
     @property
     def current_text(self) -> str:

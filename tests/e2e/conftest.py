@@ -56,6 +56,7 @@ MIGRATED_TABLES = frozenset(
         "auth_group_permissions",
         "archive_chainhead",
         "django_q_schedule",
+        "retention_retentionpolicy",  # the default policy; wipe_archive() removes the others
     }
 )
 
