@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from messaging.media import MEDIA_TYPES
 from messaging.models import Channel, Conversation, Direction, Message
 from messaging.participants import latest_names
+from retention.models import HoldItem, LegalHold
 from review.models import ConversationTag, Flag, MessageTag, Tag
 from review.transcript import ASC, DESC
 
@@ -86,6 +87,9 @@ class SearchForm(forms.Form):
         label="Flags",
     )
     attachment = forms.BooleanField(required=False, label="Has an attachment")
+    hold = forms.ModelChoiceField(
+        LegalHold.objects.all(), required=False, empty_label="any", label="Legal hold"
+    )
     sort = forms.ChoiceField(
         choices=[
             ("newest", "newest first"),
@@ -156,6 +160,9 @@ def filter_messages(messages: QuerySet[Message], data: dict[str, Any]) -> QueryS
         )
     if data.get("flag"):
         messages = _flag_filter(messages, data["flag"])
+    if data.get("hold"):
+        held = HoldItem.objects.filter(hold=data["hold"], kind="message")
+        messages = messages.filter(entry_id__in=held.values("entry_id"))
     return messages
 
 
