@@ -31,6 +31,8 @@ class ScopeSerializer(serializers.Serializer[Any]):
     date_to = serializers.DateField(required=False)
     query = serializers.DictField(child=serializers.CharField(), required=False)
     participant = serializers.CharField(required=False, max_length=40)
+    # A subject access export (participant scopes only): everyone else pseudonymised.
+    redact_others = serializers.BooleanField(required=False, default=False)
 
 
 class ExportSerializer(serializers.ModelSerializer[Export]):
@@ -85,6 +87,7 @@ def scope_from(data: dict[str, Any]) -> Scope:
             date_to=data.get("date_to"),
             query=data.get("query"),
             participant=data.get("participant", ""),
+            redact_others=data.get("redact_others", False),
         )
     except DjangoValidationError as problem:
         raise ValidationError({"scope": problem.messages}) from problem

@@ -6,8 +6,9 @@ checkpoint note with the keys that check it, VERIFY.md and verify.py (exports/ve
 SHA256SUMS for `sha256sum -c`, and `manifest.json`: the export, the checkpoint, the size and
 SHA-256 of every other file, the media files with the ledger entries that seal them, and every
 ledger entry in scope with its envelope, disclosed contents and inclusion proof
-(exports/evidence.py). `manifest.sig` signs the manifest's SHA-256 with the ledger's key as a
-signed note, so every byte of the manifest is authenticated, not only what the ledger proves.
+(exports/evidence.py; a subject access export withholds the contents that may name others).
+`manifest.sig` signs the manifest's SHA-256 with the ledger's key as a signed note, so every
+byte of the manifest is authenticated, not only what the ledger proves.
 
 manifest.json is written as it is read, one item per line, so memory stays flat at any size:
 a header line, then the sections "files", "attachments" and "entries", each opened by its own
@@ -212,10 +213,13 @@ def _entry_items(source: Source) -> Iterator[dict[str, Any]]:
 
 
 def _claims(source: Source) -> Iterator[evidence.Claim]:
-    """Each message with the entries that annotate it, then the media files' entries."""
+    """Each message with the entries that annotate it, then the media files' entries. In a
+    subject access export, a group's entries are private: their raw items may name others."""
+    redaction = source.redaction
     for part in source.parts():
+        private = redaction is not None and redaction.private(part.conversation)
         for chunk in part.chunks():
             for row in chunk:
-                yield from evidence.claims(row)
+                yield from evidence.claims(row, private=private)
     for media in media_files(source).iterator(chunk_size=CHUNK):
         yield evidence.Claim(media.entry_id, "media", None)

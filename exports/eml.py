@@ -25,7 +25,7 @@ from messaging.media import open_media
 from messaging.models import Channel, MediaFile, Message, Participant
 from review.transcript import Row
 
-from .source import Part, Source
+from .source import Part, Source, pseudonym
 from .target import Target, safe_component
 
 # CRLF line ends, as RFC 5322 defines a message; non-ASCII headers become RFC 2047 words.
@@ -231,6 +231,8 @@ def _reactor(part: Part, reaction: Message) -> str:
     if reaction.direction == "out":
         return "the firm"
     person = reaction.sender
+    if name := pseudonym(person):  # another person in a subject access export (source.py)
+        return f"{name} (client)"
     if person is not None and person.pk == part.conversation.participant_id and part.name:
         return f"{part.name} (client)"
     return f"+{person.wa_id} (client)" if person is not None and person.wa_id else "the client"

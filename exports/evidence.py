@@ -12,6 +12,11 @@ the ledger, and neighbouring entries, whose paths share nearly every node, cost 
 Every proof is checked against the checkpoint root before it is written: an archive whose
 stored nodes disagree with its signed root fails the export instead of shipping a bundle that
 its own verifier rejects.
+
+In a subject access export (Scope.redact_others) an entry whose contents may name someone
+other than the subject is a private claim: it is listed with its envelope, leaf hash and
+proof, but the contents that can name a person are withheld (`WITHHELD` in their place). The
+envelope holds only their salted commitments, which disclose nothing.
 """
 
 import base64
@@ -47,6 +52,18 @@ _PLACEHOLDER = bytes(32)
 
 # What an entry is to the message it belongs to; verify.py checks the same names.
 ROLES = ("message", "edit", "revocation", "reaction", "status", "attachment", "media")
+# In place of a content withheld from a private claim; verify.py accepts "withheld…" there.
+WITHHELD = "withheld: GDPR redaction"
+# The contents that may name a person, by kind of entry, withheld from a private claim: a raw
+# item's sender, a reply's quoted author, a contact card or a status's recipient. Any kind not
+# listed is withheld whole: a participant's key is their number, a profile's contents their
+# name, a delivery's body every item and contact in it.
+IDENTIFYING: dict[str, frozenset[str]] = {
+    "message": frozenset({"item"}),  # its "text" and "wamid" are disclosed
+    "message.status": frozenset({"item"}),
+    "message.attachment": frozenset(),
+    "media.file": frozenset(),
+}
 
 
 class EvidenceError(RuntimeError):
@@ -60,20 +77,21 @@ class Claim:
     seq: int
     role: str
     message_seq: int | None  # the message it belongs to; None for a media file (shared)
+    private: bool = False  # its identifying contents are withheld (see IDENTIFYING)
 
 
-def claims(row: Row) -> list[Claim]:
+def claims(row: Row, *, private: bool = False) -> list[Claim]:
     """The message's own entry, then every entry that annotates it, in transcript order."""
     seq = row.message.entry_id
-    found = [Claim(seq, "message", seq)]
-    found += [Claim(edit.entry_id, "edit", seq) for edit in row.edits]
+    found = [(seq, "message")]
+    found += [(edit.entry_id, "edit") for edit in row.edits]
     if row.revoked is not None:
-        found.append(Claim(row.revoked.entry_id, "revocation", seq))
-    found += [Claim(reaction.entry_id, "reaction", seq) for reaction in row.reactions]
-    found += [Claim(status.entry_id, "status", seq) for status in row.statuses]
+        found.append((row.revoked.entry_id, "revocation"))
+    found += [(reaction.entry_id, "reaction") for reaction in row.reactions]
+    found += [(status.entry_id, "status") for status in row.statuses]
     if row.attachment is not None:
-        found.append(Claim(row.attachment.entry_id, "attachment", seq))
-    return found
+        found.append((row.attachment.entry_id, "attachment"))
+    return [Claim(entry, role, seq, private) for entry, role in found]
 
 
 def _is_perfect(start: int, end: int) -> bool:
@@ -282,8 +300,17 @@ def _item(
         "envelope": text,
         "leaf_hash": leaf.hex(),
         "proof": [node.hex() for node in proofs.proof(claim.seq, leaf)],
-        "contents": contents,
+        "contents": _withhold(kind, contents) if claim.private else contents,
     }
     if claim.message_seq is not None:
         item["message_seq"] = claim.message_seq
     return item
+
+
+def _withhold(kind: str, contents: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The contents of a private claim: those that may name a person replaced by WITHHELD."""
+    hidden = IDENTIFYING.get(kind)
+    return {
+        name: WITHHELD if hidden is None or name in hidden else content
+        for name, content in contents.items()
+    }

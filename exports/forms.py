@@ -22,6 +22,12 @@ class ExportForm(forms.Form):
     participant = forms.CharField(
         required=False, max_length=40, help_text="The full WhatsApp number, e.g. +44 7700 900123."
     )
+    redact_others = forms.BooleanField(
+        required=False,
+        label="Redact other people",
+        help_text="For a subject access request (GDPR Art. 15): everyone else in the person's "
+        "group chats is shown as Participant 2, 3… without number or name.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -42,4 +48,5 @@ class ExportForm(forms.Form):
             date_to=data.get("date_to"),
             query=QueryDict(data.get("query") or ""),
             participant=data.get("participant") or "",
+            redact_others=bool(data.get("redact_others")),
         )

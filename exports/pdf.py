@@ -282,6 +282,7 @@ def _cover(source: Source, parts: list[Part], total: int) -> dict[str, Any]:
         "signed": when(checkpoint.created_at),
         "note": checkpoint.note,
         "verifier_key": verifier_key_text(),
+        "redacted": source.redaction is not None,
     }
 
 

@@ -44,7 +44,7 @@ from .eml import (
     person_address,
     reaction_emoji,
 )
-from .source import Part, Source
+from .source import Part, Source, pseudonym
 from .target import ZIP_TIME, Target
 
 VERSION = "2.0.0"
@@ -140,6 +140,7 @@ class _Slice:
             return self._register("unknown", name, "unknown", person_address(None, name), [])
         account = f"+{person.wa_id}" if person.wa_id else person.user_id
         pid = f"wa-{person.wa_id}" if person.wa_id else f"user-{person.user_id}"
+        name = name or pseudonym(person)  # a stand-in is named even where no name is given
         address = person_address(person, name)
         return self._register(pid, name, account, address, [("Role", "client")])
 
@@ -148,6 +149,9 @@ class _Slice:
             return self.client  # in a direct conversation the client is the only recipient
         if not wa_id:
             return self.person(None, "")
+        redaction = self.source.redaction
+        if redaction is not None and wa_id in redaction.stand_ins:  # already pseudonymised
+            return self.person(redaction.stand_ins[wa_id], "")
         address = Address(addr_spec=f"+{wa_id}@{DOMAIN}")
         return self._register(f"wa-{wa_id}", "", f"+{wa_id}", address, [("Role", "client")])
 

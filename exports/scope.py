@@ -1,6 +1,8 @@
 """What an export covers: a conversation (optionally a date range), the current search (its
 query and filters, exactly as the search page takes them), a participant (every conversation
 they are in: also the basis of GDPR access requests), or, once legal holds exist, a hold's matter.
+A participant scope may redact everyone but its subject (`redact_others`, for a GDPR Art. 15
+subject access request): exports/source.py's Redaction then pseudonymises them in every format.
 
 A scope is plain data (it is stored on the export and sealed in the ledger when the export is
 requested) and resolves to the messages it covers, in a stable order, through `messages()`.
@@ -22,6 +24,10 @@ from messaging.summaries import ANNOTATION_TYPES
 from review import search
 
 KINDS = ("conversation", "search", "participant", "hold")
+REDACT_PARTICIPANT_ONLY = (
+    "Redacting other people applies to a participant export only (a GDPR subject access "
+    "request): choose the participant scope, or leave redaction off."
+)
 _DIGITS = re.compile(r"\D")
 
 
@@ -34,10 +40,13 @@ class Scope:
     query: dict[str, str] = field(default_factory=dict)  # the search page's GET parameters
     participant: str = ""  # digits of a WhatsApp number (wa_id)
     hold: int | None = None
+    redact_others: bool = False  # pseudonymise everyone but the participant (GDPR Art. 15)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValidationError(f"Unknown export scope {self.kind!r}.")
+        if self.redact_others and self.kind != "participant":
+            raise ValidationError(REDACT_PARTICIPANT_ONLY)
         if self.kind == "conversation" and not self.conversation:
             raise ValidationError("Say which conversation to export.")
         if self.kind == "participant" and len(self.participant) < 6:
@@ -68,8 +77,8 @@ class Scope:
         return cls("search", query=dict(sorted(query.items())))
 
     @classmethod
-    def for_participant(cls, number: str) -> "Scope":
-        return cls("participant", participant=_DIGITS.sub("", number))
+    def for_participant(cls, number: str, *, redact_others: bool = False) -> "Scope":
+        return cls("participant", participant=_DIGITS.sub("", number), redact_others=redact_others)
 
     @classmethod
     def requested(
@@ -81,9 +90,12 @@ class Scope:
         date_to: date | None = None,
         query: QueryDict | dict[str, str] | None = None,
         participant: str = "",
+        redact_others: bool = False,
     ) -> "Scope":
         """A scope as a person asks for it (the portal, the API, the CLI): checked, with a
         message that says what is wrong."""
+        if redact_others and kind != "participant":
+            raise ValidationError(REDACT_PARTICIPANT_ONLY)
         if kind == "conversation":
             if not Conversation.objects.filter(pk=conversation or 0).exists():
                 raise ValidationError("There is no such conversation.")
@@ -93,7 +105,7 @@ class Scope:
         if kind == "search":
             return cls.for_search(query or {})
         if kind == "participant":
-            return cls.for_participant(participant)
+            return cls.for_participant(participant, redact_others=redact_others)
         raise ValidationError(f"Unknown export scope {kind!r}.")
 
     @classmethod
@@ -106,6 +118,7 @@ class Scope:
             query=dict(data.get("query") or {}),
             participant=data.get("participant", ""),
             hold=data.get("hold"),
+            redact_others=data.get("redact_others") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +136,8 @@ class Scope:
             out["participant"] = self.participant
         if self.hold:
             out["hold"] = self.hold
+        if self.redact_others:  # only when set: scopes sealed before it serialise unchanged
+            out["redact_others"] = True
         return dict(sorted(out.items()))
 
     # ------------------------------------------------------------------ description
@@ -149,6 +164,8 @@ class Scope:
                 text = f"group conversation {convo.group_id}"
         elif self.kind == "participant":
             text = f"everything with +{self.participant}"
+            if self.redact_others:
+                text += " (others redacted)"
         elif self.kind == "search":
             q = self.query.get("q", "")
             filters = ", ".join(f"{k}={v}" for k, v in self.query.items() if k != "q")

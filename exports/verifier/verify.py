@@ -13,6 +13,8 @@ verifier-key.txt with the key the archive publishes (its portal's home page, or
 4. checkpoint.note: a signed note by the key stating the manifest's tree size and root;
 5. the entries: each envelope's leaf hash, its RFC 9162 inclusion proof to that root, and each
    disclosed content against the commitment in the envelope (the archive's docs/LEDGER.md);
+   a subject access export (scope "redact_others") withholds the contents that may name other
+   people: each withheld one must be committed to in its envelope, and they are counted;
 6. the attachments: each media file's SHA-256 is the one its ledger entry commits to.
 
 Exit status 0 when everything holds, 1 naming the first failure, 2 for a usage error.
@@ -38,6 +40,7 @@ FORMAT, VERSION = "clientwindow-evidence-bundle", 1
 SIGNATURE_TITLE = "clientwindow export manifest"
 SECTIONS = ("files", "attachments", "entries")
 ANNOTATIONS = ("edit", "revocation", "reaction", "status", "attachment")
+WITHHELD = "withheld"  # how a content withheld from a redacted export's manifest begins
 READ = 1 << 20
 
 
@@ -516,8 +519,9 @@ def field(item: dict[str, Any], key: str, kind: type, what: str) -> Any:
 class Tally:
     """What the entries proved so far, and the message that the annotations after it annotate."""
 
-    def __init__(self) -> None:
-        self.entries, self.messages, self.contents = 0, 0, 0
+    def __init__(self, redacted: bool = False) -> None:
+        self.entries, self.messages, self.contents, self.withheld = 0, 0, 0, 0
+        self.redacted = redacted  # only a redacted (subject access) export may withhold
         self.seen: set[int] = set()
         self.message, self.wamid = -1, b""
 
@@ -647,7 +651,8 @@ def check_entries(
     media: dict[int, dict[str, Any]],
     export: dict[str, Any],
 ) -> Tally:
-    tally = Tally()
+    scope = as_dict(export.get("scope"), "the export's scope")
+    tally = Tally(redacted=scope.get("redact_others") is True)
     for item in manifest.section("entries"):
         check_entry(item, size, root, tally, media)
     if media:
@@ -661,6 +666,12 @@ def check_entries(
         f" its inclusion proof to the root, and {tally.contents} disclosed contents against"
         " their commitments"
     )
+    if tally.withheld:
+        say(
+            f"note {tally.withheld} contents withheld (GDPR redaction: they may name people other"
+            " than the subject); their entries' envelopes, leaf hashes and proofs are checked,"
+            " but those contents cannot be compared with anything"
+        )
     return tally
 
 
@@ -692,15 +703,25 @@ def check_entry(
     proof = [unhex(node, f"{where}'s proof", 32) for node in field(item, "proof", list, where)]
     if root_from_proof(leaf, seq, size, proof) != root:
         raise Failure(f"{where}: the inclusion proof does not lead to the checkpoint's root")
-    disclosed = check_contents(field(item, "contents", dict, where), body, where)
+    disclosed = check_contents(field(item, "contents", dict, where), body, where, tally)
     tally.contents += len(disclosed)
     check_role(item, seq, body, disclosed, tally, media)
 
 
-def check_contents(contents: dict[str, Any], body: dict[str, Any], where: str) -> dict[str, bytes]:
-    """Each disclosed content against sha256("clientwindow:" ‖ name ‖ 0x00 ‖ salt ‖ content)."""
+def check_contents(
+    contents: dict[str, Any], body: dict[str, Any], where: str, tally: Tally
+) -> dict[str, bytes]:
+    """Each disclosed content against sha256("clientwindow:" ‖ name ‖ 0x00 ‖ salt ‖ content);
+    a withheld one (a string) only in a redacted export, and only one the envelope commits to."""
     disclosed: dict[str, bytes] = {}
     for name, value in contents.items():
+        if isinstance(value, str) and value.startswith(WITHHELD):
+            if not tally.redacted:
+                raise Failure(f"{where}: {name!r} is withheld, but the export is not redacted")
+            if not isinstance(body.get("commit." + name), str):
+                raise Failure(f"{where}: {name!r} is withheld, but the envelope commits to none")
+            tally.withheld += 1
+            continue
         value = as_dict(value, f"{where}'s content {name!r}")
         salt = unhex(value.get("salt"), f"{where}'s salt of {name!r}", 32)
         content = unbase64(field(value, "content", str, where), f"{where}'s {name!r}")

@@ -33,6 +33,11 @@ class Command(BaseCommand):
             help="search text in the portal's syntax; filters as a query string, e.g. \"q=fund"
             '&direction=in" (a TEXT without "=" is the query alone)',
         )
+        parser.add_argument(
+            "--redact-others",
+            action="store_true",
+            help="with --participant: a GDPR subject access export, everyone else pseudonymised",
+        )
         parser.add_argument("--from", dest="date_from", type=date.fromisoformat)
         parser.add_argument("--to", dest="date_to", type=date.fromisoformat)
         parser.add_argument("--format", required=True, choices=list(formats.FORMATS))
@@ -53,6 +58,7 @@ class Command(BaseCommand):
                 date_to=options["date_to"],
                 query=self._query(options["query"]),
                 participant=options["participant"] or "",
+                redact_others=options["redact_others"],
             )
         except ValidationError as problem:
             raise CommandError(" ".join(problem.messages)) from None
