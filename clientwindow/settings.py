@@ -201,6 +201,8 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Time: stored in UTC, shown in the firm's zone -----------------------------------------
 USE_TZ = True
 TIME_ZONE = env_str("FIRM_TIME_ZONE", "UTC")
+# The data controller named in the GDPR record of processing (retention/record_of_processing.py).
+FIRM_NAME = env_str("FIRM_NAME", "")
 LANGUAGE_CODE = "en-gb"
 USE_I18N = True
 

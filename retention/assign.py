@@ -179,8 +179,12 @@ def sealed(records: Sequence[models.Model]) -> None:
 
 def _participant_entries(messages: Iterable[Message]) -> dict[int, int]:
     """participant id → its entry's seq, for everyone these messages concern."""
-    ids = {m.conversation.participant_id for m in messages} | {m.sender_id for m in messages}
-    ids.discard(None)
+    ids = {
+        pk
+        for m in messages
+        for pk in (m.conversation.participant_id, m.sender_id)
+        if pk is not None
+    }
     if not ids:
         return {}
     return dict(Participant.objects.filter(pk__in=ids).values_list("pk", "entry_id"))

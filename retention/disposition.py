@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -90,10 +90,10 @@ def due(upto_seq: int, cutoff: datetime | None = None) -> QuerySet[RetentionReco
     return records.exclude(Exists(held()))
 
 
-def for_erasure(records: QuerySet[RetentionRecord], number: str) -> QuerySet[RetentionRecord]:
-    from .erasure import subject_seqs
-
-    return records.filter(entry_id__in=subject_seqs(number))
+def for_erasure(
+    records: QuerySet[RetentionRecord], erasure: ErasureRequest
+) -> QuerySet[RetentionRecord]:
+    return records.filter(entry_id__in=erasure.covered)
 
 
 def chain_size() -> int:
@@ -118,8 +118,8 @@ def report(erasure: ErasureRequest | None = None) -> Report:
         disposed_at__isnull=True, entry_id__lt=upto, retain_until__lte=cutoff
     ).filter(Exists(held()))
     if erasure is not None:
-        records = for_erasure(records, erasure.number)
-        expired = for_erasure(expired, erasure.number)
+        records = for_erasure(records, erasure)
+        expired = for_erasure(expired, erasure)
     names = dict(RetentionPolicy.objects.values_list("pk", "name"))
     out = Report(upto_seq=upto, cutoff=cutoff)
     for kind, policy_id in records.values_list("kind", "policy_id").iterator(chunk_size=10_000):
@@ -133,9 +133,7 @@ def report(erasure: ErasureRequest | None = None) -> Report:
     return out
 
 
-def plan(
-    user: AbstractBaseUser | None = None, erasure: ErasureRequest | None = None
-) -> Disposition | None:
+def plan(user: User | None = None, erasure: ErasureRequest | None = None) -> Disposition | None:
     """Plan a disposition of what is due now; run it at once unless it needs approval."""
     found = report(erasure)
     if found.count == 0:
@@ -161,9 +159,9 @@ def plan(
     return disposition
 
 
-def approve(disposition: Disposition, user: AbstractBaseUser) -> Disposition:
+def approve(disposition: Disposition, user: User) -> Disposition:
     """A second administrator's approval; the requester cannot approve their own plan."""
-    if not user.has_perm("retention.apply_retention"):  # type: ignore[attr-defined]
+    if not user.has_perm("retention.apply_retention"):
         raise PermissionDenied("Only administrators approve dispositions.")
     if disposition.requested_by_id is not None and disposition.requested_by_id == user.pk:
         raise ValidationError("A second administrator must approve: not the one who asked.")
@@ -179,9 +177,11 @@ def approve(disposition: Disposition, user: AbstractBaseUser) -> Disposition:
     return disposition
 
 
-def reject(disposition: Disposition, user: AbstractBaseUser, reason: str) -> Disposition:
-    if not user.has_perm("retention.apply_retention"):  # type: ignore[attr-defined]
+def reject(disposition: Disposition, user: User, reason: str) -> Disposition:
+    if not user.has_perm("retention.apply_retention"):
         raise PermissionDenied("Only administrators decide dispositions.")
+    if not reason.strip():
+        raise ValidationError("Say why the disposition is rejected.")
     with transaction.atomic():
         claimed = Disposition.objects.filter(
             pk=disposition.pk, state=Disposition.State.AWAITING_APPROVAL
@@ -189,7 +189,7 @@ def reject(disposition: Disposition, user: AbstractBaseUser, reason: str) -> Dis
         if not claimed:
             raise ValidationError("This disposition is not waiting for approval.")
         disposition.refresh_from_db()
-        _seal_step(disposition, "rejected", user)
+        _seal_step(disposition, "rejected", user, reason=reason.strip())
     return disposition
 
 
@@ -236,7 +236,7 @@ def _batch(disposition: Disposition) -> int:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DISPOSITION_LOCK])
         records = due(disposition.upto_seq, disposition.cutoff)
         if disposition.erasure is not None:
-            records = for_erasure(records, disposition.erasure.number)
+            records = for_erasure(records, disposition.erasure)
         seqs = list(
             records.order_by("entry_id").values_list("entry_id", flat=True)[
                 : settings.DISPOSITION_BATCH
@@ -293,7 +293,7 @@ def delete_pending_media() -> int:
     return deleted
 
 
-def _seal_step(disposition: Disposition, step: str, user: AbstractBaseUser | None) -> None:
+def _seal_step(disposition: Disposition, step: str, user: User | None, reason: str = "") -> None:
     ledger.append(
         [
             Fact(
@@ -304,7 +304,10 @@ def _seal_step(disposition: Disposition, step: str, user: AbstractBaseUser | Non
                     "upto_seq": disposition.upto_seq,
                     "cutoff": rfc3339(disposition.cutoff),
                 },
-                {"user": (user.get_username() if user else "system").encode()},
+                {
+                    "user": (user.get_username() if user else "system").encode(),
+                    "reason": reason.encode(),
+                },
             )
         ]
     )

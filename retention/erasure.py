@@ -11,7 +11,7 @@ disposition removes it at expiry; the request is marked carried out when nothing
 
 import re
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
@@ -41,44 +41,50 @@ def subject_seqs(number: str) -> list[int]:
         return [seq for (seq,) in cursor.fetchall()]
 
 
-def record(user: AbstractBaseUser | None, number: str, reference: str = "") -> ErasureRequest:
-    """Record a request, dispose of what may go now, and state the ground for the rest."""
+def record(user: User | None, number: str, reference: str = "") -> ErasureRequest:
+    """Record a request, dispose of what may go now, and state the ground for the rest.
+
+    The request is sealed as received before anything is disposed of, and its decision after.
+    """
     digits = _DIGITS.sub("", number)
     if len(digits) < 6:
         raise ValidationError("Give the subject's full WhatsApp number.")
-    request = ErasureRequest.objects.create(
-        number=digits,
-        reference=reference.strip()[:200],
-        recorded_by=user if user is not None and user.pk else None,
-        state=ErasureRequest.State.NOTHING,
-    )
-    seqs = subject_seqs(digits)
-    if seqs:
-        disposition.plan(user, erasure=request)
-    decide(request)
+    covered = subject_seqs(digits)
     with transaction.atomic():
+        request = ErasureRequest.objects.create(
+            number=digits,
+            reference=reference.strip()[:200],
+            recorded_by=user if user is not None and user.pk else None,
+            state=ErasureRequest.State.NOTHING,
+            covered=covered,
+            records=len(covered),
+        )
         ledger.append(
             [
                 Fact(
                     "gdpr.erasure_request",
-                    {"request": request.pk, "state": request.state, "records": request.records},
+                    {"request": request.pk, "records": len(covered)},
                     {
                         "number": digits.encode(),
                         "reference": request.reference.encode(),
-                        "legal_ground": request.legal_ground.encode(),
                         "user": (user.get_username() if user else "system").encode(),
                     },
                 )
             ]
         )
+    if covered:
+        disposition.plan(user, erasure=request)
+    decide(request)
     return request
 
 
 def decide(request: ErasureRequest) -> ErasureRequest:
-    """Work out the request's state and ground from what is left of the subject's records."""
-    records = RetentionRecord.objects.filter(entry_id__in=subject_seqs(request.number))
+    """Work out the request's state and ground from what is left of its records; seal the
+    decision when it changes."""
+    before = (request.state, request.legal_ground, request.disposed)
+    records = RetentionRecord.objects.filter(entry_id__in=request.covered)
     left = records.filter(disposed_at__isnull=True)
-    request.records = records.count()
+    request.records = len(request.covered)
     request.disposed = records.filter(disposed_at__isnull=False).count()
     grounds = []
     if left.exists():
@@ -106,20 +112,35 @@ def decide(request: ErasureRequest) -> ErasureRequest:
                 + "; they are disposed of once released and past retention."
             )
         if not grounds:
-            grounds.append("Past retention; awaiting the next disposition run.")
+            grounds.append("Past retention; waiting for the next disposition run or its approval.")
         request.state = (
             ErasureRequest.State.PARTIAL if request.disposed else ErasureRequest.State.REFUSED
         )
+        request.completed_at = None
     else:
         request.due_at = None
-        if request.records:
-            request.state = ErasureRequest.State.CARRIED_OUT
-            request.completed_at = request.completed_at or timezone.now()
-        else:
-            request.state = ErasureRequest.State.NOTHING
-            request.completed_at = request.completed_at or timezone.now()
+        request.state = (
+            ErasureRequest.State.CARRIED_OUT if request.records else ErasureRequest.State.NOTHING
+        )
+        request.completed_at = request.completed_at or timezone.now()
     request.legal_ground = "\n".join(grounds)
-    request.save()
+    with transaction.atomic():
+        request.save()
+        if (request.state, request.legal_ground, request.disposed) != before:
+            ledger.append(
+                [
+                    Fact(
+                        "gdpr.erasure_decision",
+                        {
+                            "request": request.pk,
+                            "state": str(request.state),
+                            "records": request.records,
+                            "disposed": request.disposed,
+                        },
+                        {"legal_ground": request.legal_ground.encode()},
+                    )
+                ]
+            )
     return request
 
 
@@ -136,6 +157,7 @@ def settle_requests() -> int:
 
 
 def held_items(number: str) -> int:
+    """How many entries about the subject an active legal hold covers now."""
     return HoldItem.objects.filter(
         entry_id__in=subject_seqs(number), hold__released_at__isnull=True
     ).count()

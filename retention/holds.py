@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -82,7 +82,9 @@ class HoldScope:
         date_from: date | None = None,
         date_to: date | None = None,
     ) -> "HoldScope":
-        numbers = sorted({_DIGITS.sub("", n) for n in participants if _DIGITS.sub("", n)})
+        numbers = sorted({_DIGITS.sub("", n) for n in participants if n.strip()})
+        if "" in numbers:
+            raise ValidationError("A participant is a WhatsApp number: digits, at least 6.")
         cleaned = {
             k: str(v) for k, v in (query or {}).items() if v not in ("", None) and k != "page"
         }
@@ -223,7 +225,7 @@ def refresh(hold: LegalHold) -> int:
             f"SELECT %s, seq, kind FROM ({sql}) AS c ON CONFLICT DO NOTHING",
             [hold.pk, *params],
         )
-        added = cursor.rowcount
+        added = int(cursor.rowcount)
         LegalHold.objects.filter(pk=hold.pk).update(refreshed_at=timezone.now())
     return added
 
@@ -232,7 +234,7 @@ def refresh_active() -> int:
     return sum(refresh(hold) for hold in LegalHold.objects.filter(released_at__isnull=True))
 
 
-def _seal(kind: str, hold: LegalHold, user: AbstractBaseUser | None, **extra: str) -> None:
+def _seal(kind: str, hold: LegalHold, user: User | None, **extra: str) -> None:
     contents = {
         "matter": hold.matter.encode(),
         "matter_number": hold.matter_number.encode(),
@@ -246,7 +248,7 @@ def _seal(kind: str, hold: LegalHold, user: AbstractBaseUser | None, **extra: st
 
 
 def create(
-    user: AbstractBaseUser | None,
+    user: User | None,
     *,
     matter: str,
     reason: str,
@@ -256,25 +258,32 @@ def create(
 ) -> LegalHold:
     if not matter.strip() or not reason.strip():
         raise ValidationError("A hold needs a matter name and a reason.")
+    if len(matter.strip()) > 200 or len(matter_number.strip()) > 100:
+        raise ValidationError("A matter name has at most 200 characters, its number 100.")
     if LegalHold.objects.filter(matter=matter.strip()).exists():
         raise ValidationError(f"There is already a hold for the matter “{matter.strip()}”.")
-    with transaction.atomic():
-        hold = LegalHold.objects.create(
-            matter=matter.strip(),
-            matter_number=matter_number.strip(),
-            reason=reason.strip(),
-            custodians=custodians.strip(),
-            scope=scope.to_json(),
-            created_by=user if user and user.pk else None,
-        )
-        _seal("legal_hold.created", hold, user)
-        refresh(hold)
+    try:
+        with transaction.atomic():
+            hold = LegalHold.objects.create(
+                matter=matter.strip(),
+                matter_number=matter_number.strip(),
+                reason=reason.strip(),
+                custodians=custodians.strip(),
+                scope=scope.to_json(),
+                created_by=user if user and user.pk else None,
+            )
+            _seal("legal_hold.created", hold, user)
+            refresh(hold)
+    except IntegrityError as exc:  # the same matter, created at the same moment
+        raise ValidationError(
+            f"There is already a hold for the matter “{matter.strip()}”."
+        ) from exc
     return hold
 
 
 def change(
     hold: LegalHold,
-    user: AbstractBaseUser | None,
+    user: User | None,
     *,
     reason: str,
     scope: HoldScope | None = None,
@@ -299,7 +308,7 @@ def change(
     return hold
 
 
-def release(hold: LegalHold, user: AbstractBaseUser | None, reason: str) -> LegalHold:
+def release(hold: LegalHold, user: User | None, reason: str) -> LegalHold:
     if not reason.strip():
         raise ValidationError("Releasing a hold needs a reason.")
     with transaction.atomic():

@@ -14,12 +14,16 @@ seals it, with the `retain_until` its channel's policy fixes. PostgreSQL keeps t
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from archive.models import AppendOnlyModel, LedgerEntry, append_only_triggers
 from messaging.models import Channel, Conversation
+
+MAX_DAYS = 36_525  # 100 years: beyond it dates run past what the database and Python represent
 
 
 class RetentionPolicy(models.Model):
@@ -31,7 +35,8 @@ class RetentionPolicy(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     days = models.PositiveIntegerField(
-        help_text="Days a record is kept after it is sealed. 0 disposes of it at the next run."
+        validators=[MaxValueValidator(MAX_DAYS)],
+        help_text="Days a record is kept after it is sealed. 0 disposes of it at the next run.",
     )
     rule = models.TextField(
         help_text="The rule this implements, e.g. “FINRA 4511 / SEC 17a-4(b)(4): 6 years”."
@@ -49,7 +54,8 @@ class RetentionPolicy(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"], condition=Q(is_default=True), name="one_default_policy"
-            )
+            ),
+            models.CheckConstraint(condition=Q(days__lte=MAX_DAYS), name="policy_days_bounded"),
         ]
         permissions = [
             ("apply_retention", "Plan, approve and run dispositions"),
@@ -85,7 +91,7 @@ class LegalHold(models.Model):
     release_reason = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["released_at", "-created_at"]
+        ordering = [F("released_at").asc(nulls_first=True), "-created_at"]  # active first
         permissions = [("manage_holds", "Create, change and release legal holds")]
 
     def __str__(self) -> str:
@@ -235,6 +241,9 @@ class ErasureRequest(models.Model):
     )
     state = models.CharField(max_length=16, choices=State.choices)
     legal_ground = models.TextField(blank=True)
+    # The entries about the subject when the request was received: the request is judged against
+    # these (disposition blanks the number, so they could not be found again by it).
+    covered = ArrayField(models.BigIntegerField(), default=list, blank=True)
     records = models.BigIntegerField(default=0)
     disposed = models.BigIntegerField(default=0)
     due_at = models.DateTimeField(

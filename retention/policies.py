@@ -8,8 +8,9 @@ shorten a record's retention (retention/migrations/0002_rules.py).
 """
 
 import json
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
@@ -17,7 +18,7 @@ from archive import ledger
 from archive.envelope import Fact
 from messaging.models import Channel
 
-from .models import RetentionPolicy
+from .models import MAX_DAYS, RetentionPolicy
 
 # Kinds whose retention follows their own channel's policy (the rest follow these).
 OWN_KINDS = ["message", "message.status", "account.event", "item.unparsed", "message.attachment"]
@@ -30,10 +31,11 @@ EXTEND_OWN = """
 UPDATE retention_record r
    SET retain_until = r.sealed_at + %(days)s * interval '86400 seconds', policy_id = %(policy)s
  WHERE r.disposed_at IS NULL
-   AND r.kind = ANY(%(kinds)s)
-   AND (r.policy_id = %(policy)s OR r.channel_id = ANY(%(channels)s)
-        OR (%(default)s AND r.channel_id IS NULL)
-        OR (%(default)s AND NOT (r.channel_id = ANY(%(named)s))))
+   AND (r.policy_id = %(policy)s
+        OR (r.kind = ANY(%(kinds)s)
+            AND (r.channel_id = ANY(%(channels)s)
+                 OR (%(default)s AND r.channel_id IS NULL)
+                 OR (%(default)s AND NOT (r.channel_id = ANY(%(named)s))))))
    AND r.retain_until < r.sealed_at + %(days)s * interval '86400 seconds'
 """
 
@@ -83,12 +85,14 @@ UPDATE retention_record r SET retain_until = d.until, policy_id = %(policy)s
 
 def save(
     policy: RetentionPolicy,
-    user: AbstractBaseUser | None,
+    user: User | None,
     channels: list[Channel] | None = None,
     *,
     allow_zero: bool = False,
 ) -> int:
     """Save a new or changed policy (and its channels); return how many records it lengthened."""
+    if not 0 <= policy.days <= MAX_DAYS:
+        raise ValidationError(f"A period is between 0 and {MAX_DAYS:,} days (100 years).")
     if policy.days == 0 and not allow_zero:
         raise ValidationError(ZERO_DAY_WARNING + " Confirm it to go on.")
     if not policy.rule.strip():
@@ -139,7 +143,7 @@ def save(
 def _extend(policy: RetentionPolicy) -> int:
     channels = list(policy.channels.values_list("pk", flat=True))
     named = list(RetentionPolicy.channels.through.objects.values_list("channel_id", flat=True))
-    params = {
+    params: dict[str, Any] = {
         "policy": policy.pk,
         "days": policy.days,
         "kinds": OWN_KINDS,
@@ -149,10 +153,10 @@ def _extend(policy: RetentionPolicy) -> int:
     }
     with connection.cursor() as cursor:
         cursor.execute(EXTEND_OWN, params)
-        lengthened = cursor.rowcount
+        lengthened = int(cursor.rowcount)
         if lengthened:
             cursor.execute(PROPAGATE, params)
-            lengthened += cursor.rowcount
+            lengthened += int(cursor.rowcount)
     return lengthened
 
 
