@@ -25,10 +25,26 @@ READ = ("review.read_archive",)
 REVIEW = ("review.tag_archive", "review.raise_flag", "review.decide_flag")
 # Reviewers export only if an administrator gives them this permission (per user, in the admin).
 EXPORT = ("exports.create_export",)
+# Retention: Legal holds and answers data subjects; Administrators also dispose and set policies;
+# Auditors look. Nobody deletes a policy (records point at it; retention/admin.py agrees).
+LEGAL_RETENTION = (
+    "retention.manage_holds",
+    "retention.view_legalhold",
+    "retention.add_erasurerequest",
+    "retention.view_erasurerequest",
+    "retention.view_record_of_processing",
+    "retention.view_retentionpolicy",
+)
+AUDIT_RETENTION = (
+    "retention.view_retentionpolicy",
+    "retention.view_legalhold",
+    "retention.view_disposition",
+    "retention.view_record_of_processing",
+)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     REVIEWER: ("archive.view_integrity", *READ, *REVIEW),
-    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT),
-    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT),
+    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT, *AUDIT_RETENTION),
+    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT, *LEGAL_RETENTION),
     ADMINISTRATOR: (
         "archive.view_integrity",
         "archive.view_evidence",
@@ -36,6 +52,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *REVIEW,
         *EXPORT,
         "exports.view_all_exports",
+        *LEGAL_RETENTION,
+        "retention.apply_retention",
+        "retention.view_disposition",
+        "retention.add_retentionpolicy",
+        "retention.change_retentionpolicy",
         # API tokens: the admin's "Tokens" page (rest_framework.authtoken's TokenProxy)
         *(f"authtoken.{action}_tokenproxy" for action in ("view", "add", "delete")),
         *(

@@ -26,6 +26,7 @@ urlpatterns = [
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),
     path("", include("exports.urls")),
+    path("", include("retention.urls")),
     path("api/", include("exports.api_urls")),
     path("admin/", admin.site.urls),
 ]
