@@ -25,7 +25,8 @@ from .views import download_response, start_export
 
 
 class ScopeSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["conversation", "search", "participant"])
+    kind = serializers.ChoiceField(choices=["conversation", "search", "participant", "hold"])
+    hold = serializers.IntegerField(required=False, min_value=1)
     conversation = serializers.IntegerField(required=False, min_value=1)
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
@@ -88,6 +89,7 @@ def scope_from(data: dict[str, Any]) -> Scope:
             query=data.get("query"),
             participant=data.get("participant", ""),
             redact_others=data.get("redact_others", False),
+            hold=data.get("hold"),
         )
     except DjangoValidationError as problem:
         raise ValidationError({"scope": problem.messages}) from problem

@@ -13,8 +13,10 @@ from .scope import Scope
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=Export.Format.choices)
     scope = forms.ChoiceField(
-        choices=[(k, k) for k in ("conversation", "search", "participant")], initial="participant"
+        choices=[(k, k) for k in ("conversation", "search", "participant", "hold")],
+        initial="participant",
     )
+    hold = forms.IntegerField(required=False, min_value=1)
     conversation = forms.IntegerField(required=False, min_value=1)
     date_from = forms.DateField(required=False, label="From")
     date_to = forms.DateField(required=False, label="To")
@@ -49,4 +51,5 @@ class ExportForm(forms.Form):
             query=QueryDict(data.get("query") or ""),
             participant=data.get("participant") or "",
             redact_others=bool(data.get("redact_others")),
+            hold=data.get("hold"),
         )

@@ -1,6 +1,7 @@
 """What an export covers: a conversation (optionally a date range), the current search (its
 query and filters, exactly as the search page takes them), a participant (every conversation
-they are in: also the basis of GDPR access requests), or, once legal holds exist, a hold's matter.
+they are in, whole group chats included: also the basis of GDPR access requests), or a legal
+hold's matter (every message the hold covers, retention/holds.py).
 A participant scope may redact everyone but its subject (`redact_others`, for a GDPR Art. 15
 subject access request): exports/source.py's Redaction then pseudonymises them in every format.
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 from messaging.models import Conversation, Message
 from messaging.participants import latest_names
 from messaging.summaries import ANNOTATION_TYPES
+from retention.models import HoldItem, LegalHold
 from review import search
 
 KINDS = ("conversation", "search", "participant", "hold")
@@ -53,8 +55,8 @@ class Scope:
             raise ValidationError("Give the participant's full WhatsApp number.")
         if self.kind == "search" and not any(v for k, v in self.query.items() if k != "page"):
             raise ValidationError("An export of a search needs a query or a filter.")
-        if self.kind == "hold":
-            raise ValidationError("Legal holds are not available yet.")
+        if self.kind == "hold" and not self.hold:
+            raise ValidationError("Say which legal hold to export.")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("The end date is before the start date.")
 
@@ -91,6 +93,7 @@ class Scope:
         query: QueryDict | dict[str, str] | None = None,
         participant: str = "",
         redact_others: bool = False,
+        hold: int | None = None,
     ) -> "Scope":
         """A scope as a person asks for it (the portal, the API, the CLI): checked, with a
         message that says what is wrong."""
@@ -106,6 +109,10 @@ class Scope:
             return cls.for_search(query or {})
         if kind == "participant":
             return cls.for_participant(participant, redact_others=redact_others)
+        if kind == "hold":
+            if not LegalHold.objects.filter(pk=hold or 0).exists():
+                raise ValidationError("There is no such legal hold.")
+            return cls("hold", hold=hold)
         raise ValidationError(f"Unknown export scope {kind!r}.")
 
     @classmethod
@@ -173,7 +180,8 @@ class Scope:
             if filters:
                 text += f" ({filters})"
         else:
-            text = f"legal hold {self.hold}"
+            matter = LegalHold.objects.filter(pk=self.hold or 0).values_list("matter", flat=True)
+            text = f"legal hold “{matter[0]}”" if matter else f"legal hold {self.hold}"
         if self.date_from or self.date_to:
             text += f", {self.date_from or '…'} to {self.date_to or '…'}"
         return text[:300]
@@ -187,10 +195,16 @@ class Scope:
         if self.kind == "conversation":
             messages = messages.filter(conversation_id=self.conversation or 0)
         elif self.kind == "participant":
-            messages = messages.filter(
-                Q(conversation__participant__wa_id=self.participant)
-                | Q(sender__wa_id=self.participant)
+            # their own conversations, and every group chat they wrote in, whole
+            groups = Message.objects.filter(sender__wa_id=self.participant).values(
+                "conversation_id"
             )
+            messages = messages.filter(
+                Q(conversation__participant__wa_id=self.participant) | Q(conversation_id__in=groups)
+            )
+        elif self.kind == "hold":
+            held = HoldItem.objects.filter(hold_id=self.hold or 0, kind="message")
+            messages = messages.filter(entry_id__in=held.values("entry_id"))
         elif self.kind == "search":
             form = search.SearchForm(self.query)
             if not form.is_valid():

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from exports import formats, jobs
 from exports.models import Export
 from exports.scope import Scope
+from retention.models import LegalHold
 
 # Exports run from a shell are attributed to this inactive account unless --user names someone:
 # the ledger then says honestly that the command line asked, not a person in the portal.
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--conversation", type=int, metavar="ID")
         which.add_argument("--participant", metavar="NUMBER")
+        which.add_argument("--hold", metavar="MATTER", help="a legal hold's matter name")
         which.add_argument(
             "--query",
             metavar="TEXT",
@@ -59,6 +61,7 @@ class Command(BaseCommand):
                 query=self._query(options["query"]),
                 participant=options["participant"] or "",
                 redact_others=options["redact_others"],
+                hold=self._hold(options["hold"]),
             )
         except ValidationError as problem:
             raise CommandError(" ".join(problem.messages)) from None
@@ -76,9 +79,20 @@ class Command(BaseCommand):
         )
 
     @staticmethod
+    def _hold(matter: str | None) -> int | None:
+        if matter is None:
+            return None
+        hold = LegalHold.objects.filter(matter=matter).values_list("pk", flat=True).first()
+        if hold is None:
+            raise CommandError(f"no legal hold for the matter {matter!r}")
+        return hold
+
+    @staticmethod
     def _kind(options: dict[str, Any]) -> str:
         if options["conversation"] is not None:
             return "conversation"
+        if options["hold"] is not None:
+            return "hold"
         return "participant" if options["participant"] is not None else "search"
 
     @staticmethod
