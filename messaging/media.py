@@ -143,8 +143,10 @@ def _record(
                 entry=entry,
             )
             retention.attached(attachment, media)
-    except IntegrityError:  # another worker recorded this message's media first
-        return False
+    except IntegrityError:
+        if Attachment.objects.filter(message=message).exists():
+            return False  # another worker recorded this message's media first
+        raise
     return True
 
 

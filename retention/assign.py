@@ -130,7 +130,11 @@ class Plan:
         row = self.new.get(seq)
         if row is not None:
             if until > row.retain_until:
-                row.retain_until, row.policy = until, policy
+                row.retain_until = until
+                # named only if its period, counted from this record's sealing, fits: a record
+                # sealed later than what it depends on keeps its own policy (PostgreSQL checks)
+                if until >= policy.until(row.sealed_at):
+                    row.policy = policy
             return
         known = self.extend.get(seq)
         if known is None or until > known[0]:
@@ -166,15 +170,38 @@ def sealed(records: Sequence[models.Model]) -> None:
             policy = policies.for_channel(channel_id)
             row = plan.own(record, policy, channel_id=channel_id)
             plan.at_least(seals[record.delivery_id].entry_id, row.retain_until, policy)
+    _names_as_long_as_their_participant(plan, records)
     # What the batch's records depend on is kept as long as the longest of them; what nothing
     # refers to yet (a name seen in a contact card, a delivery of duplicates) by the default.
     for record in records:
         if isinstance(record, DeliverySeal | Conversation | Participant | ParticipantProfile):
-            until, policy = plan.extend.pop(record.entry_id, (None, policies.default))
+            wanted = plan.extend.pop(record.entry_id, None)
+            policy = wanted[1] if wanted else policies.default
             row = plan.own(record, policy, channel_id=getattr(record, "channel_id", None))
-            if until is not None:
-                row.retain_until = until
+            if wanted is not None:
+                row.retain_until = max(row.retain_until, wanted[0])
     write(plan)
+
+
+def _names_as_long_as_their_participant(plan: Plan, records: Sequence[models.Model]) -> None:
+    """A name first shown now is kept at least as long as its participant already is."""
+    names = [r for r in records if isinstance(r, ParticipantProfile)]
+    if not names:
+        return
+    owners = {name.participant.entry_id for name in names}
+    kept = {
+        seq: (until, policy_id)
+        for seq, until, policy_id in RetentionRecord.objects.filter(
+            entry_id__in=owners
+        ).values_list("entry_id", "retain_until", "policy_id")
+    }
+    if not kept:
+        return
+    days = dict(RetentionPolicy.objects.values_list("pk", "days"))
+    for name in names:
+        if name.participant.entry_id in kept:
+            until, policy_id = kept[name.participant.entry_id]
+            plan.at_least(name.entry_id, until, Policy(policy_id, days[policy_id]))
 
 
 def _participant_entries(messages: Iterable[Message]) -> dict[int, int]:

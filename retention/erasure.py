@@ -35,7 +35,7 @@ def subject_messages(number: str) -> QuerySet[Message]:
 
 def subject_seqs(number: str) -> list[int]:
     """The seqs of every entry about the subject (see the module's docstring)."""
-    sql, params = holds.covered_sql(subject_messages(number))
+    sql, params = holds.covered_sql(subject_messages(number), (number,), only_numbers=True)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT seq FROM ({sql}) AS c", params)  # noqa: S608
         return [seq for (seq,) in cursor.fetchall()]

@@ -172,15 +172,13 @@ held AS MATERIALIZED (
       FROM messaging_message a JOIN m ON a.channel_id = m.channel_id AND a.target_wamid = m.wamid
      WHERE a.target_wamid <> ''
 ),
-people AS (
-    SELECT sender_id AS id FROM held WHERE sender_id IS NOT NULL
-    UNION
-    SELECT c.participant_id FROM messaging_conversation c
-     WHERE c.id IN (SELECT conversation_id FROM held) AND c.participant_id IS NOT NULL
-),
+people AS ({people}),
 statuses AS (
     SELECT s.seq, s.delivery_id FROM messaging_statusevent s
       JOIN held ON s.channel_id = held.channel_id AND s.wamid = held.wamid
+    UNION
+    SELECT s.seq, s.delivery_id FROM messaging_statusevent s
+     WHERE s.recipient_id = ANY(%s::text[])
 )
 SELECT DISTINCT seq, kind FROM (
     SELECT seq, 'message' FROM held
@@ -202,22 +200,44 @@ SELECT DISTINCT seq, kind FROM (
 """
 
 
-def covered_sql(messages: QuerySet[Message]) -> tuple[str, list[Any]]:
-    """SQL for the (seq, kind) of `messages` and everything that comes with them."""
+# Everyone the messages concern: a hold keeps them all (the context of a matter).
+EVERYONE = """
+    SELECT sender_id AS id FROM held WHERE sender_id IS NOT NULL
+    UNION
+    SELECT c.participant_id FROM messaging_conversation c
+     WHERE c.id IN (SELECT conversation_id FROM held) AND c.participant_id IS NOT NULL
+"""
+# Only the people with these numbers: an erasure request is about its subject, not about
+# whoever reacted to them in a group.
+ONLY_NUMBERS = """
+    SELECT p.id FROM messaging_participant p WHERE p.wa_id = ANY(%s::text[])
+"""
+
+
+def covered_sql(
+    messages: QuerySet[Message], numbers: tuple[str, ...] = (), *, only_numbers: bool = False
+) -> tuple[str, list[Any]]:
+    """SQL for the (seq, kind) of `messages` and everything that comes with them, plus the
+    statuses of messages sent to `numbers` (also those the archive never captured as sent).
+    With `only_numbers`, the participants covered are those with `numbers` alone."""
     columns = messages.values(
         "id", "entry_id", "channel_id", "wamid", "conversation_id", "delivery_id", "sender_id"
     )
     inner, params = columns.query.get_compiler(using=messages.db).as_sql()
     names = "id, seq, channel_id, wamid, conversation_id, delivery_id, sender_id"
     inner = f"SELECT {names} FROM ({inner}) AS q({names})"  # noqa: S608 (our own columns)
-    return COVERED.format(messages=inner), list(params)
+    people = ONLY_NUMBERS if only_numbers else EVERYONE
+    sql = COVERED.format(messages=inner, people=people)
+    # placeholders in the order they appear: the messages', the people's, the statuses'
+    return sql, [*params, *([list(numbers)] if only_numbers else []), list(numbers)]
 
 
 def refresh(hold: LegalHold) -> int:
     """Add what the hold's scope now covers; return how many items were added."""
     if not hold.active:
         return 0
-    sql, params = covered_sql(HoldScope.from_json(hold.scope).messages())
+    scope = HoldScope.from_json(hold.scope)
+    sql, params = covered_sql(scope.messages(), scope.participants)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HOLD_LOCK])
         cursor.execute(

@@ -6,29 +6,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0004_transcript_indexes_nulls_first'),
-        ('retention', '0003_backfill'),
+        ("messaging", "0004_transcript_indexes_nulls_first"),
+        ("retention", "0003_backfill"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='legalhold',
-            options={'ordering': [models.OrderBy(models.F('released_at'), nulls_first=True), '-created_at'], 'permissions': [('manage_holds', 'Create, change and release legal holds')]},
+            name="legalhold",
+            options={
+                "ordering": [
+                    models.OrderBy(models.F("released_at"), nulls_first=True),
+                    "-created_at",
+                ],
+                "permissions": [("manage_holds", "Create, change and release legal holds")],
+            },
         ),
         migrations.AddField(
-            model_name='erasurerequest',
-            name='covered',
-            field=django.contrib.postgres.fields.ArrayField(base_field=models.BigIntegerField(), blank=True, default=list, size=None),
+            model_name="erasurerequest",
+            name="covered",
+            field=django.contrib.postgres.fields.ArrayField(
+                base_field=models.BigIntegerField(), blank=True, default=list, size=None
+            ),
         ),
         migrations.AlterField(
-            model_name='retentionpolicy',
-            name='days',
-            field=models.PositiveIntegerField(help_text='Days a record is kept after it is sealed. 0 disposes of it at the next run.', validators=[django.core.validators.MaxValueValidator(36525)]),
+            model_name="retentionpolicy",
+            name="days",
+            field=models.PositiveIntegerField(
+                help_text="Days a record is kept after it is sealed. 0 disposes of it at the next run.",
+                validators=[django.core.validators.MaxValueValidator(36525)],
+            ),
         ),
         migrations.AddConstraint(
-            model_name='retentionpolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('days__lte', 36525)), name='policy_days_bounded'),
+            model_name="retentionpolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("days__lte", 36525)), name="policy_days_bounded"
+            ),
         ),
     ]
