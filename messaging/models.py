@@ -67,6 +67,24 @@ class DeliverySeal(AppendOnlyModel):
         return f"seal of delivery {self.delivery_id}"
 
 
+class DuplicateItem(AppendOnlyModel):
+    """A message or status a delivery repeated (Meta retries): counted, not stored twice, but
+    linked to the delivery so that the raw body follows the original's retention, holds and
+    erasure (retention/)."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT, related_name="duplicates")
+    channel = models.ForeignKey("Channel", on_delete=models.PROTECT)
+    wamid = models.CharField(max_length=250)
+    kind = models.CharField(max_length=16)  # message or status
+
+    class Meta:
+        triggers = append_only_triggers()
+        indexes = [models.Index(fields=["channel", "wamid"], name="duplicate_item_wamid")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.wamid} again in delivery {self.delivery_id}"
+
+
 class Participant(AppendOnlyModel):
     """A WhatsApp user, by phone-number id (wa_id) or, failing that, business-scoped user id."""
 

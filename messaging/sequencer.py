@@ -30,6 +30,7 @@ from messaging.models import (
     Delivery,
     DeliverySeal,
     Direction,
+    DuplicateItem,
     Message,
     Participant,
     ParticipantProfile,
@@ -81,6 +82,7 @@ class Batch:
     participants: dict[str, Participant] = field(default_factory=dict)
     conversations: dict[tuple[int, str], Conversation] = field(default_factory=dict)
     profiles: dict[str, tuple[str, str]] = field(default_factory=dict)
+    duplicates: list[DuplicateItem] = field(default_factory=list)  # repeated items, by delivery
 
     def add(self, fact: Fact, record: models.Model) -> None:
         self.facts.append(fact)
@@ -117,7 +119,8 @@ def process_batch(size: int = BATCH) -> int:
             rows = [r for r in batch.records if type(r) is model]
             if rows:
                 model._default_manager.bulk_create(rows)
-        retention.sealed(batch.records)
+        DuplicateItem.objects.bulk_create(batch.duplicates)
+        retention.sealed(batch.records, batch.duplicates)
         messages = [r for r in batch.records if type(r) is Message]
         summaries.record([r for r in batch.records if type(r) is Conversation], messages)
         if messages:
@@ -247,6 +250,9 @@ def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item)
         return _plan_unparsed(batch, delivery, item, "status without a status or timestamp")
     key = (channel.pk, raw["id"], status, occurred)
     if key in batch.statuses:
+        batch.duplicates.append(
+            DuplicateItem(delivery=delivery, channel=channel, wamid=raw["id"], kind="status")
+        )
         return "duplicate"
     batch.statuses.add(key)
     fact = Fact(
@@ -275,6 +281,9 @@ def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item)
 def _plan_message(batch: Batch, channel: Channel, delivery: Delivery, item: Item) -> str:
     raw = item.raw
     if (channel.pk, raw["id"]) in batch.messages:
+        batch.duplicates.append(
+            DuplicateItem(delivery=delivery, channel=channel, wamid=raw["id"], kind="message")
+        )
         return "duplicate"
     batch.messages.add((channel.pk, raw["id"]))
     client = _client_identity(item)

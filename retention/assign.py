@@ -22,6 +22,7 @@ from messaging.models import (
     Attachment,
     Conversation,
     DeliverySeal,
+    DuplicateItem,
     MediaFile,
     Message,
     Participant,
@@ -141,8 +142,9 @@ class Plan:
             self.extend[seq] = (until, policy)
 
 
-def sealed(records: Sequence[models.Model]) -> None:
-    """Fix the retention of records the sequencer has just sealed (each has its `.entry`)."""
+def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] = ()) -> None:
+    """Fix the retention of records the sequencer has just sealed (each has its `.entry`); a
+    delivery that repeated earlier items is kept as long as they are."""
     policies = Policies.load()
     plan = Plan()
     seals = {r.delivery_id: r for r in records if isinstance(r, DeliverySeal)}
@@ -171,6 +173,7 @@ def sealed(records: Sequence[models.Model]) -> None:
             row = plan.own(record, policy, channel_id=channel_id)
             plan.at_least(seals[record.delivery_id].entry_id, row.retain_until, policy)
     _names_as_long_as_their_participant(plan, records)
+    _repeats_as_long_as_the_originals(plan, seals, duplicates)
     # What the batch's records depend on is kept as long as the longest of them; what nothing
     # refers to yet (a name seen in a contact card, a delivery of duplicates) by the default.
     for record in records:
@@ -181,6 +184,30 @@ def sealed(records: Sequence[models.Model]) -> None:
             if wanted is not None:
                 row.retain_until = max(row.retain_until, wanted[0])
     write(plan)
+
+
+def _repeats_as_long_as_the_originals(
+    plan: Plan, seals: dict[int, DeliverySeal], duplicates: Sequence[DuplicateItem]
+) -> None:
+    if not duplicates:
+        return
+    wanted: dict[tuple[int, str], set[int]] = {}
+    for item in duplicates:
+        wanted.setdefault((item.channel_id, item.wamid), set()).add(item.delivery_id)
+    originals = {
+        seq: key
+        for *key, seq in Message.objects.filter(
+            wamid__in={wamid for _, wamid in wanted}
+        ).values_list("channel_id", "wamid", "entry_id")
+    }
+    days = dict(RetentionPolicy.objects.values_list("pk", "days"))
+    kept = RetentionRecord.objects.filter(entry_id__in=originals).values_list(
+        "entry_id", "retain_until", "policy_id"
+    )
+    for seq, until, policy_id in kept:
+        channel_id, wamid = originals[seq]
+        for delivery_id in wanted.get((channel_id, wamid), ()):
+            plan.at_least(seals[delivery_id].entry_id, until, Policy(policy_id, days[policy_id]))
 
 
 def _names_as_long_as_their_participant(plan: Plan, records: Sequence[models.Model]) -> None:

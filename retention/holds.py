@@ -2,7 +2,8 @@
 
 A hold's scope resolves to messages (`HoldScope.messages()`); `refresh()` turns them into hold
 items: each message, the reactions, edits and revocations that point at it, its statuses,
-attachments and media files, the webhook deliveries that carried any of these, its conversation,
+attachments and media files, the webhook deliveries that carried any of these (repeats
+included), its conversation,
 and the participants and names involved. `retention_dispose()` refuses anything with an item in
 an active hold. Items are only ever added: a scope change adds what the new scope covers, and
 releasing the hold (with a reason) is what ends it.
@@ -190,7 +191,11 @@ SELECT DISTINCT seq, kind FROM (
      WHERE pp.participant_id IN (SELECT id FROM people)
     UNION ALL SELECT seq, 'message.status' FROM statuses
     UNION ALL SELECT d.seq, 'webhook.delivery' FROM messaging_deliveryseal d
-     WHERE d.delivery_id IN (SELECT delivery_id FROM held UNION SELECT delivery_id FROM statuses)
+     WHERE d.delivery_id IN (
+         SELECT delivery_id FROM held
+         UNION SELECT delivery_id FROM statuses
+         UNION SELECT r.delivery_id FROM messaging_duplicateitem r
+           JOIN held ON r.channel_id = held.channel_id AND r.wamid = held.wamid)
     UNION ALL SELECT a.seq, 'message.attachment' FROM messaging_attachment a
      WHERE a.message_id IN (SELECT id FROM held)
     UNION ALL SELECT f.seq, 'media.file' FROM messaging_mediafile f

@@ -331,6 +331,7 @@ def test_it_refreshes_active_holds_with_newly_sealed_messages(world: World) -> N
 
 # --- erasure: GDPR requests --------------------------------------------------------------------
 
+
 # retention/erasure.py seals the request's state as an ErasureRequest.State member, which the
 # ledger refuses (fields must be plain str/int/bool/None): every erasure.record() raises, after
 # the request row is saved and its disposition has run. Remove once the domain is fixed.

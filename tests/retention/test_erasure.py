@@ -219,13 +219,6 @@ def test_it_leaves_out_others_who_reacted_in_the_subjects_group(db: None, desks:
     assert not bens & set(erasure.subject_seqs(ANN))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a redelivered webhook body (Meta retries) is sealed as a duplicate delivery "
-    "linked to no message: erasure (holds.COVERED via the message's delivery_id) never reaches "
-    "it, and it is kept under the default policy whatever the channel's, so the subject's text "
-    "and name stay in messaging_delivery.body",
-)
 def test_it_erases_a_redelivered_webhook_body_too(committed: None, desks: Desks) -> None:
     body = text(ANN, "Ann Hart", "wamid.ann", ANN_TEXT, NOW)
     seal(body)

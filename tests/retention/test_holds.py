@@ -33,6 +33,7 @@ from tests.retention.conftest import (
     record,
     reply,
     seal,
+    seq,
     statuses,
     store,
     text,
@@ -338,8 +339,20 @@ def test_it_refuses_to_dispose_of_any_item_of_an_active_hold(committed: None, de
     store("wamid.img")
     held = hold(query={"q": "zebra"})
     expire_all()
-    for seq in held_seqs(held):
+    for item in held_seqs(held):
         with pytest.raises(IntegrityError, match="under the legal hold 'Matter 1'"):
-            dispose([seq])
+            dispose([item])
         assert record(seq).disposed_at is None
     assert held_seqs(held) == set(RetentionRecord.objects.values_list("entry_id", flat=True))
+
+
+def test_it_holds_a_webhook_body_that_repeated_a_held_message(db: None, desks: Desks) -> None:
+    body = text(ANN, "Ann", "wamid.repeated", "the zebra answer", NOW)
+    seal(body)
+    seal(body)  # Meta delivers at least once: the repeat is counted, and linked
+    repeat = DeliverySeal.objects.order_by("-entry_id").first()
+    assert repeat is not None and repeat.duplicates == 1
+    held = hold(query={"q": "zebra"})
+    assert repeat.entry_id in held_seqs(held)
+    kept = RetentionRecord.objects.get(entry_id=repeat.entry_id).retain_until
+    assert kept >= RetentionRecord.objects.get(entry_id=seq("wamid.repeated")).retain_until
