@@ -342,7 +342,7 @@ def test_it_refuses_to_dispose_of_any_item_of_an_active_hold(committed: None, de
     for item in held_seqs(held):
         with pytest.raises(IntegrityError, match="under the legal hold 'Matter 1'"):
             dispose([item])
-        assert record(seq).disposed_at is None
+        assert record(item).disposed_at is None
     assert held_seqs(held) == set(RetentionRecord.objects.values_list("entry_id", flat=True))
 
 
