@@ -7,31 +7,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0004_transcript_indexes_nulls_first'),
+        ("messaging", "0004_transcript_indexes_nulls_first"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DuplicateItem',
+            name="DuplicateItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('wamid', models.CharField(max_length=250)),
-                ('kind', models.CharField(max_length=16)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='messaging.channel')),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='duplicates', to='messaging.delivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("wamid", models.CharField(max_length=250)),
+                ("kind", models.CharField(max_length=16)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="messaging.channel"
+                    ),
+                ),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="duplicates",
+                        to="messaging.delivery",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['channel', 'wamid'], name='duplicate_item_wamid')],
+                "indexes": [models.Index(fields=["channel", "wamid"], name="duplicate_item_wamid")],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='duplicateitem',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='3c28ce0a5229747198b004505d4cd5a0e9702269', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_726fd', table='messaging_duplicateitem', when='BEFORE')),
+            model_name="duplicateitem",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="3c28ce0a5229747198b004505d4cd5a0e9702269",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_726fd",
+                    table="messaging_duplicateitem",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='duplicateitem',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='d06f36e69ccb0591ecc9298afcb3b65ef7a6695e', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_8cc8f', table='messaging_duplicateitem', when='BEFORE')),
+            model_name="duplicateitem",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="d06f36e69ccb0591ecc9298afcb3b65ef7a6695e",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_8cc8f",
+                    table="messaging_duplicateitem",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]
