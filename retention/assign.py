@@ -194,9 +194,9 @@ def _repeats_as_long_as_the_originals(
     wanted: dict[tuple[int, str], set[int]] = {}
     for item in duplicates:
         wanted.setdefault((item.channel_id, item.wamid), set()).add(item.delivery_id)
-    originals = {
-        seq: key
-        for *key, seq in Message.objects.filter(
+    originals: dict[int, tuple[int, str]] = {
+        seq: (channel_id, wamid)
+        for channel_id, wamid, seq in Message.objects.filter(
             wamid__in={wamid for _, wamid in wanted}
         ).values_list("channel_id", "wamid", "entry_id")
     }
