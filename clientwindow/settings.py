@@ -303,8 +303,9 @@ EXPORT_EXPIRY_DAYS = env_int("EXPORT_EXPIRY_DAYS", 7)
 # --- Retention and disposition (retention/) --------------------------------------------------
 # A disposition of more records than this waits for a second administrator's approval.
 DISPOSITION_APPROVAL_THRESHOLD = env_int("DISPOSITION_APPROVAL_THRESHOLD", 10_000)
-# Records disposed of per transaction (each batch is sealed as one ledger entry).
-DISPOSITION_BATCH = env_int("DISPOSITION_BATCH", 5_000)
+# Records disposed of per transaction (each batch is sealed as one ledger entry, and sealing of
+# new captures waits for the batch: measured 0.15 s p50 per 1,000, tests/performance).
+DISPOSITION_BATCH = env_int("DISPOSITION_BATCH", 1_000)
 
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {

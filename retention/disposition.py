@@ -98,23 +98,23 @@ def for_erasure(
     return records.filter(entry_id__in=erasure.covered)
 
 
-def chain_size() -> int:
+def frontier() -> tuple[int, datetime]:
+    """The chain's size and the seal time of its last entry, read together (the database's
+    clock when the chain is empty). A plan covers entries below that size that expired by that
+    time: anything sealed later, and whatever it lengthens, is kept past it."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT size FROM archive_chainhead WHERE id = 1")
-        return int(cursor.fetchone()[0])
-
-
-def db_now() -> datetime:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        return cursor.fetchone()[0]  # type: ignore[no-any-return]
+        cursor.execute(
+            "SELECT h.size, coalesce(e.sealed_at, now()) FROM archive_chainhead h"
+            " LEFT JOIN archive_ledgerentry e ON e.seq = h.size - 1 WHERE h.id = 1"
+        )
+        size, sealed_at = cursor.fetchone()
+        return int(size), sealed_at
 
 
 def report(erasure: ErasureRequest | None = None) -> Report:
     """Refresh the holds, then say what is due now (nothing is changed but hold items)."""
-    upto = chain_size()  # read first: every entry below it is visible to the refresh
+    upto, cutoff = frontier()  # read first: every entry below it is visible to the refresh
     holds.refresh_active()
-    cutoff = db_now()
     records = due(upto, cutoff)
     expired = RetentionRecord.objects.filter(
         disposed_at__isnull=True, entry_id__lt=upto, retain_until__lte=cutoff
@@ -211,8 +211,9 @@ def run(pk: int) -> Disposition:
         return disposition
     try:
         holds.refresh_active()
-        while _batch(disposition):
-            pass
+        after = -1
+        while after is not None:
+            after = _batch(disposition, after)
     except Exception as exc:
         logger.exception("disposition %s failed", pk)
         Disposition.objects.filter(pk=pk).update(
@@ -232,15 +233,16 @@ def run(pk: int) -> Disposition:
     return disposition
 
 
-def _batch(disposition: Disposition) -> int:
-    """Dispose of one batch in one transaction; return how many records went."""
+def _batch(disposition: Disposition, after: int) -> int | None:
+    """Dispose of one batch, the due records after seq `after`, in one transaction; return the
+    last seq disposed of (where the next batch starts), or None when nothing was left."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DISPOSITION_LOCK])
         # The chain head first, as every appender takes it: the sequencer and the media fetcher
         # lock the head, then lengthen retention records; taking record locks first and the
         # head last deadlocked against them (measured under capture, tests/performance).
         cursor.execute("SELECT 1 FROM archive_chainhead WHERE id = 1 FOR UPDATE")
-        records = due(disposition.upto_seq, disposition.cutoff)
+        records = due(disposition.upto_seq, disposition.cutoff).filter(entry_id__gt=after)
         if disposition.erasure is not None:
             records = for_erasure(records, disposition.erasure)
         seqs = list(
@@ -249,7 +251,7 @@ def _batch(disposition: Disposition) -> int:
             ]
         )
         if not seqs:
-            return 0
+            return None
         cursor.execute(
             "SELECT seq, kind, policy_id FROM retention_dispose(%s::bigint[], %s)",
             [seqs, disposition.pk],
@@ -283,7 +285,7 @@ def _batch(disposition: Disposition) -> int:
         )
         ledger.append([fact])
         transaction.on_commit(delete_pending_media)
-    return len(disposed)
+    return int(disposed[-1][0])
 
 
 def delete_pending_media() -> int:

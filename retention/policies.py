@@ -98,6 +98,8 @@ def save(
     if not policy.rule.strip():
         raise ValidationError("Name the rule this policy implements.")
     with transaction.atomic():
+        with connection.cursor() as cursor:  # appenders' lock first, as disposition takes it
+            cursor.execute("SELECT 1 FROM archive_chainhead WHERE id = 1 FOR UPDATE")
         previous = (
             RetentionPolicy.objects.select_for_update().filter(pk=policy.pk).first()
             if policy.pk

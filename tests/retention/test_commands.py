@@ -418,8 +418,8 @@ def awaiting(world: World, approvers: tuple[User, User]) -> Disposition:
     return Disposition.objects.create(
         state=Disposition.State.AWAITING_APPROVAL,
         requested_by=approvers[0],
-        upto_seq=disposition.chain_size(),
-        cutoff=disposition.db_now(),
+        upto_seq=disposition.frontier()[0],
+        cutoff=disposition.frontier()[1],
         planned=3,
     )
 
