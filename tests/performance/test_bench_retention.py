@@ -32,8 +32,9 @@ auto_explain (each statement inside it).
 Figures go to var/bench/retention.json. Benchmarks report figures; they assert correctness only.
 
 Environment: BENCH_RETENTION_MESSAGES (125,000), BENCH_RETENTION_PER_DELIVERY (4 messages per
-webhook body), BENCH_RETENTION_BATCHES ("1000,5000,20000"; 1,000 is DISPOSITION_BATCH's default), BENCH_RETENTION_RATE (10
-deliveries/s), BENCH_RETENTION_BASELINE (10 s), BENCH_RETENTION_HELD (40 more conversations held),
+webhook body), BENCH_RETENTION_BATCHES ("1000,5000,20000"; 1,000 is DISPOSITION_BATCH's
+default), BENCH_RETENTION_RATE (10 deliveries/s), BENCH_RETENTION_BASELINE (10 s),
+BENCH_RETENTION_HELD (40 more conversations held),
 BENCH_RETENTION_MIN_DUE (100,000: the build must leave at least this many records due),
 BENCH_RETENTION_EXPLAIN (1; 0 to skip the plans), BENCH_RETENTION_LOCK_FIRST (experiments, e.g.
 "sequencer:5000": rounds in which each batch first takes the sequencer's advisory lock as well;
