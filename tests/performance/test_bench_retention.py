@@ -213,7 +213,7 @@ def make_hold(zero: list[Channel]) -> tuple[LegalHold, float]:
 
 
 def archive_counts(zero: list[Channel], long: Channel) -> dict[str, Any]:
-    upto = disposition.chain_size()
+    upto = disposition.frontier()[0]
     expired = RetentionRecord.objects.filter(
         disposed_at__isnull=True, entry_id__lt=upto, retain_until__lte=Now()
     )
@@ -597,7 +597,7 @@ def explain(sql: str, params: Any) -> str:
 def explain_queries(batch: int) -> dict[str, str]:
     """The candidate query of one batch and the plan's counting query, as the ORM sends them,
     and two of the sequencer's per-call queries."""
-    upto, cutoff = disposition.chain_size(), disposition.db_now()
+    upto, cutoff = disposition.frontier()
     due = disposition.due(upto, cutoff)
     shapes = {
         "due(): pick the batch": due.order_by("entry_id").values_list("entry_id", flat=True)[
