@@ -658,7 +658,7 @@ def explain_dispose(batch: int) -> dict[str, Any]:
     """retention_dispose() on the first batch, each time rolled back: as it runs, with the row
     triggers off (their cost), and under auto_explain (each statement inside it)."""
     seqs = list(
-        disposition.due(disposition.chain_size())
+        disposition.due(disposition.frontier()[0])
         .order_by("entry_id")
         .values_list("entry_id", flat=True)[:batch]
     )
@@ -840,7 +840,7 @@ def one_round(
     say(f"   DISPOSITION_BATCH {label}: capture alone for {BASELINE:.0f} s ...")
     time.sleep(BASELINE)
     holds.refresh_active()  # as the 15-minute schedule would: baseline messages join the hold
-    upto = disposition.chain_size()
+    upto = disposition.frontier()[0]
     before = (upto, content_state(world, upto))
     names[backend_pid()] = "disposition"
     waits = LockWaits(names)
@@ -871,7 +871,7 @@ def one_round(
         say(f"   FAILED: {problems[-1]}")
         spent = clone_database(TEMPLATE, TEST_DB)
         say(f"   ... again on the same archive (restored in {seconds(spent)}), without capture:")
-        upto = disposition.chain_size()
+        upto = disposition.frontier()[0]
         before = (upto, content_state(world, upto))
         run, done = dispose(batch, monkeypatch, lock_first)
         figures["alone"] = disposition_figures(run, done, f"{label}, again without capture")
