@@ -99,16 +99,16 @@ def for_erasure(
 
 
 def frontier() -> tuple[int, datetime]:
-    """The chain's size and the seal time of its last entry, read together (the database's
-    clock when the chain is empty). A plan covers entries below that size that expired by that
-    time: anything sealed later, and whatever it lengthens, is kept past it."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT h.size, coalesce(e.sealed_at, now()) FROM archive_chainhead h"
-            " LEFT JOIN archive_ledgerentry e ON e.seq = h.size - 1 WHERE h.id = 1"
-        )
-        size, sealed_at = cursor.fetchone()
-        return int(size), sealed_at
+    """The chain's size and the database's clock, read under the ledger's append lock: every
+    entry below that size is committed, and every entry sealed later gets a later seal time.
+    A plan covers entries below the size that expired by that time, so anything sealed since,
+    and whatever it lengthens (its conversation, its participant), stays out of it."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT size FROM archive_chainhead WHERE id = 1 FOR UPDATE")
+        (size,) = cursor.fetchone()
+        cursor.execute("SELECT clock_timestamp()")
+        (now,) = cursor.fetchone()
+    return int(size), now
 
 
 def report(erasure: ErasureRequest | None = None) -> Report:

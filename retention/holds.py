@@ -242,7 +242,7 @@ def refresh(hold: LegalHold) -> int:
     if not hold.active:
         return 0
     scope = HoldScope.from_json(hold.scope)
-    sql, params = covered_sql(scope.messages(), scope.participants)
+    sql, params = covered_sql(scope.messages())  # statuses follow the held messages
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HOLD_LOCK])
         cursor.execute(
