@@ -203,8 +203,7 @@ class Scope:
                 Q(conversation__participant__wa_id=self.participant) | Q(conversation_id__in=groups)
             )
         elif self.kind == "hold":
-            held = HoldItem.objects.filter(hold_id=self.hold or 0, kind="message")
-            messages = messages.filter(entry_id__in=held.values("entry_id"))
+            messages = messages.filter(entry_id__in=HoldItem.message_seqs(self.hold or 0))
         elif self.kind == "search":
             form = search.SearchForm(self.query)
             if not form.is_valid():

@@ -63,11 +63,13 @@ class Policies:
 
     default: Policy
     by_channel: dict[int, Policy]
+    by_id: dict[int, Policy]
 
     @classmethod
     def load(cls) -> "Policies":
         default: Policy | None = None
         by_channel: dict[int, Policy] = {}
+        by_id: dict[int, Policy] = {}
         grouped: dict[int, list[int]] = {}
         links = RetentionPolicy.channels.through.objects.values_list(
             "retentionpolicy_id", "channel_id"
@@ -75,7 +77,7 @@ class Policies:
         for policy_id, channel_id in links:
             grouped.setdefault(policy_id, []).append(channel_id)
         for pk, days, is_default in RetentionPolicy.objects.values_list("pk", "days", "is_default"):
-            policy = Policy(pk, days)
+            policy = by_id[pk] = Policy(pk, days)
             if is_default:
                 default = policy
             for channel_id in grouped.get(pk, []):
@@ -84,7 +86,7 @@ class Policies:
                     by_channel[channel_id] = policy
         if default is None:
             raise RuntimeError("retention: there is no default retention policy")
-        return cls(default, by_channel)
+        return cls(default, by_channel, by_id)
 
     def for_channel(self, channel_id: int | None) -> Policy:
         if channel_id is None:
@@ -172,8 +174,8 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
             policy = policies.for_channel(channel_id)
             row = plan.own(record, policy, channel_id=channel_id)
             plan.at_least(seals[record.delivery_id].entry_id, row.retain_until, policy)
-    _names_as_long_as_their_participant(plan, records)
-    _repeats_as_long_as_the_originals(plan, seals, duplicates)
+    _names_as_long_as_their_participant(plan, records, policies)
+    _repeats_as_long_as_the_originals(plan, seals, duplicates, policies)
     # What the batch's records depend on is kept as long as the longest of them; what nothing
     # refers to yet (a name seen in a contact card, a delivery of duplicates) by the default.
     for record in records:
@@ -187,7 +189,10 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
 
 
 def _repeats_as_long_as_the_originals(
-    plan: Plan, seals: dict[int, DeliverySeal], duplicates: Sequence[DuplicateItem]
+    plan: Plan,
+    seals: dict[int, DeliverySeal],
+    duplicates: Sequence[DuplicateItem],
+    policies: Policies,
 ) -> None:
     if not duplicates:
         return
@@ -200,17 +205,18 @@ def _repeats_as_long_as_the_originals(
             wamid__in={wamid for _, wamid in wanted}
         ).values_list("channel_id", "wamid", "entry_id")
     }
-    days = dict(RetentionPolicy.objects.values_list("pk", "days"))
     kept = RetentionRecord.objects.filter(entry_id__in=originals).values_list(
         "entry_id", "retain_until", "policy_id"
     )
     for seq, until, policy_id in kept:
         channel_id, wamid = originals[seq]
         for delivery_id in wanted.get((channel_id, wamid), ()):
-            plan.at_least(seals[delivery_id].entry_id, until, Policy(policy_id, days[policy_id]))
+            plan.at_least(seals[delivery_id].entry_id, until, policies.by_id[policy_id])
 
 
-def _names_as_long_as_their_participant(plan: Plan, records: Sequence[models.Model]) -> None:
+def _names_as_long_as_their_participant(
+    plan: Plan, records: Sequence[models.Model], policies: Policies
+) -> None:
     """A name first shown now is kept at least as long as its participant already is."""
     names = [r for r in records if isinstance(r, ParticipantProfile)]
     if not names:
@@ -222,13 +228,10 @@ def _names_as_long_as_their_participant(plan: Plan, records: Sequence[models.Mod
             entry_id__in=owners
         ).values_list("entry_id", "retain_until", "policy_id")
     }
-    if not kept:
-        return
-    days = dict(RetentionPolicy.objects.values_list("pk", "days"))
     for name in names:
         if name.participant.entry_id in kept:
             until, policy_id = kept[name.participant.entry_id]
-            plan.at_least(name.entry_id, until, Policy(policy_id, days[policy_id]))
+            plan.at_least(name.entry_id, until, policies.by_id[policy_id])
 
 
 def _participant_entries(messages: Iterable[Message]) -> dict[int, int]:
@@ -271,8 +274,7 @@ def attached(attachment: Attachment, media: MediaFile | None) -> None:
         attachment, policy, channel_id=message.channel_id, conversation_id=message.conversation_id
     )
     if kept is not None:
-        days = RetentionPolicy.objects.filter(pk=kept[1]).values_list("days", flat=True).first()
-        plan.at_least(row.seq, kept[0], Policy(kept[1], days or 0))
+        plan.at_least(row.seq, kept[0], policies.by_id[kept[1]])
     if media is not None:
         if not RetentionRecord.objects.filter(entry_id=media.entry_id).exists():
             plan.own(media, row.policy)  # stored just now (or by a worker that lost the race)

@@ -33,6 +33,7 @@ from archive.envelope import Fact, rfc3339
 from messaging.models import MediaFile
 
 from . import holds
+from .audit import actor
 from .models import (
     Disposition,
     ErasureRequest,
@@ -313,7 +314,7 @@ def _seal_step(disposition: Disposition, step: str, user: User | None, reason: s
                     "cutoff": rfc3339(disposition.cutoff),
                 },
                 {
-                    "user": (user.get_username() if user else "system").encode(),
+                    "user": actor(user),
                     "reason": reason.encode(),
                 },
             )

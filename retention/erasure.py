@@ -22,6 +22,7 @@ from archive.envelope import Fact
 from messaging.models import Message
 
 from . import disposition, holds
+from .audit import actor
 from .models import ErasureRequest, HoldItem, LegalHold, RetentionPolicy, RetentionRecord
 
 _DIGITS = re.compile(r"\D")
@@ -67,7 +68,7 @@ def record(user: User | None, number: str, reference: str = "") -> ErasureReques
                     {
                         "number": digits.encode(),
                         "reference": request.reference.encode(),
-                        "user": (user.get_username() if user else "system").encode(),
+                        "user": actor(user),
                     },
                 )
             ]

@@ -30,6 +30,7 @@ from archive.envelope import Fact
 from messaging.models import Conversation, Message
 from review import search
 
+from .audit import actor
 from .models import HoldItem, LegalHold
 
 # Taken exclusively while a hold's items change, shared by retention_dispose() (the same number
@@ -266,7 +267,7 @@ def _seal(kind: str, hold: LegalHold, user: User | None, **extra: str) -> None:
         "reason": hold.reason.encode(),
         "custodians": hold.custodians.encode(),
         "scope": json.dumps(hold.scope, sort_keys=True, ensure_ascii=False).encode(),
-        "user": (user.get_username() if user else "system").encode(),
+        "user": actor(user),
     }
     contents.update({k: v.encode() for k, v in extra.items()})
     ledger.append([Fact(kind, {"hold": hold.pk}, contents)])
@@ -361,6 +362,4 @@ def message_counts(holds: list[LegalHold] | QuerySet[LegalHold]) -> dict[int, in
 
 def held_messages(hold: LegalHold) -> QuerySet[Message]:
     """The messages a hold covers (an export scope of its matter)."""
-    return Message.objects.filter(
-        entry_id__in=HoldItem.objects.filter(hold=hold, kind="message").values("entry_id")
-    )
+    return Message.objects.filter(entry_id__in=HoldItem.message_seqs(hold))

@@ -11,7 +11,7 @@ seals it, with the `retain_until` its channel's policy fixes. PostgreSQL keeps t
   role, which refuses any record inside retention or under an active hold.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -117,6 +117,11 @@ class HoldItem(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"#{self.entry_id} in {self.hold_id}"
+
+    @classmethod
+    def message_seqs(cls, hold: "LegalHold | int") -> "models.QuerySet[HoldItem, dict[str, Any]]":
+        """The seqs of the messages a hold covers (a subquery: search, exports, holds)."""
+        return cls.objects.filter(hold=hold, kind="message").values("entry_id")
 
 
 class Disposition(models.Model):

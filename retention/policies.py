@@ -18,6 +18,7 @@ from archive import ledger
 from archive.envelope import Fact
 from messaging.models import Channel
 
+from .audit import actor
 from .models import MAX_DAYS, RetentionPolicy
 
 # Kinds whose retention follows their own channel's policy (the rest follow these).
@@ -134,7 +135,7 @@ def save(
                         "name": policy.name.encode(),
                         "rule": policy.rule.encode(),
                         "channels": json.dumps(named).encode(),
-                        "user": (user.get_username() if user else "system").encode(),
+                        "user": actor(user),
                     },
                 )
             ]

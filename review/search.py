@@ -161,8 +161,7 @@ def filter_messages(messages: QuerySet[Message], data: dict[str, Any]) -> QueryS
     if data.get("flag"):
         messages = _flag_filter(messages, data["flag"])
     if data.get("hold"):
-        held = HoldItem.objects.filter(hold=data["hold"], kind="message")
-        messages = messages.filter(entry_id__in=held.values("entry_id"))
+        messages = messages.filter(entry_id__in=HoldItem.message_seqs(data["hold"]))
     return messages
 
 
