@@ -50,6 +50,21 @@ def schedules() -> dict[str, dict[str, Any]]:
             "schedule_type": every,
             "minutes": 15,
         },
+        "bridge": {
+            "func": "bridge.tasks.run",
+            "schedule_type": every,
+            "minutes": 1,
+        },
+        "reply emails": {
+            "func": "bridge.tasks.process_replies",
+            "schedule_type": every,
+            "minutes": 1,
+        },
+        "imap poll": {  # a no-op unless IMAP_URL is set
+            "func": "bridge.tasks.poll_imap",
+            "schedule_type": every,
+            "minutes": 1,
+        },
         "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,

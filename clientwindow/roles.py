@@ -41,9 +41,30 @@ AUDIT_RETENTION = (
     "retention.view_disposition",
     "retention.view_record_of_processing",
 )
+# The bridge: reviewers reply to clients from the portal only if an administrator gives them
+# this permission (per user, in the admin); administrators configure routes and templates.
+REPLY = ("bridge.reply_to_client",)
+BRIDGE_ADMIN = (
+    *(
+        f"bridge.{action}_{model}"
+        for model in ("route", "messagetemplate")
+        for action in ("view", "add", "change")
+    ),
+    "bridge.view_notification",
+    "bridge.view_inboundemail",
+    "bridge.view_outbound",
+    "bridge.view_reconciliation",
+)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     REVIEWER: ("archive.view_integrity", *READ, *REVIEW),
-    AUDITOR: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT, *AUDIT_RETENTION),
+    AUDITOR: (
+        "archive.view_integrity",
+        "archive.view_evidence",
+        *READ,
+        *EXPORT,
+        *AUDIT_RETENTION,
+        "bridge.view_reconciliation",
+    ),
     LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT, *LEGAL_RETENTION),
     ADMINISTRATOR: (
         "archive.view_integrity",
@@ -57,6 +78,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "retention.view_disposition",
         "retention.add_retentionpolicy",
         "retention.change_retentionpolicy",
+        *BRIDGE_ADMIN,
         # API tokens: the admin's "Tokens" page (rest_framework.authtoken's TokenProxy)
         *(f"authtoken.{action}_tokenproxy" for action in ("view", "add", "delete")),
         *(

@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "review",
     "exports",
     "retention",
+    "bridge",
+    "anymail",
 ]
 
 MIDDLEWARE = [
@@ -306,6 +308,89 @@ DISPOSITION_APPROVAL_THRESHOLD = env_int("DISPOSITION_APPROVAL_THRESHOLD", 10_00
 # Records disposed of per transaction (each batch is sealed as one ledger entry, and sealing of
 # new captures waits for the batch: measured 0.15 s p50 per 1,000, tests/performance).
 DISPOSITION_BATCH = env_int("DISPOSITION_BATCH", 1_000)
+
+
+# --- The bridge (bridge/): staff email, Slack, Teams, replies, the journal ------------------
+def _email_backend(url: str) -> dict[str, Any]:
+    """EMAIL_URL → Django's email settings: smtp://[user:password@]host[:port] (STARTTLS with
+    ?tls=1), smtps:// (TLS from the start), file:///path, console:// or empty (nothing is sent:
+    notifications wait, and check bridge.W001 says why)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("smtp", "smtps"):
+        query = parse_qs(parts.query)
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": parts.hostname or "localhost",
+            "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+            "EMAIL_USE_TLS": query.get("tls", ["0"])[0] in ("1", "true", "yes"),
+        }
+    if parts.scheme == "file":
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": parts.path,
+        }
+    if parts.scheme == "console":
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if not url:
+        return {"EMAIL_BACKEND": "bridge.mail.UnconfiguredBackend"}
+    raise ImproperlyConfigured(f"EMAIL_URL: unknown scheme {parts.scheme!r}")
+
+
+# Local runs write outgoing mail to var/outbox, one file per message.
+EMAIL_URL = env_str("EMAIL_URL", f"file://{VAR_DIR / 'outbox'}" if LOCAL_RUN else "")
+_EMAIL = _email_backend(EMAIL_URL)
+EMAIL_BACKEND = _EMAIL["EMAIL_BACKEND"]
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = _EMAIL.get("EMAIL_FILE_PATH", str(VAR_DIR / "outbox"))
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# The journal (the firm's email archive) may use another relay; default: the same as EMAIL_URL.
+JOURNAL_EMAIL_URL = env_str("JOURNAL_EMAIL_URL", EMAIL_URL)
+JOURNAL_EMAIL = _email_backend(JOURNAL_EMAIL_URL)
+# Notifications come from this address ("<client> via ClientWindow" <address>).
+BRIDGE_FROM_ADDRESS = env_str("BRIDGE_FROM_ADDRESS", "clientwindow@localhost")
+DEFAULT_FROM_EMAIL = BRIDGE_FROM_ADDRESS
+SERVER_EMAIL = BRIDGE_FROM_ADDRESS
+# Staff replies go to reply+<token>@BRIDGE_REPLY_DOMAIN (an MX or relay pointing at the gateway).
+BRIDGE_REPLY_DOMAIN = env_str("BRIDGE_REPLY_DOMAIN", "localhost")
+# Links in notifications point here (the portal's public base URL).
+PORTAL_URL = env_str("PORTAL_URL", "http://127.0.0.1:8000" if LOCAL_RUN else "").rstrip("/")
+# Media attached to a notification up to this many bytes in all (a portal link beyond it).
+BRIDGE_ATTACHMENT_MAX_BYTES = env_int("BRIDGE_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+# A notification waits this long for the media of its messages to be fetched, then links to it.
+BRIDGE_MEDIA_WAIT_SECONDS = env_int("BRIDGE_MEDIA_WAIT_SECONDS", 60)
+# Messages from one client within this many seconds share one email (0: whatever is waiting).
+BRIDGE_BURST_SECONDS = env_int("BRIDGE_BURST_SECONDS", 0)
+# Notification tries before giving up (backoff doubles from 30 s to 1 h); never for the journal.
+BRIDGE_MAX_ATTEMPTS = env_int("BRIDGE_MAX_ATTEMPTS", 12)
+# Slack and Teams incoming-webhook hosts that may be posted to (a leading dot admits subdomains).
+BRIDGE_WEBHOOK_HOSTS = env_list(
+    "BRIDGE_WEBHOOK_HOSTS",
+    "hooks.slack.com,.webhook.office.com,.logic.azure.com,.api.powerplatform.com",
+)
+# The built-in SMTP gateway for staff replies (manage.py run_mail_gateway; make run starts it).
+MAIL_GATEWAY_HOST = env_str("MAIL_GATEWAY_HOST", "127.0.0.1")
+MAIL_GATEWAY_PORT = env_int("MAIL_GATEWAY_PORT", 2525)
+# Largest reply email accepted, in bytes (the gateway, provider webhooks and IMAP alike).
+MAIL_MAX_BYTES = env_int("MAIL_MAX_BYTES", 40 * 1024 * 1024)
+# Poll this mailbox for replies: imaps://user:password@host[:port]/FOLDER (unset: no polling).
+IMAP_URL = env_str("IMAP_URL")
+# Inbound-email webhooks of email providers (django-anymail, /email/inbound/anymail/<esp>/…):
+# served only when this "user:password" basic-auth secret is set.
+ANYMAIL = (
+    {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")}
+    if env_str("ANYMAIL_WEBHOOK_SECRET")
+    else {}
+)
 
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {

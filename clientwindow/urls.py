@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -27,6 +28,9 @@ urlpatterns = [
     path("", include("review.urls")),
     path("", include("exports.urls")),
     path("", include("retention.urls")),
+    path("", include("bridge.urls")),
     path("api/", include("exports.api_urls")),
     path("admin/", admin.site.urls),
 ]
+if settings.ANYMAIL.get("WEBHOOK_SECRET"):  # provider inbound webhooks only with their secret
+    urlpatterns.append(path("email/inbound/", include("anymail.urls")))

@@ -1,4 +1,4 @@
-"""The one seam to Meta's Graph API: media lookups and downloads (and, later, sends).
+"""The one seam to Meta's Graph API: media lookups and downloads, media uploads and sends.
 
 Tests point WHATSAPP_GRAPH_URL at a local HTTP server speaking Meta's response shapes. Only
 the Graph host and Meta's media hosts are ever contacted; redirects are refused (a redirect to
@@ -109,3 +109,79 @@ def download(url: str, token: str, max_bytes: int) -> Download:
     except httpx.HTTPError as exc:
         raise GraphError(f"media download failed: {type(exc).__name__}") from None
     return Download(b"".join(chunks), digest.hexdigest(), mime.split(";")[0].strip())
+
+
+class SendError(GraphError):
+    """Meta refused a send (`permanent`), or we could not tell whether it was accepted
+    (`uncertain`: a timeout after the request went out; never resent automatically)."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, uncertain: bool = False, body: Any = None
+    ) -> None:
+        super().__init__(message, permanent=permanent)
+        self.uncertain = uncertain
+        self.body = body
+
+
+def _refusal(response: httpx.Response, what: str) -> SendError:
+    """Meta's error object ({"error": {"code", "message", ...}}) as a SendError."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    detail = ""
+    if isinstance(error, dict):
+        details = error.get("error_data", {}) if isinstance(error.get("error_data"), dict) else {}
+        detail = f": {error.get('code', '')} {error.get('message', '')}".rstrip()
+        if details.get("details"):
+            detail += f" ({details['details']})"
+    # 4xx other than 429 means this request will never succeed as it is
+    permanent = 400 <= response.status_code < 500 and response.status_code != 429
+    return SendError(f"{what}: HTTP {response.status_code}{detail}", permanent=permanent, body=body)
+
+
+def send_message(phone_number_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /{phone-number-id}/messages; Meta's answer ({"messages": [{"id": wamid}], ...})."""
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{phone_number_id}/messages"
+    try:
+        with _client() as client:
+            response = client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise SendError(f"send failed before reaching Meta: {type(exc).__name__}") from None
+    except httpx.HTTPError as exc:  # the request may have arrived: never send it again
+        raise SendError(f"send interrupted: {type(exc).__name__}", uncertain=True) from None
+    if response.status_code != 200:
+        raise _refusal(response, "send")
+    try:
+        answer = response.json()
+        wamid = answer["messages"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise SendError("send accepted without a message id", uncertain=True) from None
+    if not isinstance(wamid, str) or not wamid:
+        raise SendError("send accepted without a message id", uncertain=True)
+    return dict(answer)
+
+
+def upload_media(
+    phone_number_id: str, token: str, content: bytes, mime_type: str, filename: str
+) -> str:
+    """POST /{phone-number-id}/media (multipart); the media id to send by."""
+    url = f"{settings.WHATSAPP_GRAPH_URL.rstrip('/')}/{phone_number_id}/media"
+    try:
+        with _client() as client:
+            response = client.post(
+                url,
+                data={"messaging_product": "whatsapp", "type": mime_type},
+                files={"file": (filename, content, mime_type)},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    except httpx.HTTPError as exc:
+        raise SendError(f"media upload failed: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise _refusal(response, "media upload")
+    try:
+        media_id = response.json()["id"]
+    except (ValueError, KeyError, TypeError):
+        raise SendError("media upload answered without an id") from None
+    return str(media_id)

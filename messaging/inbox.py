@@ -40,3 +40,13 @@ def wake_reviewers() -> None:
         async_task("review.tasks.scan_new_messages", q_options={"group": "lexicon"})
     except Exception:
         logger.exception("could not queue the lexicon scan")
+
+
+def wake_bridge() -> None:
+    """Queue the bridge (notifications, journal); its schedule is the backstop."""
+    try:
+        from django_q.tasks import async_task
+
+        async_task("bridge.tasks.run", q_options={"group": "bridge"})
+    except Exception:
+        logger.exception("could not queue the bridge")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from archive import ledger
 from archive.envelope import Fact
 from messaging import graph
+from messaging.inbox import wake_bridge
 from messaging.models import Attachment, MediaAttempt, MediaFile, Message
 from retention import assign as retention
 
@@ -87,7 +88,8 @@ def fetch_media(message: Message) -> bool:
 
 def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
     logger.warning("media of message %s: %s", message.pk, error)
-    expired = message.delivery.received_at + MEDIA_ID_LIFETIME < timezone.now()
+    received = message.delivery.received_at if message.delivery else message.entry.sealed_at
+    expired = received + MEDIA_ID_LIFETIME < timezone.now()
     if error.permanent or expired:
         refused = error.permanent and not error.gone
         outcome = Attachment.Outcome.REFUSED if refused else Attachment.Outcome.UNAVAILABLE
@@ -143,6 +145,7 @@ def _record(
                 entry=entry,
             )
             retention.attached(attachment, media)
+            transaction.on_commit(wake_bridge)  # a notification may be waiting for this media
     except IntegrityError:
         if Attachment.objects.filter(message=message).exists():
             return False  # another worker recorded this message's media first

@@ -164,8 +164,9 @@ class Message(AppendOnlyModel):
     context_wamid = models.CharField(max_length=250, blank=True)  # the message replied to
     forwarded = models.BooleanField(default=False)
     frequently_forwarded = models.BooleanField(default=False)
-    payload = models.JSONField()  # the item exactly as Meta sent it
-    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
+    payload = models.JSONField()  # the item exactly as Meta sent it (or as we sent it: bridge/)
+    # The webhook that carried it; none for a message ClientWindow sent itself (source "api").
+    delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT, null=True, blank=True)
     entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
     # What review/search.py matches: the text and a document's file name, in the `simple`
     # configuration (no stemming: a compliance search must find the word that was written).

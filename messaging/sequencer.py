@@ -21,7 +21,7 @@ from django.utils import timezone
 from archive import ledger
 from archive.envelope import Fact, rfc3339
 from messaging import summaries
-from messaging.inbox import wake_media_fetcher, wake_reviewers
+from messaging.inbox import wake_bridge, wake_media_fetcher, wake_reviewers
 from messaging.media import MEDIA_TYPES
 from messaging.models import (
     AccountEvent,
@@ -125,6 +125,7 @@ def process_batch(size: int = BATCH) -> int:
         summaries.record([r for r in batch.records if type(r) is Conversation], messages)
         if messages:
             transaction.on_commit(wake_reviewers)
+            transaction.on_commit(wake_bridge)
         if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
             transaction.on_commit(wake_media_fetcher)
     return len(pending)

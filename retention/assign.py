@@ -163,6 +163,7 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
                 conversation_id=record.conversation_id,
             )
             people = {record.conversation.participant_id, record.sender_id} - {None}
+            assert record.delivery_id is not None  # the sequencer seals what webhooks carried
             dependents = [record.conversation.entry_id, seals[record.delivery_id].entry_id]
             for person in people:
                 dependents.append(participants.get(person))  # type: ignore[arg-type]
@@ -279,6 +280,47 @@ def attached(attachment: Attachment, media: MediaFile | None) -> None:
         if not RetentionRecord.objects.filter(entry_id=media.entry_id).exists():
             plan.own(media, row.policy)  # stored just now (or by a worker that lost the race)
         plan.at_least(media.entry_id, row.retain_until, row.policy)
+    write(plan)
+
+
+# Bridge records (bridge/): a staff reply email, a send request, a send Meta refused. Each is
+# kept under its channel's policy, like the messages it carried or tried to send.
+BRIDGE_KINDS = ("email.inbound", "message.send", "message.send_failed")
+
+
+def bridged(entry: Any, kind: str, channel_id: int | None, conversation_id: int | None) -> None:
+    """Fix the retention of a bridge record just sealed (`entry` is its LedgerEntry)."""
+    if kind not in BRIDGE_KINDS:
+        raise ValueError(f"retention: {kind} is not a bridge record")
+    policy = Policies.load().for_channel(channel_id)
+    row = Row(
+        entry.seq,
+        kind,
+        entry.sealed_at,
+        channel_id,
+        conversation_id,
+        policy,
+        policy.until(entry.sealed_at),
+    )
+    write(Plan(new={row.seq: row}))
+
+
+def sent(message: Message) -> None:
+    """Fix the retention of a message ClientWindow sent (no webhook carried it): its channel's
+    policy, and its conversation, client and the client's names kept at least as long."""
+    policies = Policies.load()
+    plan = Plan()
+    policy = policies.for_channel(message.channel_id)
+    row = plan.own(
+        message, policy, channel_id=message.channel_id, conversation_id=message.conversation_id
+    )
+    participants = _participant_entries([message])
+    profiles = _profile_entries(participants)
+    dependents = [message.conversation.entry_id, *participants.values()]
+    for seqs in profiles.values():
+        dependents.extend(seqs)
+    for seq in dependents:
+        plan.at_least(seq, row.retain_until, policy)
     write(plan)
 
 

@@ -212,7 +212,7 @@ def run(pk: int) -> Disposition:
         return disposition
     try:
         holds.refresh_active()
-        after = -1
+        after: int | None = -1
         while after is not None:
             after = _batch(disposition, after)
     except Exception as exc:

@@ -22,7 +22,17 @@ from .audit import actor
 from .models import MAX_DAYS, RetentionPolicy
 
 # Kinds whose retention follows their own channel's policy (the rest follow these).
-OWN_KINDS = ["message", "message.status", "account.event", "item.unparsed", "message.attachment"]
+OWN_KINDS = [
+    "message",
+    "message.status",
+    "account.event",
+    "item.unparsed",
+    "message.attachment",
+    # bridge/: reply emails, send requests and refused sends
+    "email.inbound",
+    "message.send",
+    "message.send_failed",
+]
 ZERO_DAY_WARNING = (
     "A period of 0 days disposes of records at the next run. Use it only for channels no rule "
     "requires you to keep."

@@ -10,7 +10,7 @@ echo "== lint: ruff"
 run ruff check .
 run ruff format --check .
 echo "== lint: mypy (domain modules)"
-run mypy archive clientwindow messaging review exports
+run mypy archive clientwindow messaging review exports retention bridge
 echo "== lint: migrations are complete"
 run python manage.py makemigrations --check --dry-run
 echo "== lint: check --deploy under a production-like environment"
@@ -20,6 +20,7 @@ run python manage.py create_signing_key "$keydir/signing-key.pem" >/dev/null
 env -u CLIENTWINDOW_LOCAL -u CLIENTWINDOW_DEBUG \
   DJANGO_SECRET_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
   ALLOWED_HOSTS=archive.example.com LEDGER_SIGNING_KEY_FILE="$keydir/signing-key.pem" \
+  EMAIL_URL=smtp://relay.example.com:25 PORTAL_URL=https://archive.example.com \
   UV_PYTHON_DOWNLOADS=never "$UV" run --frozen --quiet \
   python manage.py check --deploy --fail-level WARNING
 [ "${1:-}" = "--lint-only" ] && exit 0

@@ -1,0 +1,317 @@
+"""From sealed messages to notifications, and notifications out to their targets.
+
+`plan()` reads messages in ledger order from a cursor (like the lexicon scan): every client
+message becomes part of an email / Slack / Teams notification for its route, and every message,
+both directions, a journal copy. Messages from one client that arrive before their notification
+has gone share it (a burst is one email), and BRIDGE_BURST_SECONDS can hold a notification
+back to gather more.
+
+`send_due()` sends what is due, each notification locked while it is sent (so workers never send
+one twice), with its state, attempts and last error recorded. Failures are retried with backoff;
+staff notifications give up after BRIDGE_MAX_ATTEMPTS (listed on the reconciliation page), the
+journal never does. An email notification waits up to BRIDGE_MEDIA_WAIT_SECONDS for the media of
+its messages to be fetched, so that it can carry them.
+
+Both run in the `bridge.tasks.run` task, woken after every sealed batch, sent message and fetched
+attachment, and by a schedule every minute (the backstop for a lost wake-up).
+"""
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from archive.models import ChainHead
+from messaging.inbox import wake_bridge
+from messaging.media import MEDIA_TYPES
+from messaging.models import Direction, Message
+
+from . import chat, mail
+from .models import BridgeCursor, Notification, NotificationMessage, Route
+
+logger = logging.getLogger(__name__)
+CHUNK = 1000
+SEND_BATCH = 20
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+MEDIA_RECHECK = timedelta(seconds=5)
+Kind = Notification.Kind
+
+
+wake = wake_bridge  # queue a run; the schedule is the backstop
+
+
+class Routes:
+    """Every active route, read once per planning pass."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[int, Route] = {}
+        self.by_conversation: dict[int, Route] = {}
+        for route in Route.objects.filter(active=True).prefetch_related("users"):
+            if route.conversation_id is None:
+                self.by_channel[route.channel_id] = route
+            else:
+                self.by_conversation[route.conversation_id] = route
+
+    def notify(self, message: Message) -> Route | None:
+        """Whose staff hear about this message: its conversation's route, else its channel's."""
+        return self.by_conversation.get(message.conversation_id) or self.by_channel.get(
+            message.channel_id
+        )
+
+    def journals(self, message: Message) -> list[Route]:
+        """The routes whose journal address receives it, one per address."""
+        found: dict[str, Route] = {}
+        for route in (
+            self.by_conversation.get(message.conversation_id),
+            self.by_channel.get(message.channel_id),
+        ):
+            if route is not None and route.journal_address:
+                found.setdefault(route.journal_address.lower(), route)
+        return list(found.values())
+
+
+def email_recipients(route: Route) -> list[str]:
+    addresses = list(route.email_recipients)
+    addresses += [u.email for u in route.users.all() if u.is_active and u.email]
+    seen: set[str] = set()
+    return [a for a in addresses if not (a.lower() in seen or seen.add(a.lower()))]  # type: ignore[func-returns-value]
+
+
+def staff_kinds(route: Route) -> list[str]:
+    kinds: list[str] = []
+    if email_recipients(route):
+        kinds.append(Kind.EMAIL)
+    if route.slack_url:
+        kinds.append(Kind.SLACK)
+    if route.teams_url:
+        kinds.append(Kind.TEAMS)
+    return kinds
+
+
+def plan() -> int:
+    """Turn messages sealed since the last pass into notifications; return how many messages
+    were planned."""
+    planned = 0
+    while True:
+        with transaction.atomic():
+            cursor, _ = BridgeCursor.objects.select_for_update().get_or_create(pk=1)
+            # every seq below the committed head is committed (appends hold the head lock)
+            head = ChainHead.objects.values_list("size", flat=True).first() or 0
+            batch = list(
+                Message.objects.filter(
+                    entry_id__gt=cursor.planned_through, entry_id__lt=head
+                ).order_by("entry_id")[:CHUNK]
+            )
+            if batch:
+                _plan(batch, Routes())
+            cursor.planned_through = batch[-1].entry_id if len(batch) == CHUNK else head - 1
+            cursor.save(update_fields=["planned_through"])
+            planned += len(batch)
+        if len(batch) < CHUNK:
+            return planned
+
+
+def _plan(messages: list[Message], routes: Routes) -> None:
+    grouped: dict[tuple[int, int, str], list[Message]] = defaultdict(list)
+    journal: list[tuple[Route, Message]] = []
+    for message in messages:
+        journal.extend((route, message) for route in routes.journals(message))
+        staff = routes.notify(message)
+        if staff is None or message.direction != Direction.INBOUND:
+            continue
+        for kind in staff_kinds(staff):
+            grouped[staff.pk, message.conversation_id, kind].append(message)
+    links: list[NotificationMessage] = []
+    now = timezone.now()
+    by_route = {r.pk: r for r in [*routes.by_channel.values(), *routes.by_conversation.values()]}
+    for (route_id, conversation_id, kind), group in grouped.items():
+        waiting = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(
+                route_id=route_id,
+                conversation_id=conversation_id,
+                kind=kind,
+                state=Notification.State.PENDING,
+                attempts=0,
+            )
+            .order_by("-id")
+            .first()
+        )
+        if waiting is None:
+            waiting = Notification.objects.create(
+                route=by_route[route_id],
+                conversation_id=conversation_id,
+                kind=kind,
+                due_at=now + timedelta(seconds=settings.BRIDGE_BURST_SECONDS),
+            )
+        links.extend(NotificationMessage(notification=waiting, message=m) for m in group)
+    for route, message in journal:
+        notification = Notification.objects.create(
+            route=route, conversation_id=message.conversation_id, kind=Kind.JOURNAL, due_at=now
+        )
+        links.append(NotificationMessage(notification=notification, message=message))
+    NotificationMessage.objects.bulk_create(links, ignore_conflicts=True)
+
+
+def run() -> int:
+    """Plan, then send everything due; return how many notifications were sent."""
+    plan()
+    return send_due()
+
+
+def send_due() -> int:
+    sent = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                Notification.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
+                .select_related("route", "conversation__channel", "conversation__participant")
+                .order_by("due_at", "id")[:SEND_BATCH]
+            )
+            if not due:
+                return sent
+            sent += _send(due)
+
+
+def _send(due: list[Notification]) -> int:
+    sent = 0
+    connections: dict[bool, Any] = {}
+    try:
+        for notification in due:
+            messages = list(
+                Message.objects.filter(notifications__notification=notification)
+                .select_related(
+                    "conversation__channel", "conversation__participant", "conversation__entry"
+                )
+                .order_by("entry_id")
+            )
+            if notification.kind == Kind.EMAIL and _waiting_for_media(messages):
+                notification.due_at = timezone.now() + MEDIA_RECHECK
+                notification.save(update_fields=["due_at"])
+                continue
+            try:
+                reference = _deliver(notification, messages, connections)
+            except Exception as exc:  # any failure is recorded and retried, never lost
+                _failed(notification, exc)
+                continue
+            notification.state = Notification.State.SENT
+            notification.sent_at = timezone.now()
+            notification.attempts += 1
+            notification.reference = reference[:300]
+            notification.last_error = ""
+            notification.save(
+                update_fields=["state", "sent_at", "attempts", "reference", "last_error"]
+            )
+            sent += 1
+    finally:
+        for connection in connections.values():
+            try:
+                connection.close()
+            except Exception:  # a broken connection is already closed enough
+                logger.debug("closing an email connection failed", exc_info=True)
+    return sent
+
+
+def _waiting_for_media(messages: list[Message]) -> bool:
+    """A message with media not yet fetched, still young enough to wait for."""
+    wait = timedelta(seconds=settings.BRIDGE_MEDIA_WAIT_SECONDS)
+    pending = [m for m in messages if m.type in MEDIA_TYPES]
+    if not pending:
+        return False
+    fetched = set(
+        Message.objects.filter(
+            pk__in=[m.pk for m in pending], attachment__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    oldest = (
+        min(m.entry.sealed_at for m in pending if m.pk not in fetched)
+        if len(fetched) < len(pending)
+        else None
+    )
+    return oldest is not None and timezone.now() < oldest + wait
+
+
+def _open(connections: dict[bool, Any], journal: bool) -> Any:
+    if journal not in connections:
+        connection = mail.connection(journal=journal)
+        connection.open()
+        connections[journal] = connection
+    return connections[journal]
+
+
+def _smtp(connections: dict[bool, Any], journal: bool, email: EmailMessage) -> str:
+    connection = _open(connections, journal)
+    try:
+        connection.send_messages([email])
+    except Exception:
+        connections.pop(journal, None)  # a new connection for the next one
+        try:
+            connection.close()
+        except Exception:
+            logger.debug("closing a failed email connection failed", exc_info=True)
+        raise
+    return str(email.extra_headers.get("Message-ID", "")) or "accepted"
+
+
+def _deliver(
+    notification: Notification, messages: list[Message], connections: dict[bool, Any]
+) -> str:
+    route, conversation = notification.route, notification.conversation
+    if not messages:
+        return "nothing left to send"
+    if notification.kind == Kind.JOURNAL:
+        copy = mail.journal_email(messages[0], route.journal_address)
+        _smtp(connections, True, copy)
+        return str(copy.message()["Message-ID"] or "accepted")
+    if notification.kind == Kind.EMAIL:
+        recipients = email_recipients(route)
+        if not recipients:
+            return "no recipients left on the route"
+        email = mail.notification_email(conversation, messages, recipients, route.metadata_only)
+        return _smtp(connections, False, email)
+    client = mail.client_name(conversation)
+    link = mail.portal_link(conversation)
+    if notification.kind == Kind.SLACK:
+        payload = chat.slack_payload(client, conversation, messages, link, route.metadata_only)
+        return chat.post(route.slack_url, payload)
+    payload = chat.teams_payload(client, conversation, messages, link, route.metadata_only)
+    return chat.post(route.teams_url, payload)
+
+
+def _failed(notification: Notification, error: Exception) -> None:
+    notification.attempts += 1
+    notification.last_error = f"{type(error).__name__}: {error}"[:2000]
+    permanent = isinstance(error, chat.ChatError) and error.permanent
+    journal = notification.kind == Kind.JOURNAL
+    if not journal and (permanent or notification.attempts >= settings.BRIDGE_MAX_ATTEMPTS):
+        notification.state = Notification.State.FAILED
+    else:
+        wait = min(FIRST_RETRY * 2 ** (notification.attempts - 1), LONGEST_RETRY)
+        notification.due_at = timezone.now() + wait
+    notification.save(update_fields=["attempts", "last_error", "state", "due_at"])
+    logger.warning(
+        "bridge: %s notification %s failed (attempt %s): %s",
+        notification.kind,
+        notification.pk,
+        notification.attempts,
+        type(error).__name__,
+    )
+
+
+def backlog() -> dict[str, Any]:
+    """What the reconciliation page lists: journal copies not yet accepted, notifications given
+    up on, and messages on a journaled route that have no journal copy at all."""
+    pending = Q(state=Notification.State.PENDING)
+    return {
+        "journal_pending": Notification.objects.filter(pending, kind=Kind.JOURNAL),
+        "failed": Notification.objects.filter(state=Notification.State.FAILED),
+        "staff_pending": Notification.objects.filter(pending).exclude(kind=Kind.JOURNAL),
+    }

@@ -1,0 +1,259 @@
+"""The emails the bridge writes: notifications to staff, journal copies, notices to senders.
+
+A notification is one email per client burst: From "<client> via ClientWindow", Reply-To the
+conversation's signed reply address (bridge/tokens.py), a subject naming the client that never
+changes (so mail clients thread on it), and threading headers that make one client one thread in
+every mailbox (References to a per-conversation root, Outlook's Thread-Topic and Thread-Index).
+Bodies are text and HTML from templates (autoescaped); media is attached up to
+BRIDGE_ATTACHMENT_MAX_BYTES in all, and linked in the portal beyond that.
+
+The journal copy is the EML export of the message (exports/eml.py), byte for byte.
+"""
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes
+from email import policy as email_policy
+from email.utils import formataddr, make_msgid
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from exports import eml
+from exports.source import Part
+from messaging.models import Conversation, Message
+from messaging.participants import latest_names
+from review.transcript import Row, decorate
+
+from .tokens import reply_address
+
+# Auto-Submitted marks our own mail as machine-written: well-behaved auto-responders stay quiet,
+# and our gateway ignores anything marked so (no mail loops).
+AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+
+
+class UnconfiguredBackend(BaseEmailBackend):
+    """EMAIL_URL is unset: nothing can be sent; notifications wait and say why."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        raise ConnectionError("EMAIL_URL is not set: no email can be sent")
+
+
+def connection(journal: bool = False) -> BaseEmailBackend:
+    if not journal:
+        return get_connection(fail_silently=False)
+    names = {
+        "EMAIL_HOST": "host",
+        "EMAIL_PORT": "port",
+        "EMAIL_HOST_USER": "username",
+        "EMAIL_HOST_PASSWORD": "password",
+        "EMAIL_USE_SSL": "use_ssl",
+        "EMAIL_USE_TLS": "use_tls",
+        "EMAIL_FILE_PATH": "file_path",
+    }
+    config = dict(settings.JOURNAL_EMAIL)
+    options = {names[k]: v for k, v in config.items() if k in names}
+    return get_connection(
+        config["EMAIL_BACKEND"], fail_silently=False, timeout=settings.EMAIL_TIMEOUT, **options
+    )
+
+
+def client_name(conversation: Conversation) -> str:
+    if conversation.group_id:
+        return f"WhatsApp group {conversation.group_id}"
+    person = conversation.participant
+    if person is None:
+        return "Unknown client"
+    name = latest_names({person.pk}).get(person.pk, "")
+    number = f"+{person.wa_id}" if person.wa_id else person.user_id
+    return f"{name} ({number})" if name else number
+
+
+def portal_link(conversation: Conversation) -> str:
+    path = reverse("review:conversation", args=[conversation.pk])
+    return f"{settings.PORTAL_URL}{path}" if settings.PORTAL_URL else path
+
+
+def _domain() -> str:
+    return settings.BRIDGE_FROM_ADDRESS.rpartition("@")[2] or "clientwindow.invalid"
+
+
+def thread_root(conversation: Conversation) -> str:
+    return f"<conversation-{conversation.pk}@{_domain()}>"
+
+
+def thread_index(conversation: Conversation) -> str:
+    """Outlook's Thread-Index: 22 bytes (a FILETIME prefix and a GUID) that Outlook groups a
+    conversation by; the same for every email of the conversation."""
+    created = conversation.entry.sealed_at
+    filetime = int((created.timestamp() + 11_644_473_600) * 10_000_000)
+    head = filetime.to_bytes(8, "big")[:6]
+    guid = hashlib.sha256(f"clientwindow:{_domain()}:{conversation.pk}".encode()).digest()[:16]
+    return base64.b64encode(head + guid).decode()
+
+
+@dataclass
+class Line:
+    """One message as a notification shows it."""
+
+    message: Message
+    when: datetime | None
+    who: str
+    text: str
+    note: str  # what kind of thing it is, when not plain text ("Photo", "Reacted 👍", …)
+    link: str  # the attachment in the portal, when not attached to the email
+    attached: str  # the file name, when attached
+
+
+def _describe(row: Row) -> tuple[str, str]:
+    message, body = row.message, row.body if isinstance(row.body, dict) else {}
+    kind = message.type
+    if kind == "text":
+        return message.text, ""
+    if kind == "reaction":
+        emoji = str(body.get("emoji", ""))
+        return "", f"Reacted {emoji}" if emoji else "Removed a reaction"
+    if kind == "edit":
+        return message.text, "Edited a message"
+    if kind == "revoke":
+        return "", "Deleted a message"
+    labels = {
+        "image": "Photo",
+        "video": "Video",
+        "audio": "Voice message or audio",
+        "document": "Document",
+        "sticker": "Sticker",
+        "location": "Location",
+        "contacts": "Contact card",
+        "button": "Button reply",
+        "interactive": "Reply",
+    }
+    if kind == "document" and body.get("filename"):
+        return message.text, f"Document: {body['filename']}"
+    return message.text, labels.get(kind, kind.capitalize() or "Message")
+
+
+def notification_email(
+    conversation: Conversation, messages: list[Message], recipients: list[str], metadata_only: bool
+) -> EmailMultiAlternatives:
+    rows = decorate(conversation, messages)
+    name = client_name(conversation)
+    link = portal_link(conversation)
+    lines: list[Line] = []
+    files: list[tuple[str, bytes, str]] = []
+    budget = settings.BRIDGE_ATTACHMENT_MAX_BYTES
+    tz = timezone.get_current_timezone()
+    for row in rows:
+        text, note = _describe(row)
+        attached = link_to = ""
+        stored = row.attachment.file if row.attachment is not None else None
+        if stored is not None and not metadata_only:
+            if stored.size <= budget:
+                budget -= stored.size
+                attached = eml.attachment_name(row)
+                files.append((attached, eml.read_media(stored), eml.mime_type(stored)))
+            else:
+                link_to = settings.PORTAL_URL + reverse("review:media", args=[row.message.pk])
+        elif row.message.type in ("image", "video", "audio", "document", "sticker"):
+            link_to = link
+        sent = row.message.sent_at.astimezone(tz) if row.message.sent_at else None
+        lines.append(
+            Line(
+                row.message,
+                sent,
+                row.sender_name or name,
+                "" if metadata_only else text,
+                note,
+                link_to,
+                attached,
+            )
+        )
+    context: dict[str, Any] = {
+        "client": name,
+        "channel": conversation.channel,
+        "lines": lines,
+        "link": link,
+        "metadata_only": metadata_only,
+        "group": bool(conversation.group_id),
+    }
+    subject = f"WhatsApp: {name}"
+    mail = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("bridge/notification.txt", context),
+        from_email=formataddr((f"{name} via ClientWindow", settings.BRIDGE_FROM_ADDRESS)),
+        to=recipients,
+        reply_to=[reply_address(conversation.pk)],
+        headers={
+            "Message-ID": make_msgid("cw", _domain()),
+            "In-Reply-To": thread_root(conversation),
+            "References": thread_root(conversation),
+            "Thread-Topic": subject,
+            "Thread-Index": thread_index(conversation),
+            **AUTO_HEADERS,
+        },
+    )
+    mail.attach_alternative(render_to_string("bridge/notification.html", context), "text/html")
+    for filename, content, mime in files:
+        mail.attach(filename, content, mime)
+    return mail
+
+
+class RawEmail(EmailMessage):
+    """An already-rendered RFC 5322 message, sent as it is (the journal copy)."""
+
+    def __init__(self, raw: bytes, from_email: str, to: list[str]) -> None:
+        super().__init__(from_email=from_email, to=to)
+        self.raw = raw
+
+    def message(self, *, policy: Any = None) -> "_Rendered":  # type: ignore[override]
+        return _Rendered(self.raw)
+
+
+class _Rendered:
+    """What Django's SMTP backend asks of a message: its bytes (CRLF line ends already)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.parsed = message_from_bytes(raw, policy=email_policy.SMTP)
+
+    def as_bytes(self, linesep: str = "\r\n", **kwargs: Any) -> bytes:
+        return self.raw
+
+    def __getitem__(self, name: str) -> Any:
+        return self.parsed[name]
+
+
+def journal_email(message: Message, address: str) -> RawEmail:
+    conversation = message.conversation
+    names = latest_names({conversation.participant_id} - {None})  # type: ignore[arg-type]
+    part = Part(
+        conversation=conversation,
+        name=names.get(conversation.participant_id or 0, ""),
+        count=1,
+        first_at=message.sent_at,
+        last_at=message.sent_at,
+    )
+    (row,) = decorate(conversation, [message])
+    return RawEmail(eml.message_bytes(None, part, row), settings.BRIDGE_FROM_ADDRESS, [address])
+
+
+def notice(to: str, subject: str, text: str, *, in_reply_to: str = "") -> EmailMessage:
+    """A short machine-written answer to a staff member (a refused or failed reply)."""
+    headers = {"Message-ID": make_msgid("cw-notice", _domain()), **AUTO_HEADERS}
+    if in_reply_to:
+        headers |= {"In-Reply-To": in_reply_to, "References": in_reply_to}
+    return EmailMessage(
+        subject=subject,
+        body=text,
+        from_email=formataddr(("ClientWindow", settings.BRIDGE_FROM_ADDRESS)),
+        to=[to],
+        headers=headers,
+    )

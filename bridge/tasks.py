@@ -1,0 +1,21 @@
+"""django-q2 tasks of the bridge: thin wrappers over dispatch, inbound and imap."""
+
+from bridge import dispatch, inbound, outbound
+
+
+def run() -> int:
+    """Woken after every sealed batch, sent message and fetched attachment; every minute too."""
+    return dispatch.run()
+
+
+def process_replies() -> int:
+    """Woken per received reply email; every minute too. Also marks sends a crash interrupted."""
+    outbound.recover_interrupted()
+    return inbound.process_pending()
+
+
+def poll_imap() -> int:
+    """Every minute when IMAP_URL is set."""
+    from bridge import imap
+
+    return imap.poll()
