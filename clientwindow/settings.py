@@ -384,13 +384,13 @@ MAIL_GATEWAY_PORT = env_int("MAIL_GATEWAY_PORT", 2525)
 MAIL_MAX_BYTES = env_int("MAIL_MAX_BYTES", 40 * 1024 * 1024)
 # Poll this mailbox for replies: imaps://user:password@host[:port]/FOLDER (unset: no polling).
 IMAP_URL = env_str("IMAP_URL")
-# Inbound-email webhooks of email providers (django-anymail, /email/inbound/anymail/<esp>/…):
-# served only when this "user:password" basic-auth secret is set.
-ANYMAIL = (
-    {"WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET")}
-    if env_str("ANYMAIL_WEBHOOK_SECRET")
-    else {}
-)
+# Inbound-email webhooks of email providers (django-anymail, /email/inbound/<provider>/inbound/):
+# served only when this "user:password" basic-auth secret is set (404 otherwise). Mailgun
+# also signs its webhooks: give its signing key too when Mailgun is the provider.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env_str("ANYMAIL_WEBHOOK_SECRET"),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY"),
+}
 
 # --- Background work -----------------------------------------------------------------------
 Q_CLUSTER = {

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -32,5 +31,3 @@ urlpatterns = [
     path("api/", include("exports.api_urls")),
     path("admin/", admin.site.urls),
 ]
-if settings.ANYMAIL.get("WEBHOOK_SECRET"):  # provider inbound webhooks only with their secret
-    urlpatterns.append(path("email/inbound/", include("anymail.urls")))
