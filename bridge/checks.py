@@ -18,3 +18,16 @@ def email_configured(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             id="bridge.W001",
         )
     ]
+
+
+@register(deploy=True)
+def portal_url(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if settings.PORTAL_URL:
+        return []
+    return [
+        Warning(
+            "PORTAL_URL is not set: links in staff notifications are relative and open nothing.",
+            hint="Set PORTAL_URL to the portal's public base URL, e.g. https://archive.example.com",
+            id="bridge.W002",
+        )
+    ]

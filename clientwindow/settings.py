@@ -402,7 +402,8 @@ Q_CLUSTER = {
     "max_attempts": 3,
     "catch_up": False,
     "save_limit": 1000,
-    "poll": 1,
+    # seconds between the ORM broker's looks for queued tasks: the floor of every wake-up's delay
+    "poll": float(env_str("Q_POLL", "1")),
 }
 
 # --- Logging: no message bodies, ever; security events on their own logger ----------------

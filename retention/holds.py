@@ -202,6 +202,20 @@ SELECT DISTINCT seq, kind FROM (
     UNION ALL SELECT f.seq, 'media.file' FROM messaging_mediafile f
       JOIN messaging_attachment a ON a.file_id = f.id
      WHERE a.message_id IN (SELECT id FROM held)
+    -- bridge/: a message sent for staff comes with its sealed request and the reply email it
+    -- came from; sends that failed and replies that were refused in a held conversation are
+    -- communications too, and are held with it
+    UNION ALL SELECT o.send_seq, 'message.send' FROM bridge_outbound o
+     WHERE o.message_id IN (SELECT id FROM held)
+        OR (o.message_id IS NULL AND o.conversation_id IN (SELECT conversation_id FROM held))
+    UNION ALL SELECT o.result_seq, 'message.send_failed' FROM bridge_outbound o
+     WHERE o.message_id IS NULL AND o.result_seq IS NOT NULL
+       AND o.conversation_id IN (SELECT conversation_id FROM held)
+    UNION ALL SELECT e.seq, 'email.inbound' FROM bridge_inboundemail e
+     WHERE e.seq IS NOT NULL AND (
+           e.id IN (SELECT o.email_id FROM bridge_outbound o
+                     WHERE o.message_id IN (SELECT id FROM held))
+        OR (e.conversation_id IN (SELECT conversation_id FROM held) AND e.state <> 'sent'))
 ) AS covered(seq, kind)
 """
 

@@ -156,10 +156,35 @@ def _recipients() -> list[str]:
 
 def _routes() -> list[str]:
     """Where the archive sends data on its own (journals, bridges, mail relays); empty if none."""
+    from bridge.models import Route
+
     routes = []
-    email_url = getattr(settings, "EMAIL_URL", "")
-    if email_url:
-        routes.append(f"Mail relay {urlsplit(email_url).hostname or email_url}")
+    relays = {"Mail relay": settings.EMAIL_URL, "Journal relay": settings.JOURNAL_EMAIL_URL}
+    seen = set()
+    for label, url in relays.items():
+        parts = urlsplit(url)
+        if parts.scheme in ("smtp", "smtps") and parts.hostname and url not in seen:
+            seen.add(url)
+            routes.append(f"{label} {parts.hostname}")
+    for route in Route.objects.filter(active=True).select_related("channel", "conversation"):
+        scope = (
+            f"{route.channel.name}, conversation {route.conversation_id}"
+            if route.conversation_id
+            else route.channel.name
+        )
+        content = "notice and a portal link only" if route.metadata_only else "message content"
+        targets = []
+        staff = len(route.email_recipients) + route.users.count()
+        if staff:
+            targets.append(f"email to {staff} staff address(es) ({content})")
+        if route.slack_url:
+            targets.append(f"Slack ({urlsplit(route.slack_url).hostname}; {content})")
+        if route.teams_url:
+            targets.append(f"Microsoft Teams ({urlsplit(route.teams_url).hostname}; {content})")
+        if route.journal_address:
+            targets.append(f"journal copy of every message to {route.journal_address}")
+        if targets:
+            routes.append(f"{scope}: " + "; ".join(targets))
     return routes
 
 

@@ -219,6 +219,22 @@ def _names(rows: list[Row]) -> None:
     for row in rows:
         if row.message.sender_id:
             row.sender_name = names.get(row.message.sender_id, "")
+    _staff_names([row for row in rows if row.message.source == "api"])
+
+
+def _staff_names(rows: list[Row]) -> None:
+    """Who at the firm sent a message through ClientWindow (bridge/), and how."""
+    if not rows:
+        return
+    from bridge.models import Outbound
+
+    by_message = {row.message.pk: row for row in rows}
+    sends = Outbound.objects.filter(message_id__in=by_message).select_related("user")
+    for send in sends:
+        user = send.user
+        who = (user.get_full_name() or user.get_username()) if user is not None else send.sender
+        how = "by email" if send.source == Outbound.Source.EMAIL else "from the portal"
+        by_message[send.message_id].sender_name = f"{who or 'staff'} ({how})"  # type: ignore[index]
 
 
 def _checkpoints(rows: list[Row]) -> None:

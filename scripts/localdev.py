@@ -282,6 +282,10 @@ def run_portal() -> int:
                 env=env,
             )
         )
+        # staff reply emails (bridge/gateway.py), on MAIL_GATEWAY_PORT (default 2525)
+        children.append(
+            subprocess.Popen([sys.executable, "manage.py", "run_mail_gateway"], cwd=ROOT, env=env)
+        )
         wait_for_port(int(port))
         manage("seed_demo", "--url", f"http://127.0.0.1:{port}/webhooks/whatsapp/", env=env)
         say(f"the portal is at http://127.0.0.1:{port}/ — Ctrl-C stops everything")

@@ -535,6 +535,30 @@ def test_it_writes_the_record_of_processing_from_the_configuration(
     assert "none configured" in html and "Meta Platforms" in html
 
 
+def test_the_record_names_every_bridge_route_and_relay(
+    client: Client, configured: World, auditor: Any, settings: Any
+) -> None:
+    from bridge.models import Route
+
+    settings.EMAIL_URL = "smtp://relay.bank.example:25"
+    settings.JOURNAL_EMAIL_URL = "smtps://journal-relay.bank.example"
+    Route.objects.create(
+        channel=configured.channel,
+        email_recipients=["rm@bank.example"],
+        slack_url="https://hooks.slack.com/services/T/B/x",
+        journal_address="journal@archive.bank.example",
+        metadata_only=True,
+    )
+    html = page(client, auditor, "retention:record_of_processing").content.decode()
+    assert "none configured" not in html
+    assert "Mail relay relay.bank.example" in html
+    assert "Journal relay journal-relay.bank.example" in html
+    assert "email to 1 staff address(es) (notice and a portal link only)" in html
+    assert "Slack (hooks.slack.com; notice and a portal link only)" in html
+    assert "journal copy of every message to journal@archive.bank.example" in html
+    assert "services/T/B/x" not in html  # the webhook's secret path is never shown
+
+
 def test_it_downloads_the_record_as_a_pdf(client: Client, configured: World, legal: Any) -> None:
     response = page(client, legal, "retention:record_of_processing_pdf")
     assert response["Content-Type"] == "application/pdf"

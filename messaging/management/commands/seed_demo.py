@@ -24,11 +24,29 @@ class Command(BaseCommand):
             self.stdout.write("Demo channel exists; nothing seeded.")
             return
         _review_setup()
+        _bridge_setup(channel)
         bodies = simulator.demo_bodies()
         statuses = [simulator.post(url, body, settings.WHATSAPP_APP_SECRET) for body in bodies]
         if set(statuses) != {200}:
             raise CommandError(f"the portal refused demo deliveries: {sorted(set(statuses))}")
         self.stdout.write(f"Seeded {len(bodies)} demo deliveries on {channel}.")
+        self.stdout.write(f"Staff notifications and journal copies go to {settings.EMAIL_URL}")
+
+
+def _bridge_setup(channel: Channel) -> None:
+    """A route: client messages to a relationship manager and a journal mailbox (local runs
+    write mail to var/outbox), replies through the gateway on MAIL_GATEWAY_PORT."""
+    from bridge.models import Route
+
+    Route.objects.get_or_create(
+        channel=channel,
+        conversation=None,
+        defaults={
+            "name": "Demo desk",
+            "email_recipients": ["relationship.manager@example.com"],
+            "journal_address": "journal@example.com",
+        },
+    )
 
 
 def _review_setup() -> None:
