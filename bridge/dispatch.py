@@ -30,7 +30,7 @@ from django.utils import timezone
 from archive.models import ChainHead
 from messaging.inbox import wake_bridge
 from messaging.media import MEDIA_TYPES
-from messaging.models import Direction, Message
+from messaging.models import Attachment, Direction, Message
 
 from . import chat, mail
 from .models import BridgeCursor, Notification, NotificationMessage, Route
@@ -189,7 +189,10 @@ def _send(due: list[Notification]) -> int:
             messages = list(
                 Message.objects.filter(notifications__notification=notification)
                 .select_related(
-                    "conversation__channel", "conversation__participant", "conversation__entry"
+                    "entry",
+                    "conversation__channel",
+                    "conversation__participant",
+                    "conversation__entry",
                 )
                 .order_by("entry_id")
             )
@@ -221,22 +224,14 @@ def _send(due: list[Notification]) -> int:
 
 
 def _waiting_for_media(messages: list[Message]) -> bool:
-    """A message with media not yet fetched, still young enough to wait for."""
-    wait = timedelta(seconds=settings.BRIDGE_MEDIA_WAIT_SECONDS)
-    pending = [m for m in messages if m.type in MEDIA_TYPES]
-    if not pending:
+    """Whether a message's media is still being fetched, and young enough to wait for."""
+    media = [m for m in messages if m.type in MEDIA_TYPES]
+    if not media:
         return False
-    fetched = set(
-        Message.objects.filter(
-            pk__in=[m.pk for m in pending], attachment__isnull=False
-        ).values_list("pk", flat=True)
-    )
-    oldest = (
-        min(m.entry.sealed_at for m in pending if m.pk not in fetched)
-        if len(fetched) < len(pending)
-        else None
-    )
-    return oldest is not None and timezone.now() < oldest + wait
+    fetched = set(Attachment.objects.filter(message__in=media).values_list("message_id", flat=True))
+    wait = timedelta(seconds=settings.BRIDGE_MEDIA_WAIT_SECONDS)
+    now = timezone.now()
+    return any(now < m.entry.sealed_at + wait for m in media if m.pk not in fetched)
 
 
 def _open(connections: dict[bool, Any], journal: bool) -> Any:

@@ -3,12 +3,14 @@ imaps://user:password@host[:port]/FOLDER (imap:// for plain IMAP on a trusted ne
 
 Each unseen message is fetched as its exact bytes, stored (bridge.inbound.receive) and only then
 flagged \\Seen, so a crash between the two can only store a message twice, never lose one; the
-second copy is recognised by its Message-ID and never sent again (bridge/inbound.py)."""
+second copy is recognised by its Message-ID and never sent again (bridge/inbound.py). Nothing is
+ever expunged: the mailbox is the staff's, and messages others marked \\Deleted stay theirs."""
 
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from imap_tools import AND, MailBox, MailBoxUnencrypted
+from imap_tools.errors import MailboxFlagError
 
 from bridge import inbound
 from bridge.models import InboundEmail
@@ -35,5 +37,8 @@ def poll(url: str | None = None) -> int:
                 continue
             inbound.receive(raw, InboundEmail.Via.IMAP)
             stored += 1
-            box.flag([uid], "\\Seen", True)
+            # not box.flag(): imap-tools follows its STORE with an EXPUNGE of the whole folder
+            flagged = box.client.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+            if flagged[0] != "OK":
+                raise MailboxFlagError(flagged, "OK")
     return stored

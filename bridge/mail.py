@@ -74,7 +74,8 @@ def client_name(conversation: Conversation) -> str:
         return "Unknown client"
     name = latest_names({person.pk}).get(person.pk, "")
     number = f"+{person.wa_id}" if person.wa_id else person.user_id
-    return f"{name} ({number})" if name else number
+    # one line, always: a profile name is the client's to choose, and becomes a header
+    return eml.one_line(f"{name} ({number})" if name else number)
 
 
 def portal_link(conversation: Conversation) -> str:
