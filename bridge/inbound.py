@@ -29,7 +29,7 @@ from django.utils import timezone
 from mailparser_reply import EmailReplyParser
 
 from archive import ledger
-from archive.envelope import Fact
+from archive.envelope import Fact, rfc3339
 from messaging.models import Conversation
 from retention import assign as retention
 
@@ -323,7 +323,7 @@ def _seal(
         "email.inbound",
         {
             "via": str(stored.via),
-            "received_at": stored.received_at.isoformat().replace("+00:00", "Z"),
+            "received_at": rfc3339(stored.received_at),
             "phone_number_id": channel.phone_number_id if channel else None,
             "conversation_seq": conversation.entry_id if conversation else None,
             "accepted": state == InboundEmail.State.PROCESSING,

@@ -155,12 +155,14 @@ def check(conversation: Conversation, parts: list[Part]) -> None:
 
 
 def send(conversation: Conversation, parts: list[Part], author: Author) -> list[Outbound]:
-    """Check, then send every part in order, stopping at the first Meta refuses. Returns what
-    was attempted; raises CannotSend when nothing could be."""
+    """Check, upload every file, then send every part in order, stopping at the first Meta
+    refuses. Returns what was attempted; raises CannotSend when nothing was sent."""
     check(conversation, parts)
+    # every file is uploaded before anything is sent: an upload Meta refuses stops the whole
+    # reply before the client has seen any of it
+    requests = [_request(conversation, part) for part in parts]
     done: list[Outbound] = []
-    for part in parts:
-        body, media = _request(conversation, part)
+    for body, media in requests:
         outbound = _seal_request(conversation, author, body, media)
         done.append(outbound)
         _deliver(outbound)
