@@ -224,10 +224,10 @@ def _request(conversation: Conversation, part: Part) -> tuple[dict[str, Any], Me
     if part.caption and kind != "audio":
         media["caption"] = part.caption
     body |= {"type": kind, kind: media}
-    return body, store_media(part.content, part.mime_type)
+    return body, store_media(part.content, part.mime_type, channel.pk)
 
 
-def store_media(content: bytes, mime_type: str) -> MediaFile:
+def store_media(content: bytes, mime_type: str, channel_id: int) -> MediaFile:
     """Keep the bytes of a file sent to a client like received media: content-addressed, sealed
     once (messaging/media.py)."""
     sha256 = hashlib.sha256(content).hexdigest()
@@ -250,6 +250,7 @@ def store_media(content: bytes, mime_type: str) -> MediaFile:
                 storage_name=name,
                 entry=entry,
             )
+            retention.media_stored(media, channel_id)
     return media
 
 

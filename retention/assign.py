@@ -305,6 +305,14 @@ def bridged(entry: Any, kind: str, channel_id: int | None, conversation_id: int 
     write(Plan(new={row.seq: row}))
 
 
+def media_stored(media: MediaFile, channel_id: int) -> None:
+    """A file staff sent (bridge/outbound.py), stored before its message is: its channel's
+    policy from the start, lengthened by whatever message attaches it."""
+    plan = Plan()
+    plan.own(media, Policies.load().for_channel(channel_id))
+    write(plan)
+
+
 def sent(message: Message) -> None:
     """Fix the retention of a message ClientWindow sent (no webhook carried it): its channel's
     policy, and its conversation, client and the client's names kept at least as long."""
