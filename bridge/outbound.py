@@ -25,7 +25,7 @@ from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -234,14 +234,16 @@ def store_media(content: bytes, mime_type: str, channel_id: int) -> MediaFile:
     name = f"media/{sha256[:2]}/{sha256}"
     if not default_storage.exists(name):
         default_storage.save(name, ContentFile(content))
-    with transaction.atomic():
-        media = MediaFile.objects.filter(sha256=sha256).first()
-        if media is None:
-            fact = Fact(
-                "media.file",
-                {"size": len(content), "mime_type": mime_type[:200]},
-                {"sha256": bytes.fromhex(sha256)},
-            )
+    media = MediaFile.objects.filter(sha256=sha256).first()
+    if media is not None:
+        return media
+    fact = Fact(
+        "media.file",
+        {"size": len(content), "mime_type": mime_type[:200]},
+        {"sha256": bytes.fromhex(sha256)},
+    )
+    try:
+        with transaction.atomic():
             (entry,) = ledger.append([fact])
             media = MediaFile.objects.create(
                 sha256=sha256,
@@ -251,6 +253,8 @@ def store_media(content: bytes, mime_type: str, channel_id: int) -> MediaFile:
                 entry=entry,
             )
             retention.media_stored(media, channel_id)
+    except IntegrityError:  # the same bytes, stored by another worker meanwhile
+        media = MediaFile.objects.get(sha256=sha256)
     return media
 
 
