@@ -78,14 +78,21 @@ def slack_payload(
     and > as control characters: they are escaped in everything a client wrote."""
     count = len(messages)
     title = f"New WhatsApp {'message' if count == 1 else f'messages ({count})'} from {client}"
-    lines = [_slack_escape(_excerpt(m, metadata_only)) for m in messages]
+    # at most 3,000 characters per section: whole lines are left out, never half an escape
+    lines: list[str] = []
+    size = 0
+    for message in messages:
+        line = _slack_escape(_excerpt(message, metadata_only))
+        if size + len(line) + 1 > 2900:
+            lines.append(f"… and {len(messages) - len(lines)} more in ClientWindow")
+            break
+        lines.append(line)
+        size += len(line) + 1
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack_escape(title)}*"}},
     ]
     if not metadata_only:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900]}}
-        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
     blocks.append(
         {
             "type": "actions",

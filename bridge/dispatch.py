@@ -24,7 +24,6 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from archive.models import ChainHead
@@ -37,7 +36,6 @@ from .models import BridgeCursor, Notification, NotificationMessage, Route
 
 logger = logging.getLogger(__name__)
 CHUNK = 1000
-SEND_BATCH = 20
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 MEDIA_RECHECK = timedelta(seconds=5)
@@ -124,7 +122,8 @@ def _plan(messages: list[Message], routes: Routes) -> None:
     for message in messages:
         journal.extend((route, message) for route in routes.journals(message))
         staff = routes.notify(message)
-        if staff is None or message.direction != Direction.INBOUND:
+        # staff hear about what clients write now, not about a history sync of old chats
+        if staff is None or message.direction != Direction.INBOUND or message.source == "history":
             continue
         for kind in staff_kinds(staff):
             grouped[staff.pk, message.conversation_id, kind].append(message)
@@ -154,7 +153,11 @@ def _plan(messages: list[Message], routes: Routes) -> None:
         links.extend(NotificationMessage(notification=waiting, message=m) for m in group)
     for route, message in journal:
         notification = Notification.objects.create(
-            route=route, conversation_id=message.conversation_id, kind=Kind.JOURNAL, due_at=now
+            route=route,
+            conversation_id=message.conversation_id,
+            kind=Kind.JOURNAL,
+            target=route.journal_address,
+            due_at=now,
         )
         links.append(NotificationMessage(notification=notification, message=message))
     NotificationMessage.objects.bulk_create(links, ignore_conflicts=True)
@@ -167,60 +170,70 @@ def run() -> int:
 
 
 def send_due() -> int:
-    sent = 0
-    while True:
-        with transaction.atomic():
-            due = list(
-                Notification.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
-                .select_related("route", "conversation__channel", "conversation__participant")
-                .order_by("due_at", "id")[:SEND_BATCH]
-            )
-            if not due:
-                return sent
-            sent += _send(due)
-
-
-def _send(due: list[Notification]) -> int:
+    """Send every due notification, each in its own transaction: its row is locked while it is
+    sent (other workers skip it) and its outcome committed at once, so one failure never undoes
+    another's record (which would send that one again)."""
     sent = 0
     connections: dict[bool, Any] = {}
+    skipped: list[int] = []
     try:
-        for notification in due:
-            messages = list(
-                Message.objects.filter(notifications__notification=notification)
-                .select_related(
-                    "entry",
-                    "conversation__channel",
-                    "conversation__participant",
-                    "conversation__entry",
+        while True:
+            with transaction.atomic():
+                notification = (
+                    Notification.objects.select_for_update(skip_locked=True, of=("self",))
+                    .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
+                    .exclude(pk__in=skipped)
+                    .select_related("route", "conversation__channel", "conversation__participant")
+                    .order_by("due_at", "id")
+                    .first()
                 )
-                .order_by("entry_id")
-            )
-            if notification.kind == Kind.EMAIL and _waiting_for_media(messages):
-                notification.due_at = timezone.now() + MEDIA_RECHECK
-                notification.save(update_fields=["due_at"])
-                continue
-            try:
-                reference = _deliver(notification, messages, connections)
-            except Exception as exc:  # any failure is recorded and retried, never lost
-                _failed(notification, exc)
-                continue
-            notification.state = Notification.State.SENT
-            notification.sent_at = timezone.now()
-            notification.attempts += 1
-            notification.reference = reference[:300]
-            notification.last_error = ""
-            notification.save(
-                update_fields=["state", "sent_at", "attempts", "reference", "last_error"]
-            )
-            sent += 1
+                if notification is None:
+                    return sent
+                outcome = _send(notification, connections)
+                if outcome is None:
+                    skipped.append(notification.pk)
+                sent += outcome is True
     finally:
         for connection in connections.values():
             try:
                 connection.close()
             except Exception:  # a broken connection is already closed enough
                 logger.debug("closing an email connection failed", exc_info=True)
-    return sent
+
+
+def _send(notification: Notification, connections: dict[bool, Any]) -> bool | None:
+    """True when sent, False when it failed (recorded), None when it waits for media."""
+    messages = list(
+        Message.objects.filter(notifications__notification=notification)
+        .select_related(
+            "entry", "conversation__channel", "conversation__participant", "conversation__entry"
+        )
+        .order_by("entry_id")
+    )
+    carries_media = notification.kind == Kind.JOURNAL or (
+        notification.kind == Kind.EMAIL and not notification.route.metadata_only
+    )
+    if carries_media and _waiting_for_media(messages):
+        notification.due_at = timezone.now() + MEDIA_RECHECK
+        notification.save(update_fields=["due_at"])
+        return None
+    if notification.kind != Kind.JOURNAL and not notification.route.active:
+        notification.state = Notification.State.CANCELLED
+        notification.last_error = "the route was deactivated before this was sent"
+        notification.save(update_fields=["state", "last_error"])
+        return False
+    try:
+        reference = _deliver(notification, messages, connections)
+    except Exception as exc:  # any failure is recorded and retried, never lost
+        _failed(notification, exc)
+        return False
+    notification.state = Notification.State.SENT
+    notification.sent_at = timezone.now()
+    notification.attempts += 1
+    notification.reference = reference[:300]
+    notification.last_error = ""
+    notification.save(update_fields=["state", "sent_at", "attempts", "reference", "last_error"])
+    return True
 
 
 def _waiting_for_media(messages: list[Message]) -> bool:
@@ -245,7 +258,8 @@ def _open(connections: dict[bool, Any], journal: bool) -> Any:
 def _smtp(connections: dict[bool, Any], journal: bool, email: EmailMessage) -> str:
     connection = _open(connections, journal)
     try:
-        connection.send_messages([email])
+        if connection.send_messages([email]) != 1:
+            raise ConnectionError("the email was not sent (no recipients were accepted)")
     except Exception:
         connections.pop(journal, None)  # a new connection for the next one
         try:
@@ -263,7 +277,7 @@ def _deliver(
     if not messages:
         return "nothing left to send"
     if notification.kind == Kind.JOURNAL:
-        copy = mail.journal_email(messages[0], route.journal_address)
+        copy = mail.journal_email(messages[0], notification.target or route.journal_address)
         _smtp(connections, True, copy)
         return str(copy.message()["Message-ID"] or "accepted")
     if notification.kind == Kind.EMAIL:
@@ -289,7 +303,7 @@ def _failed(notification: Notification, error: Exception) -> None:
     if not journal and (permanent or notification.attempts >= settings.BRIDGE_MAX_ATTEMPTS):
         notification.state = Notification.State.FAILED
     else:
-        wait = min(FIRST_RETRY * 2 ** (notification.attempts - 1), LONGEST_RETRY)
+        wait = min(FIRST_RETRY * 2 ** min(notification.attempts - 1, 8), LONGEST_RETRY)
         notification.due_at = timezone.now() + wait
     notification.save(update_fields=["attempts", "last_error", "state", "due_at"])
     logger.warning(
@@ -299,14 +313,3 @@ def _failed(notification: Notification, error: Exception) -> None:
         notification.attempts,
         type(error).__name__,
     )
-
-
-def backlog() -> dict[str, Any]:
-    """What the reconciliation page lists: journal copies not yet accepted, notifications given
-    up on, and messages on a journaled route that have no journal copy at all."""
-    pending = Q(state=Notification.State.PENDING)
-    return {
-        "journal_pending": Notification.objects.filter(pending, kind=Kind.JOURNAL),
-        "failed": Notification.objects.filter(state=Notification.State.FAILED),
-        "staff_pending": Notification.objects.filter(pending).exclude(kind=Kind.JOURNAL),
-    }

@@ -66,13 +66,19 @@ def connection(journal: bool = False) -> BaseEmailBackend:
     )
 
 
-def client_name(conversation: Conversation) -> str:
+def client_name(conversation: Conversation, *, first: bool = False) -> str:
+    """The client as staff see them: name (number). With `first`, the first name they ever
+    showed, which never changes (a subject that changed would split the mail thread)."""
     if conversation.group_id:
-        return f"WhatsApp group {conversation.group_id}"
+        return eml.one_line(f"WhatsApp group {conversation.group_id}")
     person = conversation.participant
     if person is None:
         return "Unknown client"
-    name = latest_names({person.pk}).get(person.pk, "")
+    if first:
+        shown = person.profiles.exclude(name="").order_by("id").values_list("name", flat=True)
+        name = shown.first() or ""
+    else:
+        name = latest_names({person.pk}).get(person.pk, "")
     number = f"+{person.wa_id}" if person.wa_id else person.user_id
     # one line, always: a profile name is the client's to choose, and becomes a header
     return eml.one_line(f"{name} ({number})" if name else number)
@@ -112,6 +118,19 @@ class Line:
     note: str  # what kind of thing it is, when not plain text ("Photo", "Reacted 👍", …)
     link: str  # the attachment in the portal, when not attached to the email
     attached: str  # the file name, when attached
+
+
+METADATA_NOTES = {
+    "text": "Message",
+    "image": "Photo",
+    "video": "Video",
+    "audio": "Audio",
+    "document": "Document",
+    "sticker": "Sticker",
+    "reaction": "Reaction",
+    "edit": "Edited a message",
+    "revoke": "Deleted a message",
+}
 
 
 def _describe(row: Row) -> tuple[str, str]:
@@ -154,6 +173,8 @@ def notification_email(
     tz = timezone.get_current_timezone()
     for row in rows:
         text, note = _describe(row)
+        if metadata_only:  # a file name or an emoji is content too
+            note = METADATA_NOTES.get(row.message.type, "Message")
         attached = link_to = ""
         stored = row.attachment.file if row.attachment is not None else None
         if stored is not None and not metadata_only:
@@ -185,7 +206,7 @@ def notification_email(
         "metadata_only": metadata_only,
         "group": bool(conversation.group_id),
     }
-    subject = f"WhatsApp: {name}"
+    subject = f"WhatsApp: {client_name(conversation, first=True)}"
     mail = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("bridge/notification.txt", context),

@@ -113,11 +113,14 @@ class Notification(models.Model):
         PENDING = "pending"  # not tried yet, or failed and waiting to be retried
         SENT = "sent"  # accepted by the SMTP server or the webhook
         FAILED = "failed"  # gave up after BRIDGE_MAX_ATTEMPTS (never for the journal)
+        CANCELLED = "cancelled"  # its route was deactivated before it was sent
 
     route = models.ForeignKey(Route, on_delete=models.PROTECT, related_name="notifications")
     conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    # the journal address a journal copy goes to, fixed when it is planned
+    target = models.EmailField(blank=True)
     messages = models.ManyToManyField(Message, through="NotificationMessage", related_name="+")
     created_at = models.DateTimeField(db_default=Now())
     due_at = models.DateTimeField(db_default=Now())

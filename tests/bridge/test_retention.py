@@ -93,7 +93,7 @@ def test_a_hold_keeps_the_reply_email_and_the_send_request(capture, route, smtp,
 
 
 def test_disposition_blanks_reply_emails_and_send_requests(capture, route, smtp, meta, channel):
-    conversation, stored, outbound = sent_reply(capture, "Confidential: sold at 101.")
+    _, stored, outbound = sent_reply(capture, "Confidential: sold at 101.")
     expire_all()
     done = disposition.plan(None)
     assert done is not None and done.state == "done", done and done.error
