@@ -17,15 +17,15 @@ from django.db import close_old_connections
 
 from bridge import inbound
 from bridge.models import InboundEmail
+from bridge.tokens import conversation_of
 
 logger = logging.getLogger(__name__)
 
 
 def _ours(address: str) -> bool:
-    local, _, domain = address.strip("<>").rpartition("@")
-    return domain.lower() == settings.BRIDGE_REPLY_DOMAIN.lower() and local.lower().startswith(
-        "reply+"
-    )
+    """A reply address with a valid signature: anything else is refused at RCPT, so the
+    sending server (not ClientWindow) tells whoever wrote to it (no backscatter from us)."""
+    return conversation_of(address.strip("<>")) is not None
 
 
 def _store(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> int:
@@ -41,7 +41,7 @@ class Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if not _ours(address):
-            return "550 5.1.1 This gateway only accepts replies to ClientWindow notifications"
+            return "550 5.1.1 Not a valid reply address: reply to a ClientWindow notification"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

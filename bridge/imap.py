@@ -27,9 +27,13 @@ def poll(url: str | None = None) -> int:
     box_class = MailBox if parts.scheme == "imaps" else MailBoxUnencrypted
     port = parts.port or (993 if parts.scheme == "imaps" else 143)
     stored = 0
-    with box_class(parts.hostname or "localhost", port=port, timeout=60).login(
-        unquote(parts.username or ""), unquote(parts.password or ""), initial_folder=folder
-    ) as box:
+    box = box_class(parts.hostname or "localhost", port=port, timeout=60)
+    try:
+        box.login(unquote(parts.username or ""), unquote(parts.password or ""), folder)
+    except BaseException:
+        box.client.shutdown()  # a refused login (or folder) leaves no connection open
+        raise
+    with box:
         for uid in box.uids(AND(seen=False))[:LIMIT]:
             status, data = box.client.uid("fetch", uid, "(BODY.PEEK[])")
             raw = next((item[1] for item in data if isinstance(item, tuple)), None)

@@ -23,6 +23,7 @@ import re
 from email.message import EmailMessage as ParsedEmail
 from email.utils import getaddresses, parseaddr
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -40,7 +41,7 @@ from .tokens import addressed_conversation
 
 logger = logging.getLogger(__name__)
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv"]
-TEMPLATE_LINE = re.compile(r"^\s*/template\s+(\S+)(?:\s+([a-zA-Z_]{2,8}))?\s*(?:\|(.*))?$")
+TEMPLATE_LINE = re.compile(r"^\s*/template\s+([^\s|]+)(?:\s+([a-zA-Z_]{2,8}))?\s*(?:\|(.*))?$")
 AUTO_PRECEDENCE = ("bulk", "junk", "list", "auto_reply")
 
 
@@ -93,7 +94,13 @@ def process_pending(limit: int = 50) -> int:
             # claimed before anything is sent: a crash leaves it "processing", never resent
             stored.state = InboundEmail.State.PROCESSING
             stored.save(update_fields=["state"])
-        process(stored)
+        try:
+            process(stored)
+        except Exception as exc:  # one email never stops the others; it stays listed
+            logger.exception("reply email %s could not be processed", stored.pk)
+            InboundEmail.objects.filter(pk=stored.pk).update(
+                reason=f"processing failed ({type(exc).__name__}); nothing more was sent"
+            )
         done += 1
     return done
 
@@ -104,8 +111,16 @@ def parse(raw: bytes) -> ParsedEmail:
     return parsed
 
 
-def is_automatic(parsed: ParsedEmail) -> bool:
-    """RFC 3834 Auto-Submitted, Precedence, delivery reports: never answered."""
+def is_automatic(parsed: ParsedEmail, envelope_from: str | None = None) -> bool:
+    """RFC 3834 Auto-Submitted, Precedence, delivery reports, bounces (a null sender, or from
+    a mailer daemon): never answered."""
+    if envelope_from is not None and envelope_from.strip() == "<>":  # the gateway's null sender
+        return True
+    if str(parsed.get("Return-Path", "")).strip() == "<>":
+        return True
+    local = sender_address(parsed).partition("@")[0]
+    if local in ("mailer-daemon", "postmaster"):
+        return True
     auto = str(parsed.get("Auto-Submitted", "no")).strip().lower()
     if auto and auto != "no":
         return True
@@ -140,8 +155,13 @@ def reply_text(parsed: ParsedEmail) -> str:
         content = html_to_text(content)
     content = content.replace("\r\n", "\n")
     replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=content).replies
-    text = str(replies[0].body) if replies else content
-    return text.strip()
+    if not replies:
+        return str(content).strip()
+    if replies[0].headers:  # the email starts with the quote: nothing new was written
+        return ""
+    new = str(replies[0].body)
+    # a quote the parser did not recognise as one is still not the staff member's words
+    return "\n".join(line for line in new.splitlines() if not line.startswith(">")).strip()
 
 
 def html_to_text(markup: str) -> str:
@@ -158,28 +178,57 @@ def html_to_text(markup: str) -> str:
 
 
 def attachments(parsed: ParsedEmail) -> list[outbound.File]:
-    """Files the staff member attached (inline images referenced by the HTML, such as signature
-    logos, are left out)."""
-    referenced = set()
-    body = parsed.get_body(preferencelist=("html",))
-    if body is not None:
-        try:
-            referenced = {m.lower() for m in re.findall(r"cid:([^\"'\s>]+)", body.get_content())}
-        except (LookupError, UnicodeError):
-            referenced = set()
+    """Files the staff member attached, wherever their mail program put them (Apple Mail nests
+    them inside the alternative part); the body itself, and inline images the HTML refers to
+    (signature logos), are not files."""
+    bodies = {id(p) for p in (parsed.get_body(("plain",)), parsed.get_body(("html",))) if p}
+    referenced: set[str] = set()
+    for part in parsed.walk():
+        if part.get_content_type() == "text/html" and not part.get_filename():
+            try:
+                html_text = part.get_content()
+            except (LookupError, UnicodeError):
+                continue
+            referenced |= {m.lower() for m in re.findall(r"cid:([^\"'\s>]+)", html_text)}
     files = []
-    for part in parsed.iter_attachments():
-        if part.is_multipart() or part.get_content_type() == "message/rfc822":
+    for part in parsed.walk():
+        if part.is_multipart() or id(part) in bodies:
             continue
+        if part.get_content_type() == "message/rfc822":
+            continue
+        filename = part.get_filename()
+        disposition = part.get_content_disposition()
+        if part.get_content_maintype() == "text" and not filename and disposition != "attachment":
+            continue  # another rendering of the body
         content_id = str(part.get("Content-ID", "")).strip("<> ").lower()
         if content_id and content_id in referenced:
             continue
         content = part.get_payload(decode=True)
         if not isinstance(content, bytes) or not content:
             continue
-        filename = part.get_filename() or f"attachment.{part.get_content_subtype()}"
-        files.append(outbound.File(content, part.get_content_type(), filename[:200]))
+        name = filename or f"attachment.{part.get_content_subtype()}"
+        files.append(outbound.File(content, part.get_content_type(), name[:200]))
     return files
+
+
+def authenticated(parsed: ParsedEmail, sender: str) -> bool:
+    """With BRIDGE_TRUSTED_AUTHSERV_ID set, the firm's own mail server must have stamped the
+    email `dmarc=pass` for the sender's domain (RFC 8601 Authentication-Results); headers from
+    anyone else are ignored. Unset: the From address is trusted (docs/BRIDGE.md)."""
+    trusted = settings.BRIDGE_TRUSTED_AUTHSERV_ID.strip().lower()
+    if not trusted:
+        return True
+    domain = sender.rpartition("@")[2].lower()
+    for header in parsed.get_all("Authentication-Results", []):
+        authserv, _, results = str(header).partition(";")
+        words = authserv.split()
+        if not words or words[0].lower() != trusted:
+            continue  # anyone can write this header: only our own server's counts
+        for result in results.lower().split(";"):
+            result = result.strip()
+            if result.startswith("dmarc=pass") and f"header.from={domain}" in result.split():
+                return True
+    return False
 
 
 def allowed_sender(route: Route | None, address: str) -> tuple[bool, object | None]:
@@ -223,6 +272,11 @@ def parts_of(
         if template is None:
             raise Refused(f"There is no approved template named {name!r} for this number.")
         values = tuple(p.strip() for p in params.split("|")) if params else ()
+        if text.partition("\n")[2].strip() or files:
+            raise Refused(
+                "A template is sent on its own: remove the other text and the attachments, or "
+                "send them once the client has written again."
+            )
         return [outbound.Template(template, values)]
     parts: list[outbound.Part] = [outbound.Text(text)] if text else []
     return parts + list(files)
@@ -235,7 +289,8 @@ def process(stored: InboundEmail) -> None:
     conversation: Conversation | None = None
     user = None
     try:
-        if is_automatic(parsed):
+        envelope = stored.envelope_from if stored.via == InboundEmail.Via.SMTP else None
+        if is_automatic(parsed, envelope):
             _seal(
                 stored,
                 None,
@@ -243,6 +298,10 @@ def process(stored: InboundEmail) -> None:
                 "an automatic email (auto-reply or report)",
             )
             return
+        if len(stored.raw) > settings.MAIL_MAX_BYTES:
+            raise Refused(
+                f"The email is larger than the {settings.MAIL_MAX_BYTES:,} bytes a reply may be."
+            )
         first = _earlier_copy(stored)
         if first is not None:
             _seal(stored, None, InboundEmail.State.IGNORED, f"a copy of reply email {first}")
@@ -270,11 +329,18 @@ def process(stored: InboundEmail) -> None:
                 f"{stored.sender or 'This sender'} may not reply to this client. Ask an "
                 "administrator to add you to the route."
             )
+        if not authenticated(parsed, stored.sender):
+            user = None
+            raise Refused(
+                "Your email could not be shown to come from your address (no passing DMARC "
+                f"result from {settings.BRIDGE_TRUSTED_AUTHSERV_ID}), so it was not sent."
+            )
         parts = parts_of(conversation, reply_text(parsed), attachments(parsed))
         outbound.check(conversation, parts)
     except (Refused, outbound.CannotSend) as refusal:
         _seal(stored, conversation, InboundEmail.State.REFUSED, str(refusal), user=user)
-        _tell(stored, parsed, "Your WhatsApp reply was not sent", str(refusal))
+        # who is not known to be staff is told why, but not shown what they wrote (backscatter)
+        _tell(stored, parsed, "Your WhatsApp reply was not sent", str(refusal), quote=bool(user))
         return
     _seal(stored, conversation, InboundEmail.State.PROCESSING, "", user=user)
     author = outbound.Author(Outbound.Source.EMAIL, user, stored.sender, stored)
@@ -290,22 +356,21 @@ def process(stored: InboundEmail) -> None:
         return
     problem = failed[0]
     went = len(sent) - len(failed)
-    unsent = len(parts) - went
-    detail = (
-        "WhatsApp did not confirm whether it was delivered; it was not sent again. Check the "
-        "transcript before resending."
-        if problem.state == Outbound.State.UNKNOWN
-        else f"WhatsApp refused it: {problem.error}"
-    )
-    state = InboundEmail.State.PARTIAL if went else InboundEmail.State.REFUSED
+    if problem.state == Outbound.State.UNKNOWN:
+        state = InboundEmail.State.UNCONFIRMED
+        detail = (
+            f"{went} of {len(parts)} part(s) of your reply went to the client. WhatsApp did not "
+            "confirm whether the next one reached them, and it was not sent again; the rest "
+            "was not sent. Check the conversation in ClientWindow before resending."
+        )
+    else:
+        state = InboundEmail.State.PARTIAL if went else InboundEmail.State.REFUSED
+        detail = (
+            f"{went} of {len(parts)} part(s) of your reply went to the client; the rest did "
+            f"not. WhatsApp refused it: {problem.error}"
+        )
     _finish(stored, state, detail)
-    _tell(
-        stored,
-        parsed,
-        "Your WhatsApp reply was not (fully) sent",
-        f"{went} of {len(parts)} part(s) of your reply went to the client; {unsent} did not. "
-        + detail,
-    )
+    _tell(stored, parsed, "Your WhatsApp reply was not (fully) sent", detail)
 
 
 @transaction.atomic
@@ -367,9 +432,9 @@ def _earlier_copy(stored: InboundEmail) -> int | None:
     """The same email received before (a relay retrying, IMAP after a crash): never resent."""
     if not stored.message_id:
         return None
-    earlier = (
+    earlier = (  # the first copy wins, whatever became of it (two workers may hold both)
         InboundEmail.objects.filter(message_id=stored.message_id, pk__lt=stored.pk)
-        .exclude(state=InboundEmail.State.PENDING)
+        .order_by("pk")
         .values_list("pk", "raw")
         .first()
     )
@@ -384,13 +449,15 @@ def _finish(stored: InboundEmail, state: str, reason: str) -> None:
     stored.save(update_fields=["state", "reason"])
 
 
-def _tell(stored: InboundEmail, parsed: ParsedEmail, subject: str, text: str) -> None:
+def _tell(
+    stored: InboundEmail, parsed: ParsedEmail, subject: str, text: str, *, quote: bool = True
+) -> None:
     """A notice to the sender (never to an automatic email: see is_automatic)."""
     if not stored.sender:
         return
+    about = f"Your email: {parsed.get('Subject', '(no subject)')}\n" if quote else ""
     body = (
-        f"{text}\n\n"
-        f"Your email: {parsed.get('Subject', '(no subject)')}\n"
+        f"{text}\n\n{about}"
         f"Received: {stored.received_at:%Y-%m-%d %H:%M} UTC\n\n"
         "The email is kept in the archive with this decision."
     )

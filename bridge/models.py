@@ -190,6 +190,7 @@ class InboundEmail(models.Model):
         PROCESSING = "processing"  # claimed; if a crash leaves it here, it is never resent
         SENT = "sent"  # everything in it went to the client
         PARTIAL = "partial"  # some of it went (Meta refused the rest): the sender was told
+        UNCONFIRMED = "unconfirmed"  # a send Meta never confirmed (not resent): the sender was told
         REFUSED = "refused"  # nothing was sent: the sender was told why
         IGNORED = "ignored"  # an auto-reply or bounce: nothing sent, nobody told (no loops)
 
@@ -260,6 +261,8 @@ class Outbound(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     sender = models.CharField(max_length=320, blank=True)  # the staff member's address
+    # the portal form's one-time key: a second submission of the same form sends nothing
+    submission = models.CharField(max_length=64, blank=True, db_index=True)
     type = models.CharField(max_length=16)  # text, image, video, audio, document, template
     request = models.JSONField()  # the body POSTed to /{phone-number-id}/messages
     media = models.ForeignKey(MediaFile, on_delete=models.PROTECT, null=True, blank=True)

@@ -87,6 +87,7 @@ class Author:
     user: Any = None  # the staff member's User, when known
     address: str = ""
     email: InboundEmail | None = None
+    submission: str = ""  # the portal form's one-time key
 
 
 def last_client_message(conversation: Conversation) -> datetime | None:
@@ -292,6 +293,7 @@ def _seal_request(
         email=author.email,
         user=author.user,
         sender=author.address[:320],
+        submission=author.submission[:64],
         type=body["type"],
         request=body,
         media=media,
@@ -306,6 +308,9 @@ def _deliver(outbound: Outbound) -> None:
     except graph.SendError as exc:
         _refused(outbound, exc)
         return
+    # Meta's answer is kept at once: were sealing it to fail, recover_interrupted() still
+    # knows the message went, and under which wamid
+    Outbound.objects.filter(pk=outbound.pk).update(response=answer)
     _accepted(outbound, answer)
 
 
@@ -430,9 +435,12 @@ def recover_interrupted(older_than: timedelta = timedelta(minutes=10)) -> int:
         state=Outbound.State.SENDING, created_at__lt=timezone.now() - older_than
     )
     count = 0
-    for outbound in stale.select_related("conversation__channel"):
-        _refused(
-            outbound, graph.SendError("interrupted: the worker stopped mid-send", uncertain=True)
-        )
+    for outbound in stale.select_related("conversation__channel", "media"):
+        answer = outbound.response if isinstance(outbound.response, dict) else {}
+        if answer.get("messages"):  # Meta accepted it; only sealing its answer was interrupted
+            _accepted(outbound, answer)
+        else:
+            error = graph.SendError("interrupted: the worker stopped mid-send", uncertain=True)
+            _refused(outbound, error)
         count += 1
     return count

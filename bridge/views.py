@@ -20,6 +20,7 @@ RECONCILE = "bridge.view_reconciliation"
 RETRY = "bridge.change_route"
 LIST_SIZE = 200
 MAX_UPLOAD = 100 * 1024 * 1024
+MAX_TEXT = 4096  # WhatsApp's limit for a text message
 
 
 @role_required
@@ -28,6 +29,11 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
     """Send text, a file or a template from the transcript, through the same path as email."""
     conversation = conversation_for_user(request, pk, REPLY)
     back = redirect("review:conversation", pk=conversation.pk)
+    submission = request.POST.get("submission", "")[:64]
+    earlier = Outbound.objects.filter(user_id=request.user.pk or 0, submission=submission)
+    if submission and earlier.exists():
+        notices.info(request, "That reply was already sent; it was not sent again.")
+        return back
     parts: list[outbound.Part] = []
     template_id = request.POST.get("template", "")
     if template_id:
@@ -43,9 +49,14 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
         values = tuple(p.strip() for p in raw.split("|")) if raw.strip() else ()
         parts.append(outbound.Template(template, values))
     else:
-        text = request.POST.get("text", "").strip()
+        text = request.POST.get("text", "").replace("\r\n", "\n").strip()
+        if len(text) > MAX_TEXT:
+            notices.error(
+                request, f"Not sent: WhatsApp takes at most {MAX_TEXT:,} characters of text."
+            )
+            return back
         if text:
-            parts.append(outbound.Text(text[:4096]))
+            parts.append(outbound.Text(text))
         upload = request.FILES.get("file")
         if upload is not None:
             if upload.size is not None and upload.size > MAX_UPLOAD:
@@ -59,7 +70,9 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
                 )
             )
     user = request.user
-    author = outbound.Author(Outbound.Source.PORTAL, user, getattr(user, "email", ""))
+    author = outbound.Author(
+        Outbound.Source.PORTAL, user, getattr(user, "email", ""), submission=submission
+    )
     try:
         sent = outbound.send(conversation, parts, author)
     except outbound.CannotSend as refusal:

@@ -382,6 +382,9 @@ MAIL_GATEWAY_HOST = env_str("MAIL_GATEWAY_HOST", "127.0.0.1")
 MAIL_GATEWAY_PORT = env_int("MAIL_GATEWAY_PORT", 2525)
 # Largest reply email accepted, in bytes (the gateway, provider webhooks and IMAP alike).
 MAIL_MAX_BYTES = env_int("MAIL_MAX_BYTES", 40 * 1024 * 1024)
+# The authserv-id of the firm's own inbound mail server: when set, a reply must carry its
+# Authentication-Results header with dmarc=pass for the sender's domain (RFC 8601).
+BRIDGE_TRUSTED_AUTHSERV_ID = env_str("BRIDGE_TRUSTED_AUTHSERV_ID")
 # Poll this mailbox for replies: imaps://user:password@host[:port]/FOLDER (unset: no polling).
 IMAP_URL = env_str("IMAP_URL")
 # Inbound-email webhooks of email providers (django-anymail, /email/inbound/<provider>/inbound/):

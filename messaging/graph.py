@@ -136,9 +136,15 @@ def _refusal(response: httpx.Response, what: str) -> SendError:
         detail = f": {error.get('code', '')} {error.get('message', '')}".rstrip()
         if details.get("details"):
             detail += f" ({details['details']})"
-    # 4xx other than 429 means this request will never succeed as it is
+    # 4xx other than 429 means this request will never succeed as it is; a 5xx may have come
+    # after Meta accepted it (never resent: SendError.uncertain)
     permanent = 400 <= response.status_code < 500 and response.status_code != 429
-    return SendError(f"{what}: HTTP {response.status_code}{detail}", permanent=permanent, body=body)
+    return SendError(
+        f"{what}: HTTP {response.status_code}{detail}",
+        permanent=permanent,
+        uncertain=response.status_code >= 500,
+        body=body,
+    )
 
 
 def send_message(phone_number_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:

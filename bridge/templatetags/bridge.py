@@ -1,5 +1,6 @@
 """{% reply_form conversation %}: the transcript's reply box (for users allowed to reply)."""
 
+import uuid
 from typing import Any
 
 from django import template
@@ -14,6 +15,7 @@ register = template.Library()
 @register.inclusion_tag("bridge/reply_form.html", takes_context=True)
 def reply_form(context: dict[str, Any], conversation: Conversation) -> dict[str, Any]:
     return {
+        "submission": uuid.uuid4().hex,
         "conversation": conversation,
         "csrf_token": context.get("csrf_token"),
         "window_open": outbound.window_open(conversation),

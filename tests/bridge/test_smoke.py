@@ -1,17 +1,14 @@
 """End to end: a client message reaches staff by email and the journal; a staff reply by email
 goes to the client through the Cloud API."""
 
-import smtplib
-
 from bridge import dispatch, inbound
-from bridge.gateway import controller
 from bridge.models import InboundEmail, Notification, Outbound
 from bridge.tokens import reply_address
 from messaging.models import Message
-from tests.bridge.conftest import CLIENT, free_port, text_body
+from tests.bridge.conftest import CLIENT, text_body
 
 
-def test_message_to_email_and_journal_and_reply_back(capture, route, smtp, meta, settings):
+def test_message_to_email_and_journal_and_reply_back(capture, route, smtp, meta):
     conversation = capture(text_body("Please sell <b>100</b> shares", wamid="wamid.A1"))
     assert dispatch.run() == 2
     received = smtp.wait(2)
@@ -27,19 +24,13 @@ def test_message_to_email_and_journal_and_reply_back(capture, route, smtp, meta,
     assert "Please sell" in journal.get_body(("plain",)).get_content()
     assert set(Notification.objects.values_list("state", flat=True)) == {"sent"}
 
-    port = free_port()
-    gateway = controller("127.0.0.1", port)
-    gateway.start()
-    try:
-        reply = (
-            f"From: RM <rm@bank.example>\r\nTo: {reply_address(conversation.pk)}\r\n"
-            "Subject: Re: WhatsApp\r\nMessage-ID: <r1@bank.example>\r\n\r\n"
-            "Done, sold at 101.\r\n\r\nOn Mon, Jane wrote:\r\n> Please sell\r\n"
-        ).encode()
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.sendmail("rm@bank.example", [reply_address(conversation.pk)], reply)
-    finally:
-        gateway.stop()
+    # (the gateway's own path, with committed rows, is tests/bridge/test_gateway.py)
+    raw = (
+        f"From: RM <rm@bank.example>\r\nTo: {reply_address(conversation.pk)}\r\n"
+        "Subject: Re: WhatsApp\r\nMessage-ID: <r1@bank.example>\r\n\r\n"
+        "Done, sold at 101.\r\n\r\nOn Mon, Jane wrote:\r\n> Please sell\r\n"
+    ).encode()
+    inbound.receive(raw, "smtp", "rm@bank.example", [reply_address(conversation.pk)])
     assert inbound.process_pending() == 1
     stored = InboundEmail.objects.get()
     assert stored.state == "sent", stored.reason
