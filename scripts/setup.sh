@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core  # scripts, CJK, emoji
   python3-venv                             # to install uv without touching the system Python
   chromium                                 # real-browser tests (tests/e2e, Playwright drives Debian's Chromium)
+  dovecot-imapd                            # a real IMAP server for tests/bridge/test_imap.py (run from a temp dir)
 )
 
 missing=()
@@ -24,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # the tests run their own dovecot from a temporary folder: no system IMAP service wanted
+    if [[ " ${missing[*]} " == *" dovecot-imapd "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now dovecot >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: these Debian packages are missing; install them as root:" >&2
     echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
