@@ -31,6 +31,7 @@ from mailparser_reply import EmailReplyParser
 
 from archive import ledger
 from archive.envelope import Fact, rfc3339
+from messaging.inbox import queue
 from messaging.models import Conversation
 from retention import assign as retention
 
@@ -50,12 +51,7 @@ class Refused(Exception):
 
 
 def wake() -> None:
-    try:
-        from django_q.tasks import async_task
-
-        async_task("bridge.tasks.process_replies", q_options={"group": "bridge-replies"})
-    except Exception:
-        logger.exception("could not queue reply processing")
+    queue("bridge.tasks.process_replies", "bridge-replies")
 
 
 def receive(

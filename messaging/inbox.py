@@ -1,4 +1,5 @@
-"""Waking the sequencer after a delivery is committed, and the sweep that catches the rest."""
+"""Waking background tasks after something is committed. Every one of them also runs on a
+schedule (archive/schedules.py), so a wake-up that cannot be queued only delays the work."""
 
 import logging
 
@@ -7,46 +8,31 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
+def queue(func: str, group: str) -> None:
+    """Queue a django-q2 task; never raises (its schedule is the backstop)."""
+    try:
+        from django_q.tasks import async_task
+
+        async_task(func, q_options={"group": group})
+    except Exception:  # what woke it (a webhook's 200, a sealing) must not depend on the queue
+        logger.exception("could not queue %s", func)
+
+
 def wake_sequencer(delivery_id: int) -> None:
     """Queue a sequencer run once the delivery is committed. If queueing fails the delivery is
     still safe in the inbox: the periodic sweep seals it."""
-
-    def enqueue() -> None:
-        try:
-            from django_q.tasks import async_task
-
-            async_task("messaging.tasks.seal_deliveries", q_options={"group": "sequencer"})
-        except Exception:  # the 200 must not depend on the queue; the sweep is the backstop
-            logger.exception("could not queue the sequencer for delivery %s", delivery_id)
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: queue("messaging.tasks.seal_deliveries", "sequencer"))
 
 
 def wake_media_fetcher() -> None:
-    """Queue a media fetch; the media schedule is the backstop if this fails."""
-    try:
-        from django_q.tasks import async_task
-
-        async_task("messaging.tasks.fetch_media", q_options={"group": "media"})
-    except Exception:
-        logger.exception("could not queue the media fetcher")
+    queue("messaging.tasks.fetch_media", "media")
 
 
 def wake_reviewers() -> None:
-    """Queue the lexicon scan of what was just sealed; its schedule is the backstop."""
-    try:
-        from django_q.tasks import async_task
-
-        async_task("review.tasks.scan_new_messages", q_options={"group": "lexicon"})
-    except Exception:
-        logger.exception("could not queue the lexicon scan")
+    """The lexicon scan of what was just sealed."""
+    queue("review.tasks.scan_new_messages", "lexicon")
 
 
 def wake_bridge() -> None:
-    """Queue the bridge (notifications, journal); its schedule is the backstop."""
-    try:
-        from django_q.tasks import async_task
-
-        async_task("bridge.tasks.run", q_options={"group": "bridge"})
-    except Exception:
-        logger.exception("could not queue the bridge")
+    """The bridge: staff notifications and journal copies."""
+    queue("bridge.tasks.run", "bridge")

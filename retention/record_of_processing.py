@@ -96,7 +96,7 @@ def build() -> Record:
         channels=_channels(policies),
         recipients=_recipients(),
         routes=_routes(),
-        transfers=_transfers(),
+        transfers=_transfers() + _chat_transfers(),
         time_limits=[
             PolicyLine(
                 p.name,
@@ -196,6 +196,26 @@ def _transfers() -> list[str]:
         f"its hosts ({', '.join(settings.WHATSAPP_MEDIA_HOSTS)}). Safeguards: the firm's "
         "WhatsApp Business terms and data processing terms with Meta."
     ]
+
+
+def _chat_transfers() -> list[str]:
+    """Chat services a route notifies (their hosts decide where the data goes)."""
+    from bridge.models import Route
+
+    routes = Route.objects.filter(active=True)
+    found = []
+    what = "client names and numbers, and message excerpts unless a route is metadata-only"
+    if routes.exclude(slack_url="").exists():
+        found.append(
+            f"Slack (Salesforce), as the firm's processor for staff notifications: {what}, "
+            "posted to the firm's workspace."
+        )
+    if routes.exclude(teams_url="").exists():
+        found.append(
+            f"Microsoft, as the firm's processor for Teams notifications: {what}, posted to the "
+            "firm's tenant."
+        )
+    return found
 
 
 def _security() -> list[str]:

@@ -557,6 +557,8 @@ def test_the_record_names_every_bridge_route_and_relay(
     assert "Slack (hooks.slack.com; notice and a portal link only)" in html
     assert "journal copy of every message to journal@archive.bank.example" in html
     assert "services/T/B/x" not in html  # the webhook's secret path is never shown
+    assert "Slack (Salesforce), as the firm&#x27;s processor" in html
+    assert "Microsoft, as the firm" not in html  # no Teams route
 
 
 def test_it_downloads_the_record_as_a_pdf(client: Client, configured: World, legal: Any) -> None:
