@@ -356,3 +356,13 @@ class MediaAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attempted_at}: {self.error}"
+
+
+class Wakeup(models.Model):
+    """Whether a wake-up of a background task is waiting in the queue (messaging/inbox.py)."""
+
+    func = models.CharField(max_length=200, primary_key=True)
+    queued = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.func}: {'queued' if self.queued else 'idle'}"

@@ -1,9 +1,11 @@
 """django-q2 tasks of the review app: thin wrappers over review.lexicon and review.sampling."""
 
+from messaging.inbox import woken
 from review.lexicon import scan_new_messages as _scan
 from review.sampling import draw_due
 
 
+@woken("review.tasks.scan_new_messages")
 def scan_new_messages() -> int:
     """Woken after each sealed batch and run by a schedule; nothing new is a no-op."""
     return _scan()
