@@ -18,6 +18,7 @@ attachment, and by a schedule every minute (the backstop for a lost wake-up).
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,8 @@ from django.utils import timezone
 from archive.models import ChainHead
 from messaging.inbox import wake_bridge
 from messaging.media import MEDIA_TYPES
-from messaging.models import Attachment, Direction, Message
+from messaging.models import Direction, Message
+from review.transcript import Row, decorate
 
 from . import chat, mail
 from .models import BridgeCursor, Notification, NotificationMessage, Route
@@ -169,30 +171,79 @@ def run() -> int:
     return send_due()
 
 
+SEND_BATCH = 50
+
+
+@dataclass
+class Prepared:
+    """What a batch of notifications needs, read once: their messages, decorated per channel
+    (review/transcript.decorate: one set of queries for the whole batch), and clients' names.
+    Measured: one notification at a time cost ~11 queries and 33 ms each, too slow for 50
+    messages/s (an email and a journal copy each)."""
+
+    messages: dict[int, list[Message]] = field(default_factory=dict)
+    rows: dict[int, Row] = field(default_factory=dict)
+    names: mail.Names = field(default_factory=lambda: mail.Names({}, {}))
+
+    @classmethod
+    def of(cls, due: list[Notification]) -> "Prepared":
+        prepared = cls()
+        links = (
+            NotificationMessage.objects.filter(notification__in=due)
+            .select_related(
+                "message__entry",
+                "message__conversation__channel",
+                "message__conversation__participant",
+                "message__conversation__entry",
+            )
+            .order_by("message__entry_id")
+        )
+        by_channel: dict[int, dict[int, Message]] = defaultdict(dict)
+        for link in links:
+            prepared.messages.setdefault(link.notification_id, []).append(link.message)
+            by_channel[link.message.channel_id][link.message.pk] = link.message
+        for messages in by_channel.values():
+            first = next(iter(messages.values()))
+            for row in decorate(first.conversation, list(messages.values())):
+                prepared.rows[row.message.pk] = row
+        people = {
+            m.conversation.participant_id
+            for ms in prepared.messages.values()
+            for m in ms
+            if m.conversation.participant_id is not None
+        }
+        prepared.names = mail.Names.of(people)
+        return prepared
+
+
 def send_due() -> int:
-    """Send every due notification, each in its own transaction: its row is locked while it is
-    sent (other workers skip it) and its outcome committed at once, so one failure never undoes
-    another's record (which would send that one again)."""
+    """Send every due notification, SEND_BATCH at a time. The batch's rows are locked while
+    they are sent (other workers skip them); each notification's outcome is recorded in its own
+    savepoint, so one that fails never undoes another's record. A crash before the batch
+    commits can only send its emails again, never lose one."""
     sent = 0
     connections: dict[bool, Any] = {}
-    skipped: list[int] = []
+    waiting: list[int] = []
     try:
         while True:
             with transaction.atomic():
-                notification = (
+                due = list(
                     Notification.objects.select_for_update(skip_locked=True, of=("self",))
                     .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
-                    .exclude(pk__in=skipped)
+                    .exclude(pk__in=waiting)
                     .select_related("route", "conversation__channel", "conversation__participant")
-                    .order_by("due_at", "id")
-                    .first()
+                    .prefetch_related("route__users")
+                    .order_by("due_at", "id")[:SEND_BATCH]
                 )
-                if notification is None:
+                if not due:
                     return sent
-                outcome = _send(notification, connections)
-                if outcome is None:
-                    skipped.append(notification.pk)
-                sent += outcome is True
+                prepared = Prepared.of(due)
+                for notification in due:
+                    with transaction.atomic():
+                        outcome = _send(notification, prepared, connections)
+                    if outcome is None:
+                        waiting.append(notification.pk)
+                    sent += outcome is True
     finally:
         for connection in connections.values():
             try:
@@ -201,19 +252,15 @@ def send_due() -> int:
                 logger.debug("closing an email connection failed", exc_info=True)
 
 
-def _send(notification: Notification, connections: dict[bool, Any]) -> bool | None:
+def _send(
+    notification: Notification, prepared: Prepared, connections: dict[bool, Any]
+) -> bool | None:
     """True when sent, False when it failed (recorded), None when it waits for media."""
-    messages = list(
-        Message.objects.filter(notifications__notification=notification)
-        .select_related(
-            "entry", "conversation__channel", "conversation__participant", "conversation__entry"
-        )
-        .order_by("entry_id")
-    )
+    messages = prepared.messages.get(notification.pk, [])
     carries_media = notification.kind == Kind.JOURNAL or (
         notification.kind == Kind.EMAIL and not notification.route.metadata_only
     )
-    if carries_media and _waiting_for_media(messages):
+    if carries_media and _waiting_for_media(messages, prepared.rows):
         notification.due_at = timezone.now() + MEDIA_RECHECK
         notification.save(update_fields=["due_at"])
         return None
@@ -223,7 +270,7 @@ def _send(notification: Notification, connections: dict[bool, Any]) -> bool | No
         notification.save(update_fields=["state", "last_error"])
         return False
     try:
-        reference = _deliver(notification, messages, connections)
+        reference = _deliver(notification, messages, prepared, connections)
     except Exception as exc:  # any failure is recorded and retried, never lost
         _failed(notification, exc)
         return False
@@ -236,15 +283,15 @@ def _send(notification: Notification, connections: dict[bool, Any]) -> bool | No
     return True
 
 
-def _waiting_for_media(messages: list[Message]) -> bool:
+def _waiting_for_media(messages: list[Message], rows: dict[int, Row]) -> bool:
     """Whether a message's media is still being fetched, and young enough to wait for."""
-    media = [m for m in messages if m.type in MEDIA_TYPES]
-    if not media:
-        return False
-    fetched = set(Attachment.objects.filter(message__in=media).values_list("message_id", flat=True))
     wait = timedelta(seconds=settings.BRIDGE_MEDIA_WAIT_SECONDS)
     now = timezone.now()
-    return any(now < m.entry.sealed_at + wait for m in media if m.pk not in fetched)
+    return any(
+        now < m.entry.sealed_at + wait
+        for m in messages
+        if m.type in MEDIA_TYPES and rows[m.pk].attachment is None
+    )
 
 
 def _open(connections: dict[bool, Any], journal: bool) -> Any:
@@ -271,22 +318,37 @@ def _smtp(connections: dict[bool, Any], journal: bool, email: EmailMessage) -> s
 
 
 def _deliver(
-    notification: Notification, messages: list[Message], connections: dict[bool, Any]
+    notification: Notification,
+    messages: list[Message],
+    prepared: Prepared,
+    connections: dict[bool, Any],
 ) -> str:
     route, conversation = notification.route, notification.conversation
     if not messages:
         return "nothing left to send"
     if notification.kind == Kind.JOURNAL:
-        copy = mail.journal_email(messages[0], notification.target or route.journal_address)
+        copy = mail.journal_email(
+            messages[0],
+            notification.target or route.journal_address,
+            row=prepared.rows[messages[0].pk],
+            names=prepared.names,
+        )
         _smtp(connections, True, copy)
         return str(copy.message()["Message-ID"] or "accepted")
     if notification.kind == Kind.EMAIL:
         recipients = email_recipients(route)
         if not recipients:
             return "no recipients left on the route"
-        email = mail.notification_email(conversation, messages, recipients, route.metadata_only)
+        email = mail.notification_email(
+            conversation,
+            messages,
+            recipients,
+            route.metadata_only,
+            rows=[prepared.rows[m.pk] for m in messages],
+            names=prepared.names,
+        )
         return _smtp(connections, False, email)
-    client = mail.client_name(conversation)
+    client = mail.client_name(conversation, names=prepared.names)
     link = mail.portal_link(conversation)
     if notification.kind == Kind.SLACK:
         payload = chat.slack_payload(client, conversation, messages, link, route.metadata_only)

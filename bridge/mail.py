@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from exports import eml
 from exports.source import Part
-from messaging.models import Conversation, Message
+from messaging.models import Conversation, Message, ParticipantProfile
 from messaging.participants import latest_names
 from review.transcript import Row, decorate
 
@@ -66,7 +66,30 @@ def connection(journal: bool = False) -> BaseEmailBackend:
     )
 
 
-def client_name(conversation: Conversation, *, first: bool = False) -> str:
+@dataclass
+class Names:
+    """Clients' latest and first names, read once for a batch of notifications."""
+
+    latest: dict[int, str]
+    first: dict[int, str]
+
+    @classmethod
+    def of(cls, participant_ids: set[int]) -> "Names":
+        if not participant_ids:
+            return cls({}, {})
+        first = (
+            ParticipantProfile.objects.filter(participant_id__in=participant_ids)
+            .exclude(name="")
+            .order_by("participant_id", "id")
+            .distinct("participant_id")
+            .values_list("participant_id", "name")
+        )
+        return cls(latest_names(participant_ids), dict(first))
+
+
+def client_name(
+    conversation: Conversation, *, first: bool = False, names: Names | None = None
+) -> str:
     """The client as staff see them: name (number). With `first`, the first name they ever
     showed, which never changes (a subject that changed would split the mail thread)."""
     if conversation.group_id:
@@ -74,11 +97,8 @@ def client_name(conversation: Conversation, *, first: bool = False) -> str:
     person = conversation.participant
     if person is None:
         return "Unknown client"
-    if first:
-        shown = person.profiles.exclude(name="").order_by("id").values_list("name", flat=True)
-        name = shown.first() or ""
-    else:
-        name = latest_names({person.pk}).get(person.pk, "")
+    names = names or Names.of({person.pk})
+    name = (names.first if first else names.latest).get(person.pk, "")
     number = f"+{person.wa_id}" if person.wa_id else person.user_id
     # one line, always: a profile name is the client's to choose, and becomes a header
     return eml.one_line(f"{name} ({number})" if name else number)
@@ -162,10 +182,19 @@ def _describe(row: Row) -> tuple[str, str]:
 
 
 def notification_email(
-    conversation: Conversation, messages: list[Message], recipients: list[str], metadata_only: bool
+    conversation: Conversation,
+    messages: list[Message],
+    recipients: list[str],
+    metadata_only: bool,
+    *,
+    rows: list[Row] | None = None,
+    names: Names | None = None,
 ) -> EmailMultiAlternatives:
-    rows = decorate(conversation, messages)
-    name = client_name(conversation)
+    """The email for a burst of one client's messages (`rows`: them decorated, when the caller
+    has done so for a whole batch)."""
+    rows = rows if rows is not None else decorate(conversation, messages)
+    names = names or Names.of({conversation.participant_id} - {None})  # type: ignore[arg-type]
+    name = client_name(conversation, names=names)
     link = portal_link(conversation)
     lines: list[Line] = []
     files: list[tuple[str, bytes, str]] = []
@@ -206,7 +235,7 @@ def notification_email(
         "metadata_only": metadata_only,
         "group": bool(conversation.group_id),
     }
-    subject = f"WhatsApp: {client_name(conversation, first=True)}"
+    subject = f"WhatsApp: {client_name(conversation, first=True, names=names)}"
     mail = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("bridge/notification.txt", context),
@@ -253,17 +282,21 @@ class _Rendered:
         return self.parsed[name]
 
 
-def journal_email(message: Message, address: str) -> RawEmail:
+def journal_email(
+    message: Message, address: str, *, row: Row | None = None, names: Names | None = None
+) -> RawEmail:
+    """The journal copy: the message's EML export (`row`: it decorated, when the caller has
+    done so for a whole batch)."""
     conversation = message.conversation
-    names = latest_names({conversation.participant_id} - {None})  # type: ignore[arg-type]
+    names = names or Names.of({conversation.participant_id} - {None})  # type: ignore[arg-type]
     part = Part(
         conversation=conversation,
-        name=names.get(conversation.participant_id or 0, ""),
+        name=names.latest.get(conversation.participant_id or 0, ""),
         count=1,
         first_at=message.sent_at,
         last_at=message.sent_at,
     )
-    (row,) = decorate(conversation, [message])
+    (row,) = [row] if row is not None else decorate(conversation, [message])
     return RawEmail(eml.message_bytes(None, part, row), settings.BRIDGE_FROM_ADDRESS, [address])
 
 
