@@ -17,6 +17,7 @@ attachment, and by a schedule every minute (the backstop for a lost wake-up).
 """
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -165,10 +166,33 @@ def _plan(messages: list[Message], routes: Routes) -> None:
     NotificationMessage.objects.bulk_create(links, ignore_conflicts=True)
 
 
-def run() -> int:
-    """Plan, then send everything due; return how many notifications were sent."""
-    plan()
-    return send_due()
+RUN_LOCK = 0x436C5769_42726467  # "ClWiBrdg": one bridge run at a time (bridge/tasks.py)
+RUN_SECONDS = 1.0
+
+
+def run(seconds: float | None = None) -> int:
+    """Plan, then send what is due (staff notifications first), planning again between batches;
+    with `seconds`, stop after about that long. Return how many notifications were sent."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    sent = 0
+    while True:
+        plan()
+        count = send_due(limit=SEND_BATCH if deadline is not None else None)
+        sent += count
+        if count == 0 or (deadline is not None and time.monotonic() >= deadline):
+            return sent
+
+
+def work_left() -> bool:
+    """Messages not yet planned, or notifications due now."""
+    head = ChainHead.objects.values_list("size", flat=True).first() or 0
+    planned = BridgeCursor.objects.values_list("planned_through", flat=True).first()
+    if planned is None or planned < head - 1:
+        unplanned = Message.objects.filter(entry_id__gt=planned if planned is not None else -1)
+        if unplanned.filter(entry_id__lt=head).exists():
+            return True
+    due = Notification.objects.filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
+    return due.exists()
 
 
 SEND_BATCH = 50
@@ -216,27 +240,21 @@ class Prepared:
         return prepared
 
 
-def send_due() -> int:
+def send_due(limit: int | None = None) -> int:
     """Send every due notification, SEND_BATCH at a time. The batch's rows are locked while
     they are sent (other workers skip them); each notification's outcome is recorded in its own
     savepoint, so one that fails never undoes another's record. A crash before the batch
     commits can only send its emails again, never lose one."""
-    sent = 0
+    sent = handled = 0
     connections: dict[bool, Any] = {}
     waiting: list[int] = []
     try:
-        while True:
+        while limit is None or handled < limit:
             with transaction.atomic():
-                due = list(
-                    Notification.objects.select_for_update(skip_locked=True, of=("self",))
-                    .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
-                    .exclude(pk__in=waiting)
-                    .select_related("route", "conversation__channel", "conversation__participant")
-                    .prefetch_related("route__users")
-                    .order_by("due_at", "id")[:SEND_BATCH]
-                )
+                due = _pick(waiting)
                 if not due:
                     return sent
+                handled += len(due)
                 prepared = Prepared.of(due)
                 for notification in due:
                     with transaction.atomic():
@@ -244,12 +262,28 @@ def send_due() -> int:
                     if outcome is None:
                         waiting.append(notification.pk)
                     sent += outcome is True
+        return sent
     finally:
         for connection in connections.values():
             try:
                 connection.close()
             except Exception:  # a broken connection is already closed enough
                 logger.debug("closing an email connection failed", exc_info=True)
+
+
+def _pick(waiting: list[int]) -> list[Notification]:
+    """The next batch, locked: staff notifications before journal copies (staff wait for them;
+    the journal only needs them all), each kind oldest due first."""
+    pending = (
+        Notification.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(state=Notification.State.PENDING, due_at__lte=timezone.now())
+        .exclude(pk__in=waiting)
+        .select_related("route", "conversation__channel", "conversation__participant")
+        .prefetch_related("route__users")
+        .order_by("due_at", "id")
+    )
+    due = list(pending.exclude(kind=Kind.JOURNAL)[:SEND_BATCH])
+    return due or list(pending.filter(kind=Kind.JOURNAL)[:SEND_BATCH])
 
 
 def _send(

@@ -132,7 +132,9 @@ class Notification(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["due_at"], condition=Q(state="pending"), name="notification_due"),
+            models.Index(
+                fields=["due_at", "id"], condition=Q(state="pending"), name="notification_due"
+            ),
             models.Index(fields=["kind", "state"], name="notification_kind_state"),
         ]
 

@@ -1,13 +1,20 @@
 """django-q2 tasks of the bridge: thin wrappers over dispatch, inbound and imap."""
 
 from bridge import dispatch, inbound, outbound
-from messaging.inbox import woken
+from messaging.inbox import only_runner, woken
 
 
 @woken("bridge.tasks.run")
 def run() -> int:
-    """Woken after every sealed batch, sent message and fetched attachment; every minute too."""
-    return dispatch.run()
+    """Woken after every sealed batch, sent message and fetched attachment; every minute too.
+    One run at a time, for up to dispatch.RUN_SECONDS; it queues the next if work is left."""
+    sent = 0
+    with only_runner(dispatch.RUN_LOCK) as mine:
+        if mine:
+            sent = dispatch.run(seconds=dispatch.RUN_SECONDS)
+    if dispatch.work_left():  # after the lock is released: what a skipped run left is seen
+        dispatch.wake()
+    return sent
 
 
 @woken("bridge.tasks.process_replies")

@@ -404,9 +404,11 @@ Q_CLUSTER = {
     "retry": env_int("Q_TIMEOUT", 1800) + 60,
     "max_attempts": 3,
     "catch_up": False,
-    "save_limit": 1000,
+    # successful tasks kept for the admin: each finished task makes the monitor read them all
+    # (measured: 15 ms of CPU per task at 1,000)
+    "save_limit": env_int("Q_SAVE_LIMIT", 100),
     # seconds between the ORM broker's looks for queued tasks: the floor of every wake-up's delay
-    "poll": float(env_str("Q_POLL", "1")),
+    "poll": float(env_str("Q_POLL", "0.2")),
 }
 
 # --- Logging: no message bodies, ever; security events on their own logger ----------------

@@ -11,7 +11,8 @@ queues the next run; whatever was committed before it, it sees.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -75,3 +76,19 @@ def wake_reviewers() -> None:
 def wake_bridge() -> None:
     """The bridge: staff notifications and journal copies."""
     queue("bridge.tasks.run", "bridge")
+
+
+@contextmanager
+def only_runner(lock: int) -> Iterator[bool]:
+    """Whether this worker is the one running a task right now (a session advisory lock, tried,
+    never waited for): a second worker returns at once instead of queueing behind the first,
+    so that the two workers do different work."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock])
+        (mine,) = cursor.fetchone()
+    try:
+        yield bool(mine)
+    finally:
+        if mine:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
