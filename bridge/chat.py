@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
+from messaging.graph import host_listed
 from messaging.models import Conversation, Message
 
 EXCERPT = 300  # characters of each message shown in a card
@@ -28,14 +29,10 @@ def allowed(url: str) -> bool:
     host = (parts.hostname or "").lower()
     if not host or parts.scheme not in ("https", "http"):
         return False
-    for allowed_host in settings.BRIDGE_WEBHOOK_HOSTS:
-        allowed_host = allowed_host.lower()
-        if host == allowed_host.lstrip(".") or (
-            allowed_host.startswith(".") and host.endswith(allowed_host)
-        ):
-            # plain http only for a loopback test server, never for a real service
-            return parts.scheme == "https" or host in ("127.0.0.1", "localhost", "::1")
-    return False
+    if not host_listed(host, settings.BRIDGE_WEBHOOK_HOSTS):
+        return False
+    # plain http only for a loopback test server, never for a real service
+    return parts.scheme == "https" or host in ("127.0.0.1", "localhost", "::1")
 
 
 def post(url: str, payload: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from archive.models import ChainHead
+from exports import eml
 from messaging.inbox import wake_bridge
 from messaging.media import MEDIA_TYPES
 from messaging.models import Direction, Message
@@ -79,10 +80,12 @@ class Routes:
 
 
 def email_recipients(route: Route) -> list[str]:
-    addresses = list(route.email_recipients)
+    addresses = [*route.email_recipients]
     addresses += [u.email for u in route.users.all() if u.is_active and u.email]
-    seen: set[str] = set()
-    return [a for a in addresses if not (a.lower() in seen or seen.add(a.lower()))]  # type: ignore[func-returns-value]
+    unique: dict[str, str] = {}  # by lower case, the first spelling kept, in order
+    for address in addresses:
+        unique.setdefault(address.lower(), address)
+    return list(unique.values())
 
 
 def staff_kinds(route: Route) -> list[str]:
@@ -361,28 +364,22 @@ def _deliver(
     if not messages:
         return "nothing left to send"
     if notification.kind == Kind.JOURNAL:
+        message = messages[0]
         copy = mail.journal_email(
-            messages[0],
-            notification.target or route.journal_address,
-            row=prepared.rows[messages[0].pk],
-            names=prepared.names,
+            prepared.rows[message.pk], notification.target or route.journal_address, prepared.names
         )
         _smtp(connections, True, copy)
-        return str(copy.message()["Message-ID"] or "accepted")
+        return eml.message_id(conversation.channel, message.wamid)  # the copy's Message-ID
     if notification.kind == Kind.EMAIL:
         recipients = email_recipients(route)
         if not recipients:
             return "no recipients left on the route"
+        rows = [prepared.rows[m.pk] for m in messages]
         email = mail.notification_email(
-            conversation,
-            messages,
-            recipients,
-            route.metadata_only,
-            rows=[prepared.rows[m.pk] for m in messages],
-            names=prepared.names,
+            conversation, recipients, route.metadata_only, rows, prepared.names
         )
         return _smtp(connections, False, email)
-    client = mail.client_name(conversation, names=prepared.names)
+    client = mail.client_name(conversation, prepared.names)
     link = mail.portal_link(conversation)
     if notification.kind == Kind.SLACK:
         payload = chat.slack_payload(client, conversation, messages, link, route.metadata_only)

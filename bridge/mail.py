@@ -15,8 +15,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import message_from_bytes
-from email import policy as email_policy
 from email.utils import formataddr, make_msgid
 from typing import Any
 
@@ -29,9 +27,9 @@ from django.utils import timezone
 
 from exports import eml
 from exports.source import Part
-from messaging.models import Conversation, Message, ParticipantProfile
+from messaging.models import Conversation, ParticipantProfile
 from messaging.participants import latest_names
-from review.transcript import Row, decorate
+from review.transcript import Row
 
 from .tokens import reply_address
 
@@ -87,9 +85,7 @@ class Names:
         return cls(latest_names(participant_ids), dict(first))
 
 
-def client_name(
-    conversation: Conversation, *, first: bool = False, names: Names | None = None
-) -> str:
+def client_name(conversation: Conversation, names: Names, *, first: bool = False) -> str:
     """The client as staff see them: name (number). With `first`, the first name they ever
     showed, which never changes (a subject that changed would split the mail thread)."""
     if conversation.group_id:
@@ -97,7 +93,6 @@ def client_name(
     person = conversation.participant
     if person is None:
         return "Unknown client"
-    names = names or Names.of({person.pk})
     name = (names.first if first else names.latest).get(person.pk, "")
     number = f"+{person.wa_id}" if person.wa_id else person.user_id
     # one line, always: a profile name is the client's to choose, and becomes a header
@@ -131,7 +126,6 @@ def thread_index(conversation: Conversation) -> str:
 class Line:
     """One message as a notification shows it."""
 
-    message: Message
     when: datetime | None
     who: str
     text: str
@@ -183,18 +177,14 @@ def _describe(row: Row) -> tuple[str, str]:
 
 def notification_email(
     conversation: Conversation,
-    messages: list[Message],
     recipients: list[str],
     metadata_only: bool,
-    *,
-    rows: list[Row] | None = None,
-    names: Names | None = None,
+    rows: list[Row],
+    names: Names,
 ) -> EmailMultiAlternatives:
-    """The email for a burst of one client's messages (`rows`: them decorated, when the caller
-    has done so for a whole batch)."""
-    rows = rows if rows is not None else decorate(conversation, messages)
-    names = names or Names.of({conversation.participant_id} - {None})  # type: ignore[arg-type]
-    name = client_name(conversation, names=names)
+    """The email for a burst of one client's messages (`rows`: them decorated, done once for a
+    whole batch by bridge/dispatch.py)."""
+    name = client_name(conversation, names)
     link = portal_link(conversation)
     lines: list[Line] = []
     files: list[tuple[str, bytes, str]] = []
@@ -218,7 +208,6 @@ def notification_email(
         sent = row.message.sent_at.astimezone(tz) if row.message.sent_at else None
         lines.append(
             Line(
-                row.message,
                 sent,
                 row.sender_name or name,
                 "" if metadata_only else text,
@@ -235,7 +224,7 @@ def notification_email(
         "metadata_only": metadata_only,
         "group": bool(conversation.group_id),
     }
-    subject = f"WhatsApp: {client_name(conversation, first=True, names=names)}"
+    subject = f"WhatsApp: {client_name(conversation, names, first=True)}"
     mail = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("bridge/notification.txt", context),
@@ -273,22 +262,14 @@ class _Rendered:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.parsed = message_from_bytes(raw, policy=email_policy.SMTP)
 
     def as_bytes(self, linesep: str = "\r\n", **kwargs: Any) -> bytes:
         return self.raw
 
-    def __getitem__(self, name: str) -> Any:
-        return self.parsed[name]
 
-
-def journal_email(
-    message: Message, address: str, *, row: Row | None = None, names: Names | None = None
-) -> RawEmail:
-    """The journal copy: the message's EML export (`row`: it decorated, when the caller has
-    done so for a whole batch)."""
-    conversation = message.conversation
-    names = names or Names.of({conversation.participant_id} - {None})  # type: ignore[arg-type]
+def journal_email(row: Row, address: str, names: Names) -> RawEmail:
+    """The journal copy: the message's EML export, byte for byte."""
+    message, conversation = row.message, row.message.conversation
     part = Part(
         conversation=conversation,
         name=names.latest.get(conversation.participant_id or 0, ""),
@@ -296,7 +277,6 @@ def journal_email(
         first_at=message.sent_at,
         last_at=message.sent_at,
     )
-    (row,) = [row] if row is not None else decorate(conversation, [message])
     return RawEmail(eml.message_bytes(None, part, row), settings.BRIDGE_FROM_ADDRESS, [address])
 
 

@@ -16,22 +16,20 @@ Free text, media and reactions may only be sent inside WhatsApp's customer-servi
 since the client last wrote); outside it only an approved template may (`window_open`).
 """
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact, rfc3339
 from messaging import graph, summaries
+from messaging.media import store_file
 from messaging.models import (
     Attachment,
     Conversation,
@@ -225,38 +223,11 @@ def _request(conversation: Conversation, part: Part) -> tuple[dict[str, Any], Me
     if part.caption and kind != "audio":
         media["caption"] = part.caption
     body |= {"type": kind, kind: media}
-    return body, store_media(part.content, part.mime_type, channel.pk)
-
-
-def store_media(content: bytes, mime_type: str, channel_id: int) -> MediaFile:
-    """Keep the bytes of a file sent to a client like received media: content-addressed, sealed
-    once (messaging/media.py)."""
-    sha256 = hashlib.sha256(content).hexdigest()
-    name = f"media/{sha256[:2]}/{sha256}"
-    if not default_storage.exists(name):
-        default_storage.save(name, ContentFile(content))
-    media = MediaFile.objects.filter(sha256=sha256).first()
-    if media is not None:
-        return media
-    fact = Fact(
-        "media.file",
-        {"size": len(content), "mime_type": mime_type[:200]},
-        {"sha256": bytes.fromhex(sha256)},
+    # kept like received media; retention from the moment it is stored, sent or not
+    stored = store_file(
+        part.content, part.mime_type, lambda media: retention.media_stored(media, channel.pk)
     )
-    try:
-        with transaction.atomic():
-            (entry,) = ledger.append([fact])
-            media = MediaFile.objects.create(
-                sha256=sha256,
-                size=len(content),
-                mime_type=mime_type[:200],
-                storage_name=name,
-                entry=entry,
-            )
-            retention.media_stored(media, channel_id)
-    except IntegrityError:  # the same bytes, stored by another worker meanwhile
-        media = MediaFile.objects.get(sha256=sha256)
-    return media
+    return body, stored
 
 
 def _json(value: Any) -> bytes:

@@ -37,6 +37,15 @@ def _graph_host() -> str:
     return urlsplit(settings.WHATSAPP_GRAPH_URL).hostname or ""
 
 
+def host_listed(host: str, hosts: list[str]) -> bool:
+    """`host` is one of `hosts`, where a leading dot admits subdomains (".fbcdn.net")."""
+    host = host.lower()
+    return any(
+        host == h.lower().lstrip(".") or (h.startswith(".") and host.endswith(h.lower()))
+        for h in hosts
+    )
+
+
 def allowed_url(url: str) -> bool:
     """Meta's hosts over https, or exactly the configured Graph host (a test server)."""
     parts = urlsplit(url)
@@ -50,10 +59,7 @@ def allowed_url(url: str) -> bool:
         return False  # Meta serves media by name, never from a bare address
     except ValueError:
         pass
-    return any(
-        host == h.lstrip(".") or (h.startswith(".") and host.endswith(h))
-        for h in settings.WHATSAPP_MEDIA_HOSTS
-    )
+    return host_listed(host, settings.WHATSAPP_MEDIA_HOSTS)
 
 
 def _client() -> httpx.Client:

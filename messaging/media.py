@@ -4,8 +4,9 @@ serves the media id (7 days); what can never be fetched is recorded as such, als
 
 import base64
 import binascii
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import IO
 
@@ -98,26 +99,47 @@ def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
     return False
 
 
-def _store(message: Message, media_id: str, fetched: graph.Download, mime: str) -> bool:
-    name = f"media/{fetched.sha256[:2]}/{fetched.sha256}"
+def store_file(
+    content: bytes,
+    mime: str,
+    on_create: Callable[[MediaFile], None] | None = None,
+    sha256: str | None = None,
+) -> MediaFile:
+    """The media file for these bytes: stored content-addressed and sealed as `media.file` the
+    first time they are seen (`on_create` then runs in the same transaction), else the one
+    already stored. Fetched media and files staff send (bridge/outbound.py) both come here."""
+    sha256 = sha256 or hashlib.sha256(content).hexdigest()  # a download has hashed it already
+    name = f"media/{sha256[:2]}/{sha256}"
     if not default_storage.exists(name):  # content-addressed: the same bytes are stored once
-        default_storage.save(name, ContentFile(fetched.content))
-    with transaction.atomic():
-        media = MediaFile.objects.filter(sha256=fetched.sha256).first()
-        if media is None:
-            fact = Fact(
-                "media.file",
-                {"size": len(fetched.content), "mime_type": mime[:200]},
-                {"sha256": bytes.fromhex(fetched.sha256)},
-            )
+        default_storage.save(name, ContentFile(content))
+    media = MediaFile.objects.filter(sha256=sha256).first()
+    if media is not None:
+        return media
+    fact = Fact(
+        "media.file",
+        {"size": len(content), "mime_type": mime[:200]},
+        {"sha256": bytes.fromhex(sha256)},
+    )
+    try:
+        with transaction.atomic():
             (entry,) = ledger.append([fact])
             media = MediaFile.objects.create(
-                sha256=fetched.sha256,
-                size=len(fetched.content),
+                sha256=sha256,
+                size=len(content),
                 mime_type=mime[:200],
                 storage_name=name,
                 entry=entry,
             )
+            if on_create is not None:
+                on_create(media)
+    except IntegrityError:  # the same bytes, stored by another worker meanwhile
+        media = MediaFile.objects.get(sha256=sha256)
+    return media
+
+
+def _store(message: Message, media_id: str, fetched: graph.Download, mime: str) -> bool:
+    with transaction.atomic():
+        media = store_file(fetched.content, mime, sha256=fetched.sha256)
         return _record(message, media_id, Attachment.Outcome.STORED, "", media)
 
 
