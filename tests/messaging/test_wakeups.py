@@ -54,3 +54,48 @@ def test_a_failed_enqueue_leaves_no_mark(monkeypatch):
     monkeypatch.undo()
     inbox.wake_bridge()
     assert waiting("bridge.tasks.run") == 1
+
+
+def test_a_second_sealing_run_returns_at_once():
+    """Two workers never both seal: the one that finds the run lock taken returns without
+    sealing (the run holding it queues whatever it leaves, below)."""
+    from django.db import connection
+
+    from messaging.models import Delivery, DeliverySeal
+    from tests.conftest import TEST_DB, superuser_connect
+
+    Delivery.objects.create(body=b'{"object": "whatsapp_business_account", "entry": []}')
+    dbname = connection.settings_dict["NAME"] or TEST_DB
+    with superuser_connect(dbname) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [messaging_tasks.RUN_LOCK])
+        assert messaging_tasks.seal_deliveries() == 0
+        assert not DeliverySeal.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(%s)", [messaging_tasks.RUN_LOCK])
+    assert messaging_tasks.seal_deliveries() == 1
+    assert DeliverySeal.objects.count() == 1
+
+
+def test_a_run_out_of_time_queues_the_next(monkeypatch):
+    from messaging.models import Delivery, DeliverySeal
+
+    Delivery.objects.create(body=b'{"object": "whatsapp_business_account", "entry": []}')
+    monkeypatch.setattr(messaging_tasks, "RUN_SECONDS", 0.0)  # its second is already over
+    assert messaging_tasks.seal_deliveries() == 0
+    assert not DeliverySeal.objects.exists()
+    assert Wakeup.objects.get(func="messaging.tasks.seal_deliveries").queued
+    assert waiting("messaging.tasks.seal_deliveries") == 1
+    monkeypatch.undo()
+    assert messaging_tasks.seal_deliveries() == 1  # nothing left: nothing queued
+    assert not Wakeup.objects.get(func="messaging.tasks.seal_deliveries").queued
+
+
+def test_the_bridge_checks_name_what_is_missing(settings):
+    from bridge import checks
+
+    settings.EMAIL_BACKEND = "bridge.mail.UnconfiguredBackend"
+    settings.PORTAL_URL = ""
+    assert [w.id for w in checks.email_configured()] == ["bridge.W001"]
+    assert [w.id for w in checks.portal_url()] == ["bridge.W002"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.PORTAL_URL = "https://archive.bank.example"
+    assert checks.email_configured() == [] and checks.portal_url() == []
