@@ -6,6 +6,7 @@ row are written once, each pointing at the ledger entry that seals it. Edits, re
 reactions and statuses are new rows, never updates.
 """
 
+from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -285,7 +286,9 @@ class UnparsedItem(AppendOnlyModel):
     delivery = models.ForeignKey(Delivery, on_delete=models.PROTECT)
     path = models.CharField(max_length=200)
     reason = models.TextField()
-    raw = models.TextField()
+    # the exception's class when reading or sealing raised ("" when the parser said why)
+    error = models.CharField(max_length=100, blank=True, default="")
+    raw = models.BinaryField()  # bytes, exactly as they came: text cannot hold every body
     entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
 
     class Meta:
@@ -293,6 +296,26 @@ class UnparsedItem(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+class Reseal(AppendOnlyModel):
+    """An administrator's re-reading of an unparsed item by the current code. The records it
+    made point at the item's original delivery; the item itself stays as it was sealed."""
+
+    unparsed = models.ForeignKey(UnparsedItem, on_delete=models.PROTECT, related_name="reseals")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    items = models.IntegerField()
+    duplicates = models.IntegerField()
+    unparsed_again = models.IntegerField()
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"re-seal of unparsed item {self.unparsed_id}"
 
 
 class RejectedWebhook(models.Model):
