@@ -1,5 +1,6 @@
 """Waking background tasks after something is committed. Every one of them also runs on a
 schedule (archive/schedules.py), so a wake-up that cannot be queued only delays the work.
+Sealing is woken differently: by a NOTIFY to the sealing processes (`wake_sequencer`).
 
 Wake-ups are coalesced: a task is queued only if no wake-up of it is already waiting
 (`messaging_wakeup.queued`), and the task clears that mark when it starts, before it reads
@@ -20,6 +21,7 @@ from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 Task = TypeVar("Task", bound=Callable[..., Any])
+SEALER_CHANNEL = "clientwindow_deliveries"  # what messaging/sealer.py LISTENs on
 
 _MARK = """
 INSERT INTO messaging_wakeup AS w (func, queued) VALUES (%s, true)
@@ -59,9 +61,17 @@ def woken(func: str) -> Callable[[Task], Task]:
 
 
 def wake_sequencer(delivery_id: int) -> None:
-    """Queue a sequencer run once the delivery is committed. If queueing fails the delivery is
-    still safe in the inbox: the periodic sweep seals it."""
-    transaction.on_commit(lambda: queue("messaging.tasks.seal_deliveries", "sequencer"))
+    """Wake the sealing processes (`manage.py run_sequencer`, messaging/sealer.py): a NOTIFY,
+    which PostgreSQL delivers when the delivery's transaction commits (at once in autocommit).
+    No django-q2 task: sealing must not depend on its workers (issue 13 §4), and one statement
+    is cheaper than the wake-up mark and a queued task. Never raises: the delivery is stored
+    already, and the sealers' timer and the every-minute sweep (archive/schedules.py) seal it
+    if the notification is lost."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [SEALER_CHANNEL])
+    except Exception:
+        logger.exception("could not notify the sealers")
 
 
 def wake_media_fetcher() -> None:
