@@ -78,7 +78,7 @@ class ExportRequestSerializer(serializers.Serializer[Any]):
     scope = ScopeSerializer()
 
 
-def scope_from(data: dict[str, Any]) -> Scope:
+def scope_from(data: dict[str, Any], user: Any) -> Scope:
     """The validated scope, or a 400 naming what is wrong with it."""
     try:
         return Scope.requested(
@@ -90,6 +90,7 @@ def scope_from(data: dict[str, Any]) -> Scope:
             participant=data.get("participant", ""),
             redact_others=data.get("redact_others", False),
             hold=data.get("hold"),
+            user=user,
         )
     except DjangoValidationError as problem:
         raise ValidationError({"scope": problem.messages}) from problem
@@ -117,7 +118,7 @@ class ExportViewSet(
         self.get_queryset()
         payload = ExportRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        scope = scope_from(payload.validated_data["scope"])
+        scope = scope_from(payload.validated_data["scope"], request.user)
         export = start_export(request, scope, payload.validated_data["format"], via="api")
         return Response(ExportSerializer(export).data, status=201)
 

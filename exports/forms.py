@@ -31,18 +31,22 @@ class ExportForm(forms.Form):
         "group chats is shown as Participant 2, 3… without number or name.",
     )
 
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user  # who asks: the legal holds they may not see do not exist for them
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.errors:
             return data
         try:
-            data["scope_value"] = self._scope(data)
+            data["scope_value"] = self._scope(data, self.user)
         except ValidationError as problem:
             raise ValidationError(problem.messages) from problem
         return data
 
     @staticmethod
-    def _scope(data: dict[str, Any]) -> Scope:
+    def _scope(data: dict[str, Any], user: Any) -> Scope:
         return Scope.requested(
             data.get("scope") or "",
             conversation=data.get("conversation"),
@@ -52,4 +56,5 @@ class ExportForm(forms.Form):
             participant=data.get("participant") or "",
             redact_others=bool(data.get("redact_others")),
             hold=data.get("hold"),
+            user=user,
         )

@@ -69,10 +69,11 @@ class Scope:
         return cls("conversation", conversation=pk, date_from=date_from, date_to=date_to)
 
     @classmethod
-    def for_search(cls, params: QueryDict | dict[str, str]) -> "Scope":
-        """The search page's parameters; invalid ones are refused with the form's message."""
+    def for_search(cls, params: QueryDict | dict[str, str], user: Any = None) -> "Scope":
+        """The search page's parameters; invalid ones (a hold `user` may not see among them)
+        are refused with the form's message."""
         query = {k: str(v) for k, v in params.items() if v not in ("", None) and k != "page"}
-        form = search.SearchForm(query)
+        form = search.SearchForm(query, user=user)
         if not form.is_valid():
             problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
             raise ValidationError(f"The search cannot be exported: {problems}")
@@ -94,9 +95,11 @@ class Scope:
         participant: str = "",
         redact_others: bool = False,
         hold: int | None = None,
+        user: Any = None,
     ) -> "Scope":
         """A scope as a person asks for it (the portal, the API, the CLI): checked, with a
-        message that says what is wrong."""
+        message that says what is wrong. `user` is who asks (None: the command line, whose
+        operator sees every legal hold); a hold they may not see is one that does not exist."""
         if redact_others and kind != "participant":
             raise ValidationError(REDACT_PARTICIPANT_ONLY)
         if kind == "conversation":
@@ -106,11 +109,12 @@ class Scope:
         if date_from or date_to:
             raise ValidationError("A date range applies to a conversation export only.")
         if kind == "search":
-            return cls.for_search(query or {})
+            return cls.for_search(query or {}, user)
         if kind == "participant":
             return cls.for_participant(participant, redact_others=redact_others)
         if kind == "hold":
-            if not LegalHold.objects.filter(pk=hold or 0).exists():
+            holds = LegalHold.objects.all() if user is None else search.holds_for(user)
+            if not holds.filter(pk=hold or 0).exists():
                 raise ValidationError("There is no such legal hold.")
             return cls("hold", hold=hold)
         raise ValidationError(f"Unknown export scope {kind!r}.")

@@ -34,7 +34,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def create(request: HttpRequest) -> HttpResponse:
     require_export(request.user)
-    form = ExportForm(request.POST)
+    form = ExportForm(request.POST, user=request.user)
     if not form.is_valid():
         exports = exports_for_user(request.user)[:LIST_SIZE]
         context = {"exports": exports, "form": form}

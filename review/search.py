@@ -33,6 +33,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 RELEVANCE_WITHIN = 5_000  # relevance ranks the newest matches only (see _ranked)
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
 MAX_PAGE = 400
+VIEW_HOLDS = "retention.view_legalhold"  # hold names and membership are Legal's, not Reviewers'
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
 _DIGITS = re.compile(r"\d{3,}")
@@ -88,7 +89,7 @@ class SearchForm(forms.Form):
     )
     attachment = forms.BooleanField(required=False, label="Has an attachment")
     hold = forms.ModelChoiceField(
-        LegalHold.objects.all(), required=False, empty_label="any", label="Legal hold"
+        LegalHold.objects.none(), required=False, empty_label="any", label="Legal hold"
     )
     sort = forms.ChoiceField(
         choices=[
@@ -100,6 +101,15 @@ class SearchForm(forms.Form):
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
 
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        """`user`: whoever asks, who filters by the holds they may see; None for the domain
+        code that re-reads a search already allowed (a hold's own scope, a stored export)."""
+        super().__init__(*args, **kwargs)
+        hold = self.fields["hold"]
+        hold.queryset = LegalHold.objects.all() if user is None else holds_for(user)  # type: ignore[attr-defined]
+        if user is not None and not user.has_perm(VIEW_HOLDS):
+            hold.widget = forms.HiddenInput()  # the page lists no matter names to them
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("date_from"), data.get("date_to")
@@ -108,6 +118,12 @@ class SearchForm(forms.Form):
         if data.get("sort") == "relevance" and not (data.get("q") or "").strip():
             data["sort"] = "newest"
         return data
+
+
+def holds_for(user: Any) -> QuerySet[LegalHold]:
+    """The holds `user` may filter and export by: all of them with `retention.view_legalhold`,
+    none without. A hold they may not see is refused exactly like one that does not exist."""
+    return LegalHold.objects.all() if user.has_perm(VIEW_HOLDS) else LegalHold.objects.none()
 
 
 @dataclass

@@ -181,7 +181,7 @@ def _filename(message: Message, sha256: str, mime: str) -> str:
 @require_GET
 def search_page(request: HttpRequest) -> HttpResponse:
     messages = access.messages_for_user(request)
-    form = search.SearchForm(request.GET or None)
+    form = search.SearchForm(request.GET or None, user=request.user)
     results = None
     if form.is_bound and form.is_valid():
         results = search.search(messages, form.cleaned_data)

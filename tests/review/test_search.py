@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging.models import Message
+from retention import holds
+from retention.holds import HoldScope
 from review import search
 from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
 from tests.review.conftest import NOW, inbound, seal
@@ -225,3 +227,23 @@ def test_it_shows_hostile_names_in_hits_as_text(client: Any, reviewer: Any, worl
     html = client.get(reverse("review:search"), {"q": "see"}).content.decode()
     assert "↙ from &lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)" not in html and "<img src=x" not in html
+
+
+def test_legal_hold_names_and_contents_do_not_reach_reviewers_through_search(
+    client: Any, world: Any, reviewer: Any, legal: Any
+) -> None:
+    hold = holds.create(
+        legal,
+        matter="FCA inquiry 42",
+        reason="Regulator request",
+        scope=HoldScope.build(conversations=[world.amelia.pk]),
+    )
+    client.force_login(reviewer)
+    assert "FCA inquiry 42" not in client.get(reverse("review:search")).content.decode()
+    held = client.get(reverse("review:search"), {"hold": hold.pk})
+    missing = client.get(reverse("review:search"), {"hold": 999999})
+    assert held.status_code == missing.status_code == 200
+    assert held.context["results"] is None and missing.context["results"] is None
+    assert held.context["form"].errors == missing.context["form"].errors != {}
+    client.force_login(legal)
+    assert client.get(reverse("review:search"), {"hold": hold.pk}).context["results"].hits
