@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages as notices
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
@@ -235,8 +235,11 @@ def flag_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
     flag = access.flag_for_user(request, pk, access.DECIDE)
-    if flags.claim(flag, access.acting_user(request)):
+    user = access.acting_user(request)
+    if flags.claim(flag, user):
         notices.success(request, f"Flag {flag.pk} is yours.")
+    elif flag.raised_by_id == user.pk:
+        notices.error(request, f"You raised flag {flag.pk}: somebody else decides it.")
     else:
         notices.error(request, f"Flag {flag.pk} is already held by {flag.assignee}.")
     return _back(request, reverse("review:flag", args=[flag.pk]))
@@ -256,6 +259,9 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as error:
         notices.error(request, " ".join(error.messages))
+        return redirect("review:flag", pk=flag.pk)
+    except PermissionDenied as refused:  # not theirs to decide (review/flags.py's not_yours)
+        notices.error(request, str(refused))
         return redirect("review:flag", pk=flag.pk)
     notices.success(request, f"Decision on flag {flag.pk} recorded and sealed.")
     return _back(request, reverse("review:flag", args=[flag.pk]))
@@ -287,6 +293,8 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
             notices.success(request, f"{len(made)} decisions recorded and sealed.")
     except ValidationError as error:
         notices.error(request, " ".join(error.messages))
+    except PermissionDenied as refused:  # one of them is not theirs to decide: none is decided
+        notices.error(request, str(refused))
     return redirect(back)
 
 

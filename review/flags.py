@@ -8,7 +8,7 @@ the user's name, so the evidence of supervision (who, when, what, why) is tamper
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,15 +36,29 @@ def raise_flag(
 
 
 def claim(flag: Flag, user: AbstractBaseUser) -> bool:
-    """Take an open flag nobody holds (or one escalated to you); False when someone else has it."""
+    """Take an open flag nobody holds (or one escalated to you); False when someone else has it,
+    or when you raised it (somebody else decides it)."""
     taken = (
         Flag.objects.filter(
             pk=flag.pk, state__in=[Flag.State.OPEN, Flag.State.ESCALATED], assignee__isnull=True
-        ).update(assignee=user.pk)
+        )
+        .exclude(raised_by_id=user.pk)
+        .update(assignee=user.pk)
         == 1
     )
     flag.refresh_from_db(fields=["assignee", "state"])
     return taken or flag.assignee_id == user.pk
+
+
+def not_yours(flag: Flag, user: AbstractBaseUser) -> str:
+    """Why `user` may not decide `flag` ("" when they may): supervision means a second pair of
+    eyes, so nobody decides a flag they raised, and a claimed (or escalated) flag is decided by
+    whoever holds it. An unclaimed flag is claimed by deciding it."""
+    if flag.raised_by_id is not None and flag.raised_by_id == user.pk:
+        return f"You raised flag {flag.pk}: somebody else decides it."
+    if flag.assignee_id is not None and flag.assignee_id != user.pk:
+        return f"Flag {flag.pk} is held by {flag.assignee}: only they can decide it."
+    return ""
 
 
 def decide(
@@ -69,6 +83,11 @@ def decide(
         closed = [f for f in locked if not f.is_open]
         if closed:
             raise ValidationError(f"Flag {closed[0].pk} is already decided.")
+        refusals = [why for f in locked if (why := not_yours(f, user))]
+        if refusals:
+            raise PermissionDenied(refusals[0])
+        if escalate_to is not None and any(f.raised_by_id == escalate_to.pk for f in locked):
+            raise ValidationError("Escalate to somebody other than who raised the flag.")
         now = timezone.now()
         escalated_to = escalate_to.pk if escalate_to is not None else None
         facts = [_decision_fact(f, user, outcome, reason, escalated_to, now) for f in locked]

@@ -1,5 +1,6 @@
 """A reviewer's day in a real browser: search with a filter, open the hit in its transcript,
-tag it, flag it, decide it; then an administrator finds all of it in the access log."""
+tag it, flag it; a colleague decides it (nobody decides their own flag); then an administrator
+finds all of it in the access log."""
 
 from typing import Any
 
@@ -21,7 +22,7 @@ def build_archive() -> None:
 
 
 def test_it_takes_a_reviewer_from_search_to_a_sealed_decision(
-    live_server: Any, reviewer: Any, admin_user: Any, page: Any, browser: Any
+    live_server: Any, reviewer: Any, admin_user: Any, make_user: Any, page: Any, browser: Any
 ) -> None:
     build_archive()
     login(page, live_server, reviewer)
@@ -53,14 +54,17 @@ def test_it_takes_a_reviewer_from_search_to_a_sealed_decision(
     flag = Flag.objects.get()
     assert flag.note == "client asks to move money by chat"
 
-    page.click(f"a.flagbadge[href='/review/{flag.pk}/']")
-    page.check("input[name=outcome][value=not_compliant]")
-    page.fill("textarea[name=reason]", "instructions must go through the order line")
-    screenshot(page, "flag")
-    page.click("button:has-text('Record decision')")
-    page.wait_for_selector(".notice:has-text('recorded and sealed')")
+    colleague = browser.new_context(viewport=VIEWPORT).new_page()
+    login(colleague, live_server, make_user("sam", "Reviewer"))
+    colleague.goto(f"{live_server.url}/review/{flag.pk}/")
+    colleague.check("input[name=outcome][value=not_compliant]")
+    colleague.fill("textarea[name=reason]", "instructions must go through the order line")
+    screenshot(colleague, "flag")
+    colleague.click("button:has-text('Record decision')")
+    colleague.wait_for_selector(".notice:has-text('recorded and sealed')")
+    colleague.context.close()
     decision = ReviewDecision.objects.get()
-    assert (decision.outcome, decision.decided_by.username) == ("not_compliant", "rey")
+    assert (decision.outcome, decision.decided_by.username) == ("not_compliant", "sam")
     assert LedgerEntry.objects.filter(kind="review.decision", seq=decision.entry_id).exists()
 
     page.click("nav.sections >> text=Review queue")

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.urls import reverse
 
@@ -15,9 +15,15 @@ from review.models import Flag, FlagComment, MessageTag, ReviewDecision, Tag
 
 
 @pytest.fixture
-def flag(world: Any, reviewer: Any) -> Flag:
+def raiser(make_user: Any) -> Any:
+    """Who raises the flags the reviewer decides: nobody decides their own."""
+    return make_user("ray", "Reviewer")
+
+
+@pytest.fixture
+def flag(world: Any, raiser: Any) -> Flag:
     message = world.message("wamid.deleted")
-    return flags.raise_flag(reviewer, message.conversation, message, "promises returns")
+    return flags.raise_flag(raiser, message.conversation, message, "promises returns")
 
 
 def test_it_raises_a_flag_with_a_reason(client: Any, reviewer: Any, world: Any) -> None:
@@ -80,7 +86,7 @@ def test_it_escalates_to_a_named_user_who_then_decides(
     assert [d.outcome for d in flag.decisions.all()] == ["escalated", "compliant"]
     with pytest.raises(ValidationError, match="Name the person"):
         flags.decide(
-            [flags.raise_flag(reviewer, flag.conversation, None, "x")], reviewer, "escalated", ""
+            [flags.raise_flag(senior, flag.conversation, None, "x")], reviewer, "escalated", ""
         )
 
 
@@ -103,9 +109,9 @@ def test_it_lets_one_reviewer_claim_a_flag(
 
 
 def test_it_decides_in_bulk_one_sealed_decision_per_flag(
-    client: Any, reviewer: Any, world: Any, flag: Flag
+    client: Any, reviewer: Any, raiser: Any, world: Any, flag: Flag
 ) -> None:
-    second = flags.raise_flag(reviewer, world.amelia, None, "sample")
+    second = flags.raise_flag(raiser, world.amelia, None, "sample")
     client.force_login(reviewer)
     client.post(
         reverse("review:bulk_decide"),
@@ -134,8 +140,10 @@ def test_it_keeps_decisions_and_comments_append_only(reviewer: Any, flag: Flag) 
         cursor.execute("UPDATE review_reviewdecision SET outcome = 'not_compliant'")
 
 
-def test_it_filters_the_queue(client: Any, reviewer: Any, world: Any, flag: Flag) -> None:
-    decided = flags.raise_flag(reviewer, world.amelia, None, "old one")
+def test_it_filters_the_queue(
+    client: Any, reviewer: Any, raiser: Any, world: Any, flag: Flag
+) -> None:
+    decided = flags.raise_flag(raiser, world.amelia, None, "old one")
     flags.decide([decided], reviewer, "compliant", "")
     client.force_login(reviewer)
     page = client.get(reverse("review:queue")).content.decode()
@@ -156,3 +164,40 @@ def test_it_tags_messages_in_place(client: Any, reviewer: Any, world: Any) -> No
     assert MessageTag.objects.get().added_by == reviewer
     client.post(url, {"tag": tag.pk, "action": "remove"}, HTTP_HX_REQUEST="true")
     assert not MessageTag.objects.exists()
+
+
+def test_a_reviewer_cannot_decide_a_flag_another_reviewer_claimed(
+    client: Any, reviewer: Any, make_user: Any, flag: Flag
+) -> None:
+    other = make_user("oli", "Reviewer")
+    assert flags.claim(flag, other)
+    with pytest.raises(PermissionDenied, match="held by oli"):
+        flags.decide([flag], reviewer, "compliant", "")
+    client.force_login(reviewer)
+    for url, data in (
+        (reverse("review:decide", args=[flag.pk]), {"outcome": "compliant"}),
+        (reverse("review:bulk_decide"), {"flag": flag.pk, "outcome": "compliant"}),
+    ):
+        response = client.post(url, data, follow=True)
+        assert response.status_code == 200 and b"only they can decide it" in response.content
+    assert not ReviewDecision.objects.exists()
+    flags.decide([flag], other, "compliant", "")
+
+
+def test_a_reviewer_cannot_clear_a_flag_they_raised(
+    client: Any, reviewer: Any, raiser: Any, world: Any, flag: Flag
+) -> None:
+    own = flags.raise_flag(reviewer, world.amelia, None, "mine")
+    with pytest.raises(PermissionDenied, match="You raised flag"):
+        flags.decide([flag, own], reviewer, "compliant", "")  # in bulk: none is decided
+    assert not flags.claim(own, reviewer)
+    client.force_login(reviewer)
+    response = client.post(reverse("review:claim", args=[own.pk]), follow=True)
+    assert b"somebody else decides it" in response.content
+    response = client.post(
+        reverse("review:decide", args=[own.pk]), {"outcome": "compliant"}, follow=True
+    )
+    assert response.status_code == 200 and b"somebody else decides it" in response.content
+    assert not ReviewDecision.objects.exists()
+    with pytest.raises(ValidationError, match="other than who raised"):
+        flags.decide([flag], reviewer, "escalated", "second opinion", raiser)
