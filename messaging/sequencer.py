@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from archive import ledger
-from archive.envelope import Fact, rfc3339
-from messaging import summaries
+from archive.envelope import Fact, Scalar, rfc3339
+from messaging import hygiene, summaries
 from messaging.inbox import wake_bridge, wake_media_fetcher, wake_reviewers
 from messaging.media import MEDIA_TYPES
 from messaging.models import (
@@ -101,34 +101,116 @@ def process_deliveries(limit: int | None = None) -> int:
 
 
 def process_batch(size: int = BATCH) -> int:
-    """One transaction: lock, take the oldest pending deliveries, seal them all."""
+    """One transaction: lock, take the oldest pending deliveries, seal them all.
+
+    If sealing the batch raises, it is sealed again one delivery at a time, and a delivery that
+    still raises is sealed whole as an unparsed item: no content can hold back the deliveries
+    after it. Only a failure that is the database's, not the content's (`_not_the_content`),
+    rolls the batch back for the next run.
+    """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCER_LOCK])
         pending = list(Delivery.objects.filter(seal__isnull=True).order_by("id")[:size])
         if not pending:
             return 0
-        parsed = [(delivery, cloud_api.parse(bytes(delivery.body))) for delivery in pending]
-        batch = Batch(channels={c.phone_number_id: c for c in Channel.objects.all()})
-        _load_existing(batch, [item for _, items in parsed for item in items])
-        for delivery, items in parsed:
-            tally = _plan_delivery(batch, delivery, items)
-            batch.add(_delivery_fact(delivery, tally), _seal(delivery, tally))
-        for record, entry in zip(batch.records, ledger.append(batch.facts), strict=True):
-            record.entry = entry  # type: ignore[attr-defined]
-        for model in WRITE_ORDER:
-            rows = [r for r in batch.records if type(r) is model]
-            if rows:
-                model._default_manager.bulk_create(rows)
-        DuplicateItem.objects.bulk_create(batch.duplicates)
-        retention.sealed(batch.records, batch.duplicates)
-        messages = [r for r in batch.records if type(r) is Message]
-        summaries.record([r for r in batch.records if type(r) is Conversation], messages)
-        if messages:
-            transaction.on_commit(wake_reviewers)
-            transaction.on_commit(wake_bridge)
-        if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
-            transaction.on_commit(wake_media_fetcher)
+        try:
+            with transaction.atomic():
+                _seal_deliveries(pending)
+        except Exception as exc:
+            if _not_the_content(exc):
+                raise
+            logger.warning(
+                "a batch of %d deliveries raised %s; sealing them one at a time",
+                len(pending),
+                type(exc).__name__,
+            )
+            for delivery in pending:
+                _seal_alone(delivery)
     return len(pending)
+
+
+def _seal_alone(delivery: Delivery) -> None:
+    try:
+        with transaction.atomic():
+            _seal_deliveries([delivery])
+    except Exception as exc:
+        if _not_the_content(exc):
+            raise
+        logger.error(
+            "delivery %s raised %s when sealed; sealed whole as an unparsed item",
+            delivery.pk,
+            _error_name(exc),
+        )
+        _quarantine(delivery, exc)
+
+
+def _not_the_content(exc: BaseException) -> bool:
+    """Whether sealing failed because of the database rather than what a delivery holds: a lost
+    connection, a deadlock or serialization failure, a shutdown, no resources, missing
+    privileges. Those are retried (and the backlog alarm says if they last); everything else is
+    blamed on the content. SQLSTATE classes 22 (data), 23 (integrity) and 54 (limits, such as a
+    text too long for a tsvector) are the content's."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate[:2] not in {"22", "23", "54"}
+
+
+def _error_name(exc: BaseException) -> str:
+    """The exception's class; psycopg's (ProgramLimitExceeded) says more than Django's wrapper."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) and exc.__cause__ else exc
+    return type(cause).__name__[:100]
+
+
+def _quarantine(delivery: Delivery, exc: BaseException) -> None:
+    """Seal a delivery whose items could not be sealed as one unparsed item: its exact bytes,
+    the exception's class and a short reason (never the exception's text: it may quote content)."""
+    error = _error_name(exc)
+    reason = f"the delivery could not be sealed: {error} (its bytes are kept whole)"
+    batch = Batch(channels={})
+    body = bytes(delivery.body)
+    batch.add(
+        Fact(
+            "item.unparsed",
+            {"delivery": delivery.pk, "path": "$", "error": error},
+            {"raw": body, "reason": reason.encode()},
+        ),
+        UnparsedItem(delivery=delivery, path="$", reason=reason, error=error, raw=body),
+    )
+    tally = Tally(items=1, unparsed=1)
+    batch.add(_delivery_fact(delivery, tally), _seal(delivery, tally))
+    _write(batch)
+
+
+def _seal_deliveries(pending: list[Delivery]) -> None:
+    """Seal these deliveries' items and the deliveries themselves, in one ledger append."""
+    parsed = [(delivery, cloud_api.parse(bytes(delivery.body))) for delivery in pending]
+    batch = Batch(channels={c.phone_number_id: c for c in Channel.objects.all()})
+    _load_existing(batch, [item for _, items in parsed for item in items])
+    for delivery, items in parsed:
+        tally = _plan_delivery(batch, delivery, items)
+        batch.add(_delivery_fact(delivery, tally), _seal(delivery, tally))
+    _write(batch)
+
+
+def _write(batch: Batch) -> None:
+    """Append the batch's facts to the ledger and write their records."""
+    for record, entry in zip(batch.records, ledger.append(batch.facts), strict=True):
+        record.entry = entry  # type: ignore[attr-defined]
+    for model in WRITE_ORDER:
+        rows = [r for r in batch.records if type(r) is model]
+        if rows:
+            model._default_manager.bulk_create(rows)
+    DuplicateItem.objects.bulk_create(batch.duplicates)
+    retention.sealed(batch.records, batch.duplicates)
+    messages = [r for r in batch.records if type(r) is Message]
+    summaries.record([r for r in batch.records if type(r) is Conversation], messages)
+    # Django drops these if a savepoint around them rolls back
+    if messages:
+        transaction.on_commit(wake_reviewers)
+        transaction.on_commit(wake_bridge)
+    if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
+        transaction.on_commit(wake_media_fetcher)
 
 
 def _load_existing(batch: Batch, items: list[Item]) -> None:
@@ -192,8 +274,9 @@ def _plan_delivery(batch: Batch, delivery: Delivery, items: list[Item]) -> Tally
         tally.items += 1
         try:
             outcome = _plan_item(batch, delivery, item)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            outcome = _plan_unparsed(batch, delivery, item, f"cannot read item: {exc}")
+        except Exception as exc:  # planning is pure Python: whatever it raises is the item's
+            reason = f"cannot read item: {type(exc).__name__}"
+            outcome = _plan_unparsed(batch, delivery, item, reason, type(exc).__name__)
         if outcome == "duplicate":
             tally.duplicates += 1
         elif outcome == "unparsed":
@@ -212,32 +295,54 @@ def _plan_item(batch: Batch, delivery: Delivery, item: Item) -> str:
         return _plan_unparsed(batch, delivery, item, reason)
     if not isinstance(item.raw, dict) or not isinstance(item.raw.get("id"), str):
         return _plan_unparsed(batch, delivery, item, f"{item.kind} without an id")
+    refusal = _refusal(item)
+    if refusal:
+        return _plan_unparsed(batch, delivery, item, refusal)
     if item.kind == "status":
         return _plan_status(batch, channel, delivery, item)
     return _plan_message(batch, channel, delivery, item)
 
 
-def _plan_unparsed(batch: Batch, delivery: Delivery, item: Item, reason: str) -> str:
-    raw = item.raw if isinstance(item.raw, str) else json.dumps(item.raw, ensure_ascii=False)
-    fact = Fact(
-        "item.unparsed",
-        {"delivery": delivery.pk, "path": item.path},
-        {"raw": raw.encode(), "reason": reason.encode()},
-    )
-    batch.add(fact, UnparsedItem(delivery=delivery, path=item.path, reason=reason, raw=raw))
+def _refusal(item: Item) -> str:
+    """Why an item's identifiers cannot be archived as they are (hygiene.LIMITS)."""
+    raw = item.raw
+    where = {"phone_number_id": item.phone_number_id, "waba_id": item.waba_id}
+    found = hygiene.refusal(raw) or hygiene.refusal({**where, "wa_id": item.counterpart})
+    for part in (raw.get(str(raw.get("type", ""))), raw.get("context")):
+        if isinstance(part, dict):  # a reaction's, edit's or revocation's target; a reply's
+            found = found or hygiene.refusal({**part, "id": str(part.get("id", ""))})
+    for contact in item.contacts:
+        found = found or hygiene.refusal(contact)
+    return found
+
+
+def _plan_unparsed(
+    batch: Batch, delivery: Delivery, item: Item, reason: str, error: str = ""
+) -> str:
+    raw = item.raw if isinstance(item.raw, bytes) else _json_bytes(item.raw)
+    reason = hygiene.short_reason(reason)
+    fields: dict[str, Scalar] = {"delivery": delivery.pk, "path": item.path}
+    if error:
+        fields["error"] = error
+    fact = Fact("item.unparsed", fields, {"raw": raw, "reason": reason.encode()})
+    record = UnparsedItem(delivery=delivery, path=item.path, reason=reason, error=error, raw=raw)
+    batch.add(fact, record)
     logger.warning("delivery %s: unparsed item at %s", delivery.pk, item.path)
     return "unparsed"
 
 
 def _plan_event(batch: Batch, channel: Channel | None, delivery: Delivery, item: Item) -> str:
-    name = item.field_name[:100]
+    refusal = hygiene.refusal({"field": item.field_name, "waba_id": item.waba_id})
+    if refusal:
+        return _plan_unparsed(batch, delivery, item, refusal)
+    name = item.field_name
     fact = Fact(
         "account.event",
         {"delivery": delivery.pk, "field": name, "phone_number_id": item.phone_number_id},
         {"item": _json_bytes(item.raw)},
     )
     record = AccountEvent(
-        channel=channel, field=name, waba_id=item.waba_id[:64], payload=item.raw, delivery=delivery
+        channel=channel, field=name, waba_id=item.waba_id, payload=item.raw, delivery=delivery
     )
     batch.add(fact, record)
     return "sealed"
@@ -246,7 +351,7 @@ def _plan_event(batch: Batch, channel: Channel | None, delivery: Delivery, item:
 def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item) -> str:
     raw = item.raw
     occurred = cloud_api.timestamp(raw.get("timestamp"))
-    status = str(raw.get("status", ""))[:32]
+    status = str(raw.get("status", ""))
     if occurred is None or not status:
         return _plan_unparsed(batch, delivery, item, "status without a status or timestamp")
     key = (channel.pk, raw["id"], status, occurred)
@@ -271,7 +376,7 @@ def _plan_status(batch: Batch, channel: Channel, delivery: Delivery, item: Item)
         wamid=raw["id"],
         status=status,
         occurred_at=occurred,
-        recipient_id=str(raw.get("recipient_id", ""))[:250],
+        recipient_id=str(raw.get("recipient_id", "")),
         payload=raw,
         delivery=delivery,
     )
@@ -296,7 +401,7 @@ def _plan_message(batch: Batch, channel: Channel, delivery: Delivery, item: Item
     conversation = _conversation(batch, channel, participant, str(raw.get("group_id", "")))
     sent_at = cloud_api.timestamp(raw.get("timestamp"))
     text = cloud_api.message_text(raw)
-    kind = str(raw.get("type", ""))[:64]
+    kind = str(raw.get("type", ""))
     context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
     fact = Fact(
         "message",
@@ -320,8 +425,8 @@ def _plan_message(batch: Batch, channel: Channel, delivery: Delivery, item: Item
         sender=participant if item.direction == Direction.INBOUND else None,
         sent_at=sent_at,
         text=text,
-        target_wamid=cloud_api.target_wamid(raw)[:250],
-        context_wamid=str(context.get("id", ""))[:250],
+        target_wamid=cloud_api.target_wamid(raw),
+        context_wamid=str(context.get("id", "")),
         forwarded=bool(context.get("forwarded")),
         frequently_forwarded=bool(context.get("frequently_forwarded")),
         payload=raw,
@@ -350,7 +455,7 @@ def _participant(batch: Batch, wa_id: str, user_id: str) -> Participant:
     """The participant, planning its creation (and sealing) when it is new."""
     key = _key(wa_id, user_id)
     if key not in batch.participants:
-        participant = Participant(key=key, wa_id=wa_id[:64], user_id=user_id[:200])
+        participant = Participant(key=key, wa_id=wa_id, user_id=user_id)
         batch.participants[key] = participant
         batch.add(Fact("participant", {}, {"key": key.encode()}), participant)
     return batch.participants[key]
@@ -372,7 +477,7 @@ def _profile(batch: Batch, contact: dict[str, Any], delivery: Delivery) -> None:
         participant=participant,
         name=name,
         username=username,
-        parent_user_id=str(contact.get("parent_user_id", ""))[:200],
+        parent_user_id=str(contact.get("parent_user_id", "")),
         seen_at=delivery.received_at,
     )
     fact = Fact("participant.profile", {}, {"name": name.encode(), "username": username.encode()})
@@ -387,7 +492,7 @@ def _conversation(
         conversation = Conversation(
             channel=channel,
             key=key,
-            group_id=group[:250],
+            group_id=group,
             participant=None if group else participant,
         )
         batch.conversations[channel.pk, key] = conversation

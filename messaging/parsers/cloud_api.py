@@ -4,10 +4,13 @@ its raw JSON. No database here: messaging/sequencer.py turns items into records.
 """
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from messaging import hygiene
 
 Kind = Literal["message", "status", "event", "unparsed"]
 
@@ -32,13 +35,19 @@ class Item:
 
 
 def parse(body: bytes) -> list[Item]:
-    """All items of one delivery, in the order Meta sent them."""
+    """All items of one delivery, in the order Meta sent them; strings in their safe form
+    (messaging/hygiene.py). A body that cannot be read is one unparsed item with its bytes."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return [Item("unparsed", "$", _text(body), reason=f"body is not JSON: {exc}")]
+        document = json.loads(body, parse_float=_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = f"body is not JSON: {type(exc).__name__}: {exc}"
+        return [Item("unparsed", "$", body, reason=hygiene.short_reason(reason))]
+    if hygiene.too_deep(document):
+        reason = f"body nests deeper than {hygiene.MAX_DEPTH} levels"
+        return [Item("unparsed", "$", body, reason=reason)]
     if not isinstance(document, dict) or not isinstance(document.get("entry"), list):
-        return [Item("unparsed", "$", document, reason="no entry list")]
+        return [Item("unparsed", "$", body, reason="no entry list")]
+    document = hygiene.safe_json(document)
     items: list[Item] = []
     for e, entry in enumerate(document["entry"]):
         path = f"entry[{e}]"
@@ -122,8 +131,14 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _text(body: bytes) -> str:
-    return body.decode("utf-8", errors="replace")
+def _float(literal: str) -> float | str:
+    """A number too large for a float (1e400) stays its literal: jsonb cannot hold infinity."""
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def timestamp(value: Any) -> datetime | None:

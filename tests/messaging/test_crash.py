@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
 
 from archive.models import LedgerEntry
 from archive.verify import verify_ledger
@@ -37,11 +37,11 @@ def test_it_rolls_back_a_batch_that_fails_at_its_last_write_and_seals_it_later(m
     deliveries(3)
 
     def power_cut(rows):
-        raise RuntimeError("power cut")
+        raise OperationalError("server closed the connection unexpectedly")  # no SQLSTATE
 
     with monkeypatch.context() as patch:
         patch.setattr(DeliverySeal._default_manager, "bulk_create", power_cut)
-        with pytest.raises(RuntimeError):
+        with pytest.raises(OperationalError):
             process_deliveries()
     assert (Message.objects.count(), LedgerEntry.objects.count()) == (0, 0)
     assert process_deliveries() == 4
