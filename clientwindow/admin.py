@@ -1,9 +1,25 @@
-"""Only Administrators reach the Django admin, whatever their is_staff flag says."""
+"""Only Administrators reach the Django admin, whatever their is_staff flag says; and there they
+hand out roles, never more than they hold.
+
+A non-superuser administrator does not see `is_superuser` or the raw permission list: they give
+a user some of the four roles, and the few permissions granted one user at a time
+(roles.GRANTABLE). Groups' permissions, a superuser's account and a superuser's API token are
+the superuser's own business.
+"""
+
+from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, Permission, User
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from rest_framework.authtoken import admin as token_admin
+from rest_framework.authtoken.models import TokenProxy
 
-from clientwindow.roles import ADMINISTRATOR, roles_of
+from clientwindow.roles import ADMINISTRATOR, GRANTABLE, ROLES, roles_of
+
+SUPERUSER_FIELDS = ("is_superuser",)
 
 
 def _administrators_only(request: HttpRequest) -> bool:
@@ -12,3 +28,92 @@ def _administrators_only(request: HttpRequest) -> bool:
 
 
 admin.site.has_permission = _administrators_only  # type: ignore[method-assign]
+
+
+def grantable_permissions() -> QuerySet[Permission]:
+    wanted = Q(pk__in=[])
+    for name in GRANTABLE:
+        app_label, codename = name.split(".")
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.filter(wanted).select_related("content_type")
+
+
+def _superuser(request: HttpRequest) -> bool:
+    return bool(request.user.is_superuser)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(auth_admin.UserAdmin):  # type: ignore[type-arg]
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if _superuser(request):
+            return fieldsets
+        # The form is built from these fields: a posted is_superuser is ignored, not saved.
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in SUPERUSER_FIELDS]})
+            for name, opts in fieldsets
+        ]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "groups":
+            kwargs["queryset"] = Group.objects.filter(name__in=ROLES)
+        elif db_field.name == "user_permissions" and not _superuser(request):
+            kwargs["queryset"] = grantable_permissions()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A superuser's account (its password, groups, activity) is not another's to take over;
+        # the password view asks this too.
+        if obj is not None and obj.is_superuser and not _superuser(request):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # The choices offered are limited; whatever else the user holds stays as it was.
+        user = form.instance
+        kept_groups = list(user.groups.exclude(name__in=ROLES)) if change else []
+        kept_permissions = []
+        if change and not _superuser(request):
+            offered = grantable_permissions().values("pk")
+            kept_permissions = list(user.user_permissions.exclude(pk__in=offered))
+        super().save_related(request, form, formsets, change)
+        user.groups.add(*kept_groups)
+        user.user_permissions.add(*kept_permissions)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(auth_admin.GroupAdmin):
+    """The roles' permissions are clientwindow/roles.py's (re-applied by migrations): only a
+    superuser changes a group, whatever permissions an administrator has been given."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _superuser(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _superuser(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _superuser(request)
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class TokenAdmin(token_admin.TokenAdmin):
+    """A superuser's API token would act as the superuser: only superusers see or issue one."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        tokens = super().get_queryset(request)
+        return tokens if _superuser(request) else tokens.exclude(user__is_superuser=True)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user" and not _superuser(request):
+            kwargs["queryset"] = User.objects.filter(is_superuser=False)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

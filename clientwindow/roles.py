@@ -44,6 +44,8 @@ AUDIT_RETENTION = (
 # The bridge: reviewers reply to clients from the portal only if an administrator gives them
 # this permission (per user, in the admin); administrators configure routes and templates.
 REPLY = ("bridge.reply_to_client",)
+# All that the admin lets a non-superuser administrator give one user besides roles.
+GRANTABLE = (*EXPORT, *REPLY)
 BRIDGE_ADMIN = (
     *(
         f"bridge.{action}_{model}"
@@ -99,6 +101,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "messaging.change_channel",
         "messaging.view_delivery",
         "messaging.view_unparseditem",
+        "messaging.view_reseal",
+        "messaging.add_reseal",  # re-seal unparsed items (the admin's action)
         "messaging.view_message",
         "messaging.view_statusevent",
         "messaging.view_accountevent",
