@@ -1,8 +1,10 @@
 """Local orchestration for `make run`, `make test` and `make bench` (standard library + psycopg).
 
 - `run`: the project's own PostgreSQL cluster under var/pg (unless DATABASE_URL is set),
-  migrations as the owner role, a demo administrator, the django-q2 worker and the web server.
-  Ctrl-C stops everything it started.
+  migrations as the owner role, a demo administrator, then a small supervisor of the django-q2
+  worker, the sealer, the web server and the mail gateway: each in a process group of its own,
+  started again when it exits. Ctrl-C or SIGTERM, once or twice, stops everything it started
+  within about 10 s (SIGKILL after STOP_GRACE); a run killed outright is cleaned up by the next.
 - `test -- CMD…` / `bench -- CMD…`: a throwaway cluster for one command, removed afterwards.
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the system account
@@ -17,6 +19,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -158,11 +162,18 @@ class Cluster:
         )
 
     def stop(self) -> None:
-        subprocess.run(
-            as_cluster_user([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
+        """Fast (sessions cut, a checkpoint); immediate if that takes over 5 s."""
+        for mode in ("fast", "immediate"):
+            stopped = subprocess.run(
+                as_cluster_user(
+                    [pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "5", "stop"]
+                ),
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if stopped.returncode == 0 or not self.running():
+                return
 
     def url(self, user: str, dbname: str = DBNAME) -> str:
         return f"postgres://{user}@{quote(str(self.run_dir), safe='')}:{self.port}/{dbname}"
@@ -236,84 +247,297 @@ def local_cluster() -> Cluster:
         secret.write_text(json.dumps(passwords, indent=2))
         secret.chmod(0o600)
     else:
-        cluster.start()
+        if cluster.running():  # left by a run killed before its clean-up (end_abandoned_run)
+            say("stopping the PostgreSQL that an abandoned run left running")
+            cluster.stop()
+        cluster.start()  # pg_ctl sees through a stale postmaster.pid
     return cluster
 
 
-def manage(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+class Stopped(Exception):
+    """A stop was requested while `make run` was still starting."""
 
 
-def wait_for_port(port: int, seconds: float = 30) -> None:
+class StopFlag:
+    """SIGINT, SIGTERM and SIGHUP only set a flag, however often they come: the launcher's
+    clean-up can then never be cut short by a second Ctrl-C (issue 13 §5)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.requested:
+            say(f"{signal.Signals(signum).name}: stopping everything")
+        self.requested = True
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self)
+
+    def check(self) -> None:
+        if self.requested:
+            raise Stopped
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    failures: int = 0  # exits in a row that came soon after a start
+    due: float = 0.0  # when to start it again after an exit
+
+
+class Supervisor:
+    """Children in process groups of their own (so that what they fork goes with them): a child
+    that exits is started again after a pause that doubles while it keeps failing, and stop()
+    ends every group, SIGTERM first, SIGKILL after `grace` seconds."""
+
+    def __init__(self, env: dict[str, str], flag: StopFlag, state: Path | None = None) -> None:
+        self.env, self.flag, self.state = env, flag, state
+        self.children: list[Child] = []
+
+    def spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
+        self._save(extra=[process.pid])
+        return process
+
+    def once(self, name: str, command: list[str]) -> None:
+        """Run a command to its end (migrate, seed); a stop request ends it at once."""
+        process = self.spawn(command)
+        try:
+            while process.poll() is None:
+                if self.flag.requested:
+                    end_groups([process.pid], grace=STOP_GRACE)
+                    raise Stopped
+                time.sleep(TICK)
+        finally:
+            self._save()
+        if process.returncode != 0:
+            raise SystemExit(f"localdev: {name} failed (exit status {process.returncode})")
+
+    def add(self, name: str, command: list[str]) -> None:
+        child = Child(name, command)
+        self.children.append(child)
+        self._start(child)
+
+    def _start(self, child: Child) -> None:
+        child.process, child.started = self.spawn(child.command), time.monotonic()
+        self._save()
+
+    def tend(self) -> None:
+        """Restart what exited (after its own leftovers are killed), when its pause is over."""
+        now = time.monotonic()
+        for child in self.children:
+            process = child.process
+            if process is not None and process.poll() is not None:
+                end_groups([process.pid], grace=0)  # e.g. the workers a killed qcluster left
+                child.failures = child.failures + 1 if now - child.started < STEADY else 0
+                pause = min(RESTART_MAX, RESTART_FIRST * 2**child.failures)
+                say(
+                    f"{child.name} exited (status {process.returncode}); "
+                    f"starting it again in {pause:.0f} s"
+                )
+                child.process, child.due = None, now + pause
+            if child.process is None and now >= child.due:
+                self._start(child)
+
+    def stop(self) -> None:
+        alive = [c.process.pid for c in self.children if c.process and c.process.poll() is None]
+        end_groups([c.process.pid for c in self.children if c.process], grace=STOP_GRACE)
+        if alive:
+            say(f"stopped {', '.join(c.name for c in self.children)}")
+        self.children = []
+        self._save()
+
+    def _save(self, extra: tuple[int, ...] | list[int] = ()) -> None:
+        """What a later `make run` must end if this one is killed before its clean-up."""
+        if self.state is None:
+            return
+        groups = [c.process.pid for c in self.children if c.process] + list(extra)
+        born = {str(g): started_at(g) for g in groups}  # pids are reused: see end_abandoned_run
+        self.state.write_text(json.dumps({"pid": os.getpid(), "groups": groups, "born": born}))
+
+
+RESTART_FIRST, RESTART_MAX = 1.0, 30.0  # seconds before a crashed child is started again
+STEADY = 30.0  # a child that ran this long before exiting starts again after RESTART_FIRST
+STOP_GRACE = 4.0  # seconds between SIGTERM and SIGKILL: qcluster ignores SIGTERM for a minute
+TICK = 0.2
+
+
+def end_groups(pgids: list[int], grace: float) -> None:
+    """SIGTERM each process group, wait up to `grace` seconds, SIGKILL what is left; reap."""
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(group_alive(g) for g in pgids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    for pgid in pgids:  # our own children become zombies until reaped
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count: ours are reaped
+    here, and an orphan's wait on an init that never reaps it)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def end_abandoned_run(state: Path) -> None:
+    """A previous `make run` killed before its clean-up (SIGKILL, a closed terminal) leaves its
+    children and PostgreSQL running. Refuse while it is alive; otherwise end what it started.
+    Its PostgreSQL is stopped too and started again, rather than reused: one path, and the
+    cluster then runs with the settings this run gives it."""
+    try:
+        previous = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return
+    pid = int(previous.get("pid", 0))
+    if pid and pid != os.getpid() and _is_launcher(pid):
+        sys.exit(f"localdev: `make run` is already running (pid {pid})")
+    born = previous.get("born", {})
+    ours = [g for g in previous.get("groups", []) if born.get(str(g)) == started_at(g) is not None]
+    if ours:
+        say(f"ending {len(ours)} process group(s) left by an abandoned run")
+        end_groups(ours, grace=STOP_GRACE)
+    state.unlink(missing_ok=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _is_launcher(pid: int) -> bool:
+    return "localdev.py" in _cmdline(pid)
+
+
+def started_at(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the pid, who it is."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[19])
+
+
+def wait_for_port(port: int, flag: StopFlag, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        flag.check()
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
-        time.sleep(0.2)
+        time.sleep(TICK)
     sys.exit(f"localdev: nothing listens on port {port} after {seconds:.0f}s")
 
 
-def run_portal() -> int:
-    env = {**os.environ, "CLIENTWINDOW_LOCAL": "1"}
-    cluster = None if os.environ.get("DATABASE_URL") else local_cluster()
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        manage("migrate", "--no-input", env=env)
-        manage("ensure_demo_admin", env=env)
-        port = os.environ.get("PORT", "8000")
-        children.append(
-            subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env)
-        )
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "clientwindow.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--access-logfile",
-                    "-",
-                ],
-                cwd=ROOT,
-                env=env,
-            )
-        )
+def portal_commands(port: str) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "worker": [python, "manage.py", "qcluster"],
+        # sealing, independent of the worker's health (messaging/sealer.py)
+        "sealer": [python, "manage.py", "run_sequencer"],
+        "web server": [
+            *[python, "-m", "gunicorn", "clientwindow.wsgi", "--bind", f"127.0.0.1:{port}"],
+            *["--workers", "2", "--access-logfile", "-"],
+        ],
         # staff reply emails (bridge/gateway.py), on MAIL_GATEWAY_PORT (default 2525)
-        children.append(
-            subprocess.Popen([sys.executable, "manage.py", "run_mail_gateway"], cwd=ROOT, env=env)
-        )
-        wait_for_port(int(port))
-        manage("seed_demo", "--url", f"http://127.0.0.1:{port}/webhooks/whatsapp/", env=env)
+        "mail gateway": [python, "manage.py", "run_mail_gateway"],
+    }
+
+
+def run_portal(flag: StopFlag) -> int:
+    env = {**os.environ, "CLIENTWINDOW_LOCAL": "1"}
+    VAR.mkdir(parents=True, exist_ok=True)
+    state = VAR / "localdev.json"
+    end_abandoned_run(state)
+    supervisor = Supervisor(env, flag, state)
+    supervisor._save()
+    cluster = None
+    try:
+        cluster = None if os.environ.get("DATABASE_URL") else local_cluster()
+        flag.check()
+        supervisor.once("migrate", [sys.executable, "manage.py", "migrate", "--no-input"])
+        supervisor.once("ensure_demo_admin", [sys.executable, "manage.py", "ensure_demo_admin"])
+        port = os.environ.get("PORT", "8000")
+        for name, command in portal_commands(port).items():
+            supervisor.add(name, command)
+        wait_for_port(int(port), flag)
+        url = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
+        supervisor.once("seed_demo", [sys.executable, "manage.py", "seed_demo", "--url", url])
         say(f"the portal is at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        return 1
-    except KeyboardInterrupt:
+        serve(supervisor, flag)
+        return 0
+    except Stopped:
         return 0
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=20)
+        supervisor.stop()
         if cluster is not None:
             say("stopping PostgreSQL")
             cluster.stop()
+        state.unlink(missing_ok=True)
+
+
+def serve(supervisor: Supervisor, flag: StopFlag) -> None:
+    while not flag.requested:
+        supervisor.tend()
+        time.sleep(TICK)
+
+
+def supervise(flag: StopFlag, commands: list[list[str]]) -> int:
+    """`localdev.py supervise -- 'CMD ARGS' …`: the supervisor of `run` without the portal
+    (tests/clientwindow/test_localdev.py runs it on small commands)."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    state = VAR / "localdev.json"
+    end_abandoned_run(state)
+    supervisor = Supervisor({**os.environ}, flag, state)
+    try:
+        for number, command in enumerate(commands, 1):
+            supervisor.add(f"child {number}", command)
+        serve(supervisor, flag)
+        return 0
+    finally:
+        supervisor.stop()
+        state.unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:
     if not argv:
-        sys.exit("usage: localdev.py run | throwaway -- COMMAND…")
+        sys.exit("usage: localdev.py run | throwaway -- COMMAND… | supervise -- 'COMMAND'…")
     if argv[0] == "run":
         # Ctrl-C and a plain kill both stop everything (a background shell may ignore SIGINT).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        return run_portal()
+        flag = StopFlag()
+        flag.install()
+        return run_portal(flag)
+    if argv[0] == "supervise":
+        flag = StopFlag()
+        flag.install()
+        lines = argv[2:] if argv[1:2] == ["--"] else argv[1:]
+        return supervise(flag, [shlex.split(line) for line in lines])
     if argv[0] == "throwaway":
         command = argv[2:] if argv[1:2] == ["--"] else argv[1:]
         return run_with_throwaway(command)
