@@ -12,6 +12,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 REVIEWER = "Reviewer"
 AUDITOR = "Auditor"
@@ -147,3 +149,12 @@ def role_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+class HasRole(BasePermission):
+    """The API's role_required: an account with none of the four roles sees nothing there."""
+
+    message = "Your account has no role in ClientWindow yet."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(roles_of(request.user))

@@ -3,10 +3,11 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from archive.admin import ReadOnlyAdmin
+from messaging import sequencer
 from messaging.models import (
     AccountEvent,
     Attachment,
@@ -14,6 +15,7 @@ from messaging.models import (
     Delivery,
     MediaAttempt,
     Message,
+    Reseal,
     StatusEvent,
     UnparsedItem,
 )
@@ -52,7 +54,41 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(UnparsedItem)
 class UnparsedItemAdmin(ReadOnlyAdmin):
-    list_display = ["delivery", "path", "reason"]
+    list_display = ["delivery", "path", "reason", "error", "resealed"]
+    exclude = ["raw"]  # content: kept whole, shown nowhere (its size is)
+    readonly_fields = ["size"]
+    actions = ["reseal"]
+
+    @admin.display(description="bytes")
+    def size(self, item: UnparsedItem) -> int:
+        return len(item.raw)
+
+    @admin.display(boolean=True, description="re-sealed")
+    def resealed(self, item: UnparsedItem) -> bool:
+        return item.reseals.filter(unparsed_again=0).exists()
+
+    def has_reseal_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("messaging.add_reseal")
+
+    @admin.action(description="Re-seal: read again with the current code", permissions=["reseal"])
+    def reseal(self, request: HttpRequest, queryset: Any) -> None:
+        for item in queryset.order_by("pk"):
+            try:
+                done = sequencer.reseal(item, request.user)
+            except sequencer.ResealRefused as refusal:
+                self.message_user(request, f"Item {item.pk}: {refusal}", messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                f"Item {item.pk}: {done.items} items read, {done.duplicates} already archived,"
+                f" {done.unparsed_again} still unparsed.",
+                messages.SUCCESS if done.unparsed_again == 0 else messages.WARNING,
+            )
+
+
+@admin.register(Reseal)
+class ResealAdmin(ReadOnlyAdmin):
+    list_display = ["unparsed", "requested_by", "items", "duplicates", "unparsed_again", "entry"]
 
 
 @admin.register(Message)

@@ -34,6 +34,7 @@ from messaging.models import (
     Message,
     Participant,
     ParticipantProfile,
+    Reseal,
     StatusEvent,
     UnparsedItem,
 )
@@ -54,6 +55,7 @@ WRITE_ORDER: tuple[type[models.Model], ...] = (
     AccountEvent,
     UnparsedItem,
     DeliverySeal,
+    Reseal,
 )
 StatusKey = tuple[int, str, str, datetime]
 
@@ -211,6 +213,56 @@ def _write(batch: Batch) -> None:
         transaction.on_commit(wake_bridge)
     if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
         transaction.on_commit(wake_media_fetcher)
+
+
+class ResealRefused(Exception):
+    """Why an unparsed item cannot be re-sealed (shown to the administrator)."""
+
+
+def reseal(unparsed: UnparsedItem, user: Any = None) -> Reseal:
+    """Read an unparsed item again with the current code (after a fix, or once its channel
+    exists) and seal what it now yields; the new records point at the item's original delivery,
+    and the re-seal itself is sealed. An item read in full by an earlier re-seal is refused."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCER_LOCK])
+        if Reseal.objects.filter(unparsed=unparsed, unparsed_again=0).exists():
+            raise ResealRefused("it has already been re-sealed in full")
+        delivery = unparsed.delivery
+        body = bytes(delivery.body)
+        if not body:
+            raise ResealRefused("its bytes have been disposed of")
+        items = [i for i in cloud_api.parse(body) if _within(i.path, unparsed.path)]
+        batch = Batch(channels={c.phone_number_id: c for c in Channel.objects.all()})
+        _load_existing(batch, items)
+        tally = _plan_delivery(batch, delivery, items)
+        record = Reseal(
+            unparsed=unparsed,
+            requested_by=user,
+            items=tally.items,
+            duplicates=tally.duplicates,
+            unparsed_again=tally.unparsed,
+        )
+        fields: dict[str, Scalar] = {
+            "unparsed_seq": unparsed.entry_id,
+            "delivery": delivery.pk,
+            "items": tally.items,
+            "duplicates": tally.duplicates,
+            "unparsed": tally.unparsed,
+        }
+        batch.add(Fact("item.resealed", fields), record)
+        try:
+            with transaction.atomic():
+                _write(batch)
+        except Exception as exc:
+            if _not_the_content(exc):
+                raise
+            reason = f"the current code still cannot seal it: {_error_name(exc)}"
+            raise ResealRefused(reason) from exc
+    return record
+
+
+def _within(path: str, under: str) -> bool:
+    return under == "$" or path == under or path.startswith((under + ".", under + "["))
 
 
 def _load_existing(batch: Batch, items: list[Item]) -> None:

@@ -150,6 +150,10 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
     policies = Policies.load()
     plan = Plan()
     seals = {r.delivery_id: r for r in records if isinstance(r, DeliverySeal)}
+    # a re-seal (messaging.sequencer.reseal) makes records of a delivery sealed earlier
+    delivery_ids = {getattr(r, "delivery_id", None) for r in (*records, *duplicates)}
+    earlier = [pk for pk in delivery_ids if pk is not None and pk not in seals]
+    seals.update((s.delivery_id, s) for s in DeliverySeal.objects.filter(delivery_id__in=earlier))
     messages = [r for r in records if isinstance(r, Message)]
     participants = _participant_entries(messages)
     profiles = _profile_entries(participants)
