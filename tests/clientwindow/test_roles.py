@@ -1,5 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from clientwindow.roles import ROLE_PERMISSIONS, ROLES
 
@@ -21,3 +23,13 @@ def test_it_never_lets_a_role_change_the_ledger():
     for group in Group.objects.all():
         codenames = set(group.permissions.values_list("codename", flat=True))
         assert not codenames & {"add_ledgerentry", "change_ledgerentry", "delete_ledgerentry"}
+
+
+def test_the_api_schema_answers_only_users_with_a_role(outsider, auditor):
+    def schema(user):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return client.get("/api/schema/", HTTP_ACCEPT="application/json")
+
+    assert schema(outsider).status_code == 403
+    assert schema(auditor).status_code == 200

@@ -1,0 +1,32 @@
+"""Cache-Control: no-store on everything that may carry client content."""
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+def test_pages_and_api_responses_that_carry_client_content_are_not_stored(
+    client: Any, reviewer: Any, legal: Any
+) -> None:
+    client.force_login(reviewer)
+    for url in (reverse("home"), reverse("review:search") + "?q=fund", reverse("review:queue")):
+        response = client.get(url)
+        assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
+    token, _ = Token.objects.get_or_create(user=legal)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    listed = api.get("/api/v1/exports/")
+    assert listed.status_code == 200 and listed["Cache-Control"] == "private, no-store"
+    assert APIClient().get("/api/v1/exports/")["Cache-Control"] == "private, no-store"
+
+
+def test_it_leaves_public_pages_static_files_and_a_views_own_header_alone(
+    client: Any, reviewer: Any
+) -> None:
+    assert not client.get("/favicon.ico").has_header("Cache-Control")  # anonymous
+    client.force_login(reviewer)
+    static = client.get("/static/favicon.svg")
+    assert static.status_code == 200 and "no-store" not in static.get("Cache-Control", "")
+    assert client.get("/healthz").headers["Cache-Control"].startswith("max-age=0")
