@@ -36,6 +36,7 @@ LIMITS = {
     "recipient_id": 250,
     "message_id": 250,  # a reaction's, edit's or revocation's target
     "original_message_id": 250,
+    "media_id": 200,  # Attachment.media_id
     "phone_number_id": 64,
     "field": 100,
     "waba_id": 64,

@@ -360,9 +360,11 @@ def _refusal(item: Item) -> str:
     raw = item.raw
     where = {"phone_number_id": item.phone_number_id, "waba_id": item.waba_id}
     found = hygiene.refusal(raw) or hygiene.refusal({**where, "wa_id": item.counterpart})
-    for part in (raw.get(str(raw.get("type", ""))), raw.get("context")):
-        if isinstance(part, dict):  # a reaction's, edit's or revocation's target; a reply's
-            found = found or hygiene.refusal({**part, "id": str(part.get("id", ""))})
+    body, context = raw.get(str(raw.get("type", ""))), raw.get("context")
+    if isinstance(body, dict):  # a media id; a reaction's, edit's or revocation's target
+        found = found or hygiene.refusal({**body, "id": None, "media_id": body.get("id")})
+    if isinstance(context, dict):  # the message a reply quotes
+        found = found or hygiene.refusal({"message_id": context.get("id")})
     for contact in item.contacts:
         found = found or hygiene.refusal(contact)
     return found

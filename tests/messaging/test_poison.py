@@ -95,6 +95,17 @@ def test_it_refuses_a_wamid_of_5000_characters_into_an_unparsed_item():
     assert Unparsed.objects.get().reason == "id is 5000 characters long (at most 250)"
 
 
+def test_it_refuses_a_media_id_longer_than_its_column_into_an_unparsed_item():
+    image = {"type": "image", "image": {"id": "m" * 201, "mime_type": "image/jpeg"}}
+    assert_unstoppable(body(message=image))
+    assert Unparsed.objects.get().reason == "media_id is 201 characters long (at most 200)"
+
+
+def test_it_refuses_a_quoted_wamid_longer_than_its_column_into_an_unparsed_item():
+    assert_unstoppable(body(message={"context": {"id": "q" * 251}}))
+    assert Unparsed.objects.get().reason == "message_id is 251 characters long (at most 250)"
+
+
 def test_it_seals_json_nested_3000_levels_as_one_unparsed_item():
     poison = b"[" * 3000 + b"]" * 3000
     assert_unstoppable(poison)
