@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from archive import ledger
@@ -150,9 +150,10 @@ def _not_the_content(exc: BaseException) -> bool:
     """Whether sealing failed because of the database rather than what a delivery holds: a lost
     connection, a deadlock or serialization failure, a shutdown, no resources, missing
     privileges. Those are retried (and the backlog alarm says if they last); everything else is
-    blamed on the content. SQLSTATE classes 22 (data), 23 (integrity) and 54 (limits, such as a
-    text too long for a tsvector) are the content's."""
-    if not isinstance(exc, DatabaseError):
+    blamed on the content: data and integrity errors (psycopg raises some before sending, such
+    as a NUL in text) and the SQLSTATE classes 22, 23 and 54 (limits, such as a text too long
+    for a tsvector, which psycopg files under OperationalError)."""
+    if not isinstance(exc, DatabaseError) or isinstance(exc, DataError | IntegrityError):
         return False
     sqlstate = getattr(exc.__cause__, "sqlstate", None)
     return sqlstate is None or sqlstate[:2] not in {"22", "23", "54"}

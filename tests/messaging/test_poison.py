@@ -4,11 +4,12 @@ as records or as an unparsed item with its bytes, and the deliveries after it ar
 import json
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import DataError, OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archive.verify import verify_ledger
+from messaging import sequencer
 from messaging.models import Channel, Delivery, DeliverySeal, Message, ParticipantProfile
 from messaging.models import UnparsedItem as Unparsed
 from messaging.sequencer import process_deliveries
@@ -146,6 +147,14 @@ def test_it_seals_a_delivery_the_database_refuses_whole_with_the_exception_class
     assert "could not be sealed" in item.reason
     assert bytes(item.raw) == bytes(Delivery.objects.order_by("pk").first().body)
     assert DeliverySeal.objects.order_by("pk").first().unparsed == 1
+
+
+def test_it_blames_the_content_for_data_errors_psycopg_raises_before_sending():
+    """A safety net behind messaging/hygiene.py: such an error is not retried forever."""
+    with pytest.raises(DataError) as raised, connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text", ["a\x00b"])
+    assert getattr(raised.value.__cause__, "sqlstate", None) is None
+    assert not sequencer._not_the_content(raised.value)
 
 
 def test_it_leaves_deliveries_pending_when_the_database_not_the_content_fails():
