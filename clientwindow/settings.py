@@ -386,6 +386,8 @@ MAIL_MAX_BYTES = env_int("MAIL_MAX_BYTES", 40 * 1024 * 1024)
 # The authserv-id of the firm's own inbound mail server: when set, a reply must carry its
 # Authentication-Results header with dmarc=pass for the sender's domain (RFC 8601).
 BRIDGE_TRUSTED_AUTHSERV_ID = env_str("BRIDGE_TRUSTED_AUTHSERV_ID")
+# Unset, production refuses to run without it (bridge.E003); 1 says replies are trusted on From.
+BRIDGE_ALLOW_UNAUTHENTICATED_SENDERS = env_bool("BRIDGE_ALLOW_UNAUTHENTICATED_SENDERS")
 # Poll this mailbox for replies: imaps://user:password@host[:port]/FOLDER (unset: no polling).
 IMAP_URL = env_str("IMAP_URL")
 # Inbound-email webhooks of email providers (django-anymail, /email/inbound/<provider>/inbound/):

@@ -5,8 +5,13 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from bridge.checks import (
+    UNAUTHENTICATED_SENDERS,
+    UNAUTHENTICATED_SENDERS_HINT,
+    unauthenticated_senders,
+)
 from bridge.gateway import controller
 
 
@@ -18,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.MAIL_GATEWAY_PORT)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if unauthenticated_senders():  # bridge.E003: refused, not merely warned about
+            raise CommandError(f"{UNAUTHENTICATED_SENDERS} {UNAUTHENTICATED_SENDERS_HINT}")
         gateway = controller(options["host"], options["port"])
         gateway.start()
         self.stdout.write(
