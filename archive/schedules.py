@@ -23,6 +23,12 @@ def schedules() -> dict[str, dict[str, Any]]:
             "schedule_type": every,
             "minutes": 1,
         },
+        # raises the backlog alarm (messaging/health.py); run_sequencer checks it too
+        "backlog alarm": {
+            "func": "messaging.health.check_backlog",
+            "schedule_type": every,
+            "minutes": 1,
+        },
         "media fetch": {
             "func": "messaging.tasks.fetch_media",
             "schedule_type": every,

@@ -236,6 +236,8 @@ if not LOCAL_RUN:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP and do not follow redirects (clientwindow/probes.py).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -276,6 +278,9 @@ WHATSAPP_HTTP_TIMEOUT = env_int("WHATSAPP_HTTP_TIMEOUT", 60)
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Meta's bodies are at most 3 MB; anything far above is refused with 413 before it is read.
 WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
+# The oldest delivery waiting to be sealed for longer than this raises the backlog alarm: the
+# ingestion and home pages show it, /readyz fails and one ERROR is logged (messaging/health.py).
+BACKLOG_ALARM_MINUTES = env_int("BACKLOG_ALARM_MINUTES", 5)
 
 # --- The REST API (/api/v1/, schema at /api/schema/) ---------------------------------------
 # Token or session authentication; JSON only (the browsable API's pages would need inline

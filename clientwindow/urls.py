@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from clientwindow import views
+from clientwindow import probes, views
 from messaging import views as messaging_views
 from messaging import webhooks
 
@@ -22,6 +22,9 @@ urlpatterns = [
     path("public-key/", views.public_key, name="public_key"),
     # browsers ask for /favicon.ico whatever the page links; answer with ours, not a 404
     path("favicon.ico", views.favicon),
+    # open to load balancers and monitoring; they reveal nothing (clientwindow/probes.py)
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),

@@ -389,3 +389,14 @@ class Wakeup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.func}: {'queued' if self.queued else 'idle'}"
+
+
+class BacklogAlarm(models.Model):
+    """Whether the backlog alarm is raised (one row, id 1): the processes that check the backlog
+    share it, so only the one that raises an episode logs it (messaging/health.py)."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    raised_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"backlog alarm raised at {self.raised_at}" if self.raised_at else "no backlog alarm"
