@@ -27,7 +27,9 @@ KEPT_HEADERS = (
     "HTTP_USER_AGENT",
     "HTTP_X_HUB_SIGNATURE_256",
     "HTTP_X_FORWARDED_FOR",
+    "HTTP_TRANSFER_ENCODING",
 )
+READ_SIZE = 64 * 1024  # an unsized (chunked) body is read in pieces of this many bytes
 
 
 @csrf_exempt
@@ -58,7 +60,7 @@ def _delivery(request: HttpRequest) -> HttpResponse:
     if declared > limit:
         _reject(request, "too_large")
         return HttpResponse("body too large", status=413, content_type="text/plain")
-    body = request.read(limit + 1)
+    body = request.read(limit + 1) if declared else _unsized_body(request, limit + 1)
     if len(body) > limit:
         _reject(request, "too_large")
         return HttpResponse("body too large", status=413, content_type="text/plain")
@@ -72,6 +74,27 @@ def _delivery(request: HttpRequest) -> HttpResponse:
     )
     wake_sequencer(delivery.pk)
     return HttpResponse("ok", content_type="text/plain")
+
+
+def _unsized_body(request: HttpRequest, most: int) -> bytes:
+    """A body sent without Content-Length (Transfer-Encoding: chunked), at most `most` bytes.
+
+    Django limits its request stream to the declared length, 0 here, so it reads as empty; the
+    WSGI server's own input is read to its end instead. Servers that de-chunk say so with
+    wsgi.input_terminated (gunicorn, uWSGI, mod_wsgi); a request that declares neither a
+    length nor chunking has no body (RFC 9112 6.3), and nothing is read."""
+    meta = request.META
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not (chunked or meta.get("wsgi.input_terminated")):
+        return b""
+    stream, pieces, size = meta["wsgi.input"], [], 0
+    while size < most:
+        piece = stream.read(min(READ_SIZE, most - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
 
 
 def signature_problem(body: bytes, header: str | None) -> str:

@@ -1,8 +1,19 @@
+import http.client
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
 import pytest
 from django.urls import reverse
 
 from messaging.models import Delivery, RejectedWebhook
-from tests.messaging.conftest import sign
+from tests.bridge.conftest import free_port
+from tests.conftest import TEST_DB
+from tests.messaging.conftest import SECRET, sign
 
 pytestmark = pytest.mark.django_db
 BODY = b'{"object":"whatsapp_business_account","entry":[]}'
@@ -85,3 +96,73 @@ def test_it_accepts_a_body_of_three_megabytes(post):
 
 def test_it_allows_only_get_and_post(client):
     assert client.put(reverse("whatsapp_webhook")).status_code == 405
+
+
+def post_chunked(client, body, signature=None):
+    """As servers present a chunked request: no Content-Length, the body on wsgi.input."""
+    return client.generic(
+        "POST",
+        reverse("whatsapp_webhook"),
+        headers={
+            "Transfer-Encoding": "chunked",
+            "X-Hub-Signature-256": sign(body) if signature is None else signature,
+        },
+        CONTENT_TYPE="application/json",
+        **{"wsgi.input": io.BytesIO(body)},
+    )
+
+
+def test_a_signed_webhook_sent_chunked_is_read_and_stored(client):
+    response = post_chunked(client, BODY)
+    assert response.status_code == 200, response.content
+    delivery = Delivery.objects.get()
+    assert bytes(delivery.body) == BODY
+    assert delivery.headers["HTTP_TRANSFER_ENCODING"] == "chunked"
+    assert post_chunked(client, BODY, signature=sign(b"")).status_code == 401
+
+
+def test_a_chunked_body_past_the_limit_is_refused_with_413(client, settings):
+    settings.WEBHOOK_MAX_BYTES = 100
+    response = post_chunked(client, b"x" * 101)
+    assert response.status_code == 413
+    assert not Delivery.objects.exists()
+    assert RejectedWebhook.objects.get(reason="too_large").count == 1
+    assert post_chunked(client, b"x" * 100).status_code == 200
+
+
+@pytest.mark.skipif("DATABASE_URL" not in os.environ, reason="needs DATABASE_URL (make test)")
+def test_a_signed_webhook_sent_chunked_to_gunicorn_is_stored(committed):
+    port = free_port()
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    env = os.environ | {
+        "DATABASE_URL": urlunsplit(parts._replace(path=f"/{TEST_DB}")),
+        "WHATSAPP_APP_SECRET": SECRET,
+        "CLIENTWINDOW_LOCAL": "1",
+        "CLIENTWINDOW_DEBUG": "0",
+    }
+    env.pop("DATABASE_OWNER_URL", None)
+    command = [sys.executable, "-m", "gunicorn", "clientwindow.wsgi", "--bind", f"127.0.0.1:{port}"]
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                headers = {"X-Hub-Signature-256": sign(BODY), "Transfer-Encoding": "chunked"}
+                pieces = iter([BODY[:10], BODY[10:]])
+                connection.request(
+                    "POST", "/webhooks/whatsapp/", pieces, headers, encode_chunked=True
+                )
+                response = connection.getresponse()
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.2)
+            finally:
+                connection.close()
+        assert response.status == 200
+        assert [bytes(d.body) for d in Delivery.objects.all()] == [BODY]
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
