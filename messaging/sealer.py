@@ -11,6 +11,7 @@ may run, one per node, and a killed one loses at most its open transaction.
 The loop: LISTEN on `CHANNEL` (the webhook view NOTIFYs it, messaging/inbox.py), seal until
 nothing is pending, then wait for a notification or `idle` seconds, whichever comes first (the
 timer seals what a lost notification, or a delivery stored while this process was down, left).
+Once a minute it also checks the backlog alarm, which must not wait for a wedged qcluster.
 The listening connection is a dedicated autocommit psycopg connection; sealing goes through
 Django's. When PostgreSQL goes away both are dropped and retried with a growing pause, and
 sealing resumes by itself. SIGTERM and SIGINT let the batch in progress commit, then return.
@@ -28,6 +29,7 @@ import psycopg
 from django.db import connection
 from django.db.utils import InterfaceError, OperationalError
 
+from messaging.health import check_backlog
 from messaging.inbox import SEALER_CHANNEL
 from messaging.sequencer import BATCH, process_batch
 
@@ -36,6 +38,7 @@ CHANNEL = SEALER_CHANNEL
 IDLE_SECONDS = 5.0
 SLICE = 0.5  # the longest a stop request waits while the process is idle
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 15.0
+BACKLOG_CHECK_SECONDS = 60.0  # the backlog alarm (messaging/health.py), two reads
 # What "PostgreSQL is away" looks like, from either connection; anything else is a bug to crash on.
 DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 
@@ -69,8 +72,12 @@ def run(stop: Stop, idle: float = IDLE_SECONDS) -> int:
             with listening() as listener:
                 logger.info("sealer: listening on %s", CHANNEL)
                 pause = BACKOFF_FIRST
+                checked = 0.0
                 while not stop.requested:
                     sealed += seal_pending(stop)
+                    if time.monotonic() - checked >= BACKLOG_CHECK_SECONDS:
+                        check_backlog()  # here too: its schedule is the qcluster's
+                        checked = time.monotonic()
                     wait(listener, idle, stop)
         except DATABASE_DOWN as exc:
             logger.warning("sealer: database unavailable (%s); retry in %.1f s", exc, pause)
