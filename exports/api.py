@@ -4,6 +4,7 @@ DRF with token or session authentication; the same access helper and domain call
 (exports/access.py, exports/jobs.py), and the same access events and ledger entries.
 """
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -13,10 +14,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from clientwindow import boundary
 
 from .access import export_for_user, exports_for_user
 from .models import Export
@@ -28,8 +31,8 @@ class ScopeSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["conversation", "search", "participant", "hold"])
     hold = serializers.IntegerField(required=False, min_value=1)
     conversation = serializers.IntegerField(required=False, min_value=1)
-    date_from = serializers.DateField(required=False)
-    date_to = serializers.DateField(required=False)
+    date_from = boundary.api_date_field(required=False)
+    date_to = boundary.api_date_field(required=False)
     query = serializers.DictField(child=serializers.CharField(), required=False)
     participant = serializers.CharField(required=False, max_length=40)
     # A subject access export (participant scopes only): everyone else pseudonymised.
@@ -111,7 +114,11 @@ class ExportViewSet(
 
     def get_object(self) -> Export:
         self.get_queryset()  # the permission check, with its message
-        return export_for_user(self.request.user, self.kwargs["pk"])
+        try:
+            pk = uuid.UUID(self.kwargs["pk"])
+        except ValueError as malformed:  # not an export's id: no export has it
+            raise NotFound("No export has this id.") from malformed
+        return export_for_user(self.request.user, pk)
 
     @extend_schema(request=ExportRequestSerializer, responses={201: ExportSerializer})
     def create(self, request: Request) -> Response:

@@ -6,6 +6,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
+from clientwindow import boundary
+
 from .models import Export
 from .scope import Scope
 
@@ -18,8 +20,8 @@ class ExportForm(forms.Form):
     )
     hold = forms.IntegerField(required=False, min_value=1)
     conversation = forms.IntegerField(required=False, min_value=1)
-    date_from = forms.DateField(required=False, label="From")
-    date_to = forms.DateField(required=False, label="To")
+    date_from = boundary.DateField(required=False, label="From")
+    date_to = boundary.DateField(required=False, label="To")
     query = forms.CharField(required=False, max_length=2000)  # the search page's query string
     participant = forms.CharField(
         required=False, max_length=40, help_text="The full WhatsApp number, e.g. +44 7700 900123."

@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
+from clientwindow import boundary
 from messaging.models import Conversation, Message
 from messaging.participants import latest_names
 from messaging.summaries import ANNOTATION_TYPES
@@ -57,6 +58,8 @@ class Scope:
             raise ValidationError("An export of a search needs a query or a filter.")
         if self.kind == "hold" and not self.hold:
             raise ValidationError("Say which legal hold to export.")
+        boundary.check_date(self.date_from)
+        boundary.check_date(self.date_to)
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("The end date is before the start date.")
 
@@ -72,7 +75,9 @@ class Scope:
     def for_search(cls, params: QueryDict | dict[str, str], user: Any = None) -> "Scope":
         """The search page's parameters; invalid ones (a hold `user` may not see among them)
         are refused with the form's message."""
-        query = {k: str(v) for k, v in params.items() if v not in ("", None) and k != "page"}
+        # Only the search's own parameters are kept (and sealed): the search page ignores others.
+        known = search.SearchForm.base_fields.keys() - {"page"}
+        query = {k: str(v) for k, v in params.items() if v not in ("", None) and k in known}
         form = search.SearchForm(query, user=user)
         if not form.is_valid():
             problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())

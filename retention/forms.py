@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import QueryDict
 
+from clientwindow import boundary
 from review.models import SavedSearch
 
 from .holds import HoldScope
@@ -23,7 +24,7 @@ NOT_NARROWER = (
 
 
 def _dated() -> forms.DateField:
-    return forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    return boundary.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
 def _lines(label: str, help_text: str) -> forms.CharField:
@@ -38,10 +39,11 @@ def _lines(label: str, help_text: str) -> forms.CharField:
 
 def conversation_ids(text: str) -> list[int]:
     tokens = [t for t in re.split(r"[\s,]+", text) if t]
-    bad = [t for t in tokens if not t.isdigit()]
+    ids = [boundary.whole_number(t) for t in tokens]
+    bad = [t for t, pk in zip(tokens, ids, strict=True) if pk is None]
     if bad:
-        raise ValidationError(f"“{bad[0]}” is not a conversation id (ids are whole numbers).")
-    return [int(t) for t in tokens]
+        raise ValidationError(f"“{bad[0][:40]}” is not a conversation id (ids are whole numbers).")
+    return [pk for pk in ids if pk is not None]
 
 
 def phone_numbers(text: str) -> list[str]:

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact
+from clientwindow import boundary
 from messaging.models import Conversation, Message
 from review import search
 
@@ -57,6 +58,8 @@ class HoldScope:
         for number in self.participants:
             if len(number) < 6:
                 raise ValidationError(f"“{number}” is not a full WhatsApp number.")
+        boundary.check_date(self.date_from)
+        boundary.check_date(self.date_to)
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("The end date is before the start date.")
         if self.query:

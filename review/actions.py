@@ -18,8 +18,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from clientwindow.boundary import whole_number
 from clientwindow.roles import role_required
 from review import access, flags, tags
+from review.forms import AccessLogFilters, bad_request
 from review.models import (
     AccessEvent,
     Flag,
@@ -76,7 +78,7 @@ def tag_message(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _tag(request: HttpRequest) -> Tag:
     value = request.POST.get("tag", "")
-    return get_object_or_404(Tag, pk=int(value) if value.isdigit() else 0)
+    return get_object_or_404(Tag, pk=whole_number(value) or 0)
 
 
 def _adds(request: HttpRequest) -> bool:
@@ -120,7 +122,15 @@ def flag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _note(request: HttpRequest) -> str:
-    return request.POST.get("note", "")[:2000]
+    return _text(request, "note", 2000)
+
+
+def _text(request: HttpRequest, name: str, limit: int) -> str:
+    """Free text a reviewer typed: at most `limit` characters and no NUL (PostgreSQL text cannot
+    hold one); a ValidationError says what is wrong."""
+    field = forms.CharField(required=False, max_length=limit)
+    text: str = field.clean(request.POST.get(name, ""))
+    return text
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -209,7 +219,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    return whole_number(value) or 0
 
 
 @role_required
@@ -254,7 +264,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
             [flag],
             access.acting_user(request),
             request.POST.get("outcome", ""),
-            request.POST.get("reason", "")[:5000],
+            _text(request, "reason", 5000),
             _escalate_to(request),
         )
     except ValidationError as error:
@@ -271,7 +281,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def bulk_decide(request: HttpRequest) -> HttpResponse:
     access.require(request, access.DECIDE)
-    ids = [int(v) for v in request.POST.getlist("flag") if v.isdigit()][:500]
+    ids = [n for n in map(whole_number, request.POST.getlist("flag")[:500]) if n is not None]
     chosen = list(access.flags_for_user(request).filter(pk__in=ids))
     back = reverse("review:queue") + "?" + request.POST.get("query", "")
     if not chosen:
@@ -287,7 +297,7 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
                 chosen,
                 access.acting_user(request),
                 outcome,
-                request.POST.get("reason", "")[:5000],
+                _text(request, "reason", 5000),
                 _escalate_to(request),
             )
             notices.success(request, f"{len(made)} decisions recorded and sealed.")
@@ -299,10 +309,8 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
 
 
 def _escalate_to(request: HttpRequest) -> Any:
-    value = request.POST.get("escalate_to", "")
-    if not value.isdigit():
-        return None
-    return reviewers().filter(pk=int(value)).first()
+    pk = whole_number(request.POST.get("escalate_to", ""))
+    return None if pk is None else reviewers().filter(pk=pk).first()
 
 
 @role_required
@@ -310,7 +318,7 @@ def _escalate_to(request: HttpRequest) -> Any:
 def comment(request: HttpRequest, pk: int) -> HttpResponse:
     flag = access.flag_for_user(request, pk, access.DECIDE)
     try:
-        flags.comment(flag, access.acting_user(request), request.POST.get("text", "")[:5000])
+        flags.comment(flag, access.acting_user(request), _text(request, "text", 5000))
         notices.success(request, "Comment added and sealed.")
     except (ValidationError, IntegrityError) as error:
         notices.error(request, " ".join(getattr(error, "messages", [str(error)])))
@@ -324,13 +332,14 @@ def comment(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def access_log(request: HttpRequest) -> HttpResponse:
     events = access.access_events_for_user(request)
-    user = request.GET.get("user", "").strip()[:150]
-    if user:
-        events = events.filter(username=user)
-    action = request.GET.get("action", "")
-    if action in AccessEvent.Action.values:
-        events = events.filter(action=action)
-    page = Paginator(events.order_by("-at", "-id"), 100).get_page(request.GET.get("page"))
+    form = AccessLogFilters(request.GET)
+    if not form.is_valid():
+        return bad_request(form)
+    if form.cleaned_data["user"]:
+        events = events.filter(username=form.cleaned_data["user"])
+    if form.cleaned_data["action"]:
+        events = events.filter(action=form.cleaned_data["action"])
+    page = Paginator(events.order_by("-at", "-id"), 100).get_page(form.cleaned_data["page"])
     query = request.GET.copy()
     query.pop("page", None)
     return render(

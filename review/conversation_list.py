@@ -9,6 +9,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
+from clientwindow.boundary import whole_number
 from messaging.models import ConversationSummary
 from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, Tag
@@ -31,9 +32,9 @@ class Filters:
     def from_query(cls, query: QueryDict) -> "Filters":
         channel, tag = query.get("channel", ""), query.get("tag", "")
         return cls(
-            channel=int(channel) if channel.isdigit() else None,
+            channel=whole_number(channel),
             who=query.get("who", "").strip()[:100],
-            tag=int(tag) if tag.isdigit() else None,
+            tag=whole_number(tag),
             open_flags=query.get("flagged") == "open",
             oldest=query.get("sort") == "oldest",
             after=query.get("after", "")[:100],

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from clientwindow import boundary
 from messaging.media import MEDIA_TYPES
 from messaging.models import Channel, Conversation, Direction, Message
 from messaging.participants import latest_names
@@ -73,8 +74,8 @@ class SearchForm(forms.Form):
         choices=[("", "either"), *Direction.choices], required=False, label="Direction"
     )
     type = forms.ChoiceField(choices=TYPE_CHOICES, required=False)
-    date_from = forms.DateField(required=False, label="From")
-    date_to = forms.DateField(required=False, label="To")
+    date_from = boundary.DateField(required=False, label="From")
+    date_to = boundary.DateField(required=False, label="To")
     tag = forms.ModelChoiceField(Tag.objects.all(), required=False, empty_label="any")
     flag = forms.ChoiceField(
         choices=[

@@ -13,12 +13,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from clientwindow.boundary import whole_number
 from clientwindow.roles import role_required
 from exports.models import Export
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
 from review import access, conversation_list, search, transcript
+from review.forms import ConversationFilters, SavedSearchForm, bad_request
 from review.models import AccessEvent, ConversationTag, Flag, SavedSearch, Tag
 
 # Served inline only when a browser cannot run them as a document; everything else downloads.
@@ -42,6 +44,9 @@ INLINE_TYPES = {
 def conversations(request: HttpRequest) -> HttpResponse:
     """Most recent first, paged by keyset (a cursor), so page 1,000 costs what page 1 does."""
     access.conversations_for_user(request)
+    filters = ConversationFilters(request.GET)
+    if not filters.is_valid():
+        return bad_request(filters)
     listing = conversation_list.page(conversation_list.Filters.from_query(request.GET))
     query = request.GET.copy()
     query.pop("after", None)
@@ -123,12 +128,12 @@ def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _message_param(request: HttpRequest, name: str, conversation_pk: int) -> Message | None:
-    value = request.GET.get(name, "")
-    if not value.isdigit():
+    pk = whole_number(request.GET.get(name, ""))
+    if pk is None:
         return None
     return get_object_or_404(
         access.messages_for_user(request).select_related("entry", "sender"),
-        pk=int(value),
+        pk=pk,
         conversation_id=conversation_pk,
     )
 
@@ -210,6 +215,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             "saved": access.saved_searches_for_user(request),
             "export_formats": Export.Format.choices,
         },
+        status=400 if form.is_bound and form.errors else 200,
     )
 
 
@@ -217,11 +223,11 @@ def search_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def save_search(request: HttpRequest) -> HttpResponse:
     access.saved_searches_for_user(request)
-    name = request.POST.get("name", "").strip()[:120]
-    query = request.POST.get("query", "")[:2000]
-    if not name:
-        notices.error(request, "Give the search a name to save it.")
-        return redirect(f"{_search_url()}?{query}")
+    form = SavedSearchForm(request.POST, user=request.user)
+    if not form.is_valid():
+        notices.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(_search_url())
+    name, query = form.cleaned_data["name"], form.cleaned_data["query"]
     try:
         with transaction.atomic():
             SavedSearch.objects.create(
@@ -252,7 +258,10 @@ def leave(request: HttpRequest) -> HttpResponse:
     """A link a client wrote is never followed by accident: this page shows it in full first."""
     access.require(request, access.READ)
     target = request.GET.get("to", "")
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # an unbalanced "[" (an IPv6 address cut short)
+        return HttpResponseBadRequest("That is not a valid link.")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return HttpResponseBadRequest("Only http and https links can be opened.")
     return render(request, "review/leave.html", {"target": target, "host": parts.hostname})

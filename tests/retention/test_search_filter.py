@@ -41,4 +41,4 @@ def test_the_search_page_offers_and_applies_the_filter(
     html = page.content.decode()
     assert "FCA inquiry 42" in html
     assert f"conversations/{world.hostile.pk}/" not in html
-    assert client.get(reverse("review:search"), {"hold": "999999"}).status_code == 200
+    assert client.get(reverse("review:search"), {"hold": "999999"}).status_code == 400
