@@ -22,9 +22,7 @@ def test_pages_and_api_responses_that_carry_client_content_are_not_stored(
     assert APIClient().get("/api/v1/exports/")["Cache-Control"] == "private, no-store"
 
 
-def test_it_leaves_anonymous_pages_and_static_files_alone(
-    client: Any, reviewer: Any
-) -> None:
+def test_it_leaves_anonymous_pages_and_static_files_alone(client: Any, reviewer: Any) -> None:
     assert not client.get("/favicon.ico").has_header("Cache-Control")  # anonymous
     client.force_login(reviewer)
     static = client.get("/static/favicon.svg")
