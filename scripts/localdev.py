@@ -357,11 +357,13 @@ class Supervisor:
             return
         groups = [c.process.pid for c in self.children if c.process] + list(extra)
         born = {str(g): started_at(g) for g in groups}  # pids are reused: see end_abandoned_run
-        self.state.write_text(json.dumps({"pid": os.getpid(), "groups": groups, "born": born}))
+        names = {c.name: c.process.pid for c in self.children if c.process}
+        state = {"pid": os.getpid(), "groups": groups, "born": born, "children": names}
+        self.state.write_text(json.dumps(state))
 
 
-RESTART_FIRST, RESTART_MAX = 1.0, 30.0  # seconds before a crashed child is started again
-STEADY = 30.0  # a child that ran this long before exiting starts again after RESTART_FIRST
+RESTART_FIRST, RESTART_MAX = 1.0, 10.0  # seconds before a crashed child is started again
+STEADY = 10.0  # a child that ran this long before exiting starts again after RESTART_FIRST
 STOP_GRACE = 4.0  # seconds between SIGTERM and SIGKILL: qcluster ignores SIGTERM for a minute
 TICK = 0.2
 
