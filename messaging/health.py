@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, QuerySet, Sum
+from django.db.models import Exists, Max, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from messaging.media import due_messages
@@ -24,6 +24,7 @@ from messaging.models import (
     DeliverySeal,
     MediaAttempt,
     RejectedWebhook,
+    Reseal,
     UnparsedItem,
 )
 
@@ -138,5 +139,11 @@ def ingestion_health() -> IngestionHealth:
         media_failed_attempts=MediaAttempt.objects.count(),
         media_unavailable=Attachment.objects.exclude(outcome=Attachment.Outcome.STORED).count(),
         rejected=list(RejectedWebhook.objects.order_by("-day", "reason")[:30]),
-        recent_unparsed=list(UnparsedItem.objects.order_by("-id")[:50]),
+        recent_unparsed=list(
+            UnparsedItem.objects.defer("raw")
+            .annotate(
+                resealed=Exists(Reseal.objects.filter(unparsed=OuterRef("pk"), unparsed_again=0))
+            )
+            .order_by("-id")[:50]
+        ),
     )

@@ -32,3 +32,13 @@ def test_it_keeps_other_roles_out(request, client, role):
 def test_it_keeps_outsiders_out(client, outsider):
     client.force_login(outsider)
     assert client.get(reverse("ingestion")).status_code == 403
+
+
+def test_it_lists_a_quarantined_delivery_with_its_reason_and_error(client, admin_user, post):
+    post(b"\x00\xff not json")
+    process_deliveries()
+    client.force_login(admin_user)
+    page = client.get(reverse("ingestion")).content.decode()
+    assert "body is not JSON: UnicodeDecodeError" in page
+    assert 'class="unparsed-item"' in page and ">no</td>" in page
+    assert reverse("admin:messaging_unparseditem_changelist") in page
