@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from archive.models import ChainHead
+from clientwindow.boundary import whole_number
 from clientwindow.roles import role_required
 from review.access import conversation_for_user, require
 
@@ -38,7 +39,7 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
     template_id = request.POST.get("template", "")
     if template_id:
         template = MessageTemplate.objects.filter(
-            pk=int(template_id) if template_id.isdigit() else 0,
+            pk=whole_number(template_id) or 0,
             channel_id=conversation.channel_id,
             active=True,
         ).first()

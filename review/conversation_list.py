@@ -86,10 +86,13 @@ def _cursor(value: str, oldest: bool) -> Q:
     """Rows after the cursor in the list's order; conversations with no dated message sort
     last (newest first) or first (oldest first)."""
     stamp, _, pk_text = value.partition("|")
-    if not pk_text.isdigit():
+    pk = whole_number(pk_text)
+    if pk is None:
         return Q()
-    pk = int(pk_text)
-    moment = parse_datetime(stamp) if stamp else None
+    try:
+        moment = parse_datetime(stamp) if stamp else None
+    except ValueError:  # well formed but no such moment (2026-02-30): the first page
+        return Q()
     if moment is None:
         if oldest:
             return Q(last_message_at__isnull=True, conversation_id__gt=pk) | Q(

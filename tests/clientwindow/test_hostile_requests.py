@@ -9,6 +9,7 @@ is left out: it is Django's own code, and walking its hundreds of URLs would cos
 """
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
@@ -28,6 +29,7 @@ from django.urls.resolvers import RoutePattern
 from exports.jobs import request_export
 from exports.models import Export
 from exports.scope import Scope
+from messaging.models import ConversationSummary
 from retention import holds
 from retention.holds import HoldScope
 from retention.models import LegalHold
@@ -50,8 +52,9 @@ HOSTILE = [
     "99999999999999999999",
     "²",  # str.isdigit() says yes, int() says no
     "[]",
-    "{}",
     "null,null",
+    "1|²",  # a conversation list cursor: time|id
+    "2026-02-30T10:00|1",
     "http://[::1",
 ]
 # What views read from the query string that no <form> on a page names.
@@ -66,6 +69,7 @@ QUERY_PARAMS = {
     "review:bulk_decide": ["flag", "query", "outcome", "reason", "escalate_to", "next"],
     "review:save_search": ["name", "query"],
     "whatsapp_webhook": ["hub.mode", "hub.verify_token", "hub.challenge"],
+    "bridge:reply": ["submission", "template", "parameters", "text"],
 }
 # Values a real user would send, where a page's own form would leave a field empty.
 PLAUSIBLE = {
@@ -167,6 +171,9 @@ def _form_body(fields: dict[str, str]) -> str:
 @pytest.fixture
 def hostile_world(world: World, admin_user: User, auditor: User, reviewer: User) -> dict[str, Any]:
     message = world.message("wamid.xss-text")
+    reply = Permission.objects.get(codename="reply_to_client")  # given per user, to reach it
+    for user in (admin_user, reviewer):
+        user.user_permissions.add(reply)
     flag = flags.raise_flag(reviewer, world.hostile, message, "Looks like a promise of returns.")
     saved = SavedSearch.objects.create(user=admin_user, name="returns", query="q=returns")
     hold = holds.create(
@@ -328,7 +335,7 @@ def _walk(
     """One URL, one method, one role: plausible values first; then every field hostile at
     once; then (as the administrator, who reaches the most code) one hostile field at a time
     among plausible ones, and hostile path parameters. A 405, or a role turned away at the door,
-    is shown with fewer requests."""
+    is shown with fewer requests; the other roles take half the values each."""
     path = _plausible(route, ids)
     known = forms.get(route.name, {})
     names = set(QUERY_PARAMS.get(route.name, []))
@@ -339,7 +346,13 @@ def _walk(
     status, refused = _send(client, method, path, base, outcome, who)
     if status == 405:
         return
-    for value in HOSTILE[:3] if refused else HOSTILE:
+    if refused:
+        values = HOSTILE[:3]
+    elif who == "admin_user":
+        values = HOSTILE
+    else:  # the other roles share the list out between them, half each
+        values = HOSTILE[len(who) % 2 :: 2]
+    for value in values:
         _send(client, method, path, {n: value for n in names} or {"x": value}, outcome, who)
     if refused or who != "admin_user":
         return
@@ -351,8 +364,10 @@ def _walk(
 
 
 def test_it_answers_no_request_with_a_5xx(
-    request: pytest.FixtureRequest, hostile_world: dict[str, Any]
+    request: pytest.FixtureRequest, hostile_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Thousands of 4xx warnings cost time and say nothing here; a 5xx is collected below.
+    monkeypatch.setattr(logging.getLogger("django.request"), "disabled", True)
     ids = hostile_world
     routes = [r for r in walk(get_resolver().url_patterns) if r.name]
     clients: dict[str, Client] = {}
@@ -544,3 +559,22 @@ def test_it_refuses_nul_in_free_text_behind_the_middleware_too(
     assert response.status_code == 302
     assert Flag.objects.count() == 1 and Flag.objects.get().is_open
     assert not SavedSearch.objects.exists() and not FlagComment.objects.exists()
+
+
+def test_it_answers_a_reply_template_id_that_is_no_number_with_a_notice(
+    world: World, reviewer: User
+) -> None:
+    reviewer.user_permissions.add(Permission.objects.get(codename="reply_to_client"))
+    client = _as(reviewer)
+    response = client.post(f"/conversations/{world.hostile.pk}/reply/", {"template": "²"})
+    assert response.status_code == 302
+    assert "not approved" in client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.parametrize("cursor", ["1|²", "2026-02-30T10:00:00+00:00|1"])
+def test_it_answers_a_conversation_list_cursor_that_is_no_moment_with_the_first_page(
+    world: World, reviewer: User, cursor: str
+) -> None:
+    response = _as(reviewer).get("/conversations/", {"after": cursor})
+    assert response.status_code == 200
+    assert len(response.context["rows"]) == ConversationSummary.objects.count() > 1
