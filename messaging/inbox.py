@@ -4,9 +4,10 @@ Sealing is woken differently: by a NOTIFY to the sealing processes (`wake_sequen
 
 Wake-ups are coalesced: a task is queued only if no wake-up of it is already waiting
 (`messaging_wakeup.queued`), and the task clears that mark when it starts, before it reads
-what there is to do. So at 50 webhooks/s the queue holds at most one waiting sequencer run (which
-then seals everything pending), not 50 a second that drown the workers: measured, a task per
-delivery left the ORM broker 3,600 tasks behind and notifications 40 s late
+what there is to do. So however many batches are sealed a second, the queue holds at most one
+waiting bridge run (which then handles everything sealed), not one per batch that drown the
+workers: measured when sealing was a task too, a task per delivery left the ORM broker 3,600
+tasks behind and notifications 40 s late
 (tests/performance/test_bench_bridge.py). Whatever is committed after a task cleared the mark
 queues the next run; whatever was committed before it, it sees.
 """

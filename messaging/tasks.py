@@ -1,4 +1,5 @@
-"""django-q2 tasks of the capture path: thin wrappers over messaging.sequencer."""
+"""django-q2 tasks of the capture path: thin wrappers over messaging.sequencer. Deliveries are
+sealed first by the sealer process (messaging/sealer.py); these are the fallback."""
 
 import time
 
@@ -12,9 +13,11 @@ RUN_SECONDS = 1.0  # then the worker is free for other tasks; a next run is queu
 
 @woken("messaging.tasks.seal_deliveries")
 def seal_deliveries() -> int:
-    """Woken per delivery and run by the sweep schedule: seal for up to RUN_SECONDS, then queue
-    the next run if deliveries are still pending. A second worker never waits behind the first:
-    it returns, and the first queues what is left."""
+    """The second path to sealing, after the sealer (`run_sequencer`, messaging/sealer.py): run
+    by the every-minute sweep schedule, for a host that runs no sealer. Seal for up to
+    RUN_SECONDS, then queue the next run if deliveries are still pending. Beside a sealer it is
+    harmless: the two take turns on the sequencer's lock. A second worker never waits behind
+    the first: it returns, and the first queues what is left."""
     sealed = 0
     with only_runner(RUN_LOCK) as mine:
         if not mine:

@@ -8,8 +8,9 @@ Every part is the real one, as deployed: the app under gunicorn (sync x4, as dep
 started by tests/performance/test_bench_capture.py's helper) serving /webhooks/whatsapp/ against
 this session's test database, with CLIENTWINDOW_DEBUG=0 and DATABASE_CONN_MAX_AGE=60
 (deploy/env.example); a real `python manage.py qcluster` process (django-q2 on the ORM broker,
-Q_WORKERS=2, Q_POLL as named per run) with the same database environment, whose tasks are the
-wake-ups the app queues (the sequencer after every delivery, the bridge after every sealed
+Q_WORKERS=2, Q_POLL as named per run) with the same database environment, and beside it
+`manage.py run_sequencer`, which seals as the webhook NOTIFYs it (its CPU is not in the qcluster's
+figures); the qcluster's tasks are the wake-ups the app queues (the bridge after every sealed
 batch, as messaging/inbox.py queues and coalesces them; the every-minute schedules stay on as
 backstops, the hourly and daily ones are moved past the run); and a real SMTP server on loopback
 in this process (aiosmtpd), named by EMAIL_URL and JOURNAL_EMAIL_URL, which records the time it
@@ -283,6 +284,14 @@ def qcluster(env: dict[str, str], name: str) -> Iterator[Cluster]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            # sealing is the sealer's since issue 13 (messaging/sealer.py), not a qcluster task
+            sealer = subprocess.Popen(
+                [sys.executable, "manage.py", "run_sequencer"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             deadline = time.monotonic() + 60
             while log.read_text(errors="replace").count("ready for work") < WORKERS:
@@ -291,6 +300,8 @@ def qcluster(env: dict[str, str], name: str) -> Iterator[Cluster]:
                 time.sleep(0.1)
             yield Cluster(process.pid, log)
         finally:
+            sealer.terminate()
+            sealer.wait(timeout=40)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
             try:
