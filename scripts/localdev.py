@@ -379,9 +379,9 @@ def end_groups(pgids: list[int], grace: float) -> None:
     for pgid in pgids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-    for pgid in pgids:  # our own children become zombies until reaped
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pgid, os.WNOHANG)
+    deadline = time.monotonic() + 2  # SIGKILL is not instant: see them gone (and reaped)
+    while any(group_alive(g) for g in pgids) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def group_alive(pgid: int) -> bool:
