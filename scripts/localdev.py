@@ -358,7 +358,9 @@ class Supervisor:
         groups = [c.process.pid for c in self.children if c.process] + list(extra)
         born = {str(g): started_at(g) for g in groups}  # pids are reused: see end_abandoned_run
         names = {c.name: c.process.pid for c in self.children if c.process}
-        state = {"pid": os.getpid(), "groups": groups, "born": born, "children": names}
+        me = os.getpid()
+        state = {"pid": me, "started": started_at(me), "groups": groups, "born": born}
+        state["children"] = names
         self.state.write_text(json.dumps(state))
 
 
@@ -417,7 +419,7 @@ def end_abandoned_run(state: Path) -> None:
     except (OSError, ValueError):
         return
     pid = int(previous.get("pid", 0))
-    if pid and pid != os.getpid() and _is_launcher(pid):
+    if pid and pid != os.getpid() and started_at(pid) == previous.get("started"):
         sys.exit(f"localdev: `make run` is already running (pid {pid})")
     born = previous.get("born", {})
     ours = [g for g in previous.get("groups", []) if born.get(str(g)) == started_at(g) is not None]
@@ -425,17 +427,6 @@ def end_abandoned_run(state: Path) -> None:
         say(f"ending {len(ours)} process group(s) left by an abandoned run")
         end_groups(ours, grace=STOP_GRACE)
     state.unlink(missing_ok=True)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _is_launcher(pid: int) -> bool:
-    return "localdev.py" in _cmdline(pid)
 
 
 def started_at(pid: int) -> int | None:
