@@ -300,7 +300,7 @@ class Supervisor:
 
     def spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
-        self._save(extra=[process.pid])
+        self.save(extra=[process.pid])
         return process
 
     def once(self, name: str, command: list[str]) -> None:
@@ -313,7 +313,7 @@ class Supervisor:
                     raise Stopped
                 time.sleep(TICK)
         finally:
-            self._save()
+            self.save()
         if process.returncode != 0:
             raise SystemExit(f"localdev: {name} failed (exit status {process.returncode})")
 
@@ -324,7 +324,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         child.process, child.started = self.spawn(child.command), time.monotonic()
-        self._save()
+        self.save()
 
     def tend(self) -> None:
         """Restart what exited (after its own leftovers are killed), when its pause is over."""
@@ -349,9 +349,9 @@ class Supervisor:
         if alive:
             say(f"stopped {', '.join(c.name for c in self.children)}")
         self.children = []
-        self._save()
+        self.save()
 
-    def _save(self, extra: tuple[int, ...] | list[int] = ()) -> None:
+    def save(self, extra: tuple[int, ...] | list[int] = ()) -> None:
         """What a later `make run` must end if this one is killed before its clean-up."""
         if self.state is None:
             return
@@ -469,7 +469,7 @@ def run_portal(flag: StopFlag) -> int:
     state = VAR / "localdev.json"
     end_abandoned_run(state)
     supervisor = Supervisor(env, flag, state)
-    supervisor._save()
+    supervisor.save()
     cluster = None
     try:
         cluster = None if os.environ.get("DATABASE_URL") else local_cluster()
