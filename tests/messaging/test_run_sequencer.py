@@ -106,3 +106,23 @@ def test_it_stops_within_seconds_on_sigterm(sealer):
     sealer.send_signal(signal.SIGTERM)
     assert sealer.wait(timeout=10) == 0
     assert time.monotonic() - started < 5
+
+
+def test_it_exits_non_zero_on_an_unexpected_error_so_that_it_is_restarted(committed):
+    """Not a database outage but a fault (here: a role that may not read the inbox): retrying
+    in place would hide it; its supervisor restarts it and the log shows why."""
+    auditor = settings.DATABASE_AUDITOR_ROLE
+    env = sealer_env()
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace(
+        f"//{settings.DATABASES['default']['USER']}", f"//{auditor}", 1
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "run_sequencer"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert b"InsufficientPrivilege" in done.stderr
