@@ -413,6 +413,16 @@ class MakeRun:
         ) as conn:
             return int(conn.execute(query).fetchone()[0])
 
+    def verify_archive(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "verify_archive"],
+            cwd=ROOT,
+            env={**self.env(), "CLIENTWINDOW_LOCAL": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
     def postmaster_running(self) -> bool:
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((self.var / "pg" / "data" / "postmaster.pid").read_text().split()[0])
@@ -493,13 +503,7 @@ def test_make_run_kill_storm() -> None:
             "SELECT count(*) FROM (SELECT wamid FROM messaging_message GROUP BY channel_id, wamid"
             " HAVING count(*) > 1) d"
         )
-        verified = subprocess.run(
-            [sys.executable, "manage.py", "verify_archive"],
-            cwd=ROOT,
-            env={**run.env(), "CLIENTWINDOW_LOCAL": "1"},
-            capture_output=True,
-            check=False,
-        )
+        verified = run.verify_archive()
         restarts = log.read_text(errors="replace").count("starting it again")
         stopped_in, left = run.stop_twice()
         second_start = run.start(var / "make-run-2.log")
