@@ -31,7 +31,7 @@ from tests.performance.test_bench_capture import WEBHOOK, free_port
 from tests.performance.test_bench_kill_storm import PENDING_SQL, MakeRun
 
 GOOD = int(os.environ.get("BENCH_POISON_GOOD", "1000"))
-DRAIN = 120.0
+DRAIN = float(os.environ.get("BENCH_POISON_DRAIN", "120"))
 
 
 def poison_body() -> bytes:
@@ -90,7 +90,7 @@ def test_make_run_seals_past_a_poison_delivery() -> None:
                 break
             time.sleep(0.5)
         archived = run.sql("SELECT count(*) FROM messaging_message WHERE wamid LIKE '%good%'")
-        unparsed = run.sql("SELECT count(*) FROM messaging_unparseditem WHERE error <> ''")
+        unparsed = run.sql("SELECT count(*) FROM messaging_unparseditem")
         page = ingestion_page(run.port, log.read_text(errors="replace"))
         verified = run.verify_archive()
     finally:
@@ -104,7 +104,7 @@ def test_make_run_seals_past_a_poison_delivery() -> None:
         ["answers", ", ".join(f"{s}: {answers.count(s):,}" for s in sorted(set(answers)))],
         ["pending reached zero", f"{zero_after:.1f} s after the last post" if zero_after else "NO"],
         ["good messages archived", f"{archived:,} of {GOOD:,}"],
-        ["unparsed items with an exception class", str(unparsed)],
+        ["unparsed items", str(unparsed)],
         ["on the ingestion page with its reason", "yes" if listed else "NO"],
         ["verify_archive", f"exit {verified.returncode}"],
     ]
