@@ -32,7 +32,7 @@ class Export(models.Model):
         CONVERSATION = "conversation"
         SEARCH = "search"
         PARTICIPANT = "participant"
-        HOLD = "hold"  # a legal hold's matter (issue 6); refused until holds exist
+        HOLD = "hold"  # every message a legal hold covers (exports/scope.py)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requested_by = models.ForeignKey(
