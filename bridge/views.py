@@ -8,9 +8,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from access.boundary import whole_number
+from access.roles import role_required
 from archive.models import ChainHead
-from clientwindow.boundary import whole_number
-from clientwindow.roles import role_required
 from review.access import conversation_for_user, require
 
 from . import outbound

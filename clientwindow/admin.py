@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from rest_framework.authtoken import admin as token_admin
 from rest_framework.authtoken.models import TokenProxy
 
-from clientwindow.roles import ADMINISTRATOR, GRANTABLE, ROLES, roles_of
+from access.roles import ADMINISTRATOR, GRANTABLE, ROLES, roles_of
 
 SUPERUSER_FIELDS = ("is_superuser",)
 
@@ -89,7 +89,7 @@ admin.site.unregister(Group)
 
 @admin.register(Group)
 class GroupAdmin(auth_admin.GroupAdmin):
-    """The roles' permissions are clientwindow/roles.py's (re-applied by migrations): only a
+    """The roles' permissions are access/roles.py's (re-applied by migrations): only a
     superuser changes a group, whatever permissions an administrator has been given."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

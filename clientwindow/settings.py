@@ -101,12 +101,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "clientwindow.boundary.RefuseMalformedInput",  # 400 for NUL or non-UTF-8 input, first
+    "access.boundary.RefuseMalformedInput",  # 400 for NUL or non-UTF-8 input, first
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "clientwindow.headers.no_store",  # Cache-Control on client content (after auth: request.user)
+    "access.headers.no_store",  # Cache-Control on client content (after auth: request.user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -144,7 +144,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "clientwindow.roles.roles_context",
+                "access.roles.roles_context",
             ],
         },
     },
@@ -293,9 +293,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON too deep, or with a NUL, is a 400 (clientwindow/boundary.py)
+    # JSON too deep, or with a NUL, is a 400 (access/boundary.py)
     "DEFAULT_PARSER_CLASSES": [
-        "clientwindow.boundary.JSONParser",
+        "access.boundary.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -4,8 +4,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
 from django.templatetags.static import static
 
+from access.roles import ADMINISTRATOR, role_required, roles_of
 from archive import checkpoints, status
-from clientwindow.roles import ADMINISTRATOR, role_required, roles_of
 from messaging.health import ingestion_health
 from review import dashboard
 

@@ -19,7 +19,7 @@ from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clientwindow import boundary
+from access import boundary
 
 from .access import export_for_user, exports_for_user
 from .models import Export

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from clientwindow.roles import HasRole
+from access.roles import HasRole
 from exports.api import ExportViewSet
 
 router = SimpleRouter()

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from clientwindow import boundary
+from access import boundary
 
 from .models import Export
 from .scope import Scope

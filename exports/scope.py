@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from clientwindow import boundary
+from access import boundary
 from messaging.models import Conversation, Message
 from messaging.participants import latest_names
 from messaging.summaries import ANNOTATION_TYPES

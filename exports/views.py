@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from clientwindow.roles import role_required
+from access.roles import role_required
 from review.access import record_access
 from review.models import AccessEvent
 

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from clientwindow.roles import ADMINISTRATOR, role_required, roles_of
+from access.roles import ADMINISTRATOR, role_required, roles_of
 from messaging.health import check_backlog, ingestion_health
 
 

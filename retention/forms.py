@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from clientwindow import boundary
+from access import boundary
 from review.models import SavedSearch
 
 from .holds import HoldScope

@@ -25,9 +25,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from access import boundary
 from archive import ledger
 from archive.envelope import Fact
-from clientwindow import boundary
 from messaging.models import Conversation, Message
 from review import search
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from clientwindow.roles import ROLE_PERMISSIONS
+from access.roles import ROLE_PERMISSIONS
 from messaging.models import Channel
 
 from .assign import Policies

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from clientwindow.roles import role_required
+from access.roles import role_required
 from exports.models import Export
 from review.access import acting_user, require, saved_searches_for_user
 

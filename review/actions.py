@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from clientwindow.boundary import whole_number
-from clientwindow.roles import role_required
+from access.boundary import whole_number
+from access.roles import role_required
 from review import access, flags, tags
 from review.forms import AccessLogFilters, bad_request
 from review.models import (

@@ -9,7 +9,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
-from clientwindow.boundary import whole_number
+from access.boundary import whole_number
 from messaging.models import ConversationSummary
 from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, Tag

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 
-from clientwindow.boundary import whole_number
+from access.boundary import whole_number
 from review.models import AccessEvent
 from review.search import SearchForm
 

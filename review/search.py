@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from clientwindow import boundary
+from access import boundary
 from messaging.media import MEDIA_TYPES
 from messaging.models import Channel, Conversation, Direction, Message
 from messaging.participants import latest_names

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from clientwindow.boundary import whole_number
-from clientwindow.roles import role_required
+from access.boundary import whole_number
+from access.roles import role_required
 from exports.models import Export
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message

@@ -10,7 +10,7 @@ echo "== lint: ruff"
 run ruff check .
 run ruff format --check .
 echo "== lint: mypy (domain modules)"
-run mypy archive clientwindow messaging review exports retention bridge
+run mypy archive access clientwindow messaging review exports retention bridge
 echo "== lint: migrations are complete"
 run python manage.py makemigrations --check --dry-run
 echo "== lint: check --deploy under a production-like environment"

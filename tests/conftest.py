@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connections
 from psycopg import sql
 
-from clientwindow import roles
+from access import roles
 
 TEST_DB = "clientwindow_test"
 

@@ -1,4 +1,4 @@
-"""Create the four roles as groups and give each its permissions (clientwindow/roles.py)."""
+"""Create the four roles as groups and give each its permissions (access/roles.py)."""
 
 from django.db import migrations
 

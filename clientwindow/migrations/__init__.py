@@ -1,11 +1,11 @@
 """Migrations of the clientwindow app; `apply_roles_for_migration` (re)applies the role table of
-clientwindow/roles.py and is run again by each migration that adds permissions to it."""
+access/roles.py and is run again by each migration that adds permissions to it."""
 
 from typing import Any
 
 from django.contrib.auth.management import create_permissions
 
-from clientwindow.roles import ROLE_PERMISSIONS
+from access.roles import ROLE_PERMISSIONS
 
 
 def apply_roles_for_migration(apps: Any, schema_editor: Any) -> None:

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from rest_framework.authtoken.models import Token
 
-from clientwindow import roles
+from access import roles
 
 PASSWORD = "correct horse battery staple"
 

@@ -53,8 +53,8 @@ from django.test.utils import CaptureQueriesContext, _TestState
 from django.urls import reverse
 from django.utils import timezone
 
+from access import roles
 from archive.checkpoints import create_checkpoint
-from clientwindow import roles
 from messaging.models import (
     Channel,
     Conversation,

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
-from clientwindow.roles import REVIEWER
+from access.roles import REVIEWER
 from messaging import simulator
 from messaging.models import Channel, Conversation, Message
 from retention import disposition, policies

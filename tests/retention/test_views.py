@@ -20,8 +20,8 @@ from django_q.conf import Conf
 from django_q.models import Task
 from pypdf import PdfReader
 
+from access import roles
 from archive.models import LedgerEntry
-from clientwindow import roles
 from messaging import simulator
 from messaging.models import Channel, Message
 from retention import holds, policies

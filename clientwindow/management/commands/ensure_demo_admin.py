@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
-from clientwindow.roles import ADMINISTRATOR
+from access.roles import ADMINISTRATOR
 
 USERNAME = "admin"
 

@@ -3,7 +3,7 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from clientwindow.roles import ROLE_PERMISSIONS, ROLES
+from access.roles import ROLE_PERMISSIONS, ROLES
 
 pytestmark = pytest.mark.django_db
 
