@@ -10,6 +10,7 @@ class ArchiveConfig(AppConfig):
     def ready(self) -> None:
         from archive import checks, privileges, schedules  # noqa: F401  (checks register)
 
+        schedules.register(schedules.archive_schedules)
         # After every migrate the owner re-grants the runtime role exactly what it may do.
         post_migrate.connect(
             privileges.grant_runtime_privileges, sender=self, dispatch_uid="archive-grants"

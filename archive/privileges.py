@@ -14,9 +14,17 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
 OWNER_ALIAS = "owner"
-# SECURITY DEFINER functions (owned by the owner role, revoked from PUBLIC) the runtime may call.
-RUNTIME_FUNCTIONS = ("retention_dispose(bigint[], bigint)",)
+# SECURITY DEFINER functions (owned by the owner role, revoked from PUBLIC) the runtime may call:
+# registered by the app that owns each one, in its AppConfig.ready() (before any migrate).
+RUNTIME_FUNCTIONS: list[str] = []
 logger = logging.getLogger(__name__)
+
+
+def runtime_may_execute(signature: str) -> None:
+    """Grant the runtime role EXECUTE on this function after every migrate: its signature as
+    the owning app's migration created it, name and argument types, e.g. "f(bigint[], bigint)"."""
+    if signature not in RUNTIME_FUNCTIONS:
+        RUNTIME_FUNCTIONS.append(signature)
 
 
 def migration_alias() -> str:

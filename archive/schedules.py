@@ -1,5 +1,7 @@
-"""The project's django-q2 schedules, kept in line with settings after every migrate."""
+"""The project's django-q2 schedules, kept in line with settings after every migrate. Each app
+registers its own in its AppConfig.ready() (archive's below, in archive/apps.py)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -8,74 +10,40 @@ from django_q.models import Schedule
 
 from archive.privileges import migration_alias
 
+Schedules = dict[str, dict[str, Any]]  # name → {"func", "schedule_type", "minutes"?}
+_sources: list[Callable[[], Schedules]] = []
 
-def schedules() -> dict[str, dict[str, Any]]:
-    """name → (function, interval). The sweeps are backstops for a lost wake-up."""
-    every = Schedule.MINUTES
+
+def register(source: Callable[[], Schedules]) -> None:
+    """AppConfig.ready(): an app's schedules. `source` is called after every migrate, so it
+    reads settings then; the task paths it names are the app's own."""
+    if source not in _sources:  # ready() run twice registers once
+        _sources.append(source)
+
+
+def archive_schedules() -> Schedules:
     return {
         "ledger checkpoint": {
             "func": "archive.tasks.checkpoint_task",
-            "schedule_type": every,
+            "schedule_type": Schedule.MINUTES,
             "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
-        },
-        "delivery sweep": {
-            "func": "messaging.tasks.seal_deliveries",
-            "schedule_type": every,
-            "minutes": 1,
-        },
-        # raises the backlog alarm (messaging/health.py); run_sequencer checks it too
-        "backlog alarm": {
-            "func": "messaging.health.check_backlog",
-            "schedule_type": every,
-            "minutes": 1,
-        },
-        "media fetch": {
-            "func": "messaging.tasks.fetch_media",
-            "schedule_type": every,
-            "minutes": 2,
-        },
-        "lexicon scan": {
-            "func": "review.tasks.scan_new_messages",
-            "schedule_type": every,
-            "minutes": 1,
-        },
-        "review sampling": {
-            "func": "review.tasks.draw_samples",
-            "schedule_type": Schedule.HOURLY,
-        },
-        "export expiry": {
-            "func": "exports.tasks.expire_exports",
-            "schedule_type": Schedule.DAILY,
-        },
-        "retention disposition": {
-            "func": "retention.tasks.apply_retention",
-            "schedule_type": Schedule.DAILY,
-        },
-        "legal hold refresh": {
-            "func": "retention.tasks.refresh_holds",
-            "schedule_type": every,
-            "minutes": 15,
-        },
-        "bridge": {
-            "func": "bridge.tasks.run",
-            "schedule_type": every,
-            "minutes": 1,
-        },
-        "reply emails": {
-            "func": "bridge.tasks.process_replies",
-            "schedule_type": every,
-            "minutes": 1,
-        },
-        "imap poll": {  # a no-op unless IMAP_URL is set
-            "func": "bridge.tasks.poll_imap",
-            "schedule_type": every,
-            "minutes": 1,
         },
         "archive verification": {
             "func": "archive.tasks.verify_task",
             "schedule_type": Schedule.DAILY,
         },
     }
+
+
+def schedules() -> Schedules:
+    """name → (function, interval), every registered app's; a name is one app's only."""
+    found: Schedules = {}
+    for source in _sources:
+        for name, schedule in source().items():
+            if name in found:
+                raise ValueError(f"two apps schedule {name!r}")
+            found[name] = schedule
+    return found
 
 
 def ensure_schedules(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:

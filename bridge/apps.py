@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -9,6 +11,32 @@ class BridgeConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import inbound
 
-        from bridge import checks, webhooks  # noqa: F401  (system checks)
+        from archive import schedules
+        from bridge import checks, dispatch, webhooks  # noqa: F401  (system checks)
+        from messaging import hooks
 
         inbound.connect(webhooks.received, dispatch_uid="clientwindow.bridge.inbound")
+        hooks.wake_on_messages(dispatch.wake)  # staff notifications and journal copies
+        hooks.wake_on_media(dispatch.wake)  # a notification may be waiting for this media
+        schedules.register(self.schedules)
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        from django_q.models import Schedule
+
+        return {
+            "bridge": {
+                "func": "bridge.tasks.run",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
+            "reply emails": {
+                "func": "bridge.tasks.process_replies",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
+            "imap poll": {  # a no-op unless IMAP_URL is set
+                "func": "bridge.tasks.poll_imap",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
+        }

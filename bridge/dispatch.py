@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from archive.models import ChainHead
 from exports import eml
-from messaging.inbox import wake_bridge
+from messaging.inbox import queue
 from messaging.media import MEDIA_TYPES
 from messaging.models import Direction, Message
 from review.transcript import Row, decorate
@@ -46,7 +46,10 @@ MEDIA_RECHECK = timedelta(seconds=5)
 Kind = Notification.Kind
 
 
-wake = wake_bridge  # queue a run; the schedule is the backstop
+def wake() -> None:
+    """Queue a run (after sealed messages and stored media, messaging/hooks.py); the schedule
+    is the backstop."""
+    queue("bridge.tasks.run", "bridge")
 
 
 class Routes:

@@ -1,6 +1,7 @@
 """Waking background tasks after something is committed. Every one of them also runs on a
 schedule (archive/schedules.py), so a wake-up that cannot be queued only delays the work.
 Sealing is woken differently: by a NOTIFY to the sealing processes (`wake_sequencer`).
+The apps above wake their own tasks with `queue()`, registered in messaging/hooks.py.
 
 Wake-ups are coalesced: a task is queued only if no wake-up of it is already waiting
 (`messaging_wakeup.queued`), and the task clears that mark when it starts, before it reads
@@ -77,16 +78,6 @@ def wake_sequencer(delivery_id: int) -> None:
 
 def wake_media_fetcher() -> None:
     queue("messaging.tasks.fetch_media", "media")
-
-
-def wake_reviewers() -> None:
-    """The lexicon scan of what was just sealed."""
-    queue("review.tasks.scan_new_messages", "lexicon")
-
-
-def wake_bridge() -> None:
-    """The bridge: staff notifications and journal copies."""
-    queue("bridge.tasks.run", "bridge")
 
 
 @contextmanager

@@ -19,10 +19,8 @@ from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact
-from messaging import graph
-from messaging.inbox import wake_bridge
+from messaging import graph, hooks
 from messaging.models import Attachment, MediaAttempt, MediaFile, Message
-from retention import assign as retention
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
@@ -166,8 +164,8 @@ def _record(
                 file=media,
                 entry=entry,
             )
-            retention.attached(attachment, media)
-            transaction.on_commit(wake_bridge)  # a notification may be waiting for this media
+            hooks.attached(attachment, media)  # retention/assign.py, in this transaction
+            hooks.media_stored()  # the bridge: a notification may be waiting for this media
     except IntegrityError:
         if Attachment.objects.filter(message=message).exists():
             return False  # another worker recorded this message's media first

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from archive import ledger
 from archive.envelope import Fact, Scalar, rfc3339
-from messaging import hygiene, summaries
-from messaging.inbox import wake_bridge, wake_media_fetcher, wake_reviewers
+from messaging import hooks, hygiene, summaries
+from messaging.inbox import wake_media_fetcher
 from messaging.media import MEDIA_TYPES
 from messaging.models import (
     AccountEvent,
@@ -40,7 +40,6 @@ from messaging.models import (
 )
 from messaging.parsers import cloud_api
 from messaging.parsers.cloud_api import Item
-from retention import assign as retention
 
 logger = logging.getLogger(__name__)
 SEQUENCER_LOCK = 0x436C5769_6E646F77  # "ClWindow": one sequencer at a time, cluster-wide
@@ -205,13 +204,12 @@ def _write(batch: Batch) -> None:
         if rows:
             model._default_manager.bulk_create(rows)
     DuplicateItem.objects.bulk_create(batch.duplicates)
-    retention.sealed(batch.records, batch.duplicates)
+    hooks.sealed(batch.records, batch.duplicates)  # retention/assign.py, in this transaction
     messages = [r for r in batch.records if type(r) is Message]
     summaries.record([r for r in batch.records if type(r) is Conversation], messages)
     # Django drops these if a savepoint around them rolls back
     if messages:
-        transaction.on_commit(wake_reviewers)
-        transaction.on_commit(wake_bridge)
+        hooks.messages_sealed()  # the lexicon scan, the bridge
     if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
         transaction.on_commit(wake_media_fetcher)
 

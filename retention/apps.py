@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -7,8 +9,32 @@ class RetentionConfig(AppConfig):
 
     name = "retention"
     default_auto_field = "django.db.models.BigAutoField"
+    # every captured record gets its retention record as it is sealed (messaging.E001 otherwise)
+    capture_hooks = ("sealed", "attached")
 
     def ready(self) -> None:
-        from retention import audit
+        from archive import privileges, schedules
+        from messaging import hooks
+        from retention import assign, audit
 
         audit.register()
+        hooks.on_sealed(assign.sealed)
+        hooks.on_attached(assign.attached)
+        schedules.register(self.schedules)
+        # the one way content is deleted (retention/migrations/0002_rules.py)
+        privileges.runtime_may_execute("retention_dispose(bigint[], bigint)")
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        from django_q.models import Schedule
+
+        return {
+            "retention disposition": {
+                "func": "retention.tasks.apply_retention",
+                "schedule_type": Schedule.DAILY,
+            },
+            "legal hold refresh": {
+                "func": "retention.tasks.refresh_holds",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 15,
+            },
+        }

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -10,6 +12,25 @@ class ReviewConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from review import audit
+        from archive import schedules
+        from messaging import hooks
+        from review import audit, tasks
 
         audit.register()
+        hooks.wake_on_messages(tasks.wake)  # the lexicon scan of what was just sealed
+        schedules.register(self.schedules)
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        from django_q.models import Schedule
+
+        return {
+            "lexicon scan": {
+                "func": "review.tasks.scan_new_messages",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
+            "review sampling": {
+                "func": "review.tasks.draw_samples",
+                "schedule_type": Schedule.HOURLY,
+            },
+        }

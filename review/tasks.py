@@ -1,8 +1,13 @@
 """django-q2 tasks of the review app: thin wrappers over review.lexicon and review.sampling."""
 
-from messaging.inbox import woken
+from messaging.inbox import queue, woken
 from review.lexicon import scan_new_messages as _scan
 from review.sampling import draw_due
+
+
+def wake() -> None:
+    """Queue the lexicon scan (after each sealed batch with messages, messaging/hooks.py)."""
+    queue("review.tasks.scan_new_messages", "lexicon")
 
 
 @woken("review.tasks.scan_new_messages")

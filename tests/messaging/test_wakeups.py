@@ -4,10 +4,12 @@
 import pytest
 from django_q.models import OrmQ
 
+from bridge import dispatch as bridge_dispatch
 from bridge import tasks as bridge_tasks
 from messaging import inbox
 from messaging import tasks as messaging_tasks
 from messaging.models import Wakeup
+from review import tasks as review_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -18,19 +20,19 @@ def waiting(func: str) -> int:
 
 def test_many_wakeups_queue_one_run_until_it_starts():
     for _ in range(50):
-        inbox.wake_bridge()
+        bridge_dispatch.wake()
     assert waiting("bridge.tasks.run") == 1
     assert Wakeup.objects.get(func="bridge.tasks.run").queued
     bridge_tasks.run()  # the run clears the mark before it looks for work
     assert not Wakeup.objects.get(func="bridge.tasks.run").queued
-    inbox.wake_bridge()
-    inbox.wake_bridge()
+    bridge_dispatch.wake()
+    bridge_dispatch.wake()
     assert waiting("bridge.tasks.run") == 2  # the one still in the table, and one new
 
 
 def test_each_task_has_its_own_mark():
-    inbox.wake_bridge()
-    inbox.wake_reviewers()
+    bridge_dispatch.wake()
+    review_tasks.wake()
     inbox.wake_media_fetcher()
     inbox.queue("messaging.tasks.seal_deliveries", "sequencer")
     assert {w.func for w in Wakeup.objects.filter(queued=True)} == {
@@ -49,10 +51,10 @@ def test_a_failed_enqueue_leaves_no_mark(monkeypatch):
         raise ConnectionError("the broker is down")
 
     monkeypatch.setattr("django_q.tasks.async_task", broken)
-    inbox.wake_bridge()  # logged, never raised
+    bridge_dispatch.wake()  # logged, never raised
     assert not Wakeup.objects.filter(func="bridge.tasks.run", queued=True).exists()
     monkeypatch.undo()
-    inbox.wake_bridge()
+    bridge_dispatch.wake()
     assert waiting("bridge.tasks.run") == 1
 
 
