@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -10,7 +12,7 @@ class ArchiveConfig(AppConfig):
     def ready(self) -> None:
         from archive import checks, privileges, schedules  # noqa: F401  (checks register)
 
-        schedules.register(schedules.archive_schedules)
+        schedules.register(self.schedules)
         # After every migrate the owner re-grants the runtime role exactly what it may do.
         post_migrate.connect(
             privileges.grant_runtime_privileges, sender=self, dispatch_uid="archive-grants"
@@ -18,3 +20,19 @@ class ArchiveConfig(AppConfig):
         post_migrate.connect(
             schedules.ensure_schedules, sender=self, dispatch_uid="archive-schedules"
         )
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        from django.conf import settings
+        from django_q.models import Schedule
+
+        return {
+            "ledger checkpoint": {
+                "func": "archive.tasks.checkpoint_task",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
+            },
+            "archive verification": {
+                "func": "archive.tasks.verify_task",
+                "schedule_type": Schedule.DAILY,
+            },
+        }

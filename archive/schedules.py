@@ -1,10 +1,9 @@
-"""The project's django-q2 schedules, kept in line with settings after every migrate. Each app
-registers its own in its AppConfig.ready() (archive's below, in archive/apps.py)."""
+"""The project's django-q2 schedules, kept in line with settings after every migrate. Each app's
+AppConfig lists its own in a `schedules()` method and registers it in ready() (archive's too)."""
 
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django_q.models import Schedule
 
@@ -19,20 +18,6 @@ def register(source: Callable[[], Schedules]) -> None:
     reads settings then; the task paths it names are the app's own."""
     if source not in _sources:  # ready() run twice registers once
         _sources.append(source)
-
-
-def archive_schedules() -> Schedules:
-    return {
-        "ledger checkpoint": {
-            "func": "archive.tasks.checkpoint_task",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
-        },
-        "archive verification": {
-            "func": "archive.tasks.verify_task",
-            "schedule_type": Schedule.DAILY,
-        },
-    }
 
 
 def schedules() -> Schedules:

@@ -41,7 +41,7 @@ def test_it_reads_settings_when_it_runs(settings):
 
 
 def test_it_refuses_a_name_two_apps_schedule(monkeypatch):
-    twice = [schedules.archive_schedules, lambda: {"ledger checkpoint": {}}]
+    twice = [lambda: {"ledger checkpoint": {}}, lambda: {"ledger checkpoint": {}}]
     monkeypatch.setattr(schedules, "_sources", twice)
     with pytest.raises(ValueError, match="ledger checkpoint"):
         schedules.schedules()
