@@ -19,6 +19,7 @@ class BridgeConfig(AppConfig):
         hooks.wake_on_messages(dispatch.wake)  # staff notifications and journal copies
         hooks.wake_on_media(dispatch.wake)  # a notification may be waiting for this media
         schedules.register(self.schedules)
+        _register_with_lower_floors()
 
     def schedules(self) -> dict[str, dict[str, Any]]:
         from django_q.models import Schedule
@@ -40,3 +41,16 @@ class BridgeConfig(AppConfig):
                 "minutes": 1,
             },
         }
+
+
+def _register_with_lower_floors() -> None:
+    """What the bridge adds to review's transcripts and retention's record of processing."""
+    from bridge import record_of_processing, transcript
+    from retention import record_of_processing as record
+    from review.transcript import STAFF_NAMERS
+
+    if transcript.name_senders not in STAFF_NAMERS:
+        STAFF_NAMERS.append(transcript.name_senders)
+    if record_of_processing.routes not in record.ROUTES:
+        record.ROUTES.append(record_of_processing.routes)
+        record.TRANSFERS.append(record_of_processing.chat_transfers)

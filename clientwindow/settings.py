@@ -145,6 +145,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "access.roles.roles_context",
+                "exports.context_processors.export_formats",
             ],
         },
     },

@@ -7,6 +7,7 @@ never drifts from what the archive does. The portal page and the PDF render the 
 PDF is a few pages, so `pdf()` lays it out in-process.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -20,6 +21,12 @@ from messaging.models import Channel
 from .assign import Policies
 from .models import LegalHold, RetentionPolicy
 from .policies import period_text
+
+# What the apps that send data out add to the record, each registered in its AppConfig.ready()
+# (bridge/record_of_processing.py): lines for "where the archive sends data on its own", and
+# for transfers to processors.
+ROUTES: list[Callable[[], list[str]]] = []
+TRANSFERS: list[Callable[[], list[str]]] = []
 
 SUBJECTS = [
     "Clients and prospective clients who message the firm's WhatsApp Business numbers",
@@ -96,7 +103,7 @@ def build() -> Record:
         channels=_channels(policies),
         recipients=_recipients(),
         routes=_routes(),
-        transfers=_transfers() + _chat_transfers(),
+        transfers=_transfers() + [line for describe in TRANSFERS for line in describe()],
         time_limits=[
             PolicyLine(
                 p.name,
@@ -156,36 +163,7 @@ def _recipients() -> list[str]:
 
 def _routes() -> list[str]:
     """Where the archive sends data on its own (journals, bridges, mail relays); empty if none."""
-    from bridge.models import Route
-
-    routes = []
-    relays = {"Mail relay": settings.EMAIL_URL, "Journal relay": settings.JOURNAL_EMAIL_URL}
-    seen = set()
-    for label, url in relays.items():
-        parts = urlsplit(url)
-        if parts.scheme in ("smtp", "smtps") and parts.hostname and url not in seen:
-            seen.add(url)
-            routes.append(f"{label} {parts.hostname}")
-    for route in Route.objects.filter(active=True).select_related("channel", "conversation"):
-        scope = (
-            f"{route.channel.name}, conversation {route.conversation_id}"
-            if route.conversation_id
-            else route.channel.name
-        )
-        content = "notice and a portal link only" if route.metadata_only else "message content"
-        targets = []
-        staff = len(route.email_recipients) + route.users.count()
-        if staff:
-            targets.append(f"email to {staff} staff address(es) ({content})")
-        if route.slack_url:
-            targets.append(f"Slack ({urlsplit(route.slack_url).hostname}; {content})")
-        if route.teams_url:
-            targets.append(f"Microsoft Teams ({urlsplit(route.teams_url).hostname}; {content})")
-        if route.journal_address:
-            targets.append(f"journal copy of every message to {route.journal_address}")
-        if targets:
-            routes.append(f"{scope}: " + "; ".join(targets))
-    return routes
+    return [line for describe in ROUTES for line in describe()]
 
 
 def _transfers() -> list[str]:
@@ -196,26 +174,6 @@ def _transfers() -> list[str]:
         f"its hosts ({', '.join(settings.WHATSAPP_MEDIA_HOSTS)}). Safeguards: the firm's "
         "WhatsApp Business terms and data processing terms with Meta."
     ]
-
-
-def _chat_transfers() -> list[str]:
-    """Chat services a route notifies (their hosts decide where the data goes)."""
-    from bridge.models import Route
-
-    routes = Route.objects.filter(active=True)
-    found = []
-    what = "client names and numbers, and message excerpts unless a route is metadata-only"
-    if routes.exclude(slack_url="").exists():
-        found.append(
-            f"Slack (Salesforce), as the firm's processor for staff notifications: {what}, "
-            "posted to the firm's workspace."
-        )
-    if routes.exclude(teams_url="").exists():
-        found.append(
-            f"Microsoft, as the firm's processor for Teams notifications: {what}, posted to the "
-            "firm's tenant."
-        )
-    return found
 
 
 def _security() -> list[str]:

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import role_required
-from exports.models import Export
 from review.access import acting_user, require, saved_searches_for_user
 
 from . import disposition, erasure, holds, record_of_processing
@@ -210,7 +209,6 @@ def _hold_page(
         "scope_label": scope.label() if scope else "",
         "kinds": hold_item_kinds(hold),
         "messages_held": holds.message_counts([hold]).get(hold.pk, 0),
-        "export_formats": Export.Format.choices,
         **forms,
     }
     return render(request, "retention/hold.html", context, status=status)
@@ -282,7 +280,6 @@ def _gdpr_page(request: HttpRequest, form: ErasureForm, status: int = 200) -> Ht
         if user.has_perm(VIEW_ERASURE)
         else None,
         "form": form if user.has_perm(ADD_ERASURE) else None,
-        "export_formats": Export.Format.choices,
     }
     return render(request, "retention/gdpr.html", context, status=status)
 

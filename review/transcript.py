@@ -6,6 +6,7 @@ message keeps its original content, marked as deleted by the sender. Long conver
 windows around a chosen message, each a handful of indexed queries whatever the length.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,22 +220,16 @@ def _names(rows: list[Row]) -> None:
     for row in rows:
         if row.message.sender_id:
             row.sender_name = names.get(row.message.sender_id, "")
-    _staff_names([row for row in rows if row.message.source == "api"])
+    sent_by_us = [row for row in rows if row.message.source == "api"]
+    if sent_by_us:
+        for name_senders in STAFF_NAMERS:
+            name_senders(sent_by_us)
 
 
-def _staff_names(rows: list[Row]) -> None:
-    """Who at the firm sent a message through ClientWindow (bridge/), and how."""
-    if not rows:
-        return
-    from bridge.models import Outbound
-
-    by_message = {row.message.pk: row for row in rows}
-    sends = Outbound.objects.filter(message_id__in=by_message).select_related("user")
-    for send in sends:
-        user = send.user
-        who = (user.get_full_name() or user.get_username()) if user is not None else send.sender
-        how = "by email" if send.source == Outbound.Source.EMAIL else "from the portal"
-        by_message[send.message_id].sender_name = f"{who or 'staff'} ({how})"  # type: ignore[index]
+# Who at the firm sent a message through ClientWindow, and how: the apps that send register a
+# function here in their AppConfig.ready() (bridge/transcript.py); it sets `sender_name` on the
+# rows of messages they sent.
+STAFF_NAMERS: list[Callable[[list[Row]], None]] = []
 
 
 def _checkpoints(rows: list[Row]) -> None:

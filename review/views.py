@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access.boundary import whole_number
 from access.roles import role_required
-from exports.models import Export
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
@@ -93,7 +92,6 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
             ),
             "conversation_flags": Flag.objects.filter(conversation=convo, message__isnull=True),
             "tags": Tag.objects.all(),
-            "export_formats": Export.Format.choices,
         },
     )
 
@@ -213,7 +211,6 @@ def search_page(request: HttpRequest) -> HttpResponse:
             "results": results,
             "query_string": query.urlencode(),
             "saved": access.saved_searches_for_user(request),
-            "export_formats": Export.Format.choices,
         },
         status=400 if form.is_bound and form.errors else 200,
     )
