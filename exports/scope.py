@@ -23,6 +23,7 @@ from access import boundary
 from messaging.models import Conversation, Message
 from messaging.participants import latest_names
 from messaging.summaries import ANNOTATION_TYPES
+from retention import search_filter
 from retention.models import HoldItem, LegalHold
 from review import search
 
@@ -76,7 +77,7 @@ class Scope:
         """The search page's parameters; invalid ones (a hold `user` may not see among them)
         are refused with the form's message."""
         # Only the search's own parameters are kept (and sealed): the search page ignores others.
-        known = search.SearchForm.base_fields.keys() - {"page"}
+        known = search.parameter_names() - {"page"}
         query = {k: str(v) for k, v in params.items() if v not in ("", None) and k in known}
         form = search.SearchForm(query, user=user)
         if not form.is_valid():
@@ -118,7 +119,7 @@ class Scope:
         if kind == "participant":
             return cls.for_participant(participant, redact_others=redact_others)
         if kind == "hold":
-            holds = LegalHold.objects.all() if user is None else search.holds_for(user)
+            holds = LegalHold.objects.all() if user is None else search_filter.holds_for(user)
             if not holds.filter(pk=hold or 0).exists():
                 raise ValidationError("There is no such legal hold.")
             return cls("hold", hold=hold)

@@ -15,9 +15,11 @@ class RetentionConfig(AppConfig):
     def ready(self) -> None:
         from archive import privileges, schedules
         from messaging import hooks
-        from retention import assign, audit
+        from retention import assign, audit, search_filter
+        from review import search
 
         audit.register()
+        search.add_filter(search_filter.HOLD)
         hooks.on_sealed(assign.sealed)
         hooks.on_attached(assign.attached)
         schedules.register(self.schedules)
