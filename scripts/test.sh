@@ -11,6 +11,8 @@ run ruff check .
 run ruff format --check .
 echo "== lint: mypy (domain modules)"
 run mypy archive access clientwindow messaging review exports retention bridge
+echo "== lint: each app imports only the floors below it (import-linter, pyproject.toml)"
+run lint-imports --no-cache
 echo "== lint: migrations are complete"
 run python manage.py makemigrations --check --dry-run
 echo "== lint: check --deploy under a production-like environment"
