@@ -24,11 +24,11 @@ from access import boundary
 from .access import export_for_user, exports_for_user
 from .models import Export
 from .scope import Scope
-from .views import download_response, start_export
+from .serving import download_response, start_export
 
 
 class ScopeSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["conversation", "search", "participant", "hold"])
+    kind = serializers.ChoiceField(choices=Export.ScopeKind.values)
     hold = serializers.IntegerField(required=False, min_value=1)
     conversation = serializers.IntegerField(required=False, min_value=1)
     date_from = boundary.api_date_field(required=False)

@@ -27,7 +27,9 @@ from retention import search_filter
 from retention.models import HoldItem, LegalHold
 from review import search
 
-KINDS = ("conversation", "search", "participant", "hold")
+from .models import Export
+
+KINDS = tuple(Export.ScopeKind.values)  # the one list of scope kinds is the model's
 REDACT_PARTICIPANT_ONLY = (
     "Redacting other people applies to a participant export only (a GDPR subject access "
     "request): choose the participant scope, or leave redaction off."

@@ -6,19 +6,16 @@ Requests and downloads are recorded as access events, and sealed in the ledger b
 """
 
 from django.contrib import messages as notices
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import role_required
-from review.access import record_access
-from review.models import AccessEvent
 
 from . import jobs
 from .access import export_for_user, exports_for_user, require_export
 from .forms import ExportForm
-from .models import Export
-from .scope import Scope
+from .serving import download_response, start_export
 
 LIST_SIZE = 100
 
@@ -42,14 +39,6 @@ def create(request: HttpRequest) -> HttpResponse:
     export = start_export(request, form.cleaned_data["scope_value"], form.cleaned_data["format"])
     notices.success(request, f"Export requested: {export}.")
     return redirect("exports:detail", pk=export.pk)
-
-
-def start_export(request: HttpRequest, scope: Scope, fmt: str, *, via: str = "portal") -> Export:
-    """Request the export (sealed, queued) and record the request in the access log."""
-    export = jobs.request_export(request.user, scope, fmt)  # type: ignore[arg-type]
-    detail = {"format": export.format, "scope": scope.to_json(), "via": via}
-    record_access(request, AccessEvent.Action.REQUEST_EXPORT, "export", export.pk, detail)
-    return export
 
 
 @role_required
@@ -86,24 +75,3 @@ def retry(request: HttpRequest, pk: str) -> HttpResponse:
 @require_GET
 def download(request: HttpRequest, pk: str) -> FileResponse:
     return download_response(request, export_for_user(request.user, pk), via="portal")
-
-
-def download_response(request: HttpRequest, export: Export, *, via: str) -> FileResponse:
-    """The file, streamed (the portal's and the API's download): the download is recorded in
-    the access log and sealed in the ledger before a byte is sent."""
-    path = jobs.file_path(export)
-    if path is None:
-        raise Http404("This export has no file (not finished, or expired).")
-    record_access(
-        request,
-        AccessEvent.Action.DOWNLOAD_EXPORT,
-        "export",
-        export.pk,
-        {"sha256": export.file_sha256, "size": export.file_size, "via": via},
-    )
-    jobs.record_download(request.user, export)  # type: ignore[arg-type]
-    name = f"clientwindow-{export.format}-{export.pk}-{path.name}"
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=name)
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
