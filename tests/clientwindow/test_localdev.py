@@ -47,6 +47,13 @@ def launcher(var: Path, *lines: str) -> subprocess.Popen[bytes]:
     )
 
 
+def state_groups(var: Path) -> list[int] | None:
+    try:
+        return list(json.loads((var / "localdev.json").read_text())["groups"])
+    except (OSError, ValueError, KeyError):  # not written yet, or being replaced
+        return None
+
+
 def groups_of(var: Path, count: int) -> list[int]:
     state = var / "localdev.json"
     wait_until(lambda: state.exists() and len(json.loads(state.read_text())["groups"]) == count)
@@ -120,6 +127,8 @@ def test_it_ends_what_an_abandoned_run_left_and_starts_cleanly(tmp_path):
     second = launcher(tmp_path, FAMILY)
     try:
         wait_until(lambda: group_gone(left[0]))
+        # the state file names the first run's group until the second run replaces it
+        wait_until(lambda: state_groups(tmp_path) not in (None, left))
         assert groups_of(tmp_path, 1) != left
     finally:
         second.send_signal(signal.SIGTERM)
