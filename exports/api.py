@@ -108,7 +108,7 @@ class ExportViewSet(
 
     def get_queryset(self) -> Any:
         try:
-            return exports_for_user(self.request.user)
+            return exports_for_user(self.request)
         except PermissionDenied as refused:
             raise ApiPermissionDenied(str(refused)) from refused
 
@@ -118,7 +118,7 @@ class ExportViewSet(
             pk = uuid.UUID(self.kwargs["pk"])
         except ValueError as malformed:  # not an export's id: no export has it
             raise NotFound("No export has this id.") from malformed
-        return export_for_user(self.request.user, pk)
+        return export_for_user(self.request, pk)
 
     @extend_schema(request=ExportRequestSerializer, responses={201: ExportSerializer})
     def create(self, request: Request) -> Response:

@@ -23,17 +23,17 @@ LIST_SIZE = 100
 @role_required
 @require_GET
 def export_list(request: HttpRequest) -> HttpResponse:
-    exports = exports_for_user(request.user)[:LIST_SIZE]
+    exports = exports_for_user(request)[:LIST_SIZE]
     return render(request, "exports/list.html", {"exports": exports, "form": ExportForm()})
 
 
 @role_required
 @require_POST
 def create(request: HttpRequest) -> HttpResponse:
-    require_export(request.user)
+    require_export(request)
     form = ExportForm(request.POST, user=request.user)
     if not form.is_valid():
-        exports = exports_for_user(request.user)[:LIST_SIZE]
+        exports = exports_for_user(request)[:LIST_SIZE]
         context = {"exports": exports, "form": form}
         return render(request, "exports/list.html", context, status=400)
     export = start_export(request, form.cleaned_data["scope_value"], form.cleaned_data["format"])
@@ -44,7 +44,7 @@ def create(request: HttpRequest) -> HttpResponse:
 @role_required
 @require_GET
 def detail(request: HttpRequest, pk: str) -> HttpResponse:
-    export = export_for_user(request.user, pk)
+    export = export_for_user(request, pk)
     template = "exports/detail.html#progress" if request.htmx else "exports/detail.html"  # type: ignore[attr-defined]
     return render(request, template, {"export": export})
 
@@ -52,7 +52,7 @@ def detail(request: HttpRequest, pk: str) -> HttpResponse:
 @role_required
 @require_POST
 def cancel(request: HttpRequest, pk: str) -> HttpResponse:
-    export = export_for_user(request.user, pk)
+    export = export_for_user(request, pk)
     if jobs.cancel(export):
         notices.success(request, "The export will stop.")
     else:
@@ -63,7 +63,7 @@ def cancel(request: HttpRequest, pk: str) -> HttpResponse:
 @role_required
 @require_POST
 def retry(request: HttpRequest, pk: str) -> HttpResponse:
-    export = export_for_user(request.user, pk)
+    export = export_for_user(request, pk)
     if jobs.retry(export):
         notices.success(request, "The export will run again.")
     else:
@@ -74,4 +74,4 @@ def retry(request: HttpRequest, pk: str) -> HttpResponse:
 @role_required
 @require_GET
 def download(request: HttpRequest, pk: str) -> FileResponse:
-    return download_response(request, export_for_user(request.user, pk), via="portal")
+    return download_response(request, export_for_user(request, pk), via="portal")

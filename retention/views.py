@@ -1,7 +1,7 @@
 """The retention pages: policies and dispositions, legal holds, GDPR requests and the record of
 processing.
 
-Each view: access helper (retention/views_support.py) → form → one domain call (holds, disposition,
+Each view: access helper (retention/access.py) → form → one domain call (holds, disposition,
 erasure) → render or redirect. The domain functions seal what they do in the ledger; the access
 log has no action for these pages (they show no message content), so nothing is recorded there.
 """
@@ -22,26 +22,23 @@ from access.roles import role_required
 from review.access import acting_user, require, saved_searches_for_user
 
 from . import disposition, erasure, holds, record_of_processing
-from .forms import ErasureForm, HoldChangeForm, HoldForm, ReasonForm
-from .models import Disposition, LegalHold
-from .views_support import (
+from .access import (
     ADD_ERASURE,
     APPLY,
     MANAGE_HOLDS,
     VIEW_DISPOSITIONS,
     VIEW_ERASURE,
     VIEW_RECORD,
-    channels_under_default,
     disposition_for_user,
     dispositions_for_user,
     erasure_requests_for_user,
     hold_for_user,
-    hold_item_kinds,
     holds_for_user,
     policies_for_user,
-    policy_rows,
-    scope_of,
 )
+from .forms import ErasureForm, HoldChangeForm, HoldForm, ReasonForm
+from .models import Disposition, LegalHold
+from .views_support import channels_under_default, hold_item_kinds, policy_rows, scope_of
 
 RECENT_DISPOSITIONS = 20
 LIST_SIZE = 200
