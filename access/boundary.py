@@ -36,7 +36,9 @@ MAX_JSON_DEPTH = 20  # an export request nests three levels
 MAX_ID_DIGITS = 18  # every id fits a PostgreSQL bigint
 # Capture paths answer for themselves: whatever a provider sends is stored, never refused here.
 EXEMPT = ("/webhooks/", "/email/inbound/")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What no PostgreSQL text holds: NUL, and surrogates (after json, only lone ones remain).
+# messaging/hygiene.py replaces them in captured content; here they are refused.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _date_validators() -> list[Callable[[Any], None]]:
@@ -117,7 +119,7 @@ def json_problem(data: Any) -> str:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
-            if _UNSTORABLE.search(value):
+            if UNSTORABLE.search(value):
                 return "JSON strings may not contain NUL characters or unpaired surrogates."
         elif isinstance(value, dict | list):
             if depth > MAX_JSON_DEPTH:

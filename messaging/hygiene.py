@@ -13,11 +13,12 @@ hold a NUL, and nothing can hold a lone UTF-16 surrogate (`"\\ud800"` in JSON). 
   item (kept whole) instead of a silently truncated record.
 """
 
-import re
 from typing import Any
 
+from access import boundary
+
 MAX_DEPTH = 64
-UNSAFE = re.compile("[\x00\ud800-\udfff]")  # NUL, and surrogates (only lone ones survive json)
+UNSAFE = boundary.UNSTORABLE  # NUL, and surrogates (only lone ones survive json)
 REPLACEMENT = "\ufffd"
 
 # The longest value each identifier may have; the columns that hold them are at least this long

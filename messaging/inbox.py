@@ -62,7 +62,7 @@ def woken(func: str) -> Callable[[Task], Task]:
     return decorate
 
 
-def wake_sequencer(delivery_id: int) -> None:
+def wake_sequencer() -> None:
     """Wake the sealing processes (`manage.py run_sequencer`, messaging/sealer.py): a NOTIFY,
     which PostgreSQL delivers when the delivery's transaction commits (at once in autocommit).
     No django-q2 task: sealing must not depend on its workers (issue 13 §4), and one statement

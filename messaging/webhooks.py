@@ -69,10 +69,10 @@ def _delivery(request: HttpRequest) -> HttpResponse:
         _reject(request, reason)
         return HttpResponse("invalid signature", status=401, content_type="text/plain")
     headers = {k: request.META[k] for k in KEPT_HEADERS if k in request.META}
-    delivery = Delivery.objects.create(
+    Delivery.objects.create(
         body=body, headers=headers, remote_addr=request.META.get("REMOTE_ADDR") or None
     )
-    wake_sequencer(delivery.pk)
+    wake_sequencer()
     return HttpResponse("ok", content_type="text/plain")
 
 

@@ -13,10 +13,9 @@ from django.core import checks
 from django.db.models import QuerySet
 
 from messaging.models import Message
+from retention.access import VIEW_HOLDS
 from retention.models import HoldItem, LegalHold
 from review import search
-
-VIEW_HOLDS = "retention.view_legalhold"
 
 
 def holds_for(user: Any) -> QuerySet[LegalHold]:

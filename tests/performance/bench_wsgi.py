@@ -72,6 +72,6 @@ def _nowake_app() -> Callable[..., Iterable[bytes]]:
         app = get_wsgi_application()
         import messaging.webhooks
 
-        messaging.webhooks.wake_sequencer = lambda delivery_id: None  # type: ignore[assignment]
+        messaging.webhooks.wake_sequencer = lambda: None  # type: ignore[assignment]
         _nowake_app.app = app  # type: ignore[attr-defined]
     return app
