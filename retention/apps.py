@@ -15,10 +15,11 @@ class RetentionConfig(AppConfig):
     def ready(self) -> None:
         from archive import privileges, schedules
         from messaging import hooks
-        from retention import assign, audit, search_filter
+        from retention import assign, audit, disposition, erasure, search_filter
         from review import search
 
         audit.register()
+        disposition.finished.connect(erasure.settle_after, dispatch_uid="retention.settle")
         search.add_filter(search_filter.HOLD)
         hooks.on_sealed(assign.sealed)
         hooks.on_attached(assign.attached)

@@ -5,7 +5,9 @@
 administrator; otherwise it runs at once. `run()` disposes in batches of DISPOSITION_BATCH, each
 one transaction: pick due records, call `retention_dispose()` (the database function that refuses
 anything inside retention or held, whoever calls it), seal a `retention.disposition` entry naming
-every disposed seq with its kind and policy, and after commit delete the media bytes.
+every disposed seq with its kind and policy, and after commit delete the media bytes. When a run
+ends it sends `finished` (a Django signal); GDPR erasure (retention/erasure.py, a step above this
+module) listens to settle the requests whose records are now gone.
 
 Each batch holds the chain head (the ledger's append lock) from its start: appenders lock the
 head before they lengthen retention records, so taking it first is what keeps the two from
@@ -26,6 +28,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.functions import Now
+from django.dispatch import Signal
 from django.utils import timezone
 
 from archive import ledger
@@ -42,6 +45,9 @@ from .models import (
     RetentionPolicy,
     RetentionRecord,
 )
+
+# Sent after every run(), whether it disposed of anything or failed (sender: the Disposition).
+finished = Signal()
 
 logger = logging.getLogger(__name__)
 # One disposition batch at a time, cluster-wide.
@@ -227,9 +233,7 @@ def run(pk: int) -> Disposition:
             state=Disposition.State.DONE, finished_at=timezone.now()
         )
     delete_pending_media()
-    from .erasure import settle_requests
-
-    settle_requests()
+    finished.send(sender=Disposition, disposition=disposition)
     disposition.refresh_from_db()
     return disposition
 

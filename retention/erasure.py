@@ -145,6 +145,11 @@ def decide(request: ErasureRequest) -> ErasureRequest:
     return request
 
 
+def settle_after(sender: object, **kwargs: object) -> None:
+    """Receiver of `disposition.finished` (connected in RetentionConfig.ready())."""
+    settle_requests()
+
+
 def settle_requests() -> int:
     """After a disposition: mark requests whose records are all gone as carried out."""
     settled = 0

@@ -22,30 +22,11 @@ from django.utils import timezone
 from archive.models import ChainHead
 from messaging.models import Message
 from messaging.summaries import ANNOTATION_TYPES
-from review.models import Flag, LexiconPolicy, LexiconScan, LexiconTerm
+from review.models import Flag, LexiconPolicy, LexiconScan
+from review.terms import TermKind, term_pattern, term_problem
 
 CHUNK = 2000
 MATCH_SECONDS = 0.05  # per pattern and message; a normal match takes microseconds
-
-
-def term_problem(kind: str, value: str) -> str:
-    """Why a term cannot be used ("" when it can): administrators see this in the admin."""
-    if not value.strip():
-        return "A term cannot be empty."
-    if kind == LexiconTerm.Kind.REGEX:
-        try:
-            regex.compile(value)
-        except regex.error as error:
-            return f"Not a valid regular expression: {error}."
-    return ""
-
-
-def term_pattern(kind: str, value: str, whole_word: bool) -> str:
-    if kind == LexiconTerm.Kind.REGEX:
-        pattern = value
-    else:  # a phrase matches across any run of whitespace
-        pattern = r"\s+".join(regex.escape(word) for word in value.split())
-    return rf"(?<!\w)(?:{pattern})(?!\w)" if whole_word else pattern
 
 
 @dataclass
@@ -67,7 +48,7 @@ class CompiledPolicy:
                 found.append(f"{value} (too slow to evaluate: review by hand)")
                 continue
             if hit:
-                found.append(hit.group(0) if kind == LexiconTerm.Kind.REGEX else value)
+                found.append(hit.group(0) if kind == TermKind.REGEX else value)
         return found
 
 

@@ -7,12 +7,15 @@ and comment (each also sealed in the ledger) and every access event.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Now
 
 from archive.models import AppendOnlyModel, LedgerEntry, append_only_triggers
 from messaging.models import Channel, Conversation, Message
+
+from .terms import TermKind, term_problem
 
 COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour is # and six hexadecimal digits.")
 
@@ -87,10 +90,7 @@ class LexiconPolicy(models.Model):
 
 
 class LexiconTerm(models.Model):
-    class Kind(models.TextChoices):
-        TERM = "term"
-        PHRASE = "phrase"
-        REGEX = "regex", "regular expression"
+    Kind = TermKind
 
     policy = models.ForeignKey(LexiconPolicy, on_delete=models.CASCADE, related_name="terms")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TERM)
@@ -100,12 +100,8 @@ class LexiconTerm(models.Model):
         return self.value
 
     def clean(self) -> None:
-        from review.lexicon import term_problem
-
         problem = term_problem(self.kind, self.value)
         if problem:
-            from django.core.exceptions import ValidationError
-
             raise ValidationError({"value": problem})
 
 
