@@ -1,8 +1,10 @@
 """Who may do what in PostgreSQL: the owner migrates, the runtime role only appends to records.
 
 The runtime role (DATABASES["default"]) gets SELECT/INSERT/UPDATE/DELETE on ordinary tables, but
-only SELECT and INSERT on every AppendOnlyModel table. Privileges are the safety boundary;
-the pgtrigger triggers are a second layer (any role can set `pgtrigger.ignore`, so they never are).
+only SELECT and INSERT on every AppendOnlyModel table, and only SELECT on the registries that
+migrations write and the owner's SQL trusts (models with RUNTIME_READ_ONLY). Privileges are the
+safety boundary; the pgtrigger triggers are a second layer (any role can set `pgtrigger.ignore`,
+so they never are).
 """
 
 import logging
@@ -60,6 +62,17 @@ def extend_only_tables() -> dict[str, tuple[str, ...]]:
     return dict(sorted(found.items()))
 
 
+def read_only_tables() -> list[str]:
+    """Tables the runtime role may only read (models with RUNTIME_READ_ONLY = True): data the
+    owner's SQL trusts, e.g. retention's registries of disposable kinds and of the functions
+    retention_dispose() calls as the owner. Only migrations write them."""
+    return sorted(
+        model._meta.db_table
+        for model in apps.get_models()
+        if getattr(model, "RUNTIME_READ_ONLY", False) and model._meta.managed
+    )
+
+
 def runtime_role() -> str | None:
     """The runtime role's name, or None when the runtime and owner are one role."""
     runtime = settings.DATABASES[DEFAULT_DB_ALIAS].get("USER") or ""
@@ -70,7 +83,10 @@ def runtime_role() -> str | None:
 
 
 def grant_statements(
-    role: str, append_only: list[str], extend_only: dict[str, tuple[str, ...]] | None = None
+    role: str,
+    append_only: list[str],
+    extend_only: dict[str, tuple[str, ...]] | None = None,
+    read_only: list[str] | None = None,
 ) -> list[sql.Composed]:
     who = sql.Identifier(role)
     statements = [
@@ -99,6 +115,12 @@ def grant_statements(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table), who
             ),
         ]
+    for table in read_only or []:
+        statements.append(
+            sql.SQL("REVOKE INSERT, UPDATE, DELETE ON {} FROM {}").format(
+                sql.Identifier(table), who
+            )
+        )
     return statements
 
 
@@ -119,7 +141,9 @@ def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> No
     statements: list[sql.Composed] = []
     role = runtime_role()
     if role is not None:
-        statements += grant_statements(role, append_only_tables(), extend_only_tables())
+        statements += grant_statements(
+            role, append_only_tables(), extend_only_tables(), read_only_tables()
+        )
     auditor = settings.DATABASE_AUDITOR_ROLE
     with connections[using].cursor() as cursor:
         if auditor:

@@ -261,3 +261,53 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"erasure request {self.pk} (+{self.number})"
+
+
+# --- What other apps register with retention (owner-written data, read-only to the runtime) ----
+
+
+class DisposableKind(models.Model):
+    """A ledger kind that may have a retention record, and so be disposed of.
+
+    retention_record_guard() refuses a record of any other kind: audit entries (a hold, a
+    disposition, a GDPR decision) are never disposable. Each app's migration registers the
+    kinds it seals (retention/migrations/0007_registries.py for messaging's, bridge 0003 for
+    the bridge's); the runtime role may only read them (archive/privileges.py).
+    """
+
+    RUNTIME_READ_ONLY: ClassVar[bool] = True
+
+    kind = models.CharField(max_length=32, primary_key=True)
+    app = models.CharField(max_length=100, help_text="The app whose migration registered it.")
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+class Blanker(models.Model):
+    """A function `f(p_seqs bigint[])` that retention_dispose() calls, by name order, to blank
+    what another app keeps for the seqs it disposes of (e.g. `bridge_retention_blank`).
+
+    It runs inside retention_dispose()'s SECURITY DEFINER context, so retention_dispose()
+    calls only a function of that exact signature owned by the owner role, and refuses the
+    whole disposal otherwise; the runtime role may only read this table.
+    """
+
+    RUNTIME_READ_ONLY: ClassVar[bool] = True
+
+    function = models.CharField(max_length=63, primary_key=True)  # a PostgreSQL identifier
+    app = models.CharField(max_length=100, help_text="The app whose migration registered it.")
+
+    class Meta:
+        ordering = ["function"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(function__regex=r"^[a-z_][a-z0-9_]*$"), name="blanker_is_a_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.function}(bigint[])"

@@ -1,6 +1,12 @@
 """Bridge records under retention: the guard accepts their kinds, retention_dispose() blanks them,
 and the bridge starts reading the ledger from where it is now (never notifying or journaling an
-archive's past when it is installed)."""
+archive's past when it is installed).
+
+History, kept because installed databases have applied it: the `.replace` on retention's
+function source below is superseded. retention/migrations/0007_registries.py rewrites both
+functions over registries, and 0003_retention_registry.py registers the bridge's kinds and its
+blanker there. `run_before` makes this migration run before retention 0007 on every database,
+so what it writes is always replaced and the end state never depends on this text."""
 
 import importlib
 
@@ -40,6 +46,7 @@ class Migration(migrations.Migration):
         ("bridge", "0001_initial"),
         ("retention", "0006_dispose_repeats"),
     ]
+    run_before = [("retention", "0007_registries")]
 
     operations = [
         migrations.RunSQL(GUARD, GUARD_0005.GUARD),
