@@ -8,7 +8,7 @@ from psycopg import sql
 
 from archive import ledger
 from archive.ledger import Fact
-from archive.privileges import append_only_tables, runtime_role
+from archive.privileges import append_only_tables, read_only_tables, runtime_role
 from tests.conftest import superuser_connect
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +122,29 @@ def test_it_lets_the_auditor_role_read_the_evidence():
 def test_it_lets_the_auditor_role_do_nothing_else(statement):
     with auditor_connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(statement)
+
+
+READ_ONLY = {  # registries retention's owner-run SQL trusts (retention/migrations/0007)
+    "retention_disposablekind": "INSERT INTO retention_disposablekind VALUES ('legal_hold', 'x')",
+    "retention_blanker": "INSERT INTO retention_blanker VALUES ('pg_terminate_backend', 'x')",
+}
+
+
+def test_it_treats_the_registries_the_owners_sql_trusts_as_read_only():
+    assert set(READ_ONLY) <= set(read_only_tables())
+
+
+@pytest.mark.parametrize("table", READ_ONLY)
+@pytest.mark.parametrize(
+    "change", ["INSERT", "UPDATE {table} SET app = app", "DELETE FROM {table}"]
+)
+def test_it_lets_the_runtime_role_only_read_a_read_only_table(table, change):
+    statement = READ_ONLY[table] if change == "INSERT" else change.format(table=table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    with (
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
