@@ -1,14 +1,23 @@
-"""Reading the archive: the conversation list, transcripts, media, search and saved searches.
+"""The archive in the browser: the conversation list, transcripts and what a reviewer does on
+them (tags, flags), media, search and saved searches. The review queue is review/queue_views.py.
 
-Each view: access helper → form → one domain call → render. Every transcript view, search and
-media download is recorded as an access event.
+Each view: access helper → form → one domain call → render or redirect. Every transcript view,
+search and media download is recorded as an access event. The tag and flag POSTs answer htmx
+with the fragment that changed and plain browsers with a redirect back.
 """
 
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages as notices
-from django.db import IntegrityError, transaction
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.core.exceptions import ValidationError
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -18,9 +27,16 @@ from access.roles import role_required
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
-from review import access, conversation_list, search, transcript
-from review.forms import ConversationFilters, SavedSearchForm, bad_request
-from review.models import AccessEvent, ConversationTag, Flag, SavedSearch, Tag
+from review import access, conversation_list, flags, saved_searches, search, tags, transcript
+from review.forms import (
+    ConversationFilters,
+    FlagForm,
+    SavedSearchForm,
+    TagForm,
+    bad_request,
+    form_problems,
+)
+from review.models import AccessEvent, ConversationTag, Flag, Tag
 
 # Served inline only when a browser cannot run them as a document; everything else downloads.
 INLINE_TYPES = {
@@ -142,6 +158,84 @@ def _name(conversation: Conversation) -> str:
     return latest_names({conversation.participant_id}).get(conversation.participant_id, "")
 
 
+# --- tags and flags, from the transcript --------------------------------------------------------
+
+
+@role_required
+@require_POST
+def tag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    convo = access.conversation_for_user(request, pk, access.TAG)
+    form = _tag_form(request)
+    user = access.acting_user(request)
+    applied = tags.set_tag(convo, form.cleaned_data["tag"], user, applied=form.applies)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(
+            request,
+            "review/transcript.html#conversation-tags",
+            {"conversation": convo, "conversation_tags": applied, "tags": Tag.objects.all()},
+        )
+    return redirect("review:conversation", pk=convo.pk)
+
+
+@role_required
+@require_POST
+def tag_message(request: HttpRequest, pk: int) -> HttpResponse:
+    message = access.message_for_user(request, pk, access.TAG)
+    form = _tag_form(request)
+    user = access.acting_user(request)
+    applied = tags.set_tag(message, form.cleaned_data["tag"], user, applied=form.applies)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(
+            request,
+            "review/transcript.html#message-tags",
+            {"message": message, "applied": applied, "tags": Tag.objects.all()},
+        )
+    return redirect(_at(message))
+
+
+def _tag_form(request: HttpRequest) -> TagForm:
+    form = TagForm(request.POST)
+    if not form.is_valid():
+        raise Http404(form_problems(form))
+    return form
+
+
+@role_required
+@require_POST
+def flag_message(request: HttpRequest, pk: int) -> HttpResponse:
+    message = access.message_for_user(request, pk, access.RAISE)
+    _raise_flag(request, message.conversation, message)
+    return redirect(_at(message))
+
+
+@role_required
+@require_POST
+def flag_conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    convo = access.conversation_for_user(request, pk, access.RAISE)
+    _raise_flag(request, convo, None)
+    return redirect("review:conversation", pk=convo.pk)
+
+
+def _raise_flag(request: HttpRequest, convo: Conversation, message: Message | None) -> None:
+    """Raise a flag from the posted note; a notice says what happened."""
+    form = FlagForm(request.POST)
+    if not form.is_valid():
+        notices.error(request, form_problems(form))
+        return
+    user = access.acting_user(request)
+    try:
+        flag = flags.raise_flag(user, convo, message, form.cleaned_data["note"])
+    except ValidationError as error:
+        notices.error(request, " ".join(error.messages))
+        return
+    notices.success(request, f"Flag {flag.pk} raised for review.")
+
+
+def _at(message: Any) -> str:
+    url = reverse("review:conversation", args=[message.conversation_id])
+    return f"{url}?at={message.pk}#m{message.pk}"
+
+
 @role_required
 @require_GET
 def media(request: HttpRequest, pk: int) -> FileResponse:
@@ -222,17 +316,15 @@ def save_search(request: HttpRequest) -> HttpResponse:
     access.saved_searches_for_user(request)
     form = SavedSearchForm(request.POST, user=request.user)
     if not form.is_valid():
-        notices.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        notices.error(request, form_problems(form))
         return redirect(_search_url())
     name, query = form.cleaned_data["name"], form.cleaned_data["query"]
     try:
-        with transaction.atomic():
-            SavedSearch.objects.create(
-                user_id=access.acting_user(request).pk, name=name, query=query
-            )
+        saved_searches.save(access.acting_user(request), name, query)
+    except ValidationError as refused:
+        notices.error(request, " ".join(refused.messages))
+    else:
         notices.success(request, f"Saved the search “{name}”.")
-    except IntegrityError:
-        notices.error(request, f"You already have a saved search called “{name}”.")
     return redirect(f"{_search_url()}?{query}")
 
 
@@ -240,7 +332,7 @@ def save_search(request: HttpRequest) -> HttpResponse:
 @require_POST
 def delete_saved_search(request: HttpRequest, pk: int) -> HttpResponse:
     saved = get_object_or_404(access.saved_searches_for_user(request), pk=pk)
-    saved.delete()
+    saved_searches.delete(saved)
     notices.success(request, f"Deleted the saved search “{saved.name}”.")
     return redirect(_search_url())
 
