@@ -201,6 +201,27 @@ def work_left() -> bool:
     return due.exists()
 
 
+def unplanned() -> int:
+    """How many ledger entries the planner has not read yet (the reconciliation page's "not yet
+    read by the bridge")."""
+    head = ChainHead.objects.values_list("size", flat=True).first() or 0
+    cursor = BridgeCursor.objects.values_list("planned_through", flat=True).first()
+    return max(head - 1 - (cursor if cursor is not None else -1), 0)
+
+
+def retry(notification: Notification) -> bool:
+    """Send a notification again now, whether given up on or waiting for its next attempt.
+    False when it was sent meanwhile (a conditional update: a sent one is never sent again)."""
+    updated = (
+        Notification.objects.filter(pk=notification.pk)
+        .exclude(state=Notification.State.SENT)
+        .update(state=Notification.State.PENDING, due_at=timezone.now())
+    )
+    if updated:
+        wake()
+    return bool(updated)
+
+
 SEND_BATCH = 50
 
 
