@@ -279,58 +279,20 @@ def parts_of(
 
 
 def process(stored: InboundEmail) -> None:
+    """Decide about a stored reply email, in the order the module docstring gives; seal it with
+    the decision either way, send what passes, and tell the sender what did not go."""
     parsed = parse(bytes(stored.raw))
     stored.sender = sender_address(parsed)[:320]
     stored.message_id = str(parsed.get("Message-ID", ""))[:998]
     conversation: Conversation | None = None
     user = None
     try:
-        envelope = stored.envelope_from if stored.via == InboundEmail.Via.SMTP else None
-        if is_automatic(parsed, envelope):
-            _seal(
-                stored,
-                None,
-                InboundEmail.State.IGNORED,
-                "an automatic email (auto-reply or report)",
-            )
+        ignored = _ignored(stored, parsed)
+        if ignored:
+            _seal(stored, None, InboundEmail.State.IGNORED, ignored)
             return
-        if len(stored.raw) > settings.MAIL_MAX_BYTES:
-            raise Refused(
-                f"The email is larger than the {settings.MAIL_MAX_BYTES:,} bytes a reply may be."
-            )
-        first = _earlier_copy(stored)
-        if first is not None:
-            _seal(stored, None, InboundEmail.State.IGNORED, f"a copy of reply email {first}")
-            return
-        conversation_id, looked_like = addressed_conversation(
-            [*stored.envelope_to, *header_recipients(parsed)]
-        )
-        conversation = (
-            Conversation.objects.select_related("channel", "participant", "entry")
-            .filter(pk=conversation_id)
-            .first()
-            if conversation_id is not None
-            else None
-        )
-        if conversation is None:
-            raise Refused(
-                "The reply address is not valid (it may have been altered or copied from "
-                "another email). Reply to the notification email itself."
-                if looked_like
-                else "This address only takes replies to ClientWindow notifications."
-            )
-        ok, user = allowed_sender(route_of(conversation), stored.sender)
-        if not ok:
-            raise Refused(
-                f"{stored.sender or 'This sender'} may not reply to this client. Ask an "
-                "administrator to add you to the route."
-            )
-        if not authenticated(parsed, stored.sender):
-            user = None
-            raise Refused(
-                "Your email could not be shown to come from your address (no passing DMARC "
-                f"result from {settings.BRIDGE_TRUSTED_AUTHSERV_ID}), so it was not sent."
-            )
+        conversation = _addressed(stored, parsed)
+        user = _staff_member(stored, parsed, conversation)
         parts = parts_of(conversation, reply_text(parsed), attachments(parsed))
         outbound.check(conversation, parts)
     except (Refused, outbound.CannotSend) as refusal:
@@ -339,6 +301,70 @@ def process(stored: InboundEmail) -> None:
         _tell(stored, parsed, "Your WhatsApp reply was not sent", str(refusal), quote=bool(user))
         return
     _seal(stored, conversation, InboundEmail.State.PROCESSING, "", user=user)
+    _send(stored, parsed, conversation, parts, user)
+
+
+def _ignored(stored: InboundEmail, parsed: ParsedEmail) -> str:
+    """Why the email is not a reply to read (an automatic email, a copy of one already
+    received), or "" when it is; Refused when it is larger than a reply may be."""
+    envelope = stored.envelope_from if stored.via == InboundEmail.Via.SMTP else None
+    if is_automatic(parsed, envelope):
+        return "an automatic email (auto-reply or report)"
+    if len(stored.raw) > settings.MAIL_MAX_BYTES:
+        raise Refused(
+            f"The email is larger than the {settings.MAIL_MAX_BYTES:,} bytes a reply may be."
+        )
+    first = _earlier_copy(stored)
+    return f"a copy of reply email {first}" if first is not None else ""
+
+
+def _addressed(stored: InboundEmail, parsed: ParsedEmail) -> Conversation:
+    """The conversation the reply address names, or Refused."""
+    conversation_id, looked_like = addressed_conversation(
+        [*stored.envelope_to, *header_recipients(parsed)]
+    )
+    conversation = (
+        Conversation.objects.select_related("channel", "participant", "entry")
+        .filter(pk=conversation_id)
+        .first()
+        if conversation_id is not None
+        else None
+    )
+    if conversation is None:
+        raise Refused(
+            "The reply address is not valid (it may have been altered or copied from "
+            "another email). Reply to the notification email itself."
+            if looked_like
+            else "This address only takes replies to ClientWindow notifications."
+        )
+    return conversation
+
+
+def _staff_member(stored: InboundEmail, parsed: ParsedEmail, conversation: Conversation) -> object:
+    """The portal user the sender is (None for an allowed address without an account), or
+    Refused when the sender may not reply here or is not shown to be who they say."""
+    ok, user = allowed_sender(route_of(conversation), stored.sender)
+    if not ok:
+        raise Refused(
+            f"{stored.sender or 'This sender'} may not reply to this client. Ask an "
+            "administrator to add you to the route."
+        )
+    if not authenticated(parsed, stored.sender):
+        raise Refused(
+            "Your email could not be shown to come from your address (no passing DMARC "
+            f"result from {settings.BRIDGE_TRUSTED_AUTHSERV_ID}), so it was not sent."
+        )
+    return user
+
+
+def _send(
+    stored: InboundEmail,
+    parsed: ParsedEmail,
+    conversation: Conversation,
+    parts: list[outbound.Part],
+    user: object | None,
+) -> None:
+    """Send the accepted reply, record how far it went, and tell the sender if not all of it."""
     author = outbound.Author(Outbound.Source.EMAIL, user, stored.sender, stored)
     try:
         sent = outbound.send(conversation, parts, author)
@@ -350,23 +376,24 @@ def process(stored: InboundEmail) -> None:
     if not failed:
         _finish(stored, InboundEmail.State.SENT, "")
         return
-    problem = failed[0]
-    went = len(sent) - len(failed)
+    state, detail = _shortfall(len(sent) - len(failed), len(parts), failed[0])
+    _finish(stored, state, detail)
+    _tell(stored, parsed, "Your WhatsApp reply was not (fully) sent", detail)
+
+
+def _shortfall(went: int, parts: int, problem: Outbound) -> tuple[str, str]:
+    """The state of a reply of which `went` parts were sent before `problem`, and what its
+    sender is told."""
     if problem.state == Outbound.State.UNKNOWN:
-        state = InboundEmail.State.UNCONFIRMED
-        detail = (
-            f"{went} of {len(parts)} part(s) of your reply went to the client. WhatsApp did not "
+        return InboundEmail.State.UNCONFIRMED, (
+            f"{went} of {parts} part(s) of your reply went to the client. WhatsApp did not "
             "confirm whether the next one reached them, and it was not sent again; the rest "
             "was not sent. Check the conversation in ClientWindow before resending."
         )
-    else:
-        state = InboundEmail.State.PARTIAL if went else InboundEmail.State.REFUSED
-        detail = (
-            f"{went} of {len(parts)} part(s) of your reply went to the client; the rest did "
-            f"not. WhatsApp refused it: {problem.error}"
-        )
-    _finish(stored, state, detail)
-    _tell(stored, parsed, "Your WhatsApp reply was not (fully) sent", detail)
+    return InboundEmail.State.PARTIAL if went else InboundEmail.State.REFUSED, (
+        f"{went} of {parts} part(s) of your reply went to the client; the rest did "
+        f"not. WhatsApp refused it: {problem.error}"
+    )
 
 
 @transaction.atomic
@@ -380,24 +407,7 @@ def _seal(
 ) -> None:
     """Seal the email as received, with the decision about it."""
     channel = conversation.channel if conversation else None
-    fact = Fact(
-        "email.inbound",
-        {
-            "via": str(stored.via),
-            "received_at": rfc3339(stored.received_at),
-            "phone_number_id": channel.phone_number_id if channel else None,
-            "conversation_seq": conversation.entry_id if conversation else None,
-            "accepted": state == InboundEmail.State.PROCESSING,
-            "user": getattr(user, "pk", None),
-        },
-        {
-            "raw": bytes(stored.raw),
-            "sender": stored.sender.encode(),
-            "message_id": stored.message_id.encode(),
-            "decision": reason.encode(),
-        },
-    )
-    (entry,) = ledger.append([fact])
+    (entry,) = ledger.append([_fact(stored, conversation, state, reason, user)])
     retention.bridged(
         entry,
         "email.inbound",
@@ -421,6 +431,34 @@ def _seal(
             "sender",
             "message_id",
         ]
+    )
+
+
+def _fact(
+    stored: InboundEmail,
+    conversation: Conversation | None,
+    state: str,
+    reason: str,
+    user: object | None,
+) -> Fact:
+    """`email.inbound`: the raw email with who sent it, where it was for, and the decision."""
+    channel = conversation.channel if conversation else None
+    return Fact(
+        "email.inbound",
+        {
+            "via": str(stored.via),
+            "received_at": rfc3339(stored.received_at),
+            "phone_number_id": channel.phone_number_id if channel else None,
+            "conversation_seq": conversation.entry_id if conversation else None,
+            "accepted": state == InboundEmail.State.PROCESSING,
+            "user": getattr(user, "pk", None),
+        },
+        {
+            "raw": bytes(stored.raw),
+            "sender": stored.sender.encode(),
+            "message_id": stored.message_id.encode(),
+            "decision": reason.encode(),
+        },
     )
 
 

@@ -186,6 +186,42 @@ def notification_email(
     whole batch by bridge/dispatch.py)."""
     name = client_name(conversation, names)
     link = portal_link(conversation)
+    lines, files = _lines(rows, name, link, metadata_only)
+    context: dict[str, Any] = {
+        "client": name,
+        "channel": conversation.channel,
+        "lines": lines,
+        "link": link,
+        "metadata_only": metadata_only,
+        "group": bool(conversation.group_id),
+    }
+    subject = f"WhatsApp: {client_name(conversation, names, first=True)}"
+    mail = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("bridge/notification.txt", context),
+        from_email=formataddr((f"{name} via ClientWindow", settings.BRIDGE_FROM_ADDRESS)),
+        to=recipients,
+        reply_to=[reply_address(conversation.pk)],
+        headers={
+            "Message-ID": make_msgid("cw", _domain()),
+            "In-Reply-To": thread_root(conversation),
+            "References": thread_root(conversation),
+            "Thread-Topic": subject,
+            "Thread-Index": thread_index(conversation),
+            **AUTO_HEADERS,
+        },
+    )
+    mail.attach_alternative(render_to_string("bridge/notification.html", context), "text/html")
+    for filename, content, mime in files:
+        mail.attach(filename, content, mime)
+    return mail
+
+
+def _lines(
+    rows: list[Row], name: str, link: str, metadata_only: bool
+) -> tuple[list[Line], list[tuple[str, bytes, str]]]:
+    """One line per message, and the files attached: media within BRIDGE_ATTACHMENT_MAX_BYTES
+    for the whole email, a portal link for the rest (a metadata-only route gets neither)."""
     lines: list[Line] = []
     files: list[tuple[str, bytes, str]] = []
     budget = settings.BRIDGE_ATTACHMENT_MAX_BYTES
@@ -216,34 +252,7 @@ def notification_email(
                 attached,
             )
         )
-    context: dict[str, Any] = {
-        "client": name,
-        "channel": conversation.channel,
-        "lines": lines,
-        "link": link,
-        "metadata_only": metadata_only,
-        "group": bool(conversation.group_id),
-    }
-    subject = f"WhatsApp: {client_name(conversation, names, first=True)}"
-    mail = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("bridge/notification.txt", context),
-        from_email=formataddr((f"{name} via ClientWindow", settings.BRIDGE_FROM_ADDRESS)),
-        to=recipients,
-        reply_to=[reply_address(conversation.pk)],
-        headers={
-            "Message-ID": make_msgid("cw", _domain()),
-            "In-Reply-To": thread_root(conversation),
-            "References": thread_root(conversation),
-            "Thread-Topic": subject,
-            "Thread-Index": thread_index(conversation),
-            **AUTO_HEADERS,
-        },
-    )
-    mail.attach_alternative(render_to_string("bridge/notification.html", context), "text/html")
-    for filename, content, mime in files:
-        mail.attach(filename, content, mime)
-    return mail
+    return lines, files
 
 
 class RawEmail(EmailMessage):

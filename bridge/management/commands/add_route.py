@@ -43,39 +43,10 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        channel = Channel.objects.filter(phone_number_id=options["channel"]).first()
-        if channel is None:
-            raise CommandError(f"no channel with phone_number_id {options['channel']!r}")
-        conversation = None
-        if options["conversation"] is not None:
-            conversation = Conversation.objects.filter(
-                pk=options["conversation"], channel=channel
-            ).first()
-            if conversation is None:
-                raise CommandError(f"no conversation {options['conversation']} on this channel")
-        users = []
-        for username in options["user"]:
-            user = get_user_model().objects.filter(username=username).first()
-            if user is None:
-                raise CommandError(f"no user {username!r}")
-            if not user.email:
-                raise CommandError(f"user {username!r} has no email address")
-            users.append(user)
+        channel, conversation = _where(options["channel"], options["conversation"])
+        users = _users(options["user"])
         try:
-            defaults: dict[str, Any] = {
-                "email_recipients": check_addresses(options["email"], "--email"),
-                "reply_senders": check_addresses(options["reply_sender"], "--reply-sender"),
-                "slack_url": check_webhook_url(options["slack_url"], "Slack"),
-                "teams_url": check_webhook_url(options["teams_url"], "Teams"),
-                "journal_address": (
-                    check_addresses([options["journal"]], "--journal")[0]
-                    if options["journal"]
-                    else ""
-                ),
-                "metadata_only": options["metadata_only"],
-                "active": not options["inactive"],
-                "name": options["name"],
-            }
+            defaults = _settings(options)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         route, created = Route.objects.update_or_create(
@@ -93,3 +64,48 @@ class Command(BaseCommand):
             f"{'Created' if created else 'Updated'} route {route.pk} for {route}: "
             + ", ".join(t for t in targets if t)
         )
+
+
+def _where(
+    phone_number_id: str, conversation_id: int | None
+) -> tuple[Channel, Conversation | None]:
+    """The route's channel, and its conversation when it is for one only."""
+    channel = Channel.objects.filter(phone_number_id=phone_number_id).first()
+    if channel is None:
+        raise CommandError(f"no channel with phone_number_id {phone_number_id!r}")
+    if conversation_id is None:
+        return channel, None
+    conversation = Conversation.objects.filter(pk=conversation_id, channel=channel).first()
+    if conversation is None:
+        raise CommandError(f"no conversation {conversation_id} on this channel")
+    return channel, conversation
+
+
+def _users(usernames: list[str]) -> list[Any]:
+    """The portal users the route emails (each must have an address)."""
+    users = []
+    for username in usernames:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user {username!r}")
+        if not user.email:
+            raise CommandError(f"user {username!r} has no email address")
+        users.append(user)
+    return users
+
+
+def _settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The route's fields from the options, addresses and webhook URLs checked
+    (ValidationError)."""
+    return {
+        "email_recipients": check_addresses(options["email"], "--email"),
+        "reply_senders": check_addresses(options["reply_sender"], "--reply-sender"),
+        "slack_url": check_webhook_url(options["slack_url"], "Slack"),
+        "teams_url": check_webhook_url(options["teams_url"], "Teams"),
+        "journal_address": (
+            check_addresses([options["journal"]], "--journal")[0] if options["journal"] else ""
+        ),
+        "metadata_only": options["metadata_only"],
+        "active": not options["inactive"],
+        "name": options["name"],
+    }
