@@ -140,12 +140,15 @@ def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> No
         return
     statements: list[sql.Composed] = []
     role = runtime_role()
-    if role is not None:
-        statements += grant_statements(
-            role, append_only_tables(), extend_only_tables(), read_only_tables()
-        )
     auditor = settings.DATABASE_AUDITOR_ROLE
     with connections[using].cursor() as cursor:
+        if role is not None:
+            # a registry that a reverse migrate dropped has nothing left to protect
+            present = set(connections[using].introspection.table_names(cursor))
+            read_only = [table for table in read_only_tables() if table in present]
+            statements += grant_statements(
+                role, append_only_tables(), extend_only_tables(), read_only
+            )
         if auditor:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [auditor])
             if cursor.fetchone():

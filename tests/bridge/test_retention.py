@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, connections
 
 from archive.models import LedgerEntry
 from archive.verify import verify_ledger
@@ -117,3 +117,14 @@ def test_the_runtime_role_cannot_rewrite_a_reply_email(capture, route, smtp, met
     assert isinstance(raised.value.__cause__, psycopg.errors.InsufficientPrivilege) or (
         "permission denied" in str(raised.value) or "append_only" in str(raised.value)
     )
+
+
+def test_its_blanker_is_the_owners_and_only_retention_dispose_calls_it():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_userbyid(proowner), prosecdef FROM pg_proc"
+            " WHERE oid = to_regprocedure('bridge_retention_blank(bigint[])')"
+        )
+        assert cursor.fetchone() == (connections["owner"].settings_dict["USER"], False)
+    with pytest.raises(DatabaseError, match="permission denied"), connection.cursor() as cursor:
+        cursor.execute("SELECT bridge_retention_blank('{}'::bigint[])")

@@ -8,6 +8,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import IntegrityError, ProgrammingError, connection, connections, transaction
+from django.db.migrations.loader import MigrationLoader
 from psycopg import sql
 
 from archive import ledger
@@ -123,3 +124,14 @@ def test_it_refuses_a_blanker_that_is_not_a_plain_name(db: None, owner: psycopg.
         owner.execute(
             "INSERT INTO retention_blanker (function, app) VALUES ('pg_sleep(1); --', 'test')"
         )
+
+
+def test_it_replaces_what_bridge_0002_wrote_on_every_database(db: None) -> None:
+    """bridge 0002 spliced its UPDATEs into retention_dispose(); 0007 must always run after it."""
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    parents = {node.key for node in graph.node_map["retention", "0007_registries"].parents}
+    assert ("bridge", "0002_retention") in parents
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'retention_dispose'")
+        (source,) = cursor.fetchone()
+    assert "retention_blanker" in source and "bridge_" not in source
