@@ -12,6 +12,8 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from archive.storage_config import is_s3, storage_options
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -314,6 +316,25 @@ SPECTACULAR_SETTINGS = {
 # Finished export files (exports/jobs.py writes to a temporary name, then renames); they are
 # removed after EXPORT_EXPIRY_DAYS, while the record of the export stays.
 EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
+
+# --- Files outside PostgreSQL (archive/objectstore.py, deploy/README.md) ---------------------
+# The records store (media; in production an S3 bucket with compliance-mode Object Lock) and
+# the exports store (no lock: exports expire). Unset: the filesystem at MEDIA_ROOT and
+# EXPORT_ROOT, for one machine. Credentials come from the environment (AWS_ACCESS_KEY_ID ...).
+STORAGE_URL = env_str("STORAGE_URL")
+EXPORT_STORAGE_URL = env_str("EXPORT_STORAGE_URL")
+STORAGES["records"] = storage_options("STORAGE_URL", STORAGE_URL, "archive.objectstore.FileStore")
+STORAGES["exports"] = storage_options(
+    "EXPORT_STORAGE_URL", EXPORT_STORAGE_URL, "archive.objectstore.ExportFileStore"
+)
+if is_s3(STORAGES["records"]) and not is_s3(STORAGES["exports"]):
+    raise ImproperlyConfigured(
+        "STORAGE_URL is a bucket, so EXPORT_STORAGE_URL must be one too (every web node must"
+        " read the exports every worker writes): a bucket or prefix without Object Lock"
+    )
+# A production process refuses to start unless the records store is a bucket with versioning
+# and compliance-mode Object Lock (SEC 17a-4(f)); `manage.py storage check` shows why not.
+STORAGE_REQUIRE_WORM = env_bool("STORAGE_REQUIRE_WORM", False)
 EXPORT_EXPIRY_DAYS = env_int("EXPORT_EXPIRY_DAYS", 7)
 
 # --- Retention and disposition (retention/) --------------------------------------------------

@@ -27,6 +27,7 @@ from django.db.models import QuerySet
 
 from archive import checkpoints, signing
 from archive.envelope import rfc3339
+from archive.objectstore import Corrupt
 from messaging.media import open_media
 from messaging.models import MediaFile
 
@@ -106,10 +107,16 @@ def write_attachments(source: Source, target: Target, prefix: str = "") -> None:
     """Copy each media file's bytes, refusing any whose bytes no longer match their hash."""
     for media in media_files(source).iterator(chunk_size=CHUNK):
         name = attachment_name(media)
-        with target.open(prefix + name) as out, open_media(media) as stored:
+        try:
+            stored = open_media(media)  # checked against the sealed hash as it is read
+        except Corrupt:
+            raise BundleError(
+                f"stored media {media.sha256} no longer matches its sealed hash"
+            ) from None
+        with target.open(prefix + name) as out, stored:
             while block := stored.read(_COPY):
                 out.write(block)
-        record = target.files[-1]
+        record = target.files[-1]  # and again as it is written
         if (record.sha256, record.size) != (media.sha256, media.size):
             raise BundleError(f"stored media {media.sha256} no longer matches its sealed hash")
 

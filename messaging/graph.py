@@ -8,12 +8,15 @@ capped and streamed; every call has a timeout.
 
 import hashlib
 import ipaddress
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+
+SPOOL_BYTES = 8 * 1024 * 1024  # a download past this spills to a temporary file
 
 
 class GraphError(Exception):
@@ -28,7 +31,7 @@ class GraphError(Exception):
 
 @dataclass(frozen=True)
 class Download:
-    content: bytes
+    content: bytes | IO[bytes]  # from download(): a spooled temporary file, never all in memory
     sha256: str  # hex
     mime_type: str
 
@@ -98,7 +101,8 @@ def download(url: str, token: str, max_bytes: int) -> Download:
     """Stream the file with the channel token, hashing as it comes, refusing what is too big."""
     if not allowed_url(url):
         raise GraphError("media URL is not on a Meta host", permanent=True)
-    digest, chunks, size = hashlib.sha256(), [], 0
+    digest, size = hashlib.sha256(), 0
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned)
     try:
         with (
             _client() as client,
@@ -110,11 +114,16 @@ def download(url: str, token: str, max_bytes: int) -> Download:
                 if size > max_bytes:
                     raise GraphError(f"media larger than {max_bytes} bytes", permanent=True)
                 digest.update(chunk)
-                chunks.append(chunk)
+                spool.write(chunk)
             mime = response.headers.get("content-type", "application/octet-stream")
     except httpx.HTTPError as exc:
+        spool.close()
         raise GraphError(f"media download failed: {type(exc).__name__}") from None
-    return Download(b"".join(chunks), digest.hexdigest(), mime.split(";")[0].strip())
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return Download(cast(IO[bytes], spool), digest.hexdigest(), mime.split(";")[0].strip())
 
 
 class SendError(GraphError):

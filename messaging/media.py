@@ -5,19 +5,18 @@ serves the media id (7 days); what can never be fetched is recorded as such, als
 import base64
 import binascii
 import hashlib
+import io
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import IO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from archive import ledger
+from archive import ledger, objectstore
 from archive.envelope import Fact
 from messaging import graph, hooks
 from messaging.models import Attachment, MediaAttempt, MediaFile, Message
@@ -98,24 +97,29 @@ def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
 
 
 def store_file(
-    content: bytes,
+    content: bytes | IO[bytes],
     mime: str,
     on_create: Callable[[MediaFile], None] | None = None,
     sha256: str | None = None,
 ) -> MediaFile:
-    """The media file for these bytes: stored content-addressed and sealed as `media.file` the
-    first time they are seen (`on_create` then runs in the same transaction), else the one
-    already stored. Fetched media and files staff send (bridge/outbound.py) both come here."""
-    sha256 = sha256 or hashlib.sha256(content).hexdigest()  # a download has hashed it already
+    """The media file for these bytes (or this file, read from its start): stored
+    content-addressed in the records store and sealed as `media.file` the first time they are
+    seen (`on_create` then runs in the same transaction), else the one already stored. Fetched
+    media and files staff send (bridge/outbound.py) both come here."""
+    body = io.BytesIO(content) if isinstance(content, bytes) else content
+    sha256 = sha256 or _sha256_of(body)  # a download has hashed it already
+    size = body.seek(0, io.SEEK_END)
+    body.seek(0)
     name = f"media/{sha256[:2]}/{sha256}"
-    if not default_storage.exists(name):  # content-addressed: the same bytes are stored once
-        default_storage.save(name, ContentFile(content))
+    store = objectstore.records()
+    if not store.exists(name):  # content-addressed: the same bytes are stored once
+        store.save_stream(name, body)
     media = MediaFile.objects.filter(sha256=sha256).first()
     if media is not None:
         return media
     fact = Fact(
         "media.file",
-        {"size": len(content), "mime_type": mime[:200]},
+        {"size": size, "mime_type": mime[:200]},
         {"sha256": bytes.fromhex(sha256)},
     )
     try:
@@ -123,7 +127,7 @@ def store_file(
             (entry,) = ledger.append([fact])
             media = MediaFile.objects.create(
                 sha256=sha256,
-                size=len(content),
+                size=size,
                 mime_type=mime[:200],
                 storage_name=name,
                 entry=entry,
@@ -174,5 +178,14 @@ def _record(
 
 
 def open_media(stored: MediaFile) -> IO[bytes]:
-    """The stored bytes of a media file, for the portal's download view."""
-    return default_storage.open(stored.storage_name, "rb")
+    """The stored bytes of a media file, checked against its sealed SHA-256 first
+    (objectstore.Corrupt if they differ: nothing unverified is served or exported)."""
+    return objectstore.records().open_verified(stored.storage_name, stored.sha256)
+
+
+def _sha256_of(body: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := body.read(objectstore.CHUNK):
+        digest.update(chunk)
+    body.seek(0)
+    return digest.hexdigest()
