@@ -57,6 +57,8 @@ MIGRATED_TABLES = frozenset(
         "archive_chainhead",
         "django_q_schedule",
         "retention_retentionpolicy",  # the default policy; wipe_archive() removes the others
+        "retention_disposablekind",  # retention's registries, written by the apps' migrations
+        "retention_blanker",
     }
 )
 
