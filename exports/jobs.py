@@ -2,9 +2,11 @@
 
 `request_export()` records the request and seals it in the ledger, then queues the django-q2 task;
 `run_export()` claims a pending export, signs a checkpoint so that everything sealed before the
-request is provable, writes the files under a temporary name, renames them into place, and seals
-the result (the file's SHA-256). `build()` is the part the CLI calls directly, into a directory.
-Cancelling is cooperative: the writers read in chunks, and each chunk checks the flag.
+request is provable, writes the file in a temporary directory on the worker's own disk, hashes
+it, uploads it to the exports store (archive/objectstore.py: EXPORT_ROOT or a bucket, which every
+web node reads) and seals the result (the file's SHA-256). `build()` is the part the CLI calls
+directly, into a local directory. Cancelling is cooperative: the writers read in chunks, and each
+chunk checks the flag.
 """
 
 import hashlib
@@ -19,15 +21,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from archive import ledger
+from archive import ledger, objectstore
 from archive.checkpoints import create_checkpoint
 from archive.envelope import Fact
 from archive.models import Checkpoint
+from archive.objectstore import StoreError
 
 from . import formats
 from .models import Export
@@ -37,6 +41,11 @@ from .target import DirectoryTarget, zip_target
 
 logger = logging.getLogger(__name__)
 State = Export.State
+
+
+class UploadFailed(Exception):
+    """The exports store could not take a finished file: unreachable or refusing (a retry,
+    which builds the export again, may succeed)."""
 
 
 def request_export(user: AbstractBaseUser, scope: Scope, fmt: str, *, queue: bool = True) -> Export:
@@ -76,7 +85,7 @@ def _enqueue(export: Export) -> None:
 
 
 def run_export(pk: str, output: Path | None = None) -> str:
-    """Claim a pending export and build it (into EXPORT_ROOT, or at `output` for the CLI);
+    """Claim a pending export and build it (into the exports store, or at `output` for the CLI);
     a second run of the same task does nothing."""
     claimed = Export.objects.filter(pk=pk, state=State.PENDING).update(
         state=State.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
@@ -88,6 +97,9 @@ def run_export(pk: str, output: Path | None = None) -> str:
         _produce(export, output)
     except Cancelled:
         _finish(export, State.CANCELLED, error="Cancelled by the requester.")
+    except UploadFailed as problem:
+        logger.error("export %s: %s", pk, problem)  # ids and the bucket's answer only
+        _finish(export, State.FAILED, error=str(problem)[:2000])
     except Exception as problem:  # the job must always end in a state a person can read
         logger.exception("export %s failed", pk)  # no message content: ids and the trace only
         _finish(export, State.FAILED, error=f"{type(problem).__name__}: {problem}"[:2000])
@@ -95,20 +107,13 @@ def run_export(pk: str, output: Path | None = None) -> str:
 
 
 def _produce(export: Export, output: Path | None) -> None:
-    root = Path(settings.EXPORT_ROOT) if output is None else output.parent
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{export.pk}-", dir=root))
-    several = formats.single_file(export.format) is None and export.format != "bundle"
     name = formats.single_file(export.format) or f"{export.format}.zip"
-    try:
-        produced = build(export, work, archive_name=None if output and several else name)
-        final = output or Path(settings.EXPORT_ROOT) / str(export.pk) / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        produced.replace(final)  # atomic on one filesystem: a reader never sees half a file
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    digest, size = _digest(final)
-    stored = {} if output else {"file_name": f"{export.pk}/{name}"}
+    if output is None:
+        digest, size = _build_and_upload(export, name)
+        stored = {"file_name": f"{export.pk}/{name}"}
+    else:
+        digest, size = _build_into(export, output, name)
+        stored = {}
     with transaction.atomic():
         (entry,) = ledger.append(
             [
@@ -134,6 +139,36 @@ def _produce(export: Export, output: Path | None) -> None:
             expires_at=timezone.now() + timedelta(days=settings.EXPORT_EXPIRY_DAYS),
             **stored,
         )
+
+
+def _build_and_upload(export: Export, name: str) -> tuple[str, int]:
+    """Build on this worker's disk (TMPDIR: it needs room for the largest export), hash, and
+    upload to the exports store as `<pk>/<name>`; nothing local outlives the call."""
+    with tempfile.TemporaryDirectory(prefix=f"clientwindow-export-{export.pk}-") as work:
+        produced = build(export, Path(work), archive_name=name)
+        digest, size = _digest(produced)
+        with produced.open("rb") as handle:
+            try:
+                objectstore.exports().save_stream(f"{export.pk}/{name}", handle)
+            except StoreError as problem:
+                raise UploadFailed(
+                    f"The exports store could not take the finished file ({problem}); "
+                    "retry the export once the store is reachable."
+                ) from problem
+    return digest, size
+
+
+def _build_into(export: Export, output: Path, name: str) -> tuple[str, int]:
+    """The CLI's --output: a file, or a directory for formats that yield several files; built
+    beside it under a temporary name, then renamed (a reader never sees half a file)."""
+    several = formats.single_file(export.format) is None and export.format != "bundle"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{export.pk}-", dir=output.parent))
+    try:
+        build(export, work, archive_name=None if several else name).replace(output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _digest(output)
 
 
 def build(export: Export, directory: Path, *, archive_name: str | None = None) -> Path:
@@ -231,22 +266,34 @@ def record_download(user: AbstractBaseUser, export: Export) -> None:
     )
 
 
-def file_path(export: Export) -> Path | None:
+def stored_name(export: Export) -> str | None:
+    """The export's file in the exports store, while it is there to download."""
     if export.state != State.DONE or not export.file_name:
         return None
-    path = Path(settings.EXPORT_ROOT) / export.file_name
-    return path if path.is_file() else None
+    return export.file_name
 
 
 def expire_exports(now: datetime | None = None) -> int:
-    """Remove the files of exports past their expiry; the records stay (state EXPIRED)."""
+    """Remove the files of exports past their expiry; the records stay (state EXPIRED). An
+    export whose file the store cannot delete now stays DONE, for the next daily run."""
     now = now or timezone.now()
     expired = 0
     for export in Export.objects.filter(state=State.DONE, expires_at__lte=now):
-        folder = Path(settings.EXPORT_ROOT) / str(export.pk)
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            _remove(export)
+        except StoreError as problem:
+            logger.error("export %s: its file could not be removed: %s", export.pk, problem)
+            continue
         expired += Export.objects.filter(pk=export.pk, state=State.DONE).update(state=State.EXPIRED)
     return expired
+
+
+def _remove(export: Export) -> None:
+    store = objectstore.exports()
+    if export.file_name:
+        store.destroy(export.file_name)  # every version, should the bucket keep versions
+    if isinstance(store, FileSystemStorage):  # and the export's folder, on a disk
+        shutil.rmtree(store.path(str(export.pk)), ignore_errors=True)
 
 
 def _canonical(value: object) -> bytes:

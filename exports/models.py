@@ -54,7 +54,7 @@ class Export(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     checkpoint_size = models.BigIntegerField(null=True, blank=True)  # the tree it proves against
-    file_name = models.CharField(max_length=300, blank=True)  # relative to EXPORT_ROOT
+    file_name = models.CharField(max_length=300, blank=True)  # <pk>/<name> in the exports store
     file_size = models.BigIntegerField(null=True, blank=True)
     file_sha256 = models.CharField(max_length=64, blank=True)
     requested_seq = models.BigIntegerField(null=True, blank=True)  # ledger entry of the request

@@ -6,7 +6,8 @@ Requests and downloads are recorded as access events, and sealed in the ledger b
 """
 
 from django.contrib import messages as notices
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -73,5 +74,5 @@ def retry(request: HttpRequest, pk: str) -> HttpResponse:
 
 @role_required
 @require_GET
-def download(request: HttpRequest, pk: str) -> FileResponse:
+def download(request: HttpRequest, pk: str) -> HttpResponseBase:
     return download_response(request, export_for_user(request, pk), via="portal")

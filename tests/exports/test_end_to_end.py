@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management import call_command
 
-from archive import checkpoints
+from archive import checkpoints, objectstore
 from exports import jobs
 from exports.models import Export
 from exports.scope import Scope
@@ -47,5 +47,5 @@ def test_it_runs_a_portal_job_to_a_pdf(
     settings.EXPORT_ROOT = tmp_path / "exports"
     export = jobs.request_export(auditor, Scope.for_conversation(rich.conversation.pk), "pdf")
     assert jobs.run_export(str(export.pk)) == Export.State.DONE, Export.objects.get().error
-    path = jobs.file_path(Export.objects.get())
-    assert path is not None and path.read_bytes().startswith(b"%PDF-")
+    name = jobs.stored_name(Export.objects.get())
+    assert name is not None and b"".join(objectstore.exports().stream(name)).startswith(b"%PDF-")

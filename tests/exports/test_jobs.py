@@ -140,5 +140,5 @@ def test_it_expires_files_and_keeps_the_record(
     assert jobs.expire_exports() == 0
     assert jobs.expire_exports(timezone.now() + timedelta(days=8)) == 1
     export.refresh_from_db()
-    assert export.state == State.EXPIRED and jobs.file_path(export) is None
+    assert export.state == State.EXPIRED and jobs.stored_name(export) is None
     assert not (export_root / str(export.pk)).exists()
