@@ -447,6 +447,18 @@ Q_CLUSTER = {
     # seconds between the ORM broker's looks for queued tasks: the floor of every wake-up's delay
     "poll": float(env_str("Q_POLL", "0.2")),
 }
+# The queue itself: PostgreSQL (django-q2's ORM broker) unless Q_BROKER_URL names a Redis
+# server, redis://[:password@]host:port/db (rediss:// for TLS). When to switch: deploy/README.md.
+# Results and schedules stay in PostgreSQL either way.
+Q_BROKER_URL = env_str("Q_BROKER_URL")
+if Q_BROKER_URL.split("://", 1)[0] in ("redis", "rediss", "unix"):
+    del Q_CLUSTER["orm"], Q_CLUSTER["poll"]  # the ORM broker wins over Redis if "orm" is set
+    Q_CLUSTER["redis"] = Q_BROKER_URL
+elif Q_BROKER_URL:
+    raise ImproperlyConfigured(
+        "Q_BROKER_URL must be redis://host:port/db (or rediss://, unix://), or unset for the "
+        f"PostgreSQL broker; its scheme is {Q_BROKER_URL.split(':', 1)[0]!r}"
+    )
 
 # --- Logging: no message bodies, ever; security events on their own logger ----------------
 LOGGING = {

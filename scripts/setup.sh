@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   python3-venv                             # to install uv without touching the system Python
   chromium                                 # real-browser tests (tests/e2e, Playwright drives Debian's Chromium)
   dovecot-imapd                            # a real IMAP server for tests/bridge/test_imap.py (run from a temp dir)
+  redis-server                             # django-q2's Redis broker, tested in tests/deployment (run from a temp dir)
 )
 
 missing=()
@@ -28,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # the tests run their own dovecot from a temporary folder: no system IMAP service wanted
     if [[ " ${missing[*]} " == *" dovecot-imapd "* ]] && command -v systemctl >/dev/null 2>&1; then
       systemctl disable --now dovecot >/dev/null 2>&1 || true
+    fi
+    # likewise redis: tests/deployment starts its own on a free port when it needs one
+    if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
   else
     echo "setup: these Debian packages are missing; install them as root:" >&2
