@@ -1,3 +1,4 @@
+import sys
 from typing import Any
 
 from django.apps import AppConfig
@@ -10,9 +11,10 @@ class ArchiveConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from archive import checks, privileges, schedules  # noqa: F401  (checks register)
+        from archive import checks, privileges, schedules  # checks register on import
 
         schedules.register(self.schedules)
+        checks.refuse_to_start_a_server(sys.argv)  # qcluster, with STORAGE_REQUIRE_WORM
         # After every migrate the owner re-grants the runtime role exactly what it may do.
         post_migrate.connect(
             privileges.grant_runtime_privileges, sender=self, dispatch_uid="archive-grants"

@@ -3,9 +3,11 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
-from archive import privileges
+from archive import objectstore, privileges
+from archive.storage_config import is_s3
 
 
 @register("archive", deploy=True)
@@ -36,3 +38,73 @@ def check_signing_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             id="archive.E002",
         )
     ]
+
+
+# Boto's names for what an administrator fixes, in plain words (describe() reports the name).
+_PLAIN = {
+    "NoCredentialsError": "no AWS credentials were found (set AWS_ACCESS_KEY_ID and"
+    " AWS_SECRET_ACCESS_KEY, or give the host a role or profile)",
+    "EndpointConnectionError": "nothing answers at the endpoint",
+}
+
+
+def worm_problem() -> str | None:
+    """Why the records store is not WORM (a bucket with versioning and compliance-mode Object
+    Lock, reachable with the credentials given), or None when it is. Asks the bucket."""
+    found = objectstore.records().describe()
+    if found.worm:
+        return None
+    problems = []
+    for problem in found.problems or ["it is not compliance-mode WORM storage"]:
+        for name, plain in _PLAIN.items():
+            problem = problem.replace(name, plain)
+        problems.append(problem)
+    return f"the records store ({found.where}) is not WORM: {'; '.join(problems)}"
+
+
+@register("archive", deploy=True)
+def check_records_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.STORAGE_REQUIRE_WORM:
+        problem = worm_problem()
+        if problem is None:
+            return []
+        return [
+            Error(
+                f"STORAGE_REQUIRE_WORM is set and {problem}.",
+                hint="`manage.py storage check` shows the bucket's settings; deploy/README.md, "
+                "'Object storage (WORM)', says how to create one.",
+                id="archive.E003",
+            )
+        ]
+    if settings.LOCAL_RUN or is_s3(settings.STORAGES[objectstore.RECORDS]):
+        return []
+    return [
+        Warning(
+            "Records (media files) are kept on this machine's filesystem: nothing stops anyone "
+            "with the disk from deleting one, and other nodes cannot read them.",
+            hint="Set STORAGE_URL to an S3 bucket with compliance-mode Object Lock and "
+            "STORAGE_REQUIRE_WORM=1 (deploy/README.md, 'Object storage (WORM)').",
+            id="archive.W002",
+        )
+    ]
+
+
+def refuse_to_start_without_worm() -> None:
+    """A production process (gunicorn through clientwindow/wsgi.py, `qcluster`) refuses to
+    start with STORAGE_REQUIRE_WORM set and a records store that is not WORM: one error that
+    names the problem, rather than records written where nothing protects them."""
+    if settings.STORAGE_REQUIRE_WORM and (problem := worm_problem()):
+        raise ImproperlyConfigured(
+            f"Refusing to start: STORAGE_REQUIRE_WORM is set and {problem}. "
+            "Run `manage.py storage check` for the details."
+        )
+
+
+SERVER_COMMANDS = {"qcluster"}  # gunicorn is refused in clientwindow/wsgi.py
+
+
+def refuse_to_start_a_server(argv: list[str]) -> None:
+    """AppConfig.ready(): refuse a server command (Django runs argv[1]); every other command,
+    `migrate`, `check` and `storage` among them, still runs to let the administrator mend."""
+    if argv[1:2] and argv[1] in SERVER_COMMANDS:
+        refuse_to_start_without_worm()

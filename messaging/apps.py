@@ -8,10 +8,11 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from archive import schedules
-        from messaging import checks  # noqa: F401  (system checks)
+        from archive import schedules, storage_migration
+        from messaging import checks, media  # noqa: F401  (system checks)
 
         schedules.register(self.schedules)
+        storage_migration.register(media.stored_files)
 
     def schedules(self) -> dict[str, dict[str, Any]]:
         """archive/schedules.py: the sweeps are backstops for a lost wake-up."""

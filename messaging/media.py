@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO
 
@@ -62,8 +62,17 @@ def due_messages(limit: int = 50) -> Sequence[Message]:
 
 
 def fetch_pending_media(limit: int = 50) -> int:
-    """Try every due message once; return how many now have an attachment record."""
-    return sum(1 for message in due_messages(limit) if fetch_media(message))
+    """Try every due message once; return how many now have an attachment record. One
+    message's failure, whatever it is, is recorded as a failed attempt (retried with backoff)
+    and never stops the others."""
+    recorded = 0
+    for message in due_messages(limit):
+        try:
+            recorded += fetch_media(message)
+        except Exception as error:
+            logger.exception("media of message %s: unexpected failure", message.pk)
+            MediaAttempt.objects.create(message=message, error=f"failed: {type(error).__name__}")
+    return recorded
 
 
 def fetch_media(message: Message) -> bool:
@@ -81,7 +90,12 @@ def fetch_media(message: Message) -> bool:
             raise graph.GraphError("sha256 differs from Meta's")
     except graph.GraphError as exc:
         return _failed(message, media_id, exc)
-    return _store(message, media_id, fetched, str(info.get("mime_type") or fetched.mime_type))
+    try:
+        return _store(message, media_id, fetched, str(info.get("mime_type") or fetched.mime_type))
+    except objectstore.StoreError as exc:  # the bucket unreachable or refusing: retry later
+        logger.warning("media of message %s: %s", message.pk, exc)
+        MediaAttempt.objects.create(message=message, error=f"records store: {exc}")
+        return False
 
 
 def _failed(message: Message, media_id: str, error: graph.GraphError) -> bool:
@@ -181,6 +195,13 @@ def open_media(stored: MediaFile) -> IO[bytes]:
     """The stored bytes of a media file, checked against its sealed SHA-256 first
     (objectstore.Corrupt if they differ: nothing unverified is served or exported)."""
     return objectstore.records().open_verified(stored.storage_name, stored.sha256)
+
+
+def stored_files() -> Iterator[tuple[str, str]]:
+    """(name, sha256) of every media file still stored (a disposed one has no name), for
+    `manage.py storage migrate` (archive/storage_migration.py)."""
+    files = MediaFile.objects.exclude(storage_name="").order_by("pk")
+    return files.values_list("storage_name", "sha256").iterator(chunk_size=1000)
 
 
 def _sha256_of(body: IO[bytes]) -> str:

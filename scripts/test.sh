@@ -24,6 +24,7 @@ env -u CLIENTWINDOW_LOCAL -u CLIENTWINDOW_DEBUG \
   ALLOWED_HOSTS=archive.example.com LEDGER_SIGNING_KEY_FILE="$keydir/signing-key.pem" \
   EMAIL_URL=smtp://relay.example.com:25 PORTAL_URL=https://archive.example.com \
   BRIDGE_TRUSTED_AUTHSERV_ID=mx.example.com \
+  STORAGE_URL=s3://archive-records EXPORT_STORAGE_URL=s3://archive-exports \
   UV_PYTHON_DOWNLOADS=never "$UV" run --frozen --quiet \
   python manage.py check --deploy --fail-level WARNING
 [ "${1:-}" = "--lint-only" ] && exit 0
