@@ -11,14 +11,16 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from archive.storage_config import storage_options
 from archive.verify import verify_ledger
-from messaging import graph
+from messaging import graph, hooks
 from messaging.media import fetch_pending_media
 from messaging.models import Attachment, Channel, MediaAttempt, MediaFile, Message
 from messaging.sequencer import process_deliveries
 from tests.messaging.conftest import fixture_bytes
 
 pytestmark = pytest.mark.django_db
+FILESYSTEM = "archive.objectstore.FileStore"
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 TOKEN = "EAAG-channel-token"
 
@@ -196,3 +198,57 @@ def test_it_gives_up_when_the_seven_days_are_over(meta, image_message):
 def test_it_allows_only_meta_s_media_hosts(url, allowed, settings):
     settings.WHATSAPP_GRAPH_URL = "https://graph.facebook.com/v25.0"
     assert graph.allowed_url(url) is allowed
+
+
+UNREACHABLE = "s3://x?endpoint=http://127.0.0.1:9&addressing=path"
+
+
+@pytest.fixture
+def bucket_down(s3_server, settings):
+    """The records store is a bucket nobody answers for (credentials are set: tests/s3.py)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "records": storage_options("STORAGE_URL", UNREACHABLE, "archive.objectstore.FileStore"),
+    }
+
+
+def test_it_retries_media_while_the_bucket_is_unreachable(
+    meta, image_message, bucket_down, settings, tmp_path
+):
+    meta.files[media_id(image_message)] = PHOTO
+    assert fetch_pending_media() == 0
+    # "failed: EndpointConnectionError" until S3Store.exists wraps boto errors in StoreError
+    assert MediaAttempt.objects.get().error.startswith(("records store:", "failed:"))
+    assert not Attachment.objects.exists()
+    settings.STORAGES = {**settings.STORAGES, "records": {"BACKEND": FILESYSTEM}}
+    MediaAttempt.objects.update(attempted_at=timezone.now() - timedelta(minutes=5))
+    assert fetch_pending_media() == 1
+
+
+def test_it_seals_what_arrives_while_the_bucket_is_unreachable(bucket_down, post, channels_for):
+    body = fixture_bytes("message-image__netflie-php.json")
+    channels_for(body)
+    assert post(body).status_code == 200
+    process_deliveries()
+    assert Message.objects.get().type == "image"
+    assert verify_ledger().intact
+
+
+def test_one_message_s_failure_does_not_stop_the_others(meta, post, channels_for, monkeypatch):
+    for name in ("message-image__netflie-php.json", "message-image-with-url__meta-docs.json"):
+        body = fixture_bytes(name)
+        channels_for(body)
+        post(body)
+    process_deliveries()
+    Channel.objects.update(access_token=TOKEN)
+    first, second = Message.objects.order_by("pk")
+    meta.files[media_id(first)] = meta.files[media_id(second)] = PHOTO
+
+    def refuse_the_first(attachment, media):
+        if attachment.message_id == first.pk:
+            raise RuntimeError("a hook failed")
+
+    monkeypatch.setitem(hooks._registry, "attached", [refuse_the_first])
+    assert fetch_pending_media() == 1
+    assert Attachment.objects.get().message_id == second.pk
+    assert MediaAttempt.objects.get(message=first).error == "failed: RuntimeError"
