@@ -6,6 +6,7 @@ search and media download is recorded as an access event. The tag and flag POSTs
 with the fragment that changed and plain browsers with a redirect back.
 """
 
+import logging
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -18,12 +19,14 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from access.boundary import whole_number
 from access.roles import role_required
+from archive.objectstore import Corrupt, StoreError
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
@@ -37,6 +40,8 @@ from review.forms import (
     form_problems,
 )
 from review.models import AccessEvent, ConversationTag, Flag, Tag
+
+logger = logging.getLogger(__name__)
 
 # Served inline only when a browser cannot run them as a document; everything else downloads.
 INLINE_TYPES = {
@@ -238,12 +243,28 @@ def _at(message: Any) -> str:
 
 @role_required
 @require_GET
-def media(request: HttpRequest, pk: int) -> FileResponse:
+def media(request: HttpRequest, pk: int) -> HttpResponseBase:
     """A message's stored media file. Images, audio and video of safe types are shown inline;
-    anything else (an SVG, HTML, a PDF) is a download, and never sniffed."""
+    anything else (an SVG, HTML, a PDF) is a download, and never sniffed. Bytes that do not
+    match their sealed SHA-256 are never served (500, an administrator must look); a store
+    that cannot be reached is a 503 to try again. Only a file served is an access event."""
     attachment = access.attachment_for_user(request, pk)
     stored = attachment.file
     assert stored is not None  # a STORED attachment always has its file
+    try:
+        content = open_media(stored)
+    except Corrupt:
+        logger.error(
+            "media file %s of message %s does not match its sealed SHA-256: not served",
+            stored.pk,
+            attachment.message_id,
+        )
+        return _media_problem(MEDIA_CORRUPT, 500)
+    except StoreError as problem:
+        logger.error("media file %s: the records store cannot be read: %s", stored.pk, problem)
+        response = _media_problem(MEDIA_UNREACHABLE, 503)
+        response["Retry-After"] = "60"
+        return response
     access.record_access(
         request,
         AccessEvent.Action.DOWNLOAD_MEDIA,
@@ -255,12 +276,25 @@ def media(request: HttpRequest, pk: int) -> FileResponse:
     inline = mime in INLINE_TYPES and request.GET.get("download") != "1"
     filename = _filename(attachment.message, stored.sha256, mime)
     response = FileResponse(
-        open_media(stored),
+        content,
         as_attachment=not inline,
         filename=filename,
         content_type=mime if inline else "application/octet-stream",
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+MEDIA_CORRUPT = (
+    "This file is withheld: the stored file does not match the SHA-256 sealed when it was "
+    "archived. An administrator must look (the server log names the file).\n"
+)
+MEDIA_UNREACHABLE = "The storage holding this file cannot be reached; try again shortly.\n"
+
+
+def _media_problem(text: str, status: int) -> HttpResponse:
+    response = HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     return response
 
