@@ -262,9 +262,9 @@ def media(request: HttpRequest, pk: int) -> HttpResponseBase:
         return _media_problem(MEDIA_CORRUPT, 500)
     except StoreError as problem:
         logger.error("media file %s: the records store cannot be read: %s", stored.pk, problem)
-        response = _media_problem(MEDIA_UNREACHABLE, 503)
-        response["Retry-After"] = "60"
-        return response
+        busy = _media_problem(MEDIA_UNREACHABLE, 503)
+        busy["Retry-After"] = "60"
+        return busy
     access.record_access(
         request,
         AccessEvent.Action.DOWNLOAD_MEDIA,
