@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from django.conf import settings
@@ -36,11 +37,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
     deadline = time.monotonic() + seconds
     while not (result := condition()):
@@ -55,6 +51,14 @@ def database_url() -> str:
     return os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + name
 
 
+def answers(port: int) -> bool:
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        return httpx.get(url, timeout=30, trust_env=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @dataclass
 class Node:
     """One machine: its own working directory, var/, MEDIA_ROOT and EXPORT_ROOT; nothing on
@@ -65,6 +69,7 @@ class Node:
     env: dict[str, str]
     logs: Path
     groups: list[int] = field(default_factory=list)
+    port: int = 0  # its web server's, once started
 
     @property
     def local_dirs(self) -> list[Path]:
@@ -107,19 +112,14 @@ class Node:
             *[sys.executable, "-m", "gunicorn", "clientwindow.wsgi"],
             *["--bind", f"127.0.0.1:{port}", "--workers", "2", "--access-logfile", "-"],
         )
-        wait_until(
-            lambda: listening(port) or web.poll() is not None, STARTUP, f"{self.name} gunicorn"
-        )
-        assert web.poll() is None, self.log("gunicorn")
+        for _ in range(4):  # each worker loads the app on its first request, not before
+            wait_until(lambda: answers(port) or web.poll() is not None, STARTUP, self.name)
+            assert web.poll() is None, self.log("gunicorn")
         return port
 
     def log(self, label: str) -> str:
         path = self.logs / f"{self.name}-{label}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        end_groups(self.groups, grace=4)  # qcluster ignores SIGTERM while a task runs
-        self.groups = []
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
 
     def make(name: str, **extra: str) -> Node:
         home = tmp_path / name
-        home.mkdir()
+        (home / "tmp").mkdir(parents=True)
         env = {
             **inherited,
             "PYTHONPATH": str(ROOT),  # the code is installed once per host, outside the node dir
@@ -145,9 +145,11 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
             "CLIENTWINDOW_LOCAL": "1",
             "CLIENTWINDOW_DEBUG": "0",
             "DJANGO_SECRET_KEY": "two-node-secret-key-" + "x" * 40,
+            "HOME": str(home),  # gunicorn's control socket, for one, goes under ~/.gunicorn
             "CLIENTWINDOW_VAR_DIR": str(home / "var"),
             "MEDIA_ROOT": str(home / "media"),
             "EXPORT_ROOT": str(home / "exports"),
+            "TMPDIR": str(home / "tmp"),  # where a worker builds an export before uploading it
             "WHATSAPP_APP_SECRET": APP_SECRET,
             "Q_WORKERS": "1",
             **extra,
@@ -157,8 +159,8 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
         return node
 
     yield make
-    for node in nodes:
-        node.stop()
+    # all at once: a qcluster ignores SIGTERM while a task runs, and each waits out the grace
+    end_groups([group for node in nodes for group in node.groups], grace=4)
 
 
 @pytest.fixture
