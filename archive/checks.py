@@ -100,7 +100,9 @@ def refuse_to_start_without_worm() -> None:
         )
 
 
-SERVER_COMMANDS = {"qcluster"}  # gunicorn is refused in clientwindow/wsgi.py
+# The commands that write records (the worker fetches media, the gateway stores files staff
+# send by email); gunicorn is refused in clientwindow/wsgi.py.
+SERVER_COMMANDS = {"qcluster", "run_mail_gateway"}
 
 
 def refuse_to_start_a_server(argv: list[str]) -> None:
