@@ -19,7 +19,7 @@ from django.utils.text import Truncator
 from archive.admin import ReadOnlyAdmin
 
 from . import policies
-from .models import Disposition, ErasureRequest, LegalHold, RetentionPolicy
+from .models import Disposition, ErasureRequest, LegalHold, PendingDeletion, RetentionPolicy
 from .views_support import live_records
 
 
@@ -126,8 +126,16 @@ class DispositionAdmin(ReadOnlyAdmin):
         "requested_at",
         "approved_by",
         "finished_at",
+        "files_waiting",
     ]
     list_filter = ["state"]
+
+    @admin.display(description="files not yet deleted")
+    def files_waiting(self, disposition: Disposition) -> str:
+        waiting = PendingDeletion.objects.filter(disposition=disposition)
+        count = waiting.count()
+        error = waiting.exclude(error="").order_by("-attempted_at").values_list("error", flat=True)
+        return f"{count}: {error[0]}" if count and error else str(count)
 
 
 @admin.register(ErasureRequest)

@@ -35,6 +35,11 @@ class RetentionConfig(AppConfig):
                 "func": "retention.tasks.apply_retention",
                 "schedule_type": Schedule.DAILY,
             },
+            "object lock": {
+                "func": "retention.tasks.reconcile_object_locks",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
             "legal hold refresh": {
                 "func": "retention.tasks.refresh_holds",
                 "schedule_type": Schedule.MINUTES,

@@ -31,6 +31,7 @@ from messaging.models import (
     UnparsedItem,
 )
 
+from . import object_lock
 from .models import RetentionPolicy, RetentionRecord
 
 # The ledger kind each capture record is sealed as (messaging/sequencer.py, messaging/media.py).
@@ -284,6 +285,7 @@ def attached(attachment: Attachment, media: MediaFile | None) -> None:
         if not RetentionRecord.objects.filter(entry_id=media.entry_id).exists():
             plan.own(media, row.policy)  # stored just now (or by a worker that lost the race)
         plan.at_least(media.entry_id, row.retain_until, row.policy)
+        object_lock.wake()  # the stored object's retention follows its record
     write(plan)
 
 
@@ -315,6 +317,7 @@ def media_stored(media: MediaFile, channel_id: int) -> None:
     plan = Plan()
     plan.own(media, Policies.load().for_channel(channel_id))
     write(plan)
+    object_lock.wake()
 
 
 def sent(message: Message) -> None:

@@ -5,7 +5,8 @@
 administrator; otherwise it runs at once. `run()` disposes in batches of DISPOSITION_BATCH, each
 one transaction: pick due records, call `retention_dispose()` (the database function that refuses
 anything inside retention or held, whoever calls it), seal a `retention.disposition` entry naming
-every disposed seq with its kind and policy, and after commit delete the media bytes. When a run
+every disposed seq with its kind and policy, and after commit delete the media bytes from the
+records store (every version; a refusal stays pending with its error and is retried). When a run
 ends it sends `finished` (a Django signal); GDPR erasure (retention/erasure.py, a step above this
 module) listens to settle the requests whose records are now gone.
 
@@ -24,18 +25,18 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 from django.dispatch import Signal
 from django.utils import timezone
 
-from archive import ledger
+from archive import ledger, objectstore
 from archive.envelope import Fact, rfc3339
+from archive.objectstore import StoreError
 from messaging.models import MediaFile
 
-from . import holds
+from . import holds, object_lock
 from .audit import actor
 from .models import (
     Disposition,
@@ -232,7 +233,7 @@ def run(pk: int) -> Disposition:
         Disposition.objects.filter(pk=pk).update(
             state=Disposition.State.DONE, finished_at=timezone.now()
         )
-    delete_pending_media()
+    delete_pending_media(not_tried_since=disposition.requested_at)
     finished.send(sender=Disposition, disposition=disposition)
     disposition.refresh_from_db()
     return disposition
@@ -289,21 +290,64 @@ def _batch(disposition: Disposition, after: int) -> int | None:
             },
         )
         ledger.append([fact])
-        transaction.on_commit(delete_pending_media)
+        # what an earlier run could not delete is tried again, once per run
+        transaction.on_commit(
+            lambda: delete_pending_media(not_tried_since=disposition.requested_at)
+        )
     return int(disposed[-1][0])
 
 
-def delete_pending_media() -> int:
-    """Delete the bytes of disposed media (unless a live media file was stored again with the
-    same name since); idempotent, so a crash between commit and deletion is caught up later."""
-    deleted = 0
-    for pending in PendingDeletion.objects.order_by("pk").iterator():
-        live = MediaFile.objects.filter(storage_name=pending.storage_name).exists()
-        if not live and default_storage.exists(pending.storage_name):
-            default_storage.delete(pending.storage_name)
-            deleted += 1
-        pending.delete()
-    return deleted
+def delete_pending_media(not_tried_since: datetime | None = None) -> int:
+    """Delete every version of disposed media from the records store (unless a live media file
+    was stored again with the same name since), first lifting a legal hold this archive set.
+
+    A deletion the store refuses or cannot reach is never skipped silently: its row stays with
+    the error and the attempt count (the policies page and the admin show them) and the next
+    run tries again (a disposition passes when it was requested as `not_tried_since`, so what
+    it tried once it does not try again at every batch). What
+    was deleted and what was refused is sealed per disposition (`retention.disposition.files`).
+    Idempotent, so a crash between commit and deletion is caught up later."""
+    store = objectstore.records()
+    pending = PendingDeletion.objects.order_by("pk")
+    if not_tried_since is not None:
+        pending = pending.filter(Q(attempted_at__isnull=True) | Q(attempted_at__lt=not_tried_since))
+    deleted: Counter[int | None] = Counter()
+    refused: dict[int | None, list[str]] = {}
+    for row in pending.iterator():
+        if MediaFile.objects.filter(storage_name=row.storage_name).exists():
+            row.delete()
+            continue
+        try:
+            object_lock.lift_hold(store, row.storage_name)
+            store.destroy(row.storage_name)
+        except StoreError as error:
+            reason = str(error).replace(row.storage_name, "a media file")[:2000]
+            PendingDeletion.objects.filter(pk=row.pk).update(
+                attempts=F("attempts") + 1, attempted_at=timezone.now(), error=reason
+            )
+            if row.attempts == 0:  # sealed once, not at every retry
+                refused.setdefault(row.disposition_id, []).append(reason)
+            continue
+        object_lock.forget(row.storage_name)
+        row.delete()
+        deleted[row.disposition_id] += 1
+    for pk in sorted(set(deleted) | set(refused), key=lambda pk: pk or 0):
+        _seal_files(pk, deleted[pk], refused.get(pk, []))
+    return deleted.total()
+
+
+def _seal_files(pk: int | None, deleted: int, refused: list[str]) -> None:
+    """Seal what became of a disposition's media files: how many were deleted from the store,
+    how many it refused and why (no names: they derive from the disposed content's SHA-256)."""
+    if refused:
+        logger.warning("disposition %s: the records store refused %d deletions", pk, len(refused))
+    fact = Fact(
+        "retention.disposition.files",
+        {"disposition": pk, "deleted": deleted, "refused": len(refused)},
+        {"reasons": json.dumps(sorted(set(refused))).encode()},
+    )
+    with transaction.atomic():
+        ledger.append([fact])
 
 
 def _seal_step(disposition: Disposition, step: str, user: User | None, reason: str = "") -> None:

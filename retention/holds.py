@@ -31,6 +31,7 @@ from archive.envelope import Fact
 from messaging.models import Conversation, Message
 from review import search
 
+from . import object_lock
 from .audit import actor
 from .models import HoldItem, LegalHold
 
@@ -317,6 +318,7 @@ def create(
             )
             _seal("legal_hold.created", hold, user)
             refresh(hold)
+            object_lock.wake()  # the bucket's legal holds on what it now covers
     except IntegrityError as exc:  # the same matter, created at the same moment
         raise ValidationError(
             f"There is already a hold for the matter “{matter.strip()}”."
@@ -348,6 +350,7 @@ def change(
         hold.save()
         _seal("legal_hold.changed", hold, user, change_reason=reason.strip())
         refresh(hold)
+        object_lock.wake()
     return hold
 
 
@@ -363,6 +366,7 @@ def release(hold: LegalHold, user: User | None, reason: str) -> LegalHold:
         locked.release_reason = reason.strip()
         locked.save()
         _seal("legal_hold.released", locked, user, release_reason=locked.release_reason)
+        object_lock.wake()  # the bucket's legal holds come off what nothing else holds
     return locked
 
 

@@ -224,6 +224,30 @@ class PendingDeletion(models.Model):
     storage_name = models.CharField(max_length=300)
     disposition = models.ForeignKey(Disposition, on_delete=models.PROTECT, null=True)
     created_at = models.DateTimeField(db_default=Now())
+    # A deletion the store refused or could not reach stays, with why, and is retried by the
+    # next run (database defaults: retention_dispose() inserts the rows in SQL).
+    attempts = models.IntegerField(db_default=0)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(db_default="", blank=True)
+
+    def __str__(self) -> str:
+        return self.storage_name
+
+
+class ObjectLock(models.Model):
+    """What this archive last set on one stored object in the records store: its COMPLIANCE
+    retain-until and its legal hold (retention/object_lock.py keeps them in line with the
+    media file's retention record and holds). `error` says why the last attempt failed."""
+
+    storage_name = models.CharField(max_length=300, primary_key=True)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    held = models.BooleanField(default=False)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "retention_objectlock"
 
     def __str__(self) -> str:
         return self.storage_name

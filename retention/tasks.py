@@ -1,6 +1,7 @@
 """django-q2 entry points (scheduled in archive/schedules.py)."""
 
-from retention import disposition, holds
+from messaging import inbox
+from retention import disposition, holds, object_lock
 
 
 def apply_retention() -> str:
@@ -19,3 +20,9 @@ def run_disposition(pk: int) -> str:
 
 def refresh_holds() -> int:
     return holds.refresh_active()
+
+
+@inbox.woken(object_lock.TASK)
+def reconcile_object_locks() -> str:
+    """Every minute and when woken: the records bucket's locks in line with the records."""
+    return object_lock.reconcile().summary()

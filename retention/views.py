@@ -38,7 +38,13 @@ from .access import (
 )
 from .forms import ErasureForm, HoldChangeForm, HoldForm, ReasonForm
 from .models import Disposition, LegalHold
-from .views_support import channels_under_default, hold_item_kinds, policy_rows, scope_of
+from .views_support import (
+    channels_under_default,
+    hold_item_kinds,
+    policy_rows,
+    scope_of,
+    with_files_waiting,
+)
 
 RECENT_DISPOSITIONS = 20
 LIST_SIZE = 200
@@ -64,7 +70,9 @@ def _policies_page(
         "report": report,
         "report_kinds": sorted(report.by_kind.items()) if report else [],
         "report_policies": sorted(report.by_policy.items()) if report else [],
-        "dispositions": dispositions_for_user(request)[:RECENT_DISPOSITIONS] if can_view else [],
+        "dispositions": with_files_waiting(dispositions_for_user(request))[:RECENT_DISPOSITIONS]
+        if can_view
+        else [],
         "threshold": settings.DISPOSITION_APPROVAL_THRESHOLD,
     }
     return render(request, "retention/policies.html", context, status=status)

@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
 
 from messaging.models import Channel
 
 from .holds import HoldScope
 from .models import (
+    Disposition,
     HoldItem,
     LegalHold,
+    PendingDeletion,
     RetentionPolicy,
     RetentionRecord,
 )
@@ -76,3 +78,13 @@ def scope_of(hold: LegalHold) -> HoldScope | None:
         return HoldScope.from_json(hold.scope)
     except (ValidationError, KeyError, TypeError, ValueError):
         return None
+
+
+def with_files_waiting(dispositions: QuerySet[Disposition]) -> QuerySet[Disposition]:
+    """Each disposition with its media files not yet deleted from the records store
+    (`files_waiting`) and the latest reason the store gave (`files_error`)."""
+    latest = PendingDeletion.objects.filter(disposition=OuterRef("pk")).exclude(error="")
+    return dispositions.annotate(
+        files_waiting=Count("pendingdeletion"),
+        files_error=Subquery(latest.order_by("-attempted_at").values("error")[:1]),
+    )

@@ -130,7 +130,7 @@ ARCHIVE_TABLES = (
     "archive_ledgerentry, archive_merklenode, archive_checkpoint, archive_verificationrun,"
     " messaging_delivery, messaging_channel, messaging_rejectedwebhook, review_lexiconscan,"
     " retention_legalhold, retention_disposition, retention_erasurerequest,"
-    " retention_pendingdeletion, bridge_bridgecursor"
+    " retention_pendingdeletion, retention_objectlock, bridge_bridgecursor"
 )
 
 

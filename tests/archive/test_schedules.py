@@ -16,6 +16,7 @@ NAMES = {
     "export expiry",
     "retention disposition",
     "legal hold refresh",
+    "object lock",
     "bridge",
     "reply emails",
     "imap poll",
