@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from archive import objectstore
 from archive.storage_config import storage_options
-from retention import holds, object_lock, policies
+from messaging.models import Wakeup
+from retention import holds, object_lock, policies, tasks
 from retention.models import ObjectLock
 from tests.s3 import make_bucket, s3_client, store_url
 
@@ -134,3 +135,12 @@ def test_it_never_sends_a_shorter_retention_than_it_applied(
     assert object_lock.reconcile().retained == 0
     until = head(bucket, media.storage_name)["ObjectLockRetainUntilDate"]
     assert until > timezone.now() + timedelta(days=29)
+
+
+def test_it_is_woken_after_media_or_a_hold_commits(committed: None, desks: Desks) -> None:
+    stored()
+    assert Wakeup.objects.get(func=object_lock.TASK).queued
+    assert tasks.reconcile_object_locks() == "1 retained, 0 held, 0 released, 0 failed"
+    assert not Wakeup.objects.get(func=object_lock.TASK).queued
+    hold(participants=[ANN])
+    assert Wakeup.objects.get(func=object_lock.TASK).queued
