@@ -5,10 +5,12 @@ Short retentions (seconds) need a bucket without a default retention: on AWS a d
 could not be shortened to seconds, and moto's acceptance of that is not relied on (tests/s3.py).
 """
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from archive import objectstore
@@ -144,3 +146,14 @@ def test_it_is_woken_after_media_or_a_hold_commits(committed: None, desks: Desks
     assert not Wakeup.objects.get(func=object_lock.TASK).queued
     hold(participants=[ANN])
     assert Wakeup.objects.get(func=object_lock.TASK).queued
+
+
+@pytest.mark.django_db
+def test_it_runs_from_the_command_line(desks: Desks) -> None:
+    stored()
+    out = io.StringIO()
+    call_command("object_lock", stdout=out)
+    assert out.getvalue() == "1 retained, 0 held, 0 released, 0 failed\n"
+    ObjectLock.objects.update(error="holding a media file: the bucket said AccessDenied")
+    call_command("object_lock", "--errors", stdout=out)
+    assert out.getvalue().endswith(": holding a media file: the bucket said AccessDenied\n")
