@@ -33,7 +33,6 @@ from django.utils import timezone
 
 from archive import ledger, objectstore
 from archive.envelope import Fact, rfc3339
-from archive.objectstore import StoreError
 from messaging.models import MediaFile
 
 from . import holds, object_lock
@@ -46,6 +45,7 @@ from .models import (
     RetentionPolicy,
     RetentionRecord,
 )
+from .object_lock import store_error
 
 # Sent after every run(), whether it disposed of anything or failed (sender: the Disposition).
 finished = Signal()
@@ -320,8 +320,8 @@ def delete_pending_media(not_tried_since: datetime | None = None) -> int:
         try:
             object_lock.lift_hold(store, row.storage_name)
             store.destroy(row.storage_name)
-        except StoreError as error:
-            reason = str(error).replace(row.storage_name, "a media file")[:2000]
+        except Exception as error:  # one file's failure must not stop the rest
+            reason = store_error(error).replace(row.storage_name, "a media file")[:2000]
             PendingDeletion.objects.filter(pk=row.pk).update(
                 attempts=F("attempts") + 1, attempted_at=timezone.now(), error=reason
             )

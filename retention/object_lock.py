@@ -139,8 +139,8 @@ def _apply(store: Store, wanted: Wanted, done: Outcome) -> None:
                 store.retain(wanted.name, wanted.until)
                 done.retained += 1
             lock.retain_until = wanted.until
-        except StoreError as error:
-            errors.append(str(error))
+        except Exception as error:  # recorded on the row; the run goes on
+            errors.append(store_error(error))
     if wanted.held != lock.held:
         try:
             store.hold(wanted.name, wanted.held)
@@ -149,8 +149,8 @@ def _apply(store: Store, wanted: Wanted, done: Outcome) -> None:
                 done.held += 1
             else:
                 done.released += 1
-        except StoreError as error:
-            errors.append(str(error))
+        except Exception as error:  # recorded on the row; the run goes on
+            errors.append(store_error(error))
     lock.error = "; ".join(errors)[:2000]
     if errors:
         done.failed += 1
@@ -158,6 +158,15 @@ def _apply(store: Store, wanted: Wanted, done: Outcome) -> None:
     else:
         lock.applied_at = now
     lock.save(update_fields=["retain_until", "held", "applied_at", "attempted_at", "error"])
+
+
+def store_error(error: Exception) -> str:
+    """What to record of a failure: the store's own message (StoreError), or for anything else
+    reaching the store (an endpoint that cannot be reached, a bug) its type, logged in full."""
+    if isinstance(error, StoreError):
+        return str(error)
+    logger.error("the records store failed", exc_info=error)
+    return f"the records store failed: {type(error).__name__}"
 
 
 def lift_hold(store: Store, name: str) -> None:

@@ -13,11 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from archive.models import LedgerEntry
+from archive.storage_config import storage_options
 from retention import disposition, holds, object_lock
 from retention.models import Disposition, ObjectLock, PendingDeletion
 
 from .conftest import Desks, expire_all, extend, hold, new_disposition
-from .test_object_lock import ANN, bucket, stored
+from .test_object_lock import ANN, UNREACHABLE, bucket, stored
 
 __all__ = ["bucket"]
 
@@ -109,3 +110,13 @@ def test_the_policies_page_shows_files_the_store_has_not_deleted(
         "2 files not yet deleted from the store: deleting a media file: the bucket said "
         "AccessDenied; retried at the next run"
     ) in page
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_deletion_the_store_cannot_reach_pending(settings: Any) -> None:
+    records = storage_options("STORAGE_URL", UNREACHABLE, "archive.objectstore.FileStore")
+    settings.STORAGES = {**settings.STORAGES, "records": records}
+    PendingDeletion.objects.create(storage_name="media/ab/ab", disposition=new_disposition())
+    assert disposition.delete_pending_media() == 0
+    pending = PendingDeletion.objects.get()
+    assert (pending.attempts, pending.error[:26]) == (1, "the records store failed: ")

@@ -157,3 +157,16 @@ def test_it_runs_from_the_command_line(desks: Desks) -> None:
     ObjectLock.objects.update(error="holding a media file: the bucket said AccessDenied")
     call_command("object_lock", "--errors", stdout=out)
     assert out.getvalue().endswith(": holding a media file: the bucket said AccessDenied\n")
+
+
+UNREACHABLE = "s3://records?endpoint=http://127.0.0.1:9&addressing=path"
+
+
+@pytest.mark.django_db
+def test_it_records_an_unreachable_store_on_the_row(desks: Desks, settings: Any) -> None:
+    media = stored()
+    records = storage_options("STORAGE_URL", UNREACHABLE, "archive.objectstore.FileStore")
+    settings.STORAGES = {**settings.STORAGES, "records": records}
+    assert object_lock.reconcile().failed == 1
+    lock = ObjectLock.objects.get(storage_name=media.storage_name)
+    assert lock.error.startswith("the records store failed: ")
