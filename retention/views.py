@@ -40,6 +40,7 @@ from .forms import ErasureForm, HoldChangeForm, HoldForm, ReasonForm
 from .models import Disposition, LegalHold
 from .views_support import (
     channels_under_default,
+    files_waiting,
     hold_item_kinds,
     policy_rows,
     scope_of,
@@ -101,11 +102,19 @@ def dispose(request: HttpRequest) -> HttpResponse:
             "administrator's approval.",
         )
     elif planned.state == Disposition.State.DONE:
+        waiting = files_waiting(planned)
         notices.success(
             request,
             f"Disposition {planned.pk} done: {planned.disposed:,} records disposed of, "
-            f"{planned.media_deleted:,} media files deleted; each batch is sealed in the ledger.",
+            f"{planned.media_deleted - waiting:,} media files deleted; each batch is sealed in "
+            "the ledger.",
         )
+        if waiting:
+            notices.warning(
+                request,
+                f"The records store has not deleted {waiting:,} media files of disposition "
+                f"{planned.pk} yet (see below): they are retried at the next run.",
+            )
     else:
         notices.error(
             request, f"Disposition {planned.pk} {planned.get_state_display()}: {planned.error}"

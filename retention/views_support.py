@@ -88,3 +88,8 @@ def with_files_waiting(dispositions: QuerySet[Disposition]) -> QuerySet[Disposit
         files_waiting=Count("pendingdeletion"),
         files_error=Subquery(latest.order_by("-attempted_at").values("error")[:1]),
     )
+
+
+def files_waiting(disposition: Disposition) -> int:
+    """How many of a disposition's media files the records store has not deleted yet."""
+    return PendingDeletion.objects.filter(disposition=disposition).count()

@@ -19,8 +19,9 @@ from retention.models import Disposition, ObjectLock, PendingDeletion
 
 from .conftest import Desks, expire_all, extend, hold, new_disposition
 from .test_object_lock import ANN, UNREACHABLE, bucket, stored
+from .test_views import administrators
 
-__all__ = ["bucket"]
+__all__ = ["administrators", "bucket"]
 
 
 def versions(bucket: Any) -> list[Any]:
@@ -120,3 +121,20 @@ def test_it_keeps_a_deletion_the_store_cannot_reach_pending(settings: Any) -> No
     assert disposition.delete_pending_media() == 0
     pending = PendingDeletion.objects.get()
     assert (pending.attempts, pending.error[:26]) == (1, "the records store failed: ")
+
+
+def test_dispose_now_says_which_files_the_store_has_not_deleted(
+    administrators: tuple[Any, Any], desks: Desks, bucket: Any, client: Client
+) -> None:
+    media = stored()
+    until = datetime.now(UTC) + timedelta(days=1)
+    bucket.put_object_retention(
+        Bucket=bucket.name,
+        Key=media.storage_name,
+        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until},
+    )
+    expire_all()
+    client.force_login(administrators[0])
+    page = client.post(reverse("retention:dispose"), follow=True).content.decode()
+    assert "0 media files deleted" in page
+    assert "The records store has not deleted 1 media files of disposition" in page
