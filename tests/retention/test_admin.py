@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from archive.models import LedgerEntry
 from retention import policies
-from retention.models import Disposition, RetentionPolicy, RetentionRecord
+from retention.models import Disposition, PendingDeletion, RetentionPolicy, RetentionRecord
 from tests.review.conftest import World, world
 
 __all__ = ["world"]
@@ -115,3 +115,18 @@ def test_it_lets_no_one_change_a_disposition_in_the_admin(admin: Client, admin_u
     admin.post(url, {"state": "approved"})
     planned.refresh_from_db()
     assert planned.state == Disposition.State.AWAITING_APPROVAL
+
+
+def test_it_lists_a_dispositions_files_not_yet_deleted(admin: Client) -> None:
+    done = Disposition.objects.create(
+        state=Disposition.State.DONE, upto_seq=0, cutoff=timezone.now(), planned=1
+    )
+    PendingDeletion.objects.create(
+        storage_name="media/ab/ab",
+        disposition=done,
+        attempts=2,
+        attempted_at=timezone.now(),
+        error="deleting a media file: the bucket said AccessDenied",
+    )
+    page = admin.get(reverse("admin:retention_disposition_changelist")).content.decode()
+    assert "1: deleting a media file: the bucket said AccessDenied" in page
