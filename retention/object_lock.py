@@ -27,7 +27,7 @@ the bucket's own answer (head_object) is the evidence of what it enforces.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,7 +77,6 @@ class Outcome:
     released: int = 0
     failed: int = 0
     busy: bool = False  # another run held the lock: this one did nothing
-    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.busy:
@@ -154,7 +153,6 @@ def _apply(store: Store, wanted: Wanted, done: Outcome) -> None:
     lock.error = "; ".join(errors)[:2000]
     if errors:
         done.failed += 1
-        done.errors.append(lock.error)
     else:
         lock.applied_at = now
     lock.save(update_fields=["retain_until", "held", "applied_at", "attempted_at", "error"])
@@ -171,7 +169,8 @@ def store_error(error: Exception) -> str:
 
 def lift_hold(store: Store, name: str) -> None:
     """Before an object is deleted: clear a legal hold this archive set on it (its record was
-    disposed of, which PostgreSQL allows only under no active hold). Raises StoreError."""
+    disposed of, which PostgreSQL allows only under no active hold). Raises what the store
+    raises."""
     if ObjectLock.objects.filter(storage_name=name, held=True).exists():
         store.hold(name, False)
         ObjectLock.objects.filter(storage_name=name).update(held=False, applied_at=timezone.now())
