@@ -23,8 +23,9 @@ Both are one of two classes with the same methods, so the code above never asks 
 - `destroy(name)`: delete every version; the bucket's refusal raises `Refused`;
 - `describe()`: what the store is and enforces, for `manage.py storage check` and the checks.
 
-Errors reaching the store (unreachable, refused, credentials) raise `StoreError` subclasses
-with a message fit for an administrator; no message content is ever in one.
+Errors reaching the store (unreachable, refused, credentials) raise `StoreError`, or its
+subclasses `Refused`, `Missing` (no such object) and `Corrupt`, with a message fit for an
+administrator; no message content is ever in one.
 """
 
 import hashlib
@@ -44,6 +45,10 @@ RECORDS = "records"
 EXPORTS = "exports"
 CHUNK = 1024 * 1024  # what stream() yields at a time
 SPOOL = 8 * 1024 * 1024  # what open_verified() keeps in memory before it spills to disk
+NO_CREDENTIALS = (
+    "no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile"
+    " or the host's role)"
+)
 
 
 class StoreError(Exception):
@@ -52,6 +57,10 @@ class StoreError(Exception):
 
 class Refused(StoreError):
     """The store refused: e.g. S3 Object Lock protecting a version before its retain-until."""
+
+
+class Missing(StoreError):
+    """The store has no object of that name (it was never stored, or was deleted outside us)."""
 
 
 class Corrupt(StoreError):
@@ -128,13 +137,21 @@ class FileStore(FileSystemStorage):
         self.save(name, File(content))
 
     def stream(self, name: str) -> Iterator[bytes]:
-        with self.open(name, "rb") as handle:
+        with self._opened(name) as handle:
             while chunk := handle.read(CHUNK):
                 yield chunk
 
     def open_verified(self, name: str, sha256: str) -> IO[bytes]:
-        with self.open(name, "rb") as handle:
+        with self._opened(name) as handle:
             return _verified_copy(cast(IO[bytes], handle), sha256, name)
+
+    def _opened(self, name: str) -> Any:
+        try:
+            return self.open(name, "rb")
+        except FileNotFoundError:
+            raise Missing(f"{name}: no such file in the store") from None
+        except OSError as error:
+            raise StoreError(f"{name}: the store cannot be read ({type(error).__name__})") from None
 
     def retain(self, name: str, until: datetime) -> None:
         """Nothing to set: a filesystem has no retention (PostgreSQL's rules still apply)."""
@@ -166,14 +183,18 @@ class ExportFileStore(FileStore):
 
 
 def _client_error(error: Exception, doing: str, name: str) -> StoreError:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, NoCredentialsError
 
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         text = f"{doing} {name}: the bucket said {code or 'no'}"
+        if code in {"NoSuchKey", "404", "NoSuchVersion"}:
+            return Missing(f"{doing} {name}: no such object in the bucket")
         if code in {"AccessDenied", "InvalidRequest", "ObjectLocked"}:
             return Refused(text)
         return StoreError(text)
+    if isinstance(error, NoCredentialsError):
+        return StoreError(f"{doing} {name}: {NO_CREDENTIALS}")
     return StoreError(f"{doing} {name}: the bucket could not be reached ({type(error).__name__})")
 
 
@@ -206,6 +227,14 @@ class S3Store(S3Storage):  # type: ignore[misc]
             return getattr(self._client, method)(Bucket=self.bucket_name, **kwargs)
         except (ClientError, BotoCoreError) as error:
             raise _client_error(error, doing, name) from error
+
+    def exists(self, name: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return bool(super().exists(name))
+        except (ClientError, BotoCoreError) as error:
+            raise _client_error(error, "looking for", name) from error
 
     def save_stream(self, name: str, content: IO[bytes]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -263,7 +292,7 @@ class S3Store(S3Storage):  # type: ignore[misc]
             self._call("deleting", name, "delete_object", Key=self._key(name), VersionId=version)
 
     def describe(self) -> Description:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         where = f"s3://{self.bucket_name}/{self.location}".rstrip("/")
         if self.endpoint_url:
@@ -284,6 +313,9 @@ class S3Store(S3Storage):  # type: ignore[misc]
                 found.problems.append("Object Lock is not enabled on the bucket")
             else:
                 found.problems.append(f"the bucket's Object Lock cannot be read: {code}")
+            return found
+        except NoCredentialsError:
+            found.problems.append(NO_CREDENTIALS)
             return found
         except BotoCoreError as error:
             found.problems.append(f"the bucket cannot be reached: {type(error).__name__}")

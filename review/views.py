@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access.boundary import whole_number
 from access.roles import role_required
-from archive.objectstore import Corrupt, StoreError
+from archive.objectstore import Corrupt, Missing, StoreError
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
@@ -246,8 +246,9 @@ def _at(message: Any) -> str:
 def media(request: HttpRequest, pk: int) -> HttpResponseBase:
     """A message's stored media file. Images, audio and video of safe types are shown inline;
     anything else (an SVG, HTML, a PDF) is a download, and never sniffed. Bytes that do not
-    match their sealed SHA-256 are never served (500, an administrator must look); a store
-    that cannot be reached is a 503 to try again. Only a file served is an access event."""
+    match their sealed SHA-256, or missing from the store, are never served (500, an
+    administrator must look); a store that cannot be reached is a 503 to try again. Only a
+    file served is an access event."""
     attachment = access.attachment_for_user(request, pk)
     stored = attachment.file
     assert stored is not None  # a STORED attachment always has its file
@@ -260,6 +261,13 @@ def media(request: HttpRequest, pk: int) -> HttpResponseBase:
             attachment.message_id,
         )
         return _media_problem(MEDIA_CORRUPT, 500)
+    except Missing:
+        logger.error(
+            "media file %s of message %s is missing from the records store",
+            stored.pk,
+            attachment.message_id,
+        )
+        return _media_problem(MEDIA_MISSING, 500)
     except StoreError as problem:
         logger.error("media file %s: the records store cannot be read: %s", stored.pk, problem)
         busy = _media_problem(MEDIA_UNREACHABLE, 503)
@@ -289,6 +297,10 @@ def media(request: HttpRequest, pk: int) -> HttpResponseBase:
 MEDIA_CORRUPT = (
     "This file is withheld: the stored file does not match the SHA-256 sealed when it was "
     "archived. An administrator must look (the server log names the file).\n"
+)
+MEDIA_MISSING = (
+    "This file is missing from the storage that should hold it. An administrator must look "
+    "(the server log names the file).\n"
 )
 MEDIA_UNREACHABLE = "The storage holding this file cannot be reached; try again shortly.\n"
 

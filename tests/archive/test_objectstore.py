@@ -165,3 +165,19 @@ def test_it_reads_a_bucket_url_into_options() -> None:
     assert entry["BACKEND"] == "archive.objectstore.S3Store"
     assert (options["bucket_name"], options["location"]) == ("records", "firm")
     assert (options["endpoint_url"], options["region_name"]) == ("http://h:9000", "eu-west-2")
+
+
+def test_it_says_an_object_is_missing_rather_than_unreachable(
+    records: objectstore.Store,
+) -> None:
+    with pytest.raises(objectstore.Missing):
+        records.open_verified(NAME, SHA)
+    with pytest.raises(objectstore.Missing):
+        b"".join(records.stream(NAME))
+
+
+def test_it_wraps_an_unreachable_bucket_in_a_store_error(settings: Any) -> None:
+    url = "s3://nowhere?endpoint=http://127.0.0.1:9&addressing=path"
+    settings.STORAGES = {**settings.STORAGES, "records": storage_options("STORAGE_URL", url, "x")}
+    with pytest.raises(objectstore.StoreError, match="could not be reached"):
+        objectstore.records().exists(NAME)

@@ -43,3 +43,24 @@ def test_it_asks_to_try_again_when_the_store_is_unreachable(
     response = download(client, reviewer, world)
     assert (response.status_code, response["Retry-After"]) == (503, "60")
     assert b"cannot be reached; try again" in response.content
+
+
+def test_it_says_a_file_missing_from_the_store_is_missing(
+    client: Any, reviewer: Any, world: Any, settings: Any, caplog: Any
+) -> None:
+    stored = Attachment.objects.get(file__isnull=False).file
+    (settings.MEDIA_ROOT / stored.storage_name).unlink()
+    with caplog.at_level(logging.ERROR, logger="review.views"):
+        response = download(client, reviewer, world)
+    assert response.status_code == 500
+    assert b"missing from the storage" in response.content
+    assert f"media file {stored.pk} of message" in caplog.text
+    assert not AccessEvent.objects.filter(action="download_media").exists()
+
+
+def test_it_says_an_object_missing_from_the_bucket_is_missing(
+    client: Any, reviewer: Any, world: Any, worm_bucket: str
+) -> None:
+    response = download(client, reviewer, world)  # the bucket is new: nothing was copied to it
+    assert response.status_code == 500
+    assert b"missing from the storage" in response.content
