@@ -5,7 +5,8 @@ test database) and the S3 endpoint (moto: a compliance-locked records bucket and
 bucket). Meta's Graph API is a local server (tests/messaging/test_media.py's).
 
 A signed webhook posted to node A is sealed and its media fetched by whichever worker takes the
-task; an export requested through node A's API is built by a worker and downloaded from node B;
+task; an export requested through node A's API is built by a worker and downloaded from node B
+(and A: whichever worker built it, one of the two web nodes is on another machine);
 `verify_archive` on node B passes; and no node wrote anything under MEDIA_ROOT or EXPORT_ROOT.
 """
 
@@ -132,8 +133,10 @@ def test_it_serves_one_archive_from_two_nodes_that_share_no_disk(
         )
         assert done["state"] == "done", done["error"]
         download = api.get(f"http://127.0.0.1:{b.port}{done['download_url']}")
-    assert download.status_code == 200
+        again = api.get(f"http://127.0.0.1:{a.port}{done['download_url']}")
+    assert download.status_code == again.status_code == 200
     assert hashlib.sha256(download.content).hexdigest() == done["file_sha256"]
+    assert again.content == download.content  # one of the two nodes is not the builder's
     assert list(objects(s3_server, exports).values()) == [download.content]
     assert attachment_in_zip(download.content) == PHOTO
 
