@@ -209,15 +209,20 @@ class S3Store(S3Storage):  # type: ignore[misc]
         return cast(str, self._normalize_name(name))
 
     def _versions(self, name: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         key = self._key(name)
         found: list[str] = []
         pages = self._client.get_paginator("list_object_versions").paginate(
             Bucket=self.bucket_name, Prefix=key
         )
-        for page in pages:
-            for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                if version["Key"] == key:
-                    found.append(version["VersionId"])
+        try:
+            for page in pages:
+                for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if version["Key"] == key:
+                        found.append(version["VersionId"])
+        except (ClientError, BotoCoreError) as error:
+            raise _client_error(error, "listing the versions of", name) from error
         return found
 
     def _call(self, doing: str, name: str, method: str, **kwargs: Any) -> Any:

@@ -181,3 +181,15 @@ def test_it_wraps_an_unreachable_bucket_in_a_store_error(settings: Any) -> None:
     settings.STORAGES = {**settings.STORAGES, "records": storage_options("STORAGE_URL", url, "x")}
     with pytest.raises(objectstore.StoreError, match="could not be reached"):
         objectstore.records().exists(NAME)
+
+
+@pytest.mark.parametrize("call", ["retain", "hold", "destroy"])
+def test_its_lock_calls_wrap_an_unreachable_bucket_in_a_store_error(
+    settings: Any, call: str
+) -> None:
+    url = "s3://nowhere?endpoint=http://127.0.0.1:9&addressing=path"
+    settings.STORAGES = {**settings.STORAGES, "records": storage_options("STORAGE_URL", url, "x")}
+    store = objectstore.records()
+    arguments = {"retain": (datetime.now(UTC),), "hold": (True,), "destroy": ()}[call]
+    with pytest.raises(objectstore.StoreError, match="could not be reached"):
+        getattr(store, call)(NAME, *arguments)
