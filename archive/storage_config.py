@@ -60,7 +60,7 @@ def storage_options(name: str, url: str, filesystem: str) -> dict[str, Any]:
     }
     # s3transfer reads up to 10 parts of an upload ahead by default (80 MiB here): keep one
     # part uploading while the next is read. tests/performance/test_bench_storage.py measured
-    # a 1 GB export's upload peak at 154 MB with 2 parts (over the 150 MB target), 137 MB with 1.
+    # a 1 GB export's upload peak at 154 MB with 2 parts (over the 150 MB target), 147 MB with 1.
     options["transfer_config"].max_in_memory_upload_chunks = 1
     if query.get("endpoint"):
         options["endpoint_url"] = query["endpoint"]
