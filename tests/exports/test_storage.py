@@ -1,7 +1,8 @@
 """Exports in an S3-protocol bucket (moto's server on loopback, tests/s3.py), media in a
 compliance-locked records bucket: built by the job, downloaded through the portal and the API
 from the bucket, removed at expiry; an unreachable bucket fails the export with its reason and
-a retry succeeds once it is back; a tampered object is never served whole."""
+a retry succeeds once it is back; a bucket down at download time is a 503 with nothing
+recorded; a tampered object is never served whole."""
 
 import hashlib
 import logging
@@ -14,11 +15,13 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from archive.models import LedgerEntry
 from archive.objectstore import Corrupt
 from archive.storage_config import storage_options
 from exports import jobs
 from exports.models import Export
 from exports.scope import Scope
+from review.models import AccessEvent
 from tests.exports.conftest import Rich
 from tests.s3 import s3_client, store_url
 
@@ -119,3 +122,25 @@ def test_it_never_serves_a_tampered_export_whole(
     assert sum(map(len, received)) < len(tampered)
     assert "does not match its sealed SHA-256" in caplog.text
     assert "not served whole" in Export.objects.get(pk=export.pk).error
+
+
+def test_it_answers_503_and_records_nothing_when_the_bucket_is_down_at_download(
+    rich: Rich,
+    auditor: Any,
+    client: Any,
+    settings: Any,
+    buckets: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    export = export_of(rich, auditor, "csv")
+    jobs.run_export(str(export.pk))
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    down = store_url(f"http://127.0.0.1:{closed_port()}", buckets, "exports")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": storage_options("EXPORT_STORAGE_URL", down, "archive.objectstore.FileStore"),
+    }
+    client.force_login(auditor)
+    assert client.get(reverse("exports:download", args=[export.pk])).status_code == 503
+    assert not AccessEvent.objects.filter(action=AccessEvent.Action.DOWNLOAD_EXPORT).exists()
+    assert not LedgerEntry.objects.filter(kind="export.downloaded").exists()
