@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from archive import objectstore
-from archive.objectstore import Corrupt, StoreError
+from archive.objectstore import Corrupt, Missing, StoreError
 from review.access import record_access
 from review.models import AccessEvent
 
@@ -58,7 +58,7 @@ def download_response(request: HttpRequest, export: Export, *, via: str) -> Http
     chunks = objectstore.exports().stream(stored)
     try:
         first = next(chunks, b"")  # opens the file or object: a missing one is a 404
-    except FileNotFoundError as missing:
+    except Missing as missing:
         raise Http404("This export's file is no longer stored.") from missing
     except StoreError as problem:
         logger.error("export %s: the exports store cannot be read: %s", export.pk, problem)

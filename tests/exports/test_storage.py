@@ -144,3 +144,14 @@ def test_it_answers_503_and_records_nothing_when_the_bucket_is_down_at_download(
     assert client.get(reverse("exports:download", args=[export.pk])).status_code == 503
     assert not AccessEvent.objects.filter(action=AccessEvent.Action.DOWNLOAD_EXPORT).exists()
     assert not LedgerEntry.objects.filter(kind="export.downloaded").exists()
+
+
+def test_it_answers_404_when_the_object_is_gone(
+    rich: Rich, auditor: Any, client: Any, s3_server: str, buckets: str
+) -> None:
+    export = export_of(rich, auditor, "csv")
+    jobs.run_export(str(export.pk))
+    export.refresh_from_db()
+    s3_client(s3_server).delete_object(Bucket=buckets, Key=f"exports/{export.file_name}")
+    client.force_login(auditor)
+    assert client.get(reverse("exports:download", args=[export.pk])).status_code == 404
