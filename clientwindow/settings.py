@@ -313,8 +313,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Exports --------------------------------------------------------------------------------
-# Finished export files (exports/jobs.py writes to a temporary name, then renames); they are
-# removed after EXPORT_EXPIRY_DAYS, while the record of the export stays.
+# Finished export files go to the exports store (below; the filesystem at EXPORT_ROOT when
+# EXPORT_STORAGE_URL is unset). A worker builds each in a temporary directory of its own (TMPDIR:
+# room for the largest export) and uploads it; files are removed after EXPORT_EXPIRY_DAYS, while
+# the record of the export stays.
 EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
 
 # --- Files outside PostgreSQL (archive/objectstore.py, deploy/README.md) ---------------------
