@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from scripts.localdev import end_groups
+from tests.conftest import superuser_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = "two-node-app-secret"
@@ -166,7 +167,11 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
 @pytest.fixture
 def no_schedules_due(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Every schedule moved a day on (restored after): the tasks these tests see are the ones
-    they cause, and the workers start without the daily verification of a whole archive."""
+    they cause, and the workers start without the daily verification of a whole archive.
+    Tasks earlier tests queued but never ran are dropped, with their wake-up marks: a mark
+    left set means "a run is already waiting", and no wake-up would be queued."""
+    with superuser_connect() as conn:
+        conn.execute("TRUNCATE django_q_ormq, django_q_task, messaging_wakeup")
     with django_db_blocker.unblock():
         saved = dict(Schedule.objects.values_list("pk", "next_run"))
         Schedule.objects.update(next_run=timezone.now() + timedelta(days=1))

@@ -169,4 +169,4 @@ def test_it_records_an_unreachable_store_on_the_row(desks: Desks, settings: Any)
     settings.STORAGES = {**settings.STORAGES, "records": records}
     assert object_lock.reconcile().failed == 1
     lock = ObjectLock.objects.get(storage_name=media.storage_name)
-    assert lock.error.startswith("the records store failed: ")
+    assert lock.error.endswith("the bucket could not be reached (EndpointConnectionError)")
