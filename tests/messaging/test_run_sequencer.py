@@ -39,11 +39,13 @@ def sealer(committed: None) -> Iterator[subprocess.Popen[bytes]]:
         env=sealer_env(),
         stderr=subprocess.PIPE,
     )
-    wait_until(lambda: listeners() == 1, "the sealer never listened")
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+    try:  # killed even when it never listened: a failed start must not leave it running
+        wait_until(lambda: listeners() == 1, "the sealer never listened")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def listeners() -> int:
