@@ -40,25 +40,13 @@ def check_signing_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     ]
 
 
-# Boto's names for what an administrator fixes, in plain words (describe() reports the name).
-_PLAIN = {
-    "NoCredentialsError": "no AWS credentials were found (set AWS_ACCESS_KEY_ID and"
-    " AWS_SECRET_ACCESS_KEY, or give the host a role or profile)",
-    "EndpointConnectionError": "nothing answers at the endpoint",
-}
-
-
 def worm_problem() -> str | None:
     """Why the records store is not WORM (a bucket with versioning and compliance-mode Object
     Lock, reachable with the credentials given), or None when it is. Asks the bucket."""
     found = objectstore.records().describe()
     if found.worm:
         return None
-    problems = []
-    for problem in found.problems or ["it is not compliance-mode WORM storage"]:
-        for name, plain in _PLAIN.items():
-            problem = problem.replace(name, plain)
-        problems.append(problem)
+    problems = found.problems or ["it is not compliance-mode WORM storage"]
     return f"the records store ({found.where}) is not WORM: {'; '.join(problems)}"
 
 

@@ -297,7 +297,12 @@ class S3Store(S3Storage):  # type: ignore[misc]
             self._call("deleting", name, "delete_object", Key=self._key(name), VersionId=version)
 
     def describe(self) -> Description:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
         where = f"s3://{self.bucket_name}/{self.location}".rstrip("/")
         if self.endpoint_url:
@@ -321,6 +326,9 @@ class S3Store(S3Storage):  # type: ignore[misc]
             return found
         except NoCredentialsError:
             found.problems.append(NO_CREDENTIALS)
+            return found
+        except EndpointConnectionError:
+            found.problems.append("the bucket cannot be reached: nothing answers at the endpoint")
             return found
         except BotoCoreError as error:
             found.problems.append(f"the bucket cannot be reached: {type(error).__name__}")
