@@ -29,8 +29,8 @@ def staff_mail(smtp: Any) -> list[Any]:
     return [r for r in smtp.received if JOURNAL not in r.rcpt_tos]
 
 
-def journal_mail(smtp: Any) -> list[Any]:
-    return [r for r in smtp.received if r.rcpt_tos == [JOURNAL]]
+def journal_mail(smtp: Any, address: str = JOURNAL) -> list[Any]:
+    return [r for r in smtp.received if r.rcpt_tos == [address]]
 
 
 def plain(message: Any) -> str:

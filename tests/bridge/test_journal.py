@@ -3,9 +3,6 @@ journal address, retried until the journal accepts it; and the reconciliation pa
 auditor what has not arrived yet and lets an administrator try again."""
 
 import hashlib
-import itertools
-import json
-import time
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -19,24 +16,19 @@ from bridge import dispatch, outbound
 from bridge.models import Notification, Route
 from exports import eml
 from exports.source import Part
-from messaging import graph
-from messaging.media import _store
 from messaging.models import Message
 from messaging.participants import latest_names
 from review.transcript import decorate
-from tests.bridge.conftest import CLIENT, PNID, free_port, text_body
-
-JOURNAL = "journal@archive.bank.example"
-PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
-_wamids = itertools.count(1)
-
-
-def wamid() -> str:
-    return f"wamid.J{next(_wamids):06d}"
-
-
-def journal_mail(smtp: Any, address: str = JOURNAL) -> list[Any]:
-    return [r for r in smtp.received if r.rcpt_tos == [address]]
+from tests.bridge.conftest import CLIENT, free_port, text_body
+from tests.bridge.staff_emails import (
+    JOURNAL,
+    PHOTO,
+    echo_body,
+    image_body,
+    journal_mail,
+    store_photo,
+    wamid,
+)
 
 
 def expected_bytes(message: Message) -> bytes:
@@ -47,37 +39,6 @@ def expected_bytes(message: Message) -> bytes:
     part = Part(conversation, name, 1, message.sent_at, message.sent_at)
     (row,) = decorate(conversation, [message])
     return eml.message_bytes(None, part, row)
-
-
-def echo_body(text: str, *, wamid: str, to: str = CLIENT) -> bytes:
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "442079460000", "phone_number_id": PNID},
-        "message_echoes": [
-            {
-                "from": "442079460000",
-                "to": to,
-                "id": wamid,
-                "timestamp": str(int(time.time())),
-                "type": "text",
-                "text": {"body": text},
-            }
-        ],
-    }
-    change = {"field": "smb_message_echoes", "value": value}
-    body = {"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [change]}]}
-    return json.dumps(body).encode()
-
-
-def image_body(media_id: str, *, wamid: str) -> bytes:
-    image = {"id": media_id, "mime_type": "image/png", "sha256": hashlib.sha256(PHOTO).hexdigest()}
-    return text_body("", wamid=wamid, extra={"type": "image", "image": image})
-
-
-def store_photo(message: Message) -> None:
-    digest = hashlib.sha256(PHOTO).hexdigest()
-    download = graph.Download(PHOTO, digest, "image/png")
-    assert _store(message, message.payload["image"]["id"], download, "image/png")
 
 
 # --- what is journaled -------------------------------------------------------------------------
