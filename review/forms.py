@@ -93,6 +93,12 @@ def form_problems(form: forms.Form) -> str:
     return " ".join(str(e) for errors in form.errors.values() for e in errors)
 
 
+def refusal(error: Exception) -> str:
+    """A domain call's refusal as one sentence for a notice: a ValidationError's messages, or
+    the text of any other refusal (PermissionDenied, IntegrityError)."""
+    return " ".join(getattr(error, "messages", [str(error)]))
+
+
 # --- the queue's filters ----------------------------------------------------------------------
 
 

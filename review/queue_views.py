@@ -26,6 +26,7 @@ from review.forms import (
     QueueFilter,
     bad_request,
     form_problems,
+    refusal,
     reviewers,
 )
 from review.models import AccessEvent, Flag, ReviewDecision
@@ -137,11 +138,8 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     user = access.acting_user(request)
     try:
         flags.decide([flag], user, data["outcome"], data["reason"], data["escalate_to"])
-    except ValidationError as error:
-        notices.error(request, " ".join(error.messages))
-        return redirect("review:flag", pk=flag.pk)
-    except PermissionDenied as refused:  # not theirs to decide (review/flags.py's not_yours)
-        notices.error(request, str(refused))
+    except (ValidationError, PermissionDenied) as refused:  # PermissionDenied: not theirs
+        notices.error(request, refusal(refused))
         return redirect("review:flag", pk=flag.pk)
     notices.success(request, f"Decision on flag {flag.pk} recorded and sealed.")
     return _back(request, form, reverse("review:flag", args=[flag.pk]))
@@ -166,10 +164,8 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
         else:
             made = flags.decide(chosen, user, data["outcome"], data["reason"], data["escalate_to"])
             notices.success(request, f"{len(made)} decisions recorded and sealed.")
-    except ValidationError as error:
-        notices.error(request, " ".join(error.messages))
-    except PermissionDenied as refused:  # one of them is not theirs to decide: none is decided
-        notices.error(request, str(refused))
+    except (ValidationError, PermissionDenied) as refused:  # one not theirs: none is decided
+        notices.error(request, refusal(refused))
     return back
 
 
@@ -185,7 +181,7 @@ def comment(request: HttpRequest, pk: int) -> HttpResponse:
         flags.comment(flag, access.acting_user(request), form.cleaned_data["text"])
         notices.success(request, "Comment added and sealed.")
     except (ValidationError, IntegrityError) as error:
-        notices.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        notices.error(request, refusal(error))
     return redirect("review:flag", pk=flag.pk)
 
 

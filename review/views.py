@@ -38,6 +38,7 @@ from review.forms import (
     TagForm,
     bad_request,
     form_problems,
+    refusal,
 )
 from review.models import AccessEvent, ConversationTag, Flag, Tag
 
@@ -231,7 +232,7 @@ def _raise_flag(request: HttpRequest, convo: Conversation, message: Message | No
     try:
         flag = flags.raise_flag(user, convo, message, form.cleaned_data["note"])
     except ValidationError as error:
-        notices.error(request, " ".join(error.messages))
+        notices.error(request, refusal(error))
         return
     notices.success(request, f"Flag {flag.pk} raised for review.")
 
@@ -368,7 +369,7 @@ def save_search(request: HttpRequest) -> HttpResponse:
     try:
         saved_searches.save(access.acting_user(request), name, query)
     except ValidationError as refused:
-        notices.error(request, " ".join(refused.messages))
+        notices.error(request, refusal(refused))
     else:
         notices.success(request, f"Saved the search “{name}”.")
     return redirect(f"{_search_url()}?{query}")
