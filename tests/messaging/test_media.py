@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import io
 import json
 import threading
 from datetime import timedelta
@@ -11,13 +12,15 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from archive import objectstore
 from archive.storage_config import storage_options
 from archive.verify import verify_ledger
-from messaging import graph, hooks
+from messaging import graph, hooks, media
 from messaging.media import fetch_pending_media
 from messaging.models import Attachment, Channel, MediaAttempt, MediaFile, Message
 from messaging.sequencer import process_deliveries
 from tests.messaging.conftest import fixture_bytes
+from tests.s3 import s3_client
 
 pytestmark = pytest.mark.django_db
 FILESYSTEM = "archive.objectstore.FileStore"
@@ -252,3 +255,16 @@ def test_one_message_s_failure_does_not_stop_the_others(meta, post, channels_for
     assert fetch_pending_media() == 1
     assert Attachment.objects.get().message_id == second.pk
     assert MediaAttempt.objects.get(message=first).error == "failed: RuntimeError"
+
+
+@pytest.mark.django_db
+def test_the_same_bytes_stored_twice_are_one_object_in_the_bucket(worm_bucket: str) -> None:
+    """Content addressing holds in the bucket too: a second store of the same bytes (from
+    memory, then from a file) uploads nothing, so the key keeps one version."""
+    content = b"the same scan, sent twice" * 100
+    first = media.store_file(content, "application/pdf")
+    second = media.store_file(io.BytesIO(content), "application/pdf")
+    assert second.pk == first.pk
+    client = s3_client(objectstore.records().endpoint_url)  # type: ignore[attr-defined]
+    versions = client.list_object_versions(Bucket=worm_bucket)["Versions"]
+    assert [version["Key"] for version in versions] == [first.storage_name]
