@@ -33,6 +33,11 @@ class ArchiveConfig(AppConfig):
                 "schedule_type": Schedule.MINUTES,
                 "minutes": settings.LEDGER_CHECKPOINT_MINUTES,
             },
+            "ledger anchoring": {
+                "func": "archive.tasks.anchor_task",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+            },
             "archive verification": {
                 "func": "archive.tasks.verify_task",
                 "schedule_type": Schedule.DAILY,

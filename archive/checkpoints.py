@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
-from archive import signing
+from archive import anchoring, signing
 from archive.ledger import rfc3339
 from archive.merkle import CompactRange
 from archive.models import Checkpoint
@@ -80,8 +80,10 @@ def create_checkpoint(*, using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
         note = signing.sign_note(body, key_name(), signing_key())
         try:
             with transaction.atomic(using=using):
-                return Checkpoint.objects.using(using).create(
+                checkpoint = Checkpoint.objects.using(using).create(
                     tree_size=size, root=root, note=note, created_at=now
                 )
         except IntegrityError:  # a concurrent run signed the same size first
             return None
+        anchoring.plan(checkpoint, using=using)  # timestamp, publish, cosign: by the worker
+        return checkpoint

@@ -160,3 +160,121 @@ class VerificationRun(AppendOnlyModel):
     def __str__(self) -> str:
         outcome = "intact" if self.intact else "BROKEN"
         return f"verification {self.finished_at:%Y-%m-%d %H:%M} {outcome}"
+
+
+class CheckpointTimestamp(AppendOnlyModel):
+    """An RFC 3161 timestamp token over the SHA-256 of a checkpoint's signed note (its `note`
+    column, every byte), from a TSA in TSA_URLS, verified on receipt (archive/timestamps.py)."""
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, db_column="tree_size", related_name="timestamps"
+    )
+    token = models.BinaryField()  # DER TimeStampToken: the CMS ContentInfo (SignedData)
+    tsa_url = models.TextField()
+    gen_time = models.DateTimeField()  # the token's TSTInfo genTime
+    received_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "archive_checkpointtimestamp"
+        ordering = ["checkpoint_id", "received_at"]
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"timestamp of checkpoint {self.checkpoint_id} at {self.gen_time:%Y-%m-%d %H:%M:%S}"
+
+
+class Cosignature(AppendOnlyModel):
+    """A witness's C2SP tlog-cosignature of a checkpoint (archive/witness.py): the whole
+    signature line as the witness returned it, and what it says."""
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, db_column="tree_size", related_name="cosignatures"
+    )
+    witness = models.TextField()  # the cosigner's key name
+    key_id = models.BinaryField()  # 4 bytes
+    line = models.TextField()  # "— <name> <base64(key id ‖ timestamp ‖ signature)>\n"
+    signed_at = models.DateTimeField()  # the cosignature's own timestamp
+    received_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "archive_cosignature"
+        ordering = ["checkpoint_id", "witness"]
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "witness", "key_id"], name="cosignature_once_per_witness"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cosignature of checkpoint {self.checkpoint_id} by {self.witness}"
+
+
+class Publication(AppendOnlyModel):
+    """A checkpoint's note or timestamp token written outside the database
+    (archive/publication.py): where, and the SHA-256 of the bytes written."""
+
+    class Artifact(models.TextChoices):
+        NOTE = "note", "signed note"
+        TIMESTAMP = "timestamp", "timestamp token"
+
+    class Target(models.TextChoices):
+        RECORDS = "records", "records store"
+        DIRECTORY = "directory", "CHECKPOINT_DIR"
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, db_column="tree_size", related_name="publications"
+    )
+    artifact = models.TextField(choices=Artifact.choices)
+    target = models.TextField(choices=Target.choices)
+    location = models.TextField()  # the object key, or the file's path
+    sha256 = models.TextField()
+    published_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "archive_publication"
+        ordering = ["checkpoint_id", "artifact", "target"]
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "artifact", "target", "location"],
+                name="publication_once_per_place",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.artifact} of checkpoint {self.checkpoint_id} in {self.target}"
+
+
+class AnchorTask(models.Model):
+    """Work still to do to anchor a checkpoint outside the database, with its retry state
+    (archive/anchoring.py). Not evidence: a row is deleted when its duty is done."""
+
+    class Duty(models.TextChoices):
+        TIMESTAMP = "timestamp", "RFC 3161 timestamp"
+        PUBLISH_NOTE = "publish.note", "publish the note"
+        PUBLISH_TIMESTAMP = "publish.timestamp", "publish the timestamp token"
+        COSIGN = "cosign", "witness cosignature"
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, db_column="tree_size", related_name="anchor_tasks"
+    )
+    duty = models.TextField(choices=Duty.choices)
+    target = models.TextField(blank=True)  # the witness URL of a COSIGN duty; else ""
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "archive_anchortask"
+        ordering = ["next_attempt_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "duty", "target"], name="anchortask_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["duty", "next_attempt_at"], name="anchortask_due")]
+
+    def __str__(self) -> str:
+        return f"{self.duty} of checkpoint {self.checkpoint_id}"

@@ -1,5 +1,6 @@
 """django-q2 tasks: thin wrappers over the domain functions the commands also call."""
 
+from archive import anchoring
 from archive.checkpoints import create_checkpoint
 from archive.verify import record_run, verify_ledger
 
@@ -7,7 +8,15 @@ from archive.verify import record_run, verify_ledger
 def checkpoint_task() -> int | None:
     """Scheduled every LEDGER_CHECKPOINT_MINUTES; signs only when entries were added."""
     checkpoint = create_checkpoint()
+    if checkpoint is not None:
+        anchoring.run_due()  # its timestamp and publication at once, not a minute later
     return checkpoint.tree_size if checkpoint else None
+
+
+def anchor_task() -> int:
+    """Scheduled every minute: the anchoring duties that are due (archive/anchoring.py)."""
+    result = anchoring.run_due()
+    return result.done
 
 
 def verify_task() -> bool:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -44,6 +44,9 @@ class Report:
     workers: int = 1
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    # Per database checkpoint (by tree size): what anchors it outside the database, e.g.
+    # {"timestamp": "...", "published": "...", "cosignatures": "..."}, for the report.
+    anchors: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def intact(self) -> bool:
@@ -84,7 +87,27 @@ class Report:
             "problems": [
                 {"seq": p.seq, "checkpoint": p.checkpoint, "what": p.what} for p in self.problems
             ],
+            "anchors": [
+                {"tree_size": size, **found} for size, found in sorted(self.anchors.items())
+            ],
         }
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint to check against the recomputed tree: a row of archive_checkpoint, or a
+    note kept outside the database (an auditor's saved copy, or a published one)."""
+
+    tree_size: int
+    root: bytes
+    note: str
+    created_at: datetime | None = None  # a database row's; copies have none of their own
+    source: str = "database"  # "database", "saved" or "published"
+
+    @property
+    def label(self) -> str:
+        """How a problem names a copy ("" for the database's own checkpoint)."""
+        return "" if self.source == "database" else f"the {self.source} checkpoint "
 
 
 class _TreeWalk:
@@ -93,10 +116,11 @@ class _TreeWalk:
     def __init__(
         self,
         report: Report,
-        checkpoints: list[tuple[Any, ...]],
+        checkpoints: list[CheckpointRow],
         nodes: dict[tuple[int, int], bytes],
     ) -> None:
         self.report, self.nodes, self.frontier = report, nodes, CompactRange()
+        self.roots: dict[int, bytes] = {}  # the recomputed root at each checkpoint's size
         self.pending = iter(checkpoints)
         self.next_cp = next(self.pending, None)
         self.verifiers = cp.verifiers() if checkpoints else []
@@ -112,19 +136,23 @@ class _TreeWalk:
                             frontier.size - 1,
                         )
                     )
-            while self.next_cp is not None and self.next_cp[0] <= frontier.size:
-                if self.next_cp[0] == frontier.size:
-                    _check_checkpoint(self.report, self.next_cp, frontier.root(), self.verifiers)
+            while self.next_cp is not None and self.next_cp.tree_size <= frontier.size:
+                if self.next_cp.tree_size == frontier.size:
+                    self.roots[frontier.size] = frontier.root()
+                    _check_checkpoint(
+                        self.report, self.next_cp, self.roots[frontier.size], self.verifiers
+                    )
                 self.next_cp = next(self.pending, None)
 
     def finish(self, head: tuple[Any, ...] | None, last_link: bytes) -> None:
         size = self.frontier.size
         for rest in [self.next_cp, *self.pending]:
             if rest is not None:
-                self.report.checkpoints += 1
+                self.report.checkpoints += rest.source == "database"
                 self.report.add(
                     Problem(
-                        f"covers {rest[0]} entries but the ledger holds {size}", checkpoint=rest[0]
+                        f"{rest.label}covers {rest.tree_size} entries but the ledger holds {size}",
+                        checkpoint=rest.tree_size,
                     )
                 )
         for level, index in sorted(self.nodes):
@@ -134,27 +162,29 @@ class _TreeWalk:
 
 
 def _check_checkpoint(
-    report: Report, row: tuple[Any, ...], root: bytes, verifiers: list[signing.Verifier]
+    report: Report, row: CheckpointRow, root: bytes, verifiers: list[signing.Verifier]
 ) -> None:
-    tree_size, stored_root, note = row[0], bytes(row[1]), row[2]
-    report.checkpoints += 1
-    if stored_root != root:
-        report.add(Problem("root does not match the ledger", checkpoint=tree_size))
+    tree_size, label = row.tree_size, row.label
+    report.checkpoints += row.source == "database"
+    if row.root != root:
+        report.add(Problem(f"{label}root does not match the ledger", checkpoint=tree_size))
     try:
-        text = signing.open_note(note, verifiers)
+        text = signing.open_note(row.note, verifiers)
         origin, size, note_root = cp.parse_checkpoint_body(text)
     except (signing.NoteError, ValueError) as exc:
-        report.add(Problem(f"note does not verify: {exc}", checkpoint=tree_size))
+        report.add(Problem(f"{label}note does not verify: {exc}", checkpoint=tree_size))
         return
     if (origin, size, note_root) != (cp.key_name(), tree_size, root):
-        report.add(Problem("signed note names another log or tree", checkpoint=tree_size))
-    created_at = row[3] if len(row) > 3 else None  # saved copies have no row of their own
-    if created_at is not None and f"\ntime {rfc3339(created_at)}\n" not in text:
+        report.add(Problem(f"{label}signed note names another log or tree", checkpoint=tree_size))
+    if row.created_at is not None and f"\ntime {rfc3339(row.created_at)}\n" not in text:
         report.add(Problem("created_at differs from the note's time", checkpoint=tree_size))
 
 
-def saved_checkpoints(notes: list[str], report: Report) -> list[tuple[int, bytes, str]]:
-    """Checkpoint rows from notes kept outside the database (an auditor's copies).
+def saved_checkpoints(
+    notes: list[str], report: Report, *, source: str = "saved"
+) -> list[CheckpointRow]:
+    """Checkpoint rows from notes kept outside the database (an auditor's copies, or the
+    published ones).
 
     Each is checked like a stored checkpoint, so a database that lost entries and the
     checkpoints covering them still fails against a copy taken before.
@@ -164,9 +194,9 @@ def saved_checkpoints(notes: list[str], report: Report) -> list[tuple[int, bytes
         try:
             _origin, size, root = cp.parse_checkpoint_body(signing.open_note(note, cp.verifiers()))
         except (signing.NoteError, ValueError) as exc:
-            report.add(Problem(f"a saved checkpoint does not verify: {exc}"))
+            report.add(Problem(f"a {source} checkpoint does not verify: {exc}"))
             continue
-        rows.append((size, root, note))
+        rows.append(CheckpointRow(size, root, note, source=source))
     return rows
 
 
@@ -224,13 +254,20 @@ def verify_ledger(
     using: str = DEFAULT_DB_ALIAS,
     contents: bool = True,
     saved_notes: list[str] | None = None,
+    against_published: bool = False,
     workers: int | None = None,
 ) -> Report:
     """Verify the whole archive; the report lists problems (empty when intact).
 
     `saved_notes` are checkpoint notes kept outside the database, checked like stored ones.
+    `against_published`: the checkpoints published outside the database too, each checked like
+    a stored one, and compared with the database's (archive/publication.py).
     `workers` processes share the entry checks (default: the CPUs, for large ledgers).
+    Every checkpoint's timestamp tokens and cosignatures are checked as well, and the report
+    says per checkpoint what anchors it outside the database (`Report.anchors`).
     """
+    from archive import publication, timestamps, witness
+
     started = time.perf_counter()
     report = Report()
     connection = connections[using]
@@ -239,8 +276,14 @@ def verify_ledger(
         if outermost:  # inside a caller's transaction, its snapshot is the one we verify
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute("SELECT tree_size, root, note, created_at FROM archive_checkpoint")
-        checkpoints = cursor.fetchall() + saved_checkpoints(saved_notes or [], report)
-        checkpoints.sort(key=lambda row: row[0])
+        stored = [CheckpointRow(n, bytes(root), note, at) for n, root, note, at in cursor]
+        published = publication.read_published(report) if against_published else None
+        checkpoints = [
+            *stored,
+            *saved_checkpoints(saved_notes or [], report),
+            *saved_checkpoints(published.notes if published else [], report, source="published"),
+        ]
+        checkpoints.sort(key=lambda row: row.tree_size)
         cursor.execute("SELECT level, index, hash FROM archive_merklenode")
         nodes = {(level, index): bytes(h) for level, index, h in cursor.fetchall()}
         report.nodes = len(nodes)
@@ -256,7 +299,14 @@ def verify_ledger(
             results = _parallel(connection, cursor, size, report.workers, contents)
         else:
             results = [check_range_on(connection.connection, 0, size, contents)]
-        _merge(report, results, _TreeWalk(report, checkpoints, nodes), head)
+        tree = _TreeWalk(report, checkpoints, nodes)
+        _merge(report, results, tree, head)
+        for row in stored:
+            report.anchors[row.tree_size] = {}
+        timestamps.verify_tokens(report, stored, using=using)
+        witness.verify_cosignatures(report, stored, using=using)
+        if published is not None:
+            publication.compare(report, stored, published, tree.roots, using=using)
     report.sort_problems()
     report.seconds = time.perf_counter() - started
     return report

@@ -263,6 +263,40 @@ LEDGER_SIGNING_KEY_AUTOCREATE = LOCAL_RUN
 LEDGER_PREVIOUS_VERIFIER_KEYS = env_list("LEDGER_PREVIOUS_VERIFIER_KEYS")
 LEDGER_CHECKPOINT_MINUTES = env_int("LEDGER_CHECKPOINT_MINUTES", 5)
 
+# --- Evidence anchored outside the database (docs/LEDGER.md §6, docs/ANCHORING.md) ----------
+# RFC 3161 timestamp authorities, tried in order, for every checkpoint; TSA_CA_FILE holds the
+# PEM certificates a token's signer must chain to (the TSA's root, and any intermediates).
+TSA_URLS = env_list("TSA_URLS")
+TSA_CA_FILE = env_str("TSA_CA_FILE")
+# How much earlier than a checkpoint's own time its timestamp may say it is (clock skew).
+TSA_TOLERANCE_SECONDS = env_int("TSA_TOLERANCE_SECONDS", 300)
+TSA_TIMEOUT = env_int("TSA_TIMEOUT", 20)
+# Every checkpoint note and token are written to the records store (a WORM bucket in
+# production); with CHECKPOINT_DIR set, to that directory too.
+CHECKPOINT_DIR = env_str("CHECKPOINT_DIR")
+# C2SP tlog-witness submission prefixes, and the witnesses' verifier keys (vkeys, type 0x04).
+WITNESS_URLS = env_list("WITNESS_URLS")
+WITNESS_KEYS = env_list("WITNESS_KEYS")
+WITNESS_TIMEOUT = env_int("WITNESS_TIMEOUT", 20)
+# The read API monitors follow (/ledger/checkpoint, /ledger/tile/…): off, public or token.
+LEDGER_API_ACCESS = env_str("LEDGER_API_ACCESS", "off")
+LEDGER_API_TOKENS = env_list("LEDGER_API_TOKENS")
+# A duty that fails is retried after 1, 2, 4 … minutes, at most ANCHOR_RETRY_MAX_MINUTES.
+ANCHOR_RETRY_MAX_MINUTES = env_int("ANCHOR_RETRY_MAX_MINUTES", 60)
+# The PAdES signature on PDF transcripts: the firm's certificate (with its chain) and key.
+# Local runs create a self-signed pair under var/ and say so on the transcript's cover.
+TRANSCRIPT_SIGNING_CERT_FILE = env_str(
+    "TRANSCRIPT_SIGNING_CERT_FILE",
+    str(VAR_DIR / "transcript-signing" / "cert.pem") if LOCAL_RUN else "",
+)
+TRANSCRIPT_SIGNING_KEY_FILE = env_str(
+    "TRANSCRIPT_SIGNING_KEY_FILE",
+    str(VAR_DIR / "transcript-signing" / "key.pem") if LOCAL_RUN else "",
+)
+TRANSCRIPT_SIGNING_CHAIN_FILE = env_str("TRANSCRIPT_SIGNING_CHAIN_FILE")
+TRANSCRIPT_SIGNING_KEY_PASSWORD = env_str("TRANSCRIPT_SIGNING_KEY_PASSWORD")
+TRANSCRIPT_SIGNING_AUTOCREATE = LOCAL_RUN
+
 # --- WhatsApp Cloud API ------------------------------------------------------------------
 # The app secret signs every webhook POST (X-Hub-Signature-256); without it every POST is refused.
 WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")

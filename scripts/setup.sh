@@ -12,6 +12,8 @@ DEBIAN_PACKAGES=(
   chromium                                 # real-browser tests (tests/e2e, Playwright drives Debian's Chromium)
   dovecot-imapd                            # a real IMAP server for tests/bridge/test_imap.py (run from a temp dir)
   redis-server                             # django-q2's Redis broker, tested in tests/deployment (run from a temp dir)
+  openssl                                  # the loopback RFC 3161 TSA (scripts/local_tsa.py) and VERIFY.md's checks
+  poppler-utils                            # pdfsig: tests check signed transcripts with a second validator
 )
 
 missing=()

@@ -17,6 +17,7 @@ NAMES = {
     "retention disposition",
     "legal hold refresh",
     "object lock",
+    "ledger anchoring",
     "bridge",
     "reply emails",
     "imap poll",
