@@ -11,7 +11,8 @@ class ArchiveConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from archive import checks, privileges, schedules  # checks register on import
+        # checks, and the anchoring modules' own checks, register on import
+        from archive import checks, privileges, publication, schedules, tiles, timestamps, witness  # noqa: F401
 
         schedules.register(self.schedules)
         checks.refuse_to_start_a_server(sys.argv)  # qcluster, with STORAGE_REQUIRE_WORM
