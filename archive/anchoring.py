@@ -18,7 +18,7 @@ when its duty is done; what the duty produced is kept append-only in its own tab
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,8 +120,16 @@ class RunResult:
     dropped: int = 0
 
 
-def run_due(*, everything: bool = False, limit: int = 100) -> RunResult:
-    """Do the duties that are due (all of them with `everything`), oldest checkpoint first.
+def run_due(
+    *,
+    everything: bool = False,
+    limit: int = 100,
+    checkpoint: Checkpoint | None = None,
+    duties: Collection[str] = (),
+) -> RunResult:
+    """Do the duties that are due (all of them with `everything`), oldest checkpoint first;
+    only `checkpoint`'s, or only these `duties`, when given (an export wants its checkpoint's
+    timestamp now, whatever the backoff says: pass `everything=True` too).
 
     Each duty runs in its own transaction holding its row (SKIP LOCKED: two workers never do
     the same duty), so what a duty produced and the row's deletion commit together.
@@ -132,6 +140,10 @@ def run_due(*, everything: bool = False, limit: int = 100) -> RunResult:
     due = AnchorTask.objects.order_by("checkpoint_id", "duty")
     if not everything:
         due = due.filter(next_attempt_at__lte=timezone.now())
+    if checkpoint is not None:
+        due = due.filter(checkpoint=checkpoint)
+    if duties:
+        due = due.filter(duty__in=list(duties))
     for task_id in list(due.values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             task = (
