@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from access.roles import ADMINISTRATOR, role_required, roles_of
+from archive.status import integrity_summary
 from messaging.health import check_backlog, ingestion_health
 
 
@@ -14,4 +15,5 @@ def ingestion(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("administrators only")
     health = ingestion_health()
     check_backlog(health.backlog)  # an administrator looking is one more chance to raise it
-    return render(request, "messaging/ingestion.html", {"health": health})
+    context = {"health": health, "integrity": integrity_summary()}
+    return render(request, "messaging/ingestion.html", context)
