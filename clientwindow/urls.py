@@ -25,6 +25,7 @@ urlpatterns = [
     # open to load balancers and monitoring; they reveal nothing (clientwindow/probes.py)
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
+    path("ledger/", include("archive.urls")),
     path("webhooks/whatsapp/", webhooks.whatsapp, name="whatsapp_webhook"),
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),
