@@ -17,7 +17,7 @@ from psycopg import sql
 from access import roles
 
 TEST_DB = "clientwindow_test"
-pytest_plugins = ["tests.s3"]
+pytest_plugins = ["tests.s3", "tests.tsa"]
 
 
 def _libpq(alias: str, dbname: str) -> dict[str, Any]:
