@@ -18,6 +18,7 @@ from access import roles
 
 TEST_DB = "clientwindow_test"
 pytest_plugins = ["tests.s3", "tests.tsa"]
+pytest_plugins += ["tests.witness"]  # the loopback witness (cosignature tests)
 
 
 def _libpq(alias: str, dbname: str) -> dict[str, Any]:
