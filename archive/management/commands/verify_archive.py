@@ -1,10 +1,16 @@
+"""verify_archive: re-check the whole archive (archive/verify.py), optionally against the
+checkpoints published outside the database, and say what anchors each checkpoint."""
+
 import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from archive.verify import record_run, verify_ledger
+from archive.models import Checkpoint, CheckpointTimestamp, Cosignature, Publication
+from archive.verify import Report, record_run, verify_ledger
+
+ANCHORS = ("timestamp", "published", "cosignatures")
 
 
 class Command(BaseCommand):
@@ -24,6 +30,16 @@ class Command(BaseCommand):
             help="also check a checkpoint note saved outside the database (repeatable)",
         )
         parser.add_argument(
+            "--against-published",
+            action="store_true",
+            help="also check the checkpoints published to the records store and CHECKPOINT_DIR",
+        )
+        parser.add_argument(
+            "--checkpoints",
+            action="store_true",
+            help="list each checkpoint with its timestamp, publications and cosignatures",
+        )
+        parser.add_argument(
             "--no-record", action="store_true", help="do not record the result in the archive"
         )
 
@@ -32,12 +48,22 @@ class Command(BaseCommand):
             notes = [path.read_text() for path in options["against"]]
         except OSError as exc:
             raise CommandError(f"cannot read a saved checkpoint: {exc}") from None
-        report = verify_ledger(contents=not options["skip_contents"], saved_notes=notes)
+        report = verify_ledger(
+            contents=not options["skip_contents"],
+            saved_notes=notes,
+            against_published=options["against_published"],
+        )
         if not options["no_record"]:
             record_run(report, trigger="command")
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
-        elif report.intact:
+        else:
+            self._write_text(report, checkpoints=options["checkpoints"])
+        if not report.intact:
+            raise SystemExit(1)
+
+    def _write_text(self, report: Report, *, checkpoints: bool) -> None:
+        if report.intact:
             self.stdout.write(
                 f"intact: {report.entries} entries, {report.checkpoints} checkpoints, "
                 f"{report.contents} contents checked in {report.seconds:.2f}s"
@@ -46,5 +72,23 @@ class Command(BaseCommand):
             self.stderr.write(f"BROKEN: {report.first_problem}")
             for problem in report.problems:
                 self.stderr.write(f"  {problem}")
-        if not report.intact:
-            raise SystemExit(1)
+        if checkpoints:
+            times = dict(Checkpoint.objects.values_list("tree_size", "created_at"))
+            for size, found in sorted(report.anchors.items()):
+                when = f"{times[size]:%Y-%m-%d %H:%M:%S}Z" if size in times else "-"
+                parts = [f"{kind} {found.get(kind) or '-'}" for kind in ANCHORS]
+                self.stdout.write(f"checkpoint {size}  {when}  " + "  ".join(parts))
+        self.stdout.write(anchoring_summary())
+
+
+def anchoring_summary() -> str:
+    """How many checkpoints the database says are anchored outside it, by kind."""
+
+    def anchored(model: Any) -> int:
+        return int(model.objects.values("checkpoint").distinct().count())
+
+    return (
+        f"anchoring: {Checkpoint.objects.count()} checkpoints; "
+        f"{anchored(CheckpointTimestamp)} timestamped, "
+        f"{anchored(Publication)} published, {anchored(Cosignature)} cosigned"
+    )
