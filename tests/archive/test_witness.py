@@ -3,8 +3,10 @@ submitted, what is kept, what a refusal leaves behind, and what verification fin
 
 import base64
 import contextlib
+import json
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -21,7 +23,7 @@ from archive.models import AnchorTask, Checkpoint, Cosignature
 from archive.verify import verify_ledger
 from tests.archive.independent_verifier import mth
 from tests.conftest import superuser_connect
-from tests.witness import LoopbackWitness, verify_consistency
+from tests.witness import LoopbackWitness, Refusal, verify_consistency
 
 ORIGIN = "clientwindow.local/ledger"
 
@@ -225,6 +227,53 @@ def test_the_independent_check_refuses_a_changed_proof(sizes, pick, bit):
     assert not verify_consistency(old, new, mth(leaves[:old]), mth(leaves), proof)
 
 
+VECTORS = sorted((Path(__file__).parent / "rfc6962_vectors" / "consistency").rglob("*.json"))
+PROPER = [p for p in VECTORS if 0 < (v := json.loads(p.read_text()))["size1"] < v["size2"]]
+
+
+@pytest.mark.parametrize("path", PROPER, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_independent_check_agrees_with_the_transparency_dev_vectors(path):
+    vector = json.loads(path.read_text())
+    hashes = [base64.b64decode(h) for h in vector["proof"] or []]
+    root1, root2 = (base64.b64decode(vector[k] or "") for k in ("root1", "root2"))
+    verdict = verify_consistency(vector["size1"], vector["size2"], root1, root2, hashes)
+    assert verdict is not vector["wantErr"]
+
+
+ZERO_HASH = base64.b64encode(bytes(32)).decode()
+
+
+def flip_last_signature_byte(note: str) -> str:
+    head, encoded = note[:-1].rsplit(" ", 1)
+    blob = bytearray(base64.b64decode(encoded))
+    blob[-1] ^= 1
+    return f"{head} {base64.b64encode(blob).decode()}\n"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda body: body.replace("old 0\n", "old 99\n"), 400),
+        (lambda body: body.replace("old 0\n", f"old 0\n{ZERO_HASH}\n"), 422),
+        (flip_last_signature_byte, 403),
+        (lambda body: body.replace("\u2014 clientwindow.local/ledger", "\u2014 someone.else"), 403),
+    ],
+    ids=[
+        "old size above the checkpoint",
+        "a proof from zero",
+        "a bad log signature",
+        "no log signature",
+    ],
+)
+def test_the_loopback_witness_refuses_as_the_specification_says(witness, change, status):
+    body = "old 0\n\n" + grow(5).note
+    with pytest.raises(Refusal) as refused:
+        witness.add_checkpoint(change(body).encode())
+    assert refused.value.status == status
+    assert witness.latest(ORIGIN) == (0, None)
+
+
 # --- verification ---------------------------------------------------------------------------
 
 
@@ -254,10 +303,7 @@ def test_verification_cannot_check_a_cosignature_by_an_unknown_key(witness, sett
 def test_verification_catches_a_tampered_cosignature(committed, witness):
     grow(3)
     cosign_due()
-    line = Cosignature.objects.get().line
-    blob = bytearray(base64.b64decode(line.split(" ")[2]))
-    blob[-1] ^= 1
-    tampered = f"{line.rsplit(' ', 1)[0]} {base64.b64encode(blob).decode()}\n"
+    tampered = flip_last_signature_byte(Cosignature.objects.get().line)
     with superuser_connect() as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("UPDATE archive_cosignature SET line = %s", [tampered])
