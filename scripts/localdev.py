@@ -5,6 +5,8 @@
   worker, the sealer, the web server and the mail gateway: each in a process group of its own,
   started again when it exits. Ctrl-C or SIGTERM, once or twice, stops everything it started
   within about 10 s (SIGKILL after STOP_GRACE); a run killed outright is cleaned up by the next.
+  With LOCAL_TSA=1 a real RFC 3161 timestamp authority too (scripts/local_tsa.py, its PKI
+  under var/tsa), with TSA_URLS and TSA_CA_FILE pointing the portal and the worker at it.
 - `test -- CMD…` / `bench -- CMD…`: a throwaway cluster for one command, removed afterwards.
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the system account
@@ -474,6 +476,8 @@ def run_portal(flag: StopFlag) -> int:
     try:
         cluster = None if os.environ.get("DATABASE_URL") else local_cluster()
         flag.check()
+        if os.environ.get("LOCAL_TSA") == "1":
+            start_local_tsa(supervisor, flag)
         supervisor.once("migrate", [sys.executable, "manage.py", "migrate", "--no-input"])
         supervisor.once("ensure_demo_admin", [sys.executable, "manage.py", "ensure_demo_admin"])
         port = os.environ.get("PORT", "8000")
@@ -493,6 +497,21 @@ def run_portal(flag: StopFlag) -> int:
             say("stopping PostgreSQL")
             cluster.stop()
         state.unlink(missing_ok=True)
+
+
+def start_local_tsa(supervisor: Supervisor, flag: StopFlag) -> None:
+    """LOCAL_TSA=1: a real RFC 3161 TSA on loopback (scripts/local_tsa.py, its PKI under
+    var/tsa) timestamps the checkpoints; the processes started after it are pointed at it."""
+    with socket.socket() as probe:  # a free port, taken again by the TSA at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    directory = VAR / "tsa"
+    command = [sys.executable, "scripts/local_tsa.py", "--dir", str(directory), "--port", str(port)]
+    supervisor.add("timestamp authority", command)
+    wait_for_port(port, flag)  # its PKI is made before it listens
+    supervisor.env["TSA_URLS"] = f"http://127.0.0.1:{port}/"
+    supervisor.env["TSA_CA_FILE"] = str(directory / "root.pem")
+    say(f"timestamps from the local TSA at http://127.0.0.1:{port}/")
 
 
 def serve(supervisor: Supervisor, flag: StopFlag) -> None:
