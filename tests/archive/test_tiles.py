@@ -173,6 +173,14 @@ def test_it_serves_the_stored_leaf_hashes_as_level_0(three_checkpoints):
     assert get("tile/0/001.p/44").content == b"".join(bytes(h) for (h,) in stored)
 
 
+@pytest.mark.parametrize(("path", "queries"), [("tile/0/001", 2), ("tile/1/000.p/2", 3)])
+def test_it_reads_a_tile_in_at_most_three_queries(
+    three_checkpoints, django_assert_num_queries, path, queries
+):
+    with django_assert_num_queries(queries):  # latest size, [the width's checkpoint], one range
+        assert get(path).status_code == 200
+
+
 def test_it_never_sends_an_envelope_or_content(three_checkpoints):
     paths = ["", "checkpoint", "tile/0/000", "tile/0/001", "tile/0/002.p/88", "tile/1/000.p/2"]
     paths += ["tile/0/000.p/100", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/000"]
