@@ -27,7 +27,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from archive.models import AnchorTask, Checkpoint
+from archive.models import AnchorTask, Checkpoint, CheckpointTimestamp
 
 logger = logging.getLogger(__name__)
 Duty = AnchorTask.Duty
@@ -72,22 +72,26 @@ def backfill(*, using: str = DEFAULT_DB_ALIAS) -> int:
     """Plan the duties of every checkpoint that has none and lacks what they would produce
     (checkpoints signed before anchoring was configured). Returns how many were planned."""
     planned = 0
+    # Timestamps follow tree order (archive/timestamps.py): a checkpoint older than one already
+    # timestamped stays without, rather than be given a later time than a larger tree's.
+    stamped = CheckpointTimestamp.objects.using(using).aggregate(newest=Max("checkpoint_id"))
+    newest_stamped = stamped["newest"] or 0
     lacking = Checkpoint.objects.using(using).filter(anchor_tasks__isnull=True)
-    for checkpoint in lacking.iterator():
-        duties = _missing(checkpoint, using)
+    for checkpoint in lacking.order_by("tree_size").iterator():
+        duties = _missing(checkpoint, newest_stamped, using)
         for duty, target in duties:
             add_duty(checkpoint, duty, target, using=using)
         planned += bool(duties)
     return planned
 
 
-def _missing(checkpoint: Checkpoint, using: str) -> list[tuple[str, str]]:
+def _missing(checkpoint: Checkpoint, newest_stamped: int, using: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     published = set(checkpoint.publications.using(using).values_list("artifact", flat=True))
     if "note" not in published:
         found.append((Duty.PUBLISH_NOTE, ""))
     timestamped = checkpoint.timestamps.using(using).exists()
-    if settings.TSA_URLS and not timestamped:
+    if settings.TSA_URLS and not timestamped and checkpoint.tree_size > newest_stamped:
         found.append((Duty.TIMESTAMP, ""))
     if timestamped and "timestamp" not in published:
         found.append((Duty.PUBLISH_TIMESTAMP, ""))
