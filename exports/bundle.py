@@ -2,8 +2,10 @@
 
 It holds every other format (each writer of exports/formats.py, the single-file ones in a
 folder of their own), each stored media file in scope once (`attachments/<sha256>.<ext>`), the
-checkpoint note with the keys that check it, VERIFY.md and verify.py (exports/verifier/),
-SHA256SUMS for `sha256sum -c`, and `manifest.json`: the export, the checkpoint, the size and
+checkpoint note with the keys that check it, the checkpoint's RFC 3161 timestamp token and the
+TSA's certificates when it has one (`checkpoint.tst`, `tsa-ca.pem`), VERIFY.md and verify.py
+(exports/verifier/), SHA256SUMS for `sha256sum -c`, and `manifest.json`: the export, the
+checkpoint (with the token's genTime, TSA and imprint, or `"timestamp":null`), the size and
 SHA-256 of every other file, the media files with the ledger entries that seal them, and every
 ledger entry in scope with its envelope, disclosed contents and inclusion proof
 (exports/evidence.py; a subject access export withholds the contents that may name others).
@@ -17,16 +19,21 @@ The same scope against the same checkpoint gives the same bytes, apart from the 
 time and the signature over a manifest that holds them.
 """
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from archive import checkpoints, signing
 from archive.envelope import rfc3339
+from archive.models import CheckpointTimestamp
 from archive.objectstore import Corrupt
 from messaging.media import open_media
 from messaging.models import MediaFile
@@ -39,6 +46,7 @@ from .target import FileRecord, Target
 FORMAT = "clientwindow-evidence-bundle"
 VERSION = 1
 MANIFEST, SIGNATURE, SUMS = "manifest.json", "manifest.sig", "SHA256SUMS"
+TOKEN, TSA_CA = "checkpoint.tst", "tsa-ca.pem"
 SIGNATURE_TITLE = "clientwindow export manifest"
 VERIFIER = Path(__file__).resolve().parent / "verifier"
 _FLUSH = 1 << 20  # manifest bytes gathered before a write to the ZIP stream
@@ -50,20 +58,32 @@ class BundleError(RuntimeError):
     """The bundle cannot be made as asked (a wrong key, media that no longer matches)."""
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """The checkpoint's RFC 3161 token as the bundle carries it: the DER token, the PEM
+    certificates its signer must chain to (None when TSA_CA_FILE is not set), and the facts
+    the manifest states."""
+
+    token: bytes
+    ca: bytes | None
+    facts: dict[str, Any]
+
+
 def write(source: Source, target: Target, prefix: str = "") -> None:
     """Write the whole bundle under `prefix`; manifest.json and manifest.sig come last."""
     _check_checkpoint(source)
     if "\n" in source.export_id or not source.export_id:
         raise BundleError("an export id is one line of text")
+    stamp = timestamp(source)  # read once: a token arriving meanwhile must not split the two
     start = len(target.files)
     for fmt in formats.FORMATS:
         if fmt != "bundle":
             folder = f"{fmt}/" if formats.single_file(fmt) else ""  # eml/rsmf name their folders
             formats.writer(fmt)(source, target, prefix + folder)
     write_attachments(source, target, prefix)
-    _write_fixed_files(source, target, prefix)
+    _write_fixed_files(source, target, prefix, stamp)
     _write_sums(target, target.files[start:], prefix)
-    manifest = write_manifest(source, target, target.files[start:], prefix)
+    manifest = write_manifest(source, target, target.files[start:], prefix, stamp)
     body = f"{SIGNATURE_TITLE}\n{source.export_id}\n{manifest.sha256}\n"
     note = signing.sign_note(body, checkpoints.key_name(), checkpoints.signing_key())
     with target.open(prefix + SIGNATURE) as out:
@@ -82,6 +102,38 @@ def _check_checkpoint(source: Source) -> None:
         ) from None
     if (size, root) != (source.tree_size, bytes(source.checkpoint.root)):
         raise BundleError(f"checkpoint {source.tree_size}'s note does not state its size and root")
+
+
+def timestamp(source: Source) -> Stamp | None:
+    """The checkpoint's earliest RFC 3161 token (archive/timestamps.py verified it on receipt),
+    with the certificates of TSA_CA_FILE; None when the checkpoint has none yet."""
+    kept: CheckpointTimestamp | None = source.checkpoint.timestamps.order_by(
+        "gen_time", "received_at"
+    ).first()
+    if kept is None:
+        return None
+    ca = None
+    if settings.TSA_CA_FILE:
+        try:
+            ca = Path(settings.TSA_CA_FILE).read_bytes()
+        except OSError as exc:
+            raise BundleError(
+                f"TSA_CA_FILE {settings.TSA_CA_FILE} cannot be read ({exc.strerror})"
+            ) from None
+    facts = {
+        "file": TOKEN,
+        "ca_file": TSA_CA if ca is not None else None,
+        "gen_time": rfc3339(kept.gen_time),
+        "tsa_url": _public_url(kept.tsa_url),
+        "imprint": hashlib.sha256(source.checkpoint.note.encode()).hexdigest(),
+    }
+    return Stamp(bytes(kept.token), ca, facts)
+
+
+def _public_url(url: str) -> str:
+    """The TSA's address without credentials or a query, which may hold them."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def media_files(source: Source) -> QuerySet[MediaFile]:
@@ -121,9 +173,11 @@ def write_attachments(source: Source, target: Target, prefix: str = "") -> None:
             raise BundleError(f"stored media {media.sha256} no longer matches its sealed hash")
 
 
-def _write_fixed_files(source: Source, target: Target, prefix: str) -> None:
+def _write_fixed_files(source: Source, target: Target, prefix: str, stamp: Stamp | None) -> None:
     fixed = {
         "checkpoint.note": source.checkpoint.note.encode(),
+        **({TOKEN: stamp.token} if stamp else {}),
+        **({TSA_CA: stamp.ca} if stamp and stamp.ca is not None else {}),
         "public-key.pem": checkpoints.public_key_pem().encode(),
         "verifier-key.txt": (checkpoints.verifier_key_text() + "\n").encode(),
         "VERIFY.md": (VERIFIER / "VERIFY.md").read_bytes(),
@@ -145,7 +199,11 @@ def _write_sums(target: Target, files: list[FileRecord], prefix: str) -> None:
 
 
 def write_manifest(
-    source: Source, target: Target, files: list[FileRecord], prefix: str = ""
+    source: Source,
+    target: Target,
+    files: list[FileRecord],
+    prefix: str = "",
+    stamp: Stamp | None = None,
 ) -> FileRecord:
     """Stream manifest.json (see the module docstring for its layout); return its record."""
     media_count = media_files(source).count()
@@ -165,6 +223,7 @@ def write_manifest(
             "root": bytes(source.checkpoint.root).hex(),
             "note": source.checkpoint.note,
             "verifier_key": checkpoints.verifier_key_text(),
+            "timestamp": stamp.facts if stamp else None,
         },
     }
     listed = (

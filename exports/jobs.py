@@ -27,10 +27,10 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from archive import ledger, objectstore
+from archive import anchoring, ledger, objectstore
 from archive.checkpoints import create_checkpoint
 from archive.envelope import Fact
-from archive.models import Checkpoint
+from archive.models import AnchorTask, Checkpoint
 from archive.objectstore import StoreError
 
 from . import formats
@@ -198,6 +198,11 @@ def source_for(export: Export) -> Source:
     checkpoint = Checkpoint.objects.order_by("-tree_size").first()
     if checkpoint is None:
         raise ValidationError("The archive is empty: there is nothing to export.")
+    if export.format == "bundle":
+        # The bundle carries the checkpoint's RFC 3161 token if a TSA answers now (each within
+        # TSA_TIMEOUT); without one it is made all the same, and the worker keeps asking.
+        duties = [AnchorTask.Duty.TIMESTAMP]
+        anchoring.run_due(everything=True, checkpoint=checkpoint, duties=duties)
     scope = Scope.from_json(export.scope)
     source = Source(
         export_id=str(export.pk),

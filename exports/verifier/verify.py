@@ -10,7 +10,10 @@ verifier-key.txt with the key the archive publishes (its portal's home page, or
    agree, and every member inflates to exactly its size and CRC-32;
 2. manifest.sig: a signed note by the key over the SHA-256 of manifest.json;
 3. the files: each one manifest.json lists exists with its size and SHA-256, and no other;
-4. checkpoint.note: a signed note by the key stating the manifest's tree size and root;
+4. checkpoint.note: a signed note by the key stating the manifest's tree size and root; and,
+   when the bundle carries the checkpoint's RFC 3161 timestamp token (checkpoint.tst), that
+   the token's message imprint is the SHA-256 of checkpoint.note, and its genTime. The token's
+   signature and the TSA's certificate chain are checked by OpenSSL (VERIFY.md), not here;
 5. the entries: each envelope's leaf hash, its RFC 9162 inclusion proof to that root, and each
    disclosed content against the commitment in the envelope (the archive's docs/LEDGER.md);
    a subject access export (scope "redact_others") withholds the contents that may name other
@@ -32,12 +35,14 @@ import struct
 import sys
 import zlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
 FORMAT, VERSION = "clientwindow-evidence-bundle", 1
 SIGNATURE_TITLE = "clientwindow export manifest"
+TOKEN, TSA_CA = "checkpoint.tst", "tsa-ca.pem"
 SECTIONS = ("files", "attachments", "entries")
 ANNOTATIONS = ("edit", "revocation", "reaction", "status", "attachment")
 WITHHELD = "withheld"  # how a content withheld from a redacted export's manifest begins
@@ -222,6 +227,144 @@ def root_from_proof(leaf: bytes, index: int, size: int, proof: list[bytes]) -> b
     if sn != 0:
         raise Failure(f"entry {index}: the inclusion proof is too short")
     return result
+
+
+# --------------------------------------------------------------------------- RFC 3161 tokens
+
+# The DER contents of the object identifiers a timestamp token must name.
+SIGNED_DATA = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
+TST_INFO = bytes.fromhex("2a864886f70d0109100104")  # 1.2.840.113549.1.9.16.1.4
+SHA256_OID = bytes.fromhex("608648016503040201")  # 2.16.840.1.101.3.4.2.1
+SEQUENCE, SET, OID, INTEGER, OCTETS = 0x30, 0x31, 0x06, 0x02, 0x04  # DER tags
+NULL, TIME, EXPLICIT0 = 0x05, 0x18, 0xA0  # TIME: GeneralizedTime; EXPLICIT0: [0] EXPLICIT
+
+
+class Der:
+    """A strict DER reader over the contents of one element: definite lengths in their shortest
+    form, and nothing left over (`done`). Anything else is a Failure naming `what`."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.at, self.what = data, 0, what
+
+    def element(self, tag: int) -> bytes:
+        """The contents of the next element, which must have this tag."""
+        if self.at + 2 > len(self.data):
+            raise Failure(f"{self.what} ends early")
+        found, length = self.data[self.at], self.data[self.at + 1]
+        if found != tag:
+            raise Failure(f"{self.what}: tag {found:#04x} where {tag:#04x} belongs")
+        start = self.at + 2
+        if length & 0x80:
+            count = length & 0x7F
+            raw = self.data[start : start + count]
+            if not 1 <= count <= 4 or len(raw) != count:
+                raise Failure(f"{self.what}: an indefinite or oversized length")
+            length, start = int.from_bytes(raw, "big"), start + count
+            if length < 0x80 or raw[0] == 0:
+                raise Failure(f"{self.what}: a length not in its shortest form")
+        if start + length > len(self.data):
+            raise Failure(f"{self.what} ends early")
+        self.at = start + length
+        return self.data[start : self.at]
+
+    def inner(self, tag: int) -> Der:
+        return Der(self.element(tag), self.what)
+
+    def peek(self) -> int | None:
+        return self.data[self.at] if self.at < len(self.data) else None
+
+    def skip_rest(self) -> None:
+        """The remaining elements, whatever their tags (each still well-formed)."""
+        while self.at < len(self.data):
+            self.element(self.data[self.at])
+
+    def done(self) -> None:
+        if self.at != len(self.data):
+            raise Failure(f"{self.what}: bytes after the end")
+
+
+def read_token(der: bytes) -> tuple[bytes, str]:
+    """(SHA-256 message imprint, genTime as RFC 3339) of a DER TimeStampToken (RFC 3161
+    §2.4.2): a CMS ContentInfo of SignedData whose encapsulated content is a TSTInfo."""
+    top = Der(der, TOKEN)
+    content_info = top.inner(SEQUENCE)
+    top.done()
+    if content_info.element(OID) != SIGNED_DATA:
+        raise Failure(f"{TOKEN} is not CMS SignedData")
+    wrapped = content_info.inner(EXPLICIT0)
+    content_info.done()
+    signed = wrapped.inner(SEQUENCE)
+    wrapped.done()
+    signed.element(INTEGER)  # version
+    signed.element(SET)  # digestAlgorithms
+    encapsulated = signed.inner(SEQUENCE)
+    signed.skip_rest()  # certificates, CRLs and signerInfos: OpenSSL checks the signature
+    if encapsulated.element(OID) != TST_INFO:
+        raise Failure(f"{TOKEN} does not hold a TSTInfo")
+    explicit = encapsulated.inner(EXPLICIT0)
+    encapsulated.done()
+    body = Der(explicit.element(OCTETS), f"{TOKEN}'s TSTInfo")
+    explicit.done()
+    return read_tst_info(body)
+
+
+def read_tst_info(body: Der) -> tuple[bytes, str]:
+    info = body.inner(SEQUENCE)
+    body.done()
+    if info.element(INTEGER) != b"\x01":
+        raise Failure(f"{TOKEN}'s TSTInfo is not version 1")
+    info.element(OID)  # the TSA's policy
+    imprint = info.inner(SEQUENCE)
+    algorithm = imprint.inner(SEQUENCE)
+    if algorithm.element(OID) != SHA256_OID:
+        raise Failure(f"{TOKEN}'s message imprint is not a SHA-256 hash")
+    if algorithm.peek() is not None and algorithm.element(NULL) != b"":
+        raise Failure(f"{TOKEN}'s hash algorithm has parameters")
+    algorithm.done()
+    hashed = imprint.element(OCTETS)
+    imprint.done()
+    if len(hashed) != 32:
+        raise Failure(f"{TOKEN}'s message imprint is not 32 bytes")
+    info.element(INTEGER)  # serialNumber
+    gen_time = generalized_time(info.element(TIME))
+    info.skip_rest()  # accuracy, ordering, nonce, tsa, extensions
+    return hashed, gen_time
+
+
+def generalized_time(raw: bytes) -> str:
+    """DER GeneralizedTime (YYYYMMDDHHMMSS[.fff]Z, no trailing zero) as the manifest writes a
+    time: RFC 3339 UTC with six fractional digits."""
+    text = raw.decode("ascii", "replace")
+    whole, dot, fraction = text[:-1].partition(".")
+    if (
+        not text.endswith("Z")
+        or len(whole) != 14
+        or not (whole + fraction).isdigit()
+        or (dot and (not fraction or fraction.endswith("0")))
+    ):
+        raise Failure(f"{TOKEN}'s genTime {text!r} is not a DER GeneralizedTime")
+    year = int(whole[:4])
+    month, day, hour, minute, second = (int(whole[i : i + 2]) for i in range(4, 14, 2))
+    try:
+        micro = int((fraction + "000000")[:6])
+        moment = datetime(year, month, day, hour, minute, second, micro)
+    except ValueError:
+        raise Failure(f"{TOKEN}'s genTime {text!r} is not a date and time") from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def fingerprints(pem: bytes) -> list[str]:
+    """The SHA-256 fingerprint of each certificate in a PEM file, as `openssl x509` prints it."""
+    found = []
+    for block in pem.decode("ascii", "replace").split("-----BEGIN CERTIFICATE-----")[1:]:
+        body, end, _ = block.partition("-----END CERTIFICATE-----")
+        if not end:
+            raise Failure(f"{TSA_CA} has a certificate without its END line")
+        der = unbase64("".join(body.split()), TSA_CA)
+        found.append(":".join(f"{b:02X}" for b in hashlib.sha256(der).digest()))
+    if not found:
+        raise Failure(f"{TSA_CA} holds no PEM certificate")
+    return found
 
 
 # --------------------------------------------------------------------------- reading a bundle
@@ -620,6 +763,53 @@ def check_checkpoint(
     return size, root
 
 
+def check_timestamp(
+    bundle: Zip | Directory, stated: dict[str, Any], files: dict[str, tuple[int, str]]
+) -> None:
+    """The token the manifest names is over this checkpoint.note; a bundle may have none."""
+    facts = stated.get("timestamp")
+    if facts is None:
+        if TOKEN in files or TSA_CA in files:
+            raise Failure(f"the bundle has {TOKEN} or {TSA_CA}, but the manifest names no token")
+        say(
+            "note no RFC 3161 timestamp token: no timestamp authority had answered for this"
+            " checkpoint when the bundle was made; its time rests on the archive's signature"
+        )
+        return
+    facts = as_dict(facts, "the manifest's timestamp")
+    ca_file = facts.get("ca_file")
+    if field(facts, "file", str, "the timestamp") != TOKEN or ca_file not in (TSA_CA, None):
+        raise Failure(f"the manifest's timestamp names files other than {TOKEN} and {TSA_CA}")
+    for name in (TOKEN, ca_file):
+        if name is not None and name not in files:
+            raise Failure(f"the manifest names {name}, but does not list it")
+    if ca_file is None and TSA_CA in files:
+        raise Failure(f"the bundle has {TSA_CA}, but the manifest's timestamp does not name it")
+    imprint = hashlib.sha256(read_all(bundle, "checkpoint.note")).digest()
+    if unhex(facts.get("imprint"), "the timestamp's imprint", 32) != imprint:
+        raise Failure("the manifest's timestamp imprint is not the SHA-256 of checkpoint.note")
+    hashed, gen_time = read_token(read_all(bundle, TOKEN))
+    if hashed != imprint:
+        raise Failure(f"{TOKEN} is not a token for checkpoint.note: its imprint differs")
+    if gen_time != field(facts, "gen_time", str, "the timestamp"):
+        raise Failure(f"{TOKEN}'s genTime {gen_time} differs from the manifest's")
+    tsa = field(facts, "tsa_url", str, "the timestamp")
+    say(
+        f"ok   {TOKEN}: its imprint is the SHA-256 of checkpoint.note ({imprint.hex()});"
+        f" genTime {gen_time}, from {tsa}"
+    )
+    if ca_file is None:
+        say(f"note no {TSA_CA}: check {TOKEN} against the certificate {tsa} publishes")
+    else:
+        for fingerprint in fingerprints(read_all(bundle, TSA_CA)):
+            say(f"     {TSA_CA}: certificate SHA-256 {fingerprint}")
+    say(
+        f"note the token's signature and the TSA's certificate chain are checked by OpenSSL,"
+        f" not by verify.py: run `openssl ts -verify` as VERIFY.md shows, and compare {TSA_CA}"
+        " with the certificate the TSA publishes"
+    )
+
+
 def read_attachments(
     manifest: Manifest, files: dict[str, tuple[int, str]], export: dict[str, Any]
 ) -> dict[int, dict[str, Any]]:
@@ -792,6 +982,7 @@ def verify(location: Path, pinned: str | None) -> None:
     files = check_files(bundle, manifest, export)
     check_keys(bundle, key, checkpoint)
     size, root = check_checkpoint(bundle, key, checkpoint)
+    check_timestamp(bundle, checkpoint, files)
     media = read_attachments(manifest, files, export)
     check_entries(manifest, size, root, media, export)
     manifest.end()
