@@ -104,7 +104,7 @@ def _to_records(key: str, data: bytes) -> str:
         # Only ever lengthens: each retry asks for a later date than the last.
         store.retain(key, timezone.now() + timedelta(days=RETAIN_DAYS))
     except STORE_ERRORS as error:
-        raise AnchorFailure(f"the records store did not take {key}: {error}") from error
+        raise AnchorFailure(f"records store: {error}") from error
     return key
 
 
@@ -117,7 +117,8 @@ def _to_directory(name: str, data: bytes) -> str:
             _write_new(path, data)
         _same(path.read_bytes(), data, str(path))
     except OSError as error:
-        raise AnchorFailure(f"CHECKPOINT_DIR did not take {path}: {error}") from error
+        reason = error.strerror or str(error)
+        raise AnchorFailure(f"CHECKPOINT_DIR: {path} cannot be written ({reason})") from error
     return str(path)
 
 

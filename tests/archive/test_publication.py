@@ -88,6 +88,28 @@ def test_it_publishes_the_newest_timestamp_token(signed, bucket, checkpoint_dir)
     assert (checkpoint_dir / f"{5:020d}.tst").read_bytes() == b"newer token"
 
 
+def test_it_publishes_a_real_token_and_verify_finds_it_changed(tsa, signed, bucket, checkpoint_dir):
+    # The note, and the token, whose arrival adds the duty of publishing it.
+    assert anchoring.run_due(everything=True).done == 2
+    assert anchoring.run_due(everything=True).done == 1
+    token = bytes(CheckpointTimestamp.objects.get().token)
+    client, name = bucket()
+    assert client.get_object(Bucket=name, Key=key(5, "tst"))["Body"].read() == token
+    report = verify_ledger(against_published=True)
+    assert report.intact, report.problems
+    assert (
+        report.anchors[5]["published"] == "note: directory, records; timestamp: directory, records"
+    )
+    path = checkpoint_dir / f"{5:020d}.tst"
+    path.chmod(0o644)
+    path.write_bytes(token[:-1] + bytes([token[-1] ^ 1]))
+    report = verify_ledger(against_published=True)
+    assert str(report.first_problem) == (
+        f"checkpoint 5: the published timestamp token in CHECKPOINT_DIR ({path}) differs from"
+        " the database's"
+    )
+
+
 def test_it_waits_for_a_token_before_publishing_one(signed, worm_bucket):
     with pytest.raises(AnchorFailure, match="has no timestamp token yet"):
         publication.publish(signed, "timestamp")
@@ -129,7 +151,9 @@ def test_a_directory_file_once_written_keeps_its_bytes(tmp_path_factory, first, 
 def test_an_unwritable_directory_is_a_failure_naming_it(signed, worm_bucket, settings, tmp_path):
     (tmp_path / "a file").write_text("not a directory")
     settings.CHECKPOINT_DIR = str(tmp_path / "a file")
-    with pytest.raises(AnchorFailure, match=r"CHECKPOINT_DIR did not take .*a file"):
+    with pytest.raises(
+        AnchorFailure, match=r"CHECKPOINT_DIR: .*a file/0+5\.note cannot be written"
+    ):
         publication.publish(signed, "note")
 
 
@@ -144,7 +168,7 @@ def test_an_unreachable_bucket_leaves_the_duty_with_its_reason_until_it_answers(
     assert anchoring.run_due().failed == 1
     task = AnchorTask.objects.get()
     assert (task.duty, task.attempts) == ("publish.note", 1)
-    assert task.last_error.startswith("the records store did not take")
+    assert task.last_error.startswith(f"records store: looking for {key(5)}")
     assert "could not be reached" in task.last_error
     assert not Publication.objects.exists()
     settings.STORAGES = {**settings.STORAGES, "records": reachable}
