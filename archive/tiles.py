@@ -50,6 +50,8 @@ class TileMissing(LookupError):
 
 @dataclass(frozen=True)
 class Tile:
+    """Tile `index` of tile level `level`: `width` hashes of the tree at height 8 × level."""
+
     level: int
     index: int
     width: int  # TILE_WIDTH for a full tile
@@ -90,6 +92,7 @@ def parse_tile_path(path: str) -> Tile:
 
 
 def latest_checkpoint(*, using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
+    """The checkpoint of the largest tree size, the one `/ledger/checkpoint` serves."""
     return Checkpoint.objects.using(using).order_by("-tree_size").first()
 
 
