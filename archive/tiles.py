@@ -50,7 +50,7 @@ class TileMissing(LookupError):
 
 @dataclass(frozen=True)
 class Tile:
-    """Tile `index` of tile level `level`: `width` hashes of the tree at height 8 × level."""
+    """Tile `index` of tile level `level`: `width` hashes of the tree at height 8 * level."""
 
     level: int
     index: int
