@@ -13,10 +13,12 @@ the next chunk. "Page x of y" and the export id are not known to a piece, so onc
 has its page count each gets a stamp: blank pages with that furniture in @page margin boxes,
 laid over its pages, again in parallel. The pieces are then joined; the first stamp brings the
 PDF/A-3b metadata and the attached manifest. Memory stays at one piece per renderer, plus the
-joined file's objects while it is written (~160 MB for 10,000 messages).
+joined file's objects while it is written (~160 MB for 10,000 messages). Last, the joined file
+is signed (exports/pdf_sign.py), and the cover says by whom, or that it is not.
 
-The same source gives the same bytes apart from the export id and time: the PDF's dates are
-the checkpoint's and its file identifier is a hash of the content.
+The same source gives the same rendered bytes apart from the export id and time: the PDF's
+dates are the checkpoint's and its file identifier is a hash of the content. The signature
+that follows them differs every time (its time, and its timestamps).
 """
 
 import hashlib
@@ -43,6 +45,7 @@ from messaging.media import open_media
 from messaging.models import Attachment, MediaFile
 from review.transcript import Row
 
+from . import pdf_sign
 from .source import Part, Source
 from .target import Target
 
@@ -57,11 +60,12 @@ MEDIA = "media"  # in the work directory: the images a renderer may read, named 
 
 def write(source: Source, target: Target, prefix: str = "") -> None:
     """Write `prefix + "transcript.pdf"`: the scope's transcript as PDF/A-3b."""
+    signing = pdf_sign.load()  # before the work: a broken signing setup fails at once
     parts = list(source.parts())
     workers = max(1, min(WORKERS, -(-sum(part.count for part in parts) // RENDER_CHUNK)))
     with tempfile.TemporaryDirectory(prefix="cw-pdf-") as tmp, Renderers(workers) as pool:
         work = Path(tmp)
-        for n, html in enumerate(pieces(source, parts, work)):
+        for n, html in enumerate(pieces(source, parts, work, signing=signing)):
             path = work / f"piece-{n:05d}.html"
             path.write_text(html, encoding="utf-8")
             pool.submit({"op": "body", "html": str(path), "pdf": f"{work}/body-{n:05d}.pdf",
@@ -80,8 +84,12 @@ def write(source: Source, target: Target, prefix: str = "") -> None:
              "outlines": [body["outline"] for body in bodies],
              "furniture": f"{work}/stamp-00000.pdf", "out": f"{work}/{NAME}"}
         )  # fmt: skip
-        with (work / NAME).open("rb") as joined, target.open(prefix + NAME) as sink:
-            shutil.copyfileobj(joined, sink, 1 << 20)
+        done = work / NAME
+        if signing is not None:
+            done = work / f"signed-{NAME}"
+            pdf_sign.sign(work / NAME, done, signing)
+        with done.open("rb") as finished, target.open(prefix + NAME) as sink:
+            shutil.copyfileobj(finished, sink, 1 << 20)
 
 
 def _stamp_job(source: Source, work: Path, n: int) -> dict[str, Any]:
@@ -93,13 +101,21 @@ def _stamp_job(source: Source, work: Path, n: int) -> dict[str, Any]:
     return job
 
 
-def pieces(source: Source, parts: list[Part], work: Path, size: int = 0) -> Iterator[str]:
+def pieces(
+    source: Source,
+    parts: list[Part],
+    work: Path,
+    size: int = 0,
+    signing: pdf_sign.Signing | None = None,
+) -> Iterator[str]:
     """The transcript's HTML in pieces of `size` messages (RENDER_CHUNK), the cover in the
-    first. As the rows pass it writes `work/manifest.json` and copies the images to show into
-    `work/media`, the only place the renderers read images from."""
+    first, saying how `signing` will sign the file (or that nothing will). As the rows pass it
+    writes `work/manifest.json` and copies the images to show into `work/media`, the only
+    place the renderers read images from."""
     (work / MEDIA).mkdir()
     manifest = Manifest(work / "manifest.json", _manifest_head(source))
-    for context in _contexts(source, parts, work / MEDIA, manifest, size or RENDER_CHUNK):
+    cover = _cover(source, parts, signing)
+    for context in _contexts(parts, cover, work / MEDIA, manifest, size or RENDER_CHUNK):
         yield render_to_string(TEMPLATE, context)
     manifest.close()
 
@@ -242,11 +258,14 @@ def _copy_media(stored: MediaFile, media: Path) -> bool:
 
 
 def _contexts(
-    source: Source, parts: list[Part], media: Path, manifest: "Manifest", size: int
+    parts: list[Part],
+    cover: dict[str, Any],
+    media: Path,
+    manifest: "Manifest",
+    size: int,
 ) -> Iterator[dict[str, Any]]:
     """Template contexts of at most `size` messages each, the cover in the first."""
-    total = sum(part.count for part in parts)
-    context: dict[str, Any] = {"cover": _cover(source, parts, total), "sections": []}
+    context: dict[str, Any] = {"cover": cover, "sections": []}
     count = 0
     for part in parts:
         period, section, shown = _period(part), None, 0
@@ -267,7 +286,7 @@ def _period(part: Part) -> str:
     return f"{part.count:,} messages, {when(part.first_at)} to {when(part.last_at)}"
 
 
-def _cover(source: Source, parts: list[Part], total: int) -> dict[str, Any]:
+def _cover(source: Source, parts: list[Part], signing: pdf_sign.Signing | None) -> dict[str, Any]:
     checkpoint = source.checkpoint
     return {
         "export_id": source.export_id,
@@ -276,13 +295,14 @@ def _cover(source: Source, parts: list[Part], total: int) -> dict[str, Any]:
         "created": when(source.created_at),
         "time_zone": timezone.get_current_timezone_name(),
         "conversations": len(parts),
-        "messages": total,
+        "messages": sum(part.count for part in parts),
         "tree_size": checkpoint.tree_size,
         "root": bytes(checkpoint.root).hex(),
         "signed": when(checkpoint.created_at),
         "note": checkpoint.note,
         "verifier_key": verifier_key_text(),
         "redacted": source.redaction is not None,
+        "signature": pdf_sign.describe(signing),
     }
 
 
