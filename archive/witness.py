@@ -1,4 +1,4 @@
-"""Witness cosignatures of checkpoints (C2SP tlog-witness, Ed25519 tlog-cosignature).
+"""Witness cosignatures of checkpoints (C2SP tlog-witness and tlog-cosignature).
 
 A witness keeps, per log, the newest checkpoint it has verified. We submit each new checkpoint
 with a consistency proof from the size it last cosigned; it checks the proof against its own
@@ -6,11 +6,12 @@ record and returns a timestamped cosignature. A database rolled back or forked c
 longer show a checkpoint the witness would not have cosigned, and cannot present itself to the
 witness as anything but a smaller (or a different) tree — which the witness refuses.
 
-Cosignatures are Ed25519 (key id algorithm byte 0x04): the signed message is
-`cosignature/v1\\ntime <POSIX seconds>\\n` followed by the checkpoint's note body, and the
-signature line carries key id ‖ u64 big-endian timestamp ‖ 64-byte signature. Only keys in
-WITNESS_KEYS (vkeys `<name>+<hex key id>+<base64(0x04 ‖ key)>`) are trusted; other lines a
-witness returns are ignored.
+Cosignatures are Ed25519 (vkey type 0x04; the signed message is `cosignature/v1\\ntime <POSIX
+seconds>\\n` followed by the checkpoint's note body) or ML-DSA-44 (type 0x06; the signed message
+is the binary `subtree/v1` cosigned_message over origin, 0, tree size and root, FIPS 204 with
+an empty context). A signature line carries key id ‖ u64 big-endian timestamp ‖ signature.
+Only keys in WITNESS_KEYS (vkeys `<name>+<hex key id>+<base64(type ‖ key)>`) are trusted;
+other lines a witness returns are ignored.
 """
 
 import base64
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PublicKey
 from django.conf import settings
 from django.core.checks import Error, register
 from django.db import DEFAULT_DB_ALIAS
@@ -34,6 +36,7 @@ from django.utils import timezone
 
 from archive.anchoring import AnchorFailure
 from archive.chain_check import Problem
+from archive.checkpoints import parse_checkpoint_body
 from archive.models import Checkpoint, Cosignature
 from archive.proofs import ProofUnavailable, ledger_consistency_proof
 from archive.signing import SIGNATURE_PREFIX
@@ -43,7 +46,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COSIGNATURE_ALG = b"\x04"  # Ed25519 cosignature/v1 (tlog-cosignature)
+ED25519 = 0x04  # vkey type of an Ed25519 cosignature/v1 key (tlog-cosignature)
+MLDSA44 = 0x06  # vkey type of an ML-DSA-44 subtree/v1 key
+KEY_SIZES = {ED25519: 32, MLDSA44: 1312}
+SIGNATURE_SIZES = {ED25519: 64, MLDSA44: 2420}
 SIZE_CONTENT_TYPE = "text/x.tlog.size"  # a 409's body: the size the witness last cosigned
 # A witness's clock may run ahead of ours by this much before its cosignature is refused.
 FUTURE_SKEW = timedelta(minutes=5)
@@ -51,21 +57,7 @@ MAX_TIMESTAMP = 2**63 - 1
 
 
 class WitnessKeyError(ValueError):
-    """A WITNESS_KEYS entry that is not an Ed25519 cosignature vkey."""
-
-
-@dataclass(frozen=True)
-class WitnessKey:
-    name: str
-    key_id: bytes
-    public_key: Ed25519PublicKey
-
-    def verifies(self, body: str, timestamp: int, signature: bytes) -> bool:
-        try:
-            self.public_key.verify(signature, cosigned_message(body, timestamp))
-        except InvalidSignature:
-            return False
-        return True
+    """A WITNESS_KEYS entry that is not an Ed25519 or ML-DSA-44 cosignature vkey."""
 
 
 @dataclass(frozen=True)
@@ -80,30 +72,81 @@ class ParsedCosignature:
         return datetime.fromtimestamp(self.timestamp, UTC)
 
 
+@dataclass(frozen=True)
+class WitnessKey:
+    name: str
+    key_id: bytes
+    kind: int  # ED25519 or MLDSA44
+    public_key: Ed25519PublicKey | MLDSA44PublicKey
+
+    def verifies(self, body: str, cosignature: ParsedCosignature) -> bool:
+        """Whether `cosignature` is this key's signature over the checkpoint `body`."""
+        if len(cosignature.signature) != SIGNATURE_SIZES[self.kind]:
+            return False
+        try:
+            if self.kind == ED25519:
+                message = cosigned_message(body, cosignature.timestamp)
+            else:
+                message = subtree_message(self.name, body, cosignature.timestamp)
+            self.public_key.verify(cosignature.signature, message)
+        except (InvalidSignature, ValueError):  # ValueError: a body that is not a checkpoint
+            return False
+        return True
+
+
 def cosigned_message(body: str, timestamp: int) -> bytes:
     """What an Ed25519 cosigner signs: a header, its timestamp line, then the note body."""
     return f"cosignature/v1\ntime {timestamp}\n{body}".encode()
 
 
-def witness_key_id(name: str, raw_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + COSIGNATURE_ALG + raw_key).digest()[:4]
+def subtree_message(name: str, body: str, timestamp: int) -> bytes:
+    """What an ML-DSA-44 cosigner signs for a whole checkpoint: its cosigned_message struct."""
+    origin, size, root = parse_checkpoint_body(body)
+    return b"".join(
+        [
+            b"subtree/v1\n\x00",
+            _short(name.encode()),
+            timestamp.to_bytes(8, "big"),
+            _short(origin.encode()),
+            bytes(8),  # start: a checkpoint is the subtree [0, size)
+            size.to_bytes(8, "big"),
+            root,
+        ]
+    )
+
+
+def _short(value: bytes) -> bytes:
+    if not 0 < len(value) < 256:
+        raise ValueError("a cosigner name or origin must be 1 to 255 bytes")
+    return bytes([len(value)]) + value
+
+
+def witness_key_id(name: str, kind: int, raw_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + raw_key).digest()[:4]
 
 
 def parse_witness_key(text: str) -> WitnessKey:
-    """Parse a vkey `<name>+<hex key id>+<base64(0x04 ‖ 32-byte Ed25519 key)>`."""
+    """Parse a vkey `<name>+<hex key id>+<base64(type ‖ key)>`, type 0x04 (Ed25519, 32 bytes)
+    or 0x06 (ML-DSA-44, 1312 bytes), checking that the key id matches."""
+    name = text.strip().split("+", 1)[0]
     try:
         name, hex_id, encoded = text.strip().split("+", 2)  # base64 may contain "+"
         blob = base64.b64decode(encoded, validate=True)
         expected_id = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error):
-        raise WitnessKeyError(f"{text!r} is not a vkey <name>+<key id>+<key>") from None
+        raise WitnessKeyError(f"{name[:80]!r} is not a vkey <name>+<key id>+<key>") from None
     if not name or any(ch.isspace() for ch in name):
-        raise WitnessKeyError(f"{text!r}: the key name is empty or has spaces")
-    if len(blob) != 33 or blob[:1] != COSIGNATURE_ALG:
-        raise WitnessKeyError(f"{text!r} is not an Ed25519 cosignature key (type 0x04, 32 bytes)")
-    if witness_key_id(name, blob[1:]) != expected_id:
-        raise WitnessKeyError(f"{text!r}: the key id does not match the key")
-    return WitnessKey(name, expected_id, Ed25519PublicKey.from_public_bytes(blob[1:]))
+        raise WitnessKeyError(f"the key name {name[:80]!r} is empty or has spaces")
+    kind, raw = (blob[0], blob[1:]) if blob else (-1, b"")
+    if KEY_SIZES.get(kind) != len(raw):
+        raise WitnessKeyError(
+            f"{name}: not an Ed25519 (type 0x04) or ML-DSA-44 (type 0x06) cosignature key"
+        )
+    if witness_key_id(name, kind, raw) != expected_id:
+        raise WitnessKeyError(f"{name}: the key id does not match the key")
+    if kind == ED25519:
+        return WitnessKey(name, expected_id, kind, Ed25519PublicKey.from_public_bytes(raw))
+    return WitnessKey(name, expected_id, kind, MLDSA44PublicKey.from_public_bytes(raw))
 
 
 def witness_keys() -> list[WitnessKey]:
@@ -120,8 +163,8 @@ def parse_cosignature(line: str) -> ParsedCosignature:
         blob = base64.b64decode(encoded, validate=True)
     except binascii.Error:
         raise ValueError(f"signature by {name} is not base64") from None
-    if len(blob) != 4 + 8 + 64:
-        raise ValueError(f"signature by {name} is not an Ed25519 cosignature")
+    if len(blob) - 12 not in SIGNATURE_SIZES.values():
+        raise ValueError(f"signature by {name} is not a timestamped cosignature")
     return ParsedCosignature(name, blob[:4], int.from_bytes(blob[4:12], "big"), blob[12:])
 
 
@@ -251,7 +294,7 @@ def _good_cosignatures(
             continue
         if not 0 < parsed.timestamp <= MAX_TIMESTAMP or parsed.signed_at > latest:
             refused.append(f"cosignature by {key.name} is dated {parsed.timestamp}, not now")
-        elif not key.verifies(body, parsed.timestamp, parsed.signature):
+        elif not key.verifies(body, parsed):
             refused.append(f"cosignature by {key.name} does not verify")
         else:
             found.append((line, parsed))
@@ -319,7 +362,7 @@ def _cosignature_problem(cosignature: Cosignature, note: str, keys: list[Witness
     stated = (name, bytes(cosignature.key_id), cosignature.signed_at)
     if stated != (parsed.name, parsed.key_id, parsed.signed_at):
         return f"cosignature by {name}: its row differs from its signature line"
-    if not key.verifies(note_body(note), parsed.timestamp, parsed.signature):
+    if not key.verifies(note_body(note), parsed):
         return f"cosignature by {name} does not verify"
     return ""
 

@@ -1,29 +1,34 @@
 """A real C2SP tlog-witness on loopback for the cosignature tests: a stdlib HTTP server that
-applies add-checkpoint's rules as the specification states them, in the order it states them.
+applies add-checkpoint's rules as the specification states them, in the order it states them,
+and cosigns with an Ed25519 key or (mldsa=True) an ML-DSA-44 key.
 
-It shares no code with archive/: signed notes are read with tests/archive/independent_verifier.py
-and consistency proofs are checked by `verify_consistency` below, written from RFC 9162
-§2.1.4.2, so a mistake in archive.merkle cannot be mirrored here and pass unnoticed.
+It shares no code with archive/: signed notes are read with tests/archive/independent_verifier.py,
+consistency proofs are checked by `verify_consistency` below, written from RFC 9162 §2.1.4.2,
+and the cosigned messages are built here again from tlog-cosignature, so a mistake in
+archive.merkle or archive.witness cannot be mirrored here and pass unnoticed.
 
 Fixture (registered in tests/conftest.py): `witness`, a running LoopbackWitness trusting our
-checkpoint key for our origin, with settings.WITNESS_URLS/WITNESS_KEYS pointing at it.
+checkpoint key for our origin, with settings.WITNESS_URLS/WITNESS_KEYS pointing at it;
+`running(settings, tmp_path, mldsa=...)` starts one inside a test.
 """
 
 import base64
 import binascii
 import json
 import re
+import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
 
 from tests.archive.independent_verifier import (
     EM_DASH,
@@ -71,16 +76,16 @@ class LoopbackWitness:
     """One witness key, the logs it trusts, and its record of each log's latest checkpoint
     (kept in a JSON file, replaced atomically under a lock held from check to update)."""
 
-    def __init__(self, logs: dict[str, list[VerifierKey]], state_file: Path) -> None:
-        self.name = "witness.test/w1"
-        self.logs, self.state_file = logs, state_file
-        self.key = Ed25519PrivateKey.generate()
-        raw = self.key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        self.key_id = sha256(self.name.encode(), b"\n\x04", raw)[:4]
-        encoded = base64.b64encode(b"\x04" + raw).decode()
-        self.vkey = f"{self.name}+{self.key_id.hex()}+{encoded}"
+    def __init__(
+        self, logs: dict[str, list[VerifierKey]], state_file: Path, *, mldsa: bool = False
+    ) -> None:
+        self.logs, self.state_file, self.mldsa = logs, state_file, mldsa
+        self.name = "witness.test/pq" if mldsa else "witness.test/w1"
+        self.key = MLDSA44PrivateKey.generate() if mldsa else Ed25519PrivateKey.generate()
+        kind = b"\x06" if mldsa else b"\x04"  # tlog-cosignature's vkey types
+        raw = self.key.public_key().public_bytes_raw()
+        self.key_id = sha256(self.name.encode(), b"\n", kind, raw)[:4]
+        self.vkey = f"{self.name}+{self.key_id.hex()}+{base64.b64encode(kind + raw).decode()}"
         self.lock = threading.Lock()
         self.clock_offset = 0  # seconds added to its cosignatures' timestamps
         self.delay = 0.0  # seconds to wait before answering (a slow witness)
@@ -122,7 +127,7 @@ class LoopbackWitness:
             if 0 < old < size and not verify_consistency(old, size, latest_root, root, proof):
                 raise Refusal(422, "the consistency proof does not verify")
             self.record(origin, size, root)
-        return self.cosignature(text)
+        return self.cosignature(text, origin, size, root)
 
     def verified_checkpoint(self, note: str) -> tuple[str, int, bytes, str]:
         text, _, signatures = note.partition("\n\n")
@@ -157,10 +162,22 @@ class LoopbackWitness:
                     good = True
         return good
 
-    def cosignature(self, text: str) -> str:
+    def cosignature(self, text: str, origin: str, size: int, root: bytes) -> str:
         timestamp = int(time.time()) + self.clock_offset
-        message = f"cosignature/v1\ntime {timestamp}\n{text}".encode()
-        blob = self.key_id + timestamp.to_bytes(8, "big") + self.key.sign(message)
+        if self.mldsa:  # the cosigned_message struct, start 0 and end = size: the whole tree
+            message = b"".join(
+                [
+                    b"subtree/v1\n\x00",
+                    bytes([len(self.name)]) + self.name.encode(),
+                    struct.pack(">Q", timestamp),
+                    bytes([len(origin)]) + origin.encode(),
+                    struct.pack(">QQ", 0, size),
+                    root,
+                ]
+            )
+        else:
+            message = f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+        blob = self.key_id + struct.pack(">Q", timestamp) + self.key.sign(message)
         return f"{EM_DASH} {self.name} {base64.b64encode(blob).decode()}\n"
 
 
@@ -224,12 +241,14 @@ def serve(witness: LoopbackWitness) -> _Server:
     return server
 
 
-@pytest.fixture
-def witness(settings: Any, tmp_path: Path) -> Iterator[LoopbackWitness]:
+@contextmanager
+def running(settings: Any, tmp_path: Path, *, mldsa: bool = False) -> Iterator[LoopbackWitness]:
+    """A witness trusting our checkpoint key, with WITNESS_URLS/WITNESS_KEYS set to it."""
     from archive import checkpoints
 
     ours = parse_verifier_key(checkpoints.verifier_key_text())
-    found = LoopbackWitness({checkpoints.key_name(): [ours]}, tmp_path / "witness-state.json")
+    state = tmp_path / f"witness-{'pq' if mldsa else 'w1'}.json"
+    found = LoopbackWitness({checkpoints.key_name(): [ours]}, state, mldsa=mldsa)
     server = serve(found)
     settings.WITNESS_URLS = [found.url]
     settings.WITNESS_KEYS = [found.vkey]
@@ -238,3 +257,9 @@ def witness(settings: Any, tmp_path: Path) -> Iterator[LoopbackWitness]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def witness(settings: Any, tmp_path: Path) -> Iterator[LoopbackWitness]:
+    with running(settings, tmp_path) as found:
+        yield found
