@@ -84,6 +84,25 @@ def publish(checkpoint: Checkpoint, artifact: str) -> None:
             )
 
 
+def stored_files() -> Iterator[tuple[str, str]]:
+    """The published copies in the records store, as (name, SHA-256), for `storage migrate`
+    (archive/storage_migration.py) to carry them to a new store with the records."""
+    rows = Publication.objects.filter(target=Publication.Target.RECORDS)
+    yield from rows.values_list("location", "sha256").distinct().order_by("location")
+
+
+def republish() -> int:
+    """Publish every published checkpoint again, e.g. after `storage migrate` (which copies
+    without locking): copies the records store lacks are written, the others locked again for
+    RETAIN_DAYS. Different bytes in place raise AnchorFailure naming them. Returns how many."""
+    done = 0
+    published = Publication.objects.values_list("checkpoint_id", "artifact").distinct()
+    for size, artifact in published.order_by("checkpoint_id", "artifact"):
+        publish(Checkpoint.objects.get(tree_size=size), artifact)
+        done += 1
+    return done
+
+
 def _artifact_bytes(checkpoint: Checkpoint, artifact: str) -> bytes:
     if artifact == Publication.Artifact.NOTE:
         return checkpoint.note.encode()

@@ -13,16 +13,25 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from archive import anchoring, checkpoints, ledger, publication, signing
+from archive import (
+    anchoring,
+    checkpoints,
+    ledger,
+    objectstore,
+    publication,
+    signing,
+    storage_migration,
+)
 from archive.anchoring import AnchorFailure
 from archive.checkpoints import create_checkpoint
 from archive.ledger import Fact, chain_link
 from archive.merkle import CompactRange, leaf_hash
 from archive.models import AnchorTask, Checkpoint, CheckpointTimestamp, Publication
+from archive.objectstore import FileStore
 from archive.storage_config import storage_options
 from archive.verify import verify_ledger
 from retention.models import MAX_DAYS
-from tests.s3 import s3_client
+from tests.s3 import make_bucket, s3_client, store_url
 
 UNREACHABLE = "s3://nowhere?endpoint=http://127.0.0.1:9&addressing=path"
 
@@ -176,6 +185,25 @@ def test_an_unreachable_bucket_leaves_the_duty_with_its_reason_until_it_answers(
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):
         assert anchoring.run_due().done == 1
     assert Publication.objects.get().location == key(5)
+
+
+def test_storage_migrate_carries_published_checkpoints_and_republish_locks_them(
+    signed, settings, tmp_path, s3_server
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    publication.publish(signed, "note")
+    storage_migration.register(publication.stored_files)  # archive/apps.py does this
+    bucket = make_bucket(s3_server, lock=True)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "records": storage_options("STORAGE_URL", store_url(s3_server, bucket), "x"),
+    }
+    moved = storage_migration.migrate(FileStore(location=tmp_path / "media"), objectstore.records())
+    assert key(5) in moved.copied
+    assert publication.republish() == 1
+    head = s3_client(s3_server).head_object(Bucket=bucket, Key=key(5))
+    assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=36_500)
+    assert verify_ledger(against_published=True).intact
 
 
 # --- verify_archive --against-published ---------------------------------------------------
