@@ -10,6 +10,7 @@ import io
 import json
 import re
 import subprocess
+import time
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -228,6 +229,17 @@ def test_a_bundle_made_while_the_tsa_is_down_has_no_token_and_says_so(
     assert "note no RFC 3161 timestamp token" in out and "VERIFIED" in out
     waiting = AnchorTask.objects.get(duty=AnchorTask.Duty.TIMESTAMP)  # the worker tries again
     assert waiting.checkpoint_id == manifest["checkpoint"]["tree_size"] and waiting.last_error
+
+
+def test_a_tsa_that_does_not_answer_holds_the_export_up_for_tsa_timeout_only(
+    tsa: LocalTsa, rich: Rich, auditor: Any, settings: Any, tmp_path: Path
+) -> None:
+    tsa.mode, settings.TSA_TIMEOUT = "slow", 1  # it answers after 5 s
+    started = time.monotonic()
+    unpacked = export_bundle(auditor, rich, tmp_path)
+    assert time.monotonic() - started < 4.5
+    assert not (unpacked / "checkpoint.tst").exists()
+    assert "timeout" in AnchorTask.objects.get(duty=AnchorTask.Duty.TIMESTAMP).last_error
 
 
 def test_only_a_bundle_export_waits_for_the_tsa(
