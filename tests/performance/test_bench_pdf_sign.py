@@ -149,5 +149,6 @@ def test_bench_pdf_sign(
         f" ratio = signed / unsigned; load average {os.getloadavg()[0]:.1f}"
     )
     say(table(headers, rows, title=title))
-    each = ", ".join(f"{seconds(a)} / {seconds(b)}" for a, b in zip(unsigned_runs, signed_runs))
+    pairs = zip(unsigned_runs, signed_runs, strict=True)
+    each = ", ".join(f"{seconds(a)} / {seconds(b)}" for a, b in pairs)
     say(f"runs, unsigned / signed: {each}")
