@@ -53,7 +53,6 @@ SIGNATURE_SIZES = {ED25519: 64, MLDSA44: 2420}
 SIZE_CONTENT_TYPE = "text/x.tlog.size"  # a 409's body: the size the witness last cosigned
 # A witness's clock may run ahead of ours by this much before its cosignature is refused.
 FUTURE_SKEW = timedelta(minutes=5)
-MAX_TIMESTAMP = 2**63 - 1
 
 
 class WitnessKeyError(ValueError):
@@ -283,7 +282,7 @@ def _good_cosignatures(
     """The reply's lines by a configured key that verify over `body`, and why others did not."""
     found: list[tuple[str, ParsedCosignature]] = []
     refused: list[str] = []
-    latest = timezone.now() + FUTURE_SKEW
+    latest = (timezone.now() + FUTURE_SKEW).timestamp()
     for line in reply.splitlines():
         try:
             parsed = parse_cosignature(line)
@@ -292,7 +291,7 @@ def _good_cosignatures(
         key = _key_for(parsed, keys)
         if key is None:
             continue
-        if not 0 < parsed.timestamp <= MAX_TIMESTAMP or parsed.signed_at > latest:
+        if not 0 < parsed.timestamp <= latest:
             refused.append(f"cosignature by {key.name} is dated {parsed.timestamp}, not now")
         elif not key.verifies(body, parsed):
             refused.append(f"cosignature by {key.name} does not verify")
@@ -359,8 +358,8 @@ def _cosignature_problem(cosignature: Cosignature, note: str, keys: list[Witness
     key = _key_for(parsed, keys)
     if key is None:
         return f"cosignature by {parsed.name} cannot be checked: no WITNESS_KEYS entry"
-    stated = (name, bytes(cosignature.key_id), cosignature.signed_at)
-    if stated != (parsed.name, parsed.key_id, parsed.signed_at):
+    stated = (name, bytes(cosignature.key_id), cosignature.signed_at.timestamp())
+    if stated != (parsed.name, parsed.key_id, parsed.timestamp):
         return f"cosignature by {name}: its row differs from its signature line"
     if not key.verifies(note_body(note), parsed):
         return f"cosignature by {name} does not verify"

@@ -26,6 +26,7 @@ from tests.conftest import superuser_connect
 from tests.witness import LoopbackWitness, Refusal, running, verify_consistency
 
 ORIGIN = "clientwindow.local/ledger"
+FIXED_WITNESS_KEY = LoopbackWitness({}, Path("never-written.json")).vkey
 
 
 def grow(entries: int) -> Checkpoint:
@@ -168,8 +169,9 @@ def test_it_names_the_status_of_a_witness_that_does_not_know_us(witness):
 
 
 @pytest.mark.django_db
-def test_it_refuses_a_cosignature_dated_in_the_future(witness):
-    witness.clock_offset = 3600
+@pytest.mark.parametrize("ahead", [3600, 2**40], ids=["an hour", "beyond any calendar"])
+def test_it_refuses_a_cosignature_dated_in_the_future(witness, ahead):
+    witness.clock_offset = ahead
     grow(4)
     cosign_due()
     assert "cosignature by witness.test/w1 is dated" in duty_error()
@@ -300,6 +302,28 @@ def test_verification_cannot_check_a_cosignature_by_an_unknown_key(witness, sett
     ]
 
 
+@pytest.mark.django_db
+def test_verification_names_a_row_that_differs_from_its_line(witness):
+    grow(3)
+    cosign_due()
+    kept = Cosignature.objects.get()
+    name, encoded = kept.line.rstrip("\n").split(" ")[1:]
+    blob = base64.b64decode(encoded)
+    later = blob[:4] + (2**62).to_bytes(8, "big") + blob[12:]
+    Cosignature.objects.create(  # an inserted row: the runtime role may insert, not update
+        checkpoint_id=3,
+        witness=name + "2",
+        key_id=blob[:4],
+        line=f"\u2014 {name} {base64.b64encode(later).decode()}\n",
+        signed_at=kept.signed_at,
+        received_at=kept.received_at,
+    )
+    problems = [str(p) for p in verify_ledger(workers=1).problems]
+    assert problems == [
+        "checkpoint 3: cosignature by witness.test/w12: its row differs from its signature line"
+    ]
+
+
 def test_verification_catches_a_tampered_cosignature(committed, witness):
     grow(3)
     cosign_due()
@@ -340,6 +364,15 @@ def test_reading_any_key_or_signature_line_fails_only_plainly(text):
         cosigning.parse_witness_key(text)
     with contextlib.suppress(ValueError):
         cosigning.parse_cosignature(text)
+
+
+@given(timestamp=st.integers(0, 2**64 - 1), signature=st.binary(min_size=64, max_size=64))
+def test_a_forged_cosignature_never_verifies_and_never_crashes(timestamp, signature):
+    key = cosigning.parse_witness_key(FIXED_WITNESS_KEY)
+    blob = key.key_id + timestamp.to_bytes(8, "big") + signature
+    parsed = cosigning.parse_cosignature(f"\u2014 {key.name} {base64.b64encode(blob).decode()}")
+    assert parsed.timestamp == timestamp
+    assert not key.verifies("example.com/log\n1\n" + ZERO_HASH + "\n", parsed)
 
 
 def test_the_check_wants_keys_for_configured_witnesses(settings):
