@@ -12,9 +12,19 @@ class ArchiveConfig(AppConfig):
 
     def ready(self) -> None:
         # checks, and the anchoring modules' own checks, register on import
-        from archive import checks, privileges, publication, schedules, tiles, timestamps, witness  # noqa: F401
+        from archive import (  # noqa: F401  (tiles, timestamps, witness: their checks)
+            checks,
+            privileges,
+            publication,
+            schedules,
+            storage_migration,
+            tiles,
+            timestamps,
+            witness,
+        )
 
         schedules.register(self.schedules)
+        storage_migration.register(publication.stored_files)  # `storage migrate` carries them
         checks.refuse_to_start_a_server(sys.argv)  # qcluster, with STORAGE_REQUIRE_WORM
         # After every migrate the owner re-grants the runtime role exactly what it may do.
         post_migrate.connect(

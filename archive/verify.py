@@ -301,6 +301,8 @@ def verify_ledger(
             results = [check_range_on(connection.connection, 0, size, contents)]
         tree = _TreeWalk(report, checkpoints, nodes)
         _merge(report, results, tree, head)
+        if tree.frontier.size:  # the ledger now: published trees must be consistent with it
+            tree.roots[tree.frontier.size] = tree.frontier.root()
         for row in stored:
             report.anchors[row.tree_size] = {}
         timestamps.verify_tokens(report, stored, using=using)

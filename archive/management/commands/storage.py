@@ -10,7 +10,8 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from archive import objectstore, storage_migration
+from archive import objectstore, publication, storage_migration
+from archive.anchoring import AnchorFailure
 from archive.checks import worm_problem
 from archive.objectstore import Description, FileStore
 
@@ -85,6 +86,12 @@ class Command(BaseCommand):
             self.stderr.write(f"not copied, not in {source.location}: {name}")
         if move.copied and not dry_run:
             self.stdout.write("sealed storage.migrated")
+        if not dry_run:  # the copies carry no lock of their own: lock the published checkpoints
+            try:
+                relocked = publication.republish()
+            except AnchorFailure as failure:
+                raise CommandError(f"published checkpoints: {failure}") from None
+            self.stdout.write(f"{relocked} published checkpoint copies in place and locked")
         if move.failed:
             raise CommandError(f"{len(move.corrupt) + len(move.missing)} files were not copied")
 
