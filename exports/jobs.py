@@ -201,8 +201,8 @@ def source_for(export: Export) -> Source:
     if export.format == "bundle":
         # The bundle carries the checkpoint's RFC 3161 token if a TSA answers now (each within
         # TSA_TIMEOUT); without one it is made all the same, and the worker keeps asking.
-        duties = [AnchorTask.Duty.TIMESTAMP]
-        anchoring.run_due(everything=True, checkpoint=checkpoint, duties=duties)
+        # Timestamps follow tree order, so older checkpoints still waiting go first.
+        anchoring.run_due(everything=True, duties=[AnchorTask.Duty.TIMESTAMP])
     scope = Scope.from_json(export.scope)
     source = Source(
         export_id=str(export.pk),
