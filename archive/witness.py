@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PublicKey
 from django.conf import settings
@@ -145,7 +145,10 @@ def parse_witness_key(text: str) -> WitnessKey:
         raise WitnessKeyError(f"{name}: the key id does not match the key")
     if kind == ED25519:
         return WitnessKey(name, expected_id, kind, Ed25519PublicKey.from_public_bytes(raw))
-    return WitnessKey(name, expected_id, kind, MLDSA44PublicKey.from_public_bytes(raw))
+    try:
+        return WitnessKey(name, expected_id, kind, MLDSA44PublicKey.from_public_bytes(raw))
+    except UnsupportedAlgorithm:  # cryptography built against an OpenSSL before 3.5
+        raise WitnessKeyError(f"{name}: this cryptography build cannot verify ML-DSA-44") from None
 
 
 def witness_keys() -> list[WitnessKey]:
