@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from archive import checkpoints, tiles
+from archive import checkpoints, tiles, witness
 
 View = Callable[..., HttpResponse]
 TEXT = "text/plain; charset=utf-8"
@@ -69,11 +69,12 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @api_view
 def checkpoint(request: HttpRequest) -> HttpResponse:
-    """The latest signed checkpoint note."""
+    """The latest signed checkpoint note, with the witnesses' cosignatures kept so far (still one
+    signed note: a client checks the signatures of the keys it trusts and ignores the rest)."""
     latest = tiles.latest_checkpoint()
     if latest is None:
         return _text("No checkpoint has been signed yet.\n", status=404)
-    return _text(latest.note)
+    return _text(witness.cosigned_note(latest))
 
 
 @api_view

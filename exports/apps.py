@@ -8,6 +8,7 @@ class ExportsConfig(AppConfig):
 
     def ready(self) -> None:
         from archive import schedules
+        from exports import pdf_sign  # noqa: F401  (its checks register on import)
 
         schedules.register(self.schedules)
 

@@ -19,12 +19,19 @@ echo "== lint: check --deploy under a production-like environment"
 keydir=$(mktemp -d)
 trap 'rm -rf "$keydir"' EXIT
 run python manage.py create_signing_key "$keydir/signing-key.pem" >/dev/null
+# a transcript signing pair, whose certificate also stands in for a TSA's root
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=check --deploy" \
+  -addext keyUsage=critical,digitalSignature,nonRepudiation \
+  -keyout "$keydir/transcript-key.pem" -out "$keydir/transcript-cert.pem" 2>/dev/null
 env -u CLIENTWINDOW_LOCAL -u CLIENTWINDOW_DEBUG \
   DJANGO_SECRET_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
   ALLOWED_HOSTS=archive.example.com LEDGER_SIGNING_KEY_FILE="$keydir/signing-key.pem" \
   EMAIL_URL=smtp://relay.example.com:25 PORTAL_URL=https://archive.example.com \
   BRIDGE_TRUSTED_AUTHSERV_ID=mx.example.com \
   STORAGE_URL=s3://archive-records EXPORT_STORAGE_URL=s3://archive-exports \
+  TSA_URLS=https://tsa.example.com/ TSA_CA_FILE="$keydir/transcript-cert.pem" \
+  TRANSCRIPT_SIGNING_CERT_FILE="$keydir/transcript-cert.pem" \
+  TRANSCRIPT_SIGNING_KEY_FILE="$keydir/transcript-key.pem" \
   UV_PYTHON_DOWNLOADS=never "$UV" run --frozen --quiet \
   python manage.py check --deploy --fail-level WARNING
 [ "${1:-}" = "--lint-only" ] && exit 0

@@ -259,6 +259,19 @@ def test_it_serves_the_latest_checkpoint_note(three_checkpoints):
     assert response["Cache-Control"] == "no-cache"
 
 
+def test_it_serves_the_checkpoint_with_its_cosignatures(witness):
+    from archive import anchoring
+    from archive.models import AnchorTask
+
+    grow(300)
+    anchoring.run_due(everything=True, duties=[AnchorTask.Duty.COSIGN])
+    latest = Checkpoint.objects.get(tree_size=300)
+    line = latest.cosignatures.get().line
+    note = get("checkpoint").content.decode()
+    assert note == latest.note + line
+    assert follow(Client()).size == 300  # the client still reads it: the log's signature holds
+
+
 def test_it_answers_404_before_the_first_checkpoint():
     assert get("checkpoint").status_code == 404
     assert get("tile/0/000.p/1").status_code == 404

@@ -238,8 +238,29 @@ def test_it_keeps_a_hostile_file_name_inside(rich_source: Source, tmp_path: Path
 
 
 @real
-def test_it_is_byte_identical_with_the_real_writers(rich_source: Source, tmp_path: Path) -> None:
+def test_it_is_byte_identical_with_the_real_writers(
+    rich_source: Source, tmp_path: Path, settings: Any
+) -> None:
+    settings.TRANSCRIPT_SIGNING_CERT_FILE = ""  # unsigned: a signature carries its own time
     first = make_bundle(rich_source, tmp_path / "first.zip")
     second = make_bundle(rich_source, tmp_path / "second.zip")
     assert differing(first, second) == []
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_signing_the_transcript_changes_only_its_signature(
+    rich_source: Source, tmp_path: Path
+) -> None:
+    first = make_bundle(rich_source, tmp_path / "first.zip")
+    second = make_bundle(rich_source, tmp_path / "second.zip")
+    transcript = "pdf/transcript.pdf"
+    # Two signings in the same second may even agree; never does anything else differ.
+    assert set(differing(first, second)) <= {
+        "SHA256SUMS",
+        "manifest.json",
+        "manifest.sig",
+        transcript,
+    }
+    with zipfile.ZipFile(first) as one, zipfile.ZipFile(second) as other:
+        a, b = one.read(transcript), other.read(transcript)
+    assert a[: a.index(b"%%EOF")] == b[: b.index(b"%%EOF")]  # the rendered revision
