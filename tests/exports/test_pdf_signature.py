@@ -71,9 +71,23 @@ def transcript(
     return lambda: render(make_source(scope), tmp_path / f"out-{next(counter)}")
 
 
+# The signed transcript the read-only checks below look at, rendered once for this module (a
+# render costs seconds): its bytes and the local signer's certificate and key that signed it.
+_SIGNED: dict[str, bytes] = {}
+
+
 @pytest.fixture
-def signed(local_signer: Path, tsa: LocalTsa, transcript: Callable[[], bytes]) -> bytes:
-    return transcript()
+def signed(local_signer: Path, tsa: LocalTsa, request: pytest.FixtureRequest) -> bytes:
+    key = local_signer.with_name("key.pem")
+    if not _SIGNED:
+        transcript: Callable[[], bytes] = request.getfixturevalue("transcript")
+        _SIGNED["pdf"] = transcript()
+        _SIGNED["cert"], _SIGNED["key"] = local_signer.read_bytes(), key.read_bytes()
+    else:  # the signer it was made with, where this test's settings look for it
+        local_signer.parent.mkdir(parents=True, exist_ok=True)
+        local_signer.write_bytes(_SIGNED["cert"])
+        key.write_bytes(_SIGNED["key"])
+    return _SIGNED["pdf"]
 
 
 def trusting(*pems: Path) -> ValidationContext:
@@ -177,7 +191,10 @@ def test_it_says_on_the_cover_who_signs(
     assert "without a trusted timestamp" in cover
 
 
-def test_it_creates_the_local_key_private(local_signer: Path, signed: bytes) -> None:
+def test_it_creates_the_local_key_private(
+    local_signer: Path, transcript: Callable[[], bytes]
+) -> None:
+    assert PdfReader(io.BytesIO(transcript())).trailer  # signing created the pair on first use
     key = local_signer.with_name("key.pem")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     certificate = x509.load_pem_x509_certificate(local_signer.read_bytes())
