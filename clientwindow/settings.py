@@ -268,6 +268,9 @@ LEDGER_CHECKPOINT_MINUTES = env_int("LEDGER_CHECKPOINT_MINUTES", 5)
 # PEM certificates a token's signer must chain to (the TSA's root, and any intermediates).
 TSA_URLS = env_list("TSA_URLS")
 TSA_CA_FILE = env_str("TSA_CA_FILE")
+if LOCAL_RUN and not TSA_CA_FILE and (VAR_DIR / "tsa" / "root.pem").is_file():
+    # the root of `LOCAL_TSA=1 make run`'s TSA: management commands check its tokens too
+    TSA_CA_FILE = str(VAR_DIR / "tsa" / "root.pem")
 # How much earlier than a checkpoint's own time its timestamp may say it is (clock skew).
 TSA_TOLERANCE_SECONDS = env_int("TSA_TOLERANCE_SECONDS", 300)
 TSA_TIMEOUT = env_int("TSA_TIMEOUT", 20)

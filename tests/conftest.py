@@ -88,6 +88,13 @@ def fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def private_media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test writes into the developer's var/media (a task publishing a checkpoint, a media
+    fetch): the records store of every test is a directory of its own unless it sets one."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
 @pytest.fixture
 def make_user(db: None) -> Any:
     def make(username: str, *role_names: str) -> User:
