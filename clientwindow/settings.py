@@ -87,6 +87,11 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "allauth",  # accounts: login, MFA, SSO (docs/ACCOUNTS.md)
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -114,6 +119,12 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
 # A strict Content-Security-Policy: no inline script or style anywhere, nothing from elsewhere.
