@@ -300,8 +300,23 @@ class AccessEvent(AppendOnlyModel):
         VIEW_FLAG = "view_flag", "viewed flag"
         REQUEST_EXPORT = "request_export", "requested export"
         DOWNLOAD_EXPORT = "download_export", "downloaded export"
+        # Accounts (issue 17): who signed in and how, and what happened to their credentials.
+        LOGIN = "login", "signed in"
+        LOGOUT = "logout", "signed out"
+        LOGIN_FAILED = "login_failed", "failed to sign in"
+        LOCKED_OUT = "locked_out", "was locked out"
+        MFA_ADDED = "mfa_added", "added a second factor"
+        MFA_REMOVED = "mfa_removed", "removed a second factor"
+        MFA_FAILED = "mfa_failed", "failed a second-factor check"
+        REAUTHENTICATED = "reauthenticated", "confirmed their identity"
+        TOKEN_ISSUED = "token_issued", "issued an API token"
+        TOKEN_REVOKED = "token_revoked", "revoked an API token"
+        TOKEN_REFUSED = "token_refused", "presented a refused API token"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    # None: an event with no known account (a failed sign-in under a name nobody has).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
     username = models.CharField(max_length=150)  # as it was then
     at = models.DateTimeField(db_default=Now())
     address = models.GenericIPAddressField(null=True, blank=True)
