@@ -1,18 +1,30 @@
+from allauth.account import views as account_views
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.decorators.http import require_POST
 
-from clientwindow import probes, views
+from clientwindow import probes, token_views, views
+from clientwindow.accounts import accept_username_field
 from messaging import views as messaging_views
 from messaging import webhooks
 
 admin.site.site_header = "ClientWindow administration"
 admin.site.site_title = "ClientWindow"
+# The admin signs in through allauth's pages too, so with the same second factor.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+
+# Sign-in is allauth's (clientwindow/accounts.py), under its old names and addresses as well.
+login_view = accept_username_field(account_views.LoginView.as_view())
+logout_view = require_POST(account_views.LogoutView.as_view())  # no signing out by a link
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", login_view, name="login"),
+    path("logout/", logout_view, name="logout"),
+    path("accounts/logout/", logout_view, name="account_logout"),
+    path("accounts/", include("allauth.urls")),
     path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "password/done/",
@@ -33,5 +45,6 @@ urlpatterns = [
     path("", include("retention.urls")),
     path("", include("bridge.urls")),
     path("api/", include("exports.api_urls")),
+    path("tokens/", include((token_views.urlpatterns, "tokens"))),  # API tokens
     path("admin/", admin.site.urls),
 ]

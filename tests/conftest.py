@@ -95,6 +95,13 @@ def private_media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) 
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
 
 
+@pytest.fixture(autouse=True)
+def second_factor_not_required(settings: Any) -> None:
+    """Tests sign in with force_login and no second factor; production's default is "all".
+    tests/clientwindow/test_mfa.py and tests/e2e/test_mfa.py set MFA_REQUIRED themselves."""
+    settings.MFA_REQUIRED = "off"
+
+
 @pytest.fixture
 def make_user(db: None) -> Any:
     def make(username: str, *role_names: str) -> User:
