@@ -120,6 +120,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "clientwindow.accounts.RequireSecondFactor",  # MFA_REQUIRED: enrolment at first sign-in
 ]
 
 AUTHENTICATION_BACKENDS = [
@@ -522,3 +523,23 @@ LOGGING = {
         "clientwindow.security": {"level": "INFO"},
     },
 }
+
+# --- Accounts: login and MFA (clientwindow/accounts.py) -------------------------------------
+# Sign-in by username and password through django-allauth, at /login/ and /accounts/login/;
+# accounts are made by administrators (no sign-up), so no email verification either.
+ACCOUNT_ADAPTER = "clientwindow.accounts.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+# A session lasts SESSION_COOKIE_AGE, as it did before allauth (no "remember me" box).
+ACCOUNT_SESSION_REMEMBER = True
+# Second factors: an authenticator app (TOTP), passkeys and security keys (WebAuthn), and
+# recovery codes; a passkey also signs in on its own (it is two factors in one).
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "ClientWindow"
+# WebAuthn checks the browser's origin against the host the portal is reached at: https, or
+# http://localhost for local runs (http://127.0.0.1 is not an origin passkeys work at).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
+# Who must add a second factor at their first sign-in: all, administrators or off.
+MFA_REQUIRED = env_str("MFA_REQUIRED", "all")
