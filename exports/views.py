@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import role_required
+from access.sessions import recent_authentication_required
 
 from . import jobs
 from .access import export_for_user, exports_for_user, require_export
@@ -30,6 +31,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
 
 @role_required
 @require_POST
+@recent_authentication_required
 def create(request: HttpRequest) -> HttpResponse:
     require_export(request)
     form = ExportForm(request.POST, user=request.user)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import role_required
+from access.sessions import recent_authentication_required
 from review.access import acting_user, require, saved_searches_for_user
 
 from . import disposition, erasure, holds, record_of_processing
@@ -89,6 +90,7 @@ def preview(request: HttpRequest) -> HttpResponse:
 
 @role_required
 @require_POST
+@recent_authentication_required
 def dispose(request: HttpRequest) -> HttpResponse:
     require(request, APPLY)
     planned = disposition.plan(acting_user(request))
@@ -124,6 +126,7 @@ def dispose(request: HttpRequest) -> HttpResponse:
 
 @role_required
 @require_POST
+@recent_authentication_required
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
     planned = disposition_for_user(request, pk)
     try:
@@ -172,6 +175,7 @@ def _hold_list_page(request: HttpRequest, form: HoldForm, status: int = 200) -> 
 
 @role_required
 @require_POST
+@recent_authentication_required
 def hold_create(request: HttpRequest) -> HttpResponse:
     require(request, MANAGE_HOLDS)
     form = HoldForm(request.POST, saved=saved_searches_for_user(request))
@@ -230,6 +234,7 @@ def _hold_page(
 
 @role_required
 @require_POST
+@recent_authentication_required
 def hold_change(request: HttpRequest, pk: int) -> HttpResponse:
     hold = hold_for_user(request, pk, MANAGE_HOLDS)
     scope = scope_of(hold)
@@ -262,6 +267,7 @@ def hold_change(request: HttpRequest, pk: int) -> HttpResponse:
 
 @role_required
 @require_POST
+@recent_authentication_required
 def hold_release(request: HttpRequest, pk: int) -> HttpResponse:
     hold = hold_for_user(request, pk, MANAGE_HOLDS)
     form = ReasonForm(request.POST)
