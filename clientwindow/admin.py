@@ -3,8 +3,8 @@ hand out roles, never more than they hold.
 
 A non-superuser administrator does not see `is_superuser` or the raw permission list: they give
 a user some of the four roles, and the few permissions granted one user at a time
-(roles.GRANTABLE). Groups' permissions, a superuser's account and a superuser's API token are
-the superuser's own business.
+(roles.GRANTABLE). Groups' permissions and a superuser's account are the superuser's own
+business; superusers hold no API tokens.
 """
 
 from typing import Any
@@ -14,10 +14,11 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from rest_framework.authtoken import admin as token_admin
 from rest_framework.authtoken.models import TokenProxy
 
 from access.roles import ADMINISTRATOR, GRANTABLE, ROLES, roles_of
+from clientwindow import tokens
+from clientwindow.models import ApiToken
 
 SUPERUSER_FIELDS = ("is_superuser",)
 
@@ -102,18 +103,55 @@ class GroupAdmin(auth_admin.GroupAdmin):
         return _superuser(request)
 
 
+# DRF's plaintext tokens are gone (clientwindow/migrations/0009_api_tokens.py): no page for them.
 admin.site.unregister(TokenProxy)
 
 
-@admin.register(TokenProxy)
-class TokenAdmin(token_admin.TokenAdmin):
-    """A superuser's API token would act as the superuser: only superusers see or issue one."""
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every non-superuser's API tokens, read-only, and an action to revoke them. Nothing here
+    shows a secret (only its digest is kept, and not shown); owners issue tokens in the portal
+    (clientwindow/token_views.py), after confirming who they are."""
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        tokens = super().get_queryset(request)
-        return tokens if _superuser(request) else tokens.exclude(user__is_superuser=True)
+    fields = list_display = (
+        "prefix",
+        "name",
+        "owner",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    )
+    readonly_fields = fields
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "expires_at")
+    search_fields = ("prefix", "name", "owner__username")
+    actions = ["revoke_selected"]
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "user" and not _superuser(request):
-            kwargs["queryset"] = User.objects.filter(is_superuser=False)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        tokens = super().get_queryset(request).select_related("owner", "revoked_by")
+        return tokens.exclude(owner__is_superuser=True)
+
+    # Reaching the admin at all takes the Administrator role (_administrators_only).
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _administrators_only(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _administrators_only(request)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return _administrators_only(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a revoked token stays, with who revoked it and when
+
+    @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(tokens.revoke(request, token) for token in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.")

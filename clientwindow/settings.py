@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
+    # unused since clientwindow.ApiToken (issue 17); kept: clientwindow's 0005 migration needs it
     "rest_framework.authtoken",
     "drf_spectacular",
     "clientwindow",
@@ -336,11 +337,12 @@ WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
 BACKLOG_ALARM_MINUTES = env_int("BACKLOG_ALARM_MINUTES", 5)
 
 # --- The REST API (/api/v1/, schema at /api/schema/) ---------------------------------------
-# Token or session authentication; JSON only (the browsable API's pages would need inline
-# scripts, which the Content-Security-Policy forbids); every endpoint needs a logged-in user.
+# API token (clientwindow/tokens.py) or session authentication; JSON only (the browsable API's
+# pages would need inline scripts, which the Content-Security-Policy forbids); every endpoint
+# needs a logged-in user.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "clientwindow.tokens.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -543,3 +545,11 @@ MFA_TOTP_ISSUER = "ClientWindow"
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
 # Who must add a second factor at their first sign-in: all, administrators or off.
 MFA_REQUIRED = env_str("MFA_REQUIRED", "all")
+
+# --- API tokens (clientwindow/tokens.py) ------------------------------------------------------
+# Issued in the portal (/tokens/) for API_TOKEN_DEFAULT_DAYS unless the owner picks fewer or
+# more days, never more than API_TOKEN_MAX_DAYS. After API_TOKEN_FAILURE_LIMIT refused tokens
+# from one address in 10 minutes, that address gets 429 until the oldest refusal ages out.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90)
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)

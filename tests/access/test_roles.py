@@ -1,9 +1,9 @@
 import pytest
 from django.contrib.auth.models import Group
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from access.roles import ROLE_PERMISSIONS, ROLES
+from clientwindow.tokens import new_token
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_it_never_lets_a_role_change_the_ledger():
 def test_the_api_schema_answers_only_users_with_a_role(outsider, auditor):
     def schema(user):
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {new_token(user, 'test', 1)[1]}")
         return client.get("/api/schema/", HTTP_ACCEPT="application/json")
 
     assert schema(outsider).status_code == 403

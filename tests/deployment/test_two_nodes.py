@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
 
 from access import roles
 from archive import signing
+from clientwindow.tokens import new_token
 from messaging import simulator
 from messaging.models import Attachment, Channel, Message
 from tests.deployment.conftest import APP_SECRET, Node, wait_until
@@ -92,7 +92,7 @@ def objects(s3: str, bucket: str) -> dict[str, bytes]:
 def legal_token() -> str:
     user = User.objects.create_user("two-node-legal")
     user.groups.set(Group.objects.filter(name=roles.LEGAL))
-    return Token.objects.create(user=user).key
+    return new_token(user, "two nodes", 1)[1]
 
 
 def attachment_in_zip(archive: bytes) -> bytes:
