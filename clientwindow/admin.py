@@ -4,23 +4,34 @@ hand out roles, never more than they hold.
 A non-superuser administrator does not see `is_superuser` or the raw permission list: they give
 a user some of the four roles, and the few permissions granted one user at a time
 (roles.GRANTABLE). Groups' permissions and a superuser's account are the superuser's own
-business; superusers hold no API tokens.
+business; superusers hold no API tokens. Nor does an administrator set another administrator's
+password: that would let one person act as two (retention/disposition.py's approval rule).
+
+Changing a user or a group asks for a recent sign-in or re-authentication first
+(access/sessions.py), and django-auditlog records the change (clientwindow/account_events.py).
+Second factors are listed for superusers without their secrets, to remove a lost one.
 """
 
 from typing import Any
 
+from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from rest_framework.authtoken.models import TokenProxy
 
 from access.roles import ADMINISTRATOR, GRANTABLE, ROLES, roles_of
+from access.sessions import recent_authentication_required
 from clientwindow import tokens
 from clientwindow.models import ApiToken
 
 SUPERUSER_FIELDS = ("is_superuser",)
+# Adding or changing a user or a group, and setting a password (GET too: the form is the change).
+confirmed = method_decorator(recent_authentication_required)
 
 
 def _administrators_only(request: HttpRequest) -> bool:
@@ -48,6 +59,24 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class UserAdmin(auth_admin.UserAdmin):  # type: ignore[type-arg]
+    @confirmed
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
+    @confirmed
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        user = self.get_object(request, id)
+        if (
+            user is not None
+            and user.pk != request.user.pk
+            and ADMINISTRATOR in roles_of(user)
+            and not _superuser(request)
+        ):
+            raise PermissionDenied(
+                "Another administrator's password is theirs (or a superuser's) to set."
+            )
+        return super().user_change_password(request, id, form_url)
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if _superuser(request):
@@ -93,6 +122,10 @@ class GroupAdmin(auth_admin.GroupAdmin):
     """The roles' permissions are access/roles.py's (re-applied by migrations): only a
     superuser changes a group, whatever permissions an administrator has been given."""
 
+    @confirmed
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return _superuser(request)
 
@@ -101,6 +134,25 @@ class GroupAdmin(auth_admin.GroupAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _superuser(request)
+
+
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Second factors, for a superuser to remove a lost one; never their secrets (`data`)."""
+
+    fields = list_display = ("user", "type", "created_at", "last_used_at")
+    readonly_fields = fields
+    list_filter = ("type",)
+    search_fields = ("user__username",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # DRF's plaintext tokens are gone (clientwindow/migrations/0009_api_tokens.py): no page for them.

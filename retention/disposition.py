@@ -2,13 +2,14 @@
 
 `plan()` refreshes the holds, then counts what is due among the entries sealed before it began
 (a dry run stops there). A plan above DISPOSITION_APPROVAL_THRESHOLD records waits for a second
-administrator; otherwise it runs at once. `run()` disposes in batches of DISPOSITION_BATCH, each
-one transaction: pick due records, call `retention_dispose()` (the database function that refuses
-anything inside retention or held, whoever calls it), seal a `retention.disposition` entry naming
-every disposed seq with its kind and policy, and after commit delete the media bytes from the
-records store (every version; a refusal stays pending with its error and is retried). When a run
-ends it sends `finished` (a Django signal); GDPR erasure (retention/erasure.py, a step above this
-module) listens to settle the requests whose records are now gone.
+administrator, independent of the one who asked (`independence()`); otherwise it runs at once.
+`run()` disposes in batches of DISPOSITION_BATCH, each one transaction: pick due records, call
+`retention_dispose()` (the database function that refuses anything inside retention or held,
+whoever calls it), seal a `retention.disposition` entry naming every disposed seq with its kind
+and policy, and after commit delete the media bytes from the records store (every version; a
+refusal stays pending with its error and is retried). When a run ends it sends `finished` (a
+Django signal); GDPR erasure (retention/erasure.py, a step above this module) listens to settle
+the requests whose records are now gone.
 
 Each batch holds the chain head (the ledger's append lock) from its start: appenders lock the
 head before they lengthen retention records, so taking it first is what keeps the two from
@@ -20,10 +21,12 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -170,11 +173,11 @@ def plan(user: User | None = None, erasure: ErasureRequest | None = None) -> Dis
 
 
 def approve(disposition: Disposition, user: User) -> Disposition:
-    """A second administrator's approval; the requester cannot approve their own plan."""
+    """A second, independent administrator's approval (see `independence`)."""
     if not user.has_perm("retention.apply_retention"):
         raise PermissionDenied("Only administrators approve dispositions.")
-    if disposition.requested_by_id is not None and disposition.requested_by_id == user.pk:
-        raise ValidationError("A second administrator must approve: not the one who asked.")
+    if disposition.requested_by_id is not None:
+        independence(disposition.requested_by_id, user)
     with transaction.atomic():
         claimed = Disposition.objects.filter(
             pk=disposition.pk, state=Disposition.State.AWAITING_APPROVAL
@@ -185,6 +188,39 @@ def approve(disposition: Disposition, user: User) -> Disposition:
         _seal_step(disposition, "approved", user)
         transaction.on_commit(lambda: _queue(disposition.pk))
     return disposition
+
+
+def independence(requester_id: int, approver: User) -> None:
+    """Refuse an approver who is not independent of the requester: the requester themselves,
+    or the administrator who created the requester's account or gave it a role within the last
+    DISPOSITION_INDEPENDENCE_DAYS days (as django-auditlog recorded it), since one person
+    could otherwise approve their own disposition through an account they just made."""
+    if requester_id == approver.pk:
+        raise ValidationError("A second administrator must approve: not the one who asked.")
+    days = settings.DISPOSITION_INDEPENDENCE_DAYS
+    made = (
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(User),
+            object_pk=str(requester_id),
+            actor_id=approver.pk,
+            timestamp__gte=timezone.now() - timedelta(days=days),
+        )
+        .filter(
+            Q(action=LogEntry.Action.CREATE)
+            | Q(action=LogEntry.Action.UPDATE, changes__groups__operation="add")
+        )
+        .order_by("action", "-timestamp")  # a creation (action 0) is named first
+        .first()
+    )
+    if made is not None:
+        what = (
+            "created their account" if made.action == LogEntry.Action.CREATE else "gave them a role"
+        )
+        raise ValidationError(
+            "A second administrator must approve: the one who asked is "
+            f"{made.object_repr}, and you {what} on {made.timestamp:%Y-%m-%d}, less than "
+            f"{days} days ago."
+        )
 
 
 def reject(disposition: Disposition, user: User, reason: str) -> Disposition:
