@@ -15,6 +15,7 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.authentication import get_authentication_records
+from allauth.core import context
 from allauth.mfa.adapter import get_adapter as get_mfa_adapter
 from allauth.mfa.models import Authenticator
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from access.roles import ADMINISTRATOR, roles_of
+from access.sessions import signed_in_recently
 
 MFA_REQUIRED_CHOICES = ("all", "administrators", "off")
 SECOND_FACTORS = [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
@@ -48,6 +50,14 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """A sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT counts as a re-authentication
+        (access/sessions.py), so enrolment at first sign-in does not ask for the password twice;
+        later, adding or removing a factor asks again."""
+        if signed_in_recently(context.request):
+            return False
+        return bool(super().is_reauthentication_required(app=app, **kwargs))
 
 
 def accept_username_field(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -160,8 +160,12 @@ def browser() -> Iterator[Browser]:
     executable = chromium_path()
     with sync_playwright() as playwright:
         # Never a browser of Playwright's own: Debian's, and its sandbox off (we may be root).
+        # http://localhost is where passkeys work without TLS; it is 127.0.0.1, never ::1.
         launched = playwright.chromium.launch(
-            executable_path=executable, headless=True, chromium_sandbox=False
+            executable_path=executable,
+            headless=True,
+            chromium_sandbox=False,
+            args=["--host-resolver-rules=MAP localhost 127.0.0.1"],
         )
         try:
             yield launched
@@ -208,16 +212,19 @@ def base_url(server: Any) -> str:
     return str(getattr(server, "url", server)).rstrip("/")
 
 
-def login(page: Page, server: Any, user: User | str, password: str = PASSWORD) -> None:
-    """Log in through the real form (templates/registration/login.html) and wait for the home
-    page. `server`: live_server or its URL; `user`: a User or a username."""
+def login(
+    page: Page, server: Any, user: User | str, password: str = PASSWORD, lands_on: str = "/"
+) -> None:
+    """Log in through the real form (templates/registration/login.html) and wait for the page
+    it lands on (the home page unless MFA_REQUIRED sends there first). `server`: live_server or
+    its URL; `user`: a User or a username."""
     url = base_url(server)
     username = user if isinstance(user, str) else user.get_username()
     page.goto(f"{url}/login/")
-    page.fill("#id_username", username)
+    page.fill("#id_login", username)
     page.fill("#id_password", password)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{url}/")
+    page.click("#login_form button[type=submit]")
+    page.wait_for_url(f"{url}{lands_on}")
 
 
 def screenshot(page: Page, name: str) -> Path:

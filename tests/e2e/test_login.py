@@ -38,15 +38,15 @@ def test_a_wrong_password_stays_on_the_login_page_with_the_error(
     live_server: Any, page: Page, reviewer: User
 ) -> None:
     page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "rey")
+    page.fill("#id_login", "rey")
     page.fill("#id_password", "wrong horse battery staple")
-    page.click("main form button[type=submit]")
+    page.click("#login_form button[type=submit]")
 
     alert = page.locator("main [role=alert]")
     alert.wait_for()
     assert "didn't match" in alert.inner_text()
     assert page.url == f"{live_server.url}/login/"
-    assert page.input_value("#id_username") == "rey"
+    assert page.input_value("#id_login") == "rey"
     assert page.locator("nav[aria-label=Account]").count() == 0
 
 
