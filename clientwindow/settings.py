@@ -533,8 +533,8 @@ ACCOUNT_ADAPTER = "clientwindow.accounts.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
-# A session lasts SESSION_COOKIE_AGE, as it did before allauth (no "remember me" box).
-ACCOUNT_SESSION_REMEMBER = True
+# No "remember me" box: the session cookie dies with the browser (Lockout and sessions).
+ACCOUNT_SESSION_REMEMBER = False
 # Second factors: an authenticator app (TOTP), passkeys and security keys (WebAuthn), and
 # recovery codes; a passkey also signs in on its own (it is two factors in one).
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
