@@ -553,3 +553,41 @@ MFA_REQUIRED = env_str("MFA_REQUIRED", "all")
 API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30)
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90)
 API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+
+# --- Single sign-on (clientwindow/sso/) -------------------------------------------------------
+# OpenID Connect with the firm's identity provider (Entra ID, Okta, Google Workspace, Keycloak):
+# unset OIDC_ISSUER, no "Sign in with …" button and nothing else changes. The IdP's client must
+# allow the redirect URI <portal>/accounts/oidc/sso/login/callback/. Roles come from the
+# OIDC_ROLES_CLAIM claim through OIDC_ROLE_MAP ("idp-group=Role,…") at every SSO sign-in.
+from clientwindow.sso import config as sso_config  # noqa: E402 (pure: no Django apps)
+
+OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "groups")
+OIDC_ROLE_MAP = sso_config.role_map(env_str("OIDC_ROLE_MAP"))
+SOCIALACCOUNT_PROVIDERS = sso_config.providers(
+    issuer=OIDC_ISSUER,
+    client_id=env_str("OIDC_CLIENT_ID"),
+    secret=env_str("OIDC_CLIENT_SECRET"),
+    scopes=env_str("OIDC_SCOPES", "openid profile email groups"),
+    name=env_str("OIDC_NAME", "single sign-on"),
+)
+SOCIALACCOUNT_ADAPTER = "clientwindow.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True  # SSO creates its users; local sign-up stays closed
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never join an SSO sign-in to a local account by email
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_EMAIL_REQUIRED = False
+SOCIALACCOUNT_STORE_TOKENS = False  # the IdP's access tokens are not kept
+if OIDC_ISSUER:  # the browser's POST is redirected to the IdP: Chrome checks form-action then
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        sso_config.issuer_origin(OIDC_ISSUER)
+    )
+# LOCAL_LOGIN=0: passwords sign in only the BREAK_GLASS_USERS (usernames); everyone else uses SSO.
+LOCAL_LOGIN = env_bool("LOCAL_LOGIN", True)
+BREAK_GLASS_USERS = env_list("BREAK_GLASS_USERS")
+AUTHENTICATION_BACKENDS = [
+    "clientwindow.sso.backends.LocalLoginPolicy"
+    if backend == "allauth.account.auth_backends.AuthenticationBackend"
+    else backend
+    for backend in AUTHENTICATION_BACKENDS
+    if LOCAL_LOGIN or backend != "django.contrib.auth.backends.ModelBackend"
+]
