@@ -1,13 +1,13 @@
 """The portal's API tokens (/tokens/): a user lists, issues and revokes their own.
 
-Issuing needs a recent re-authentication (allauth's reauthentication_required): a stolen session
-alone does not yield a long-lived credential. The secret is on the page answering the issue
-request and nowhere else. Administrators revoke anyone's token in the admin (clientwindow/admin.py).
+Issuing needs a recent sign-in or re-authentication (access/sessions.py, allauth's page): a
+stolen session alone does not yield a long-lived credential. The secret is on the page
+answering the issue request and nowhere else. Administrators revoke anyone's token in the
+admin (clientwindow/admin.py).
 """
 
 from typing import Any
 
-from allauth.account.decorators import reauthentication_required
 from django import forms
 from django.conf import settings
 from django.contrib import messages as notices
@@ -19,6 +19,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
 from access.roles import role_required
+from access.sessions import recent_authentication_required
 from review.access import acting_user
 
 from . import tokens
@@ -57,7 +58,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required
-@reauthentication_required  # type: ignore[untyped-decorator]  # allauth is untyped
+@recent_authentication_required
 @require_POST
 def create(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST)
