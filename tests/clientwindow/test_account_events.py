@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.totp.internal.auth import (
     SECRET_SESSION_KEY,
     format_hotp_value,
@@ -14,12 +15,14 @@ from allauth.mfa.totp.internal.auth import (
 )
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
 from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clientwindow.account_events import how_signed_in
 from review.models import AccessEvent
 
 PASSWORD = "correct horse battery staple"
@@ -119,3 +122,29 @@ def test_it_records_a_second_factor_from_enrolment_to_removal(
     login = AccessEvent.objects.filter(action="login").order_by("id").last()
     assert login is not None and login.detail == {"how": "password", "second_factor": "totp"}
     assert code not in str(list(AccessEvent.objects.values()))
+
+
+@pytest.mark.parametrize(
+    ("steps", "how"),
+    [
+        (
+            [("socialaccount", {"provider": "okta", "uid": "00u1"})],
+            {"how": "sso", "provider": "okta"},
+        ),
+        ([("mfa", {"type": "webauthn", "passwordless": True})], {"how": "passkey"}),
+        (
+            [("password", {}), ("mfa", {"type": "recovery_codes"})],
+            {"how": "password", "second_factor": "recovery_codes"},
+        ),
+        ([], {"how": "unknown"}),
+    ],
+)
+def test_it_says_how_a_sign_in_was_done(
+    reviewer: User, steps: list[Any], how: dict[str, str]
+) -> None:
+    request = RequestFactory().get("/")
+    request.session = SessionStore()
+    request.user = reviewer
+    for method, extra in steps:  # as allauth's sign-in flows note them in the session
+        record_authentication(request, reviewer, method, **extra)
+    assert how_signed_in(request, reviewer) == how
