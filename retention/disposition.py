@@ -192,8 +192,8 @@ def approve(disposition: Disposition, user: User) -> Disposition:
 
 def independence(requester_id: int, approver: User) -> None:
     """Refuse an approver who is not independent of the requester: the requester themselves,
-    or the administrator who created the requester's account or gave it a role within the last
-    DISPOSITION_INDEPENDENCE_DAYS days (as django-auditlog recorded it), since one person
+    or whoever created the requester's account or gave it a role or a permission within the
+    last DISPOSITION_INDEPENDENCE_DAYS days (as django-auditlog recorded it), since one person
     could otherwise approve their own disposition through an account they just made."""
     if requester_id == approver.pk:
         raise ValidationError("A second administrator must approve: not the one who asked.")
@@ -208,14 +208,16 @@ def independence(requester_id: int, approver: User) -> None:
         .filter(
             Q(action=LogEntry.Action.CREATE)
             | Q(action=LogEntry.Action.UPDATE, changes__groups__operation="add")
+            | Q(action=LogEntry.Action.UPDATE, changes__user_permissions__operation="add")
         )
         .order_by("action", "-timestamp")  # a creation (action 0) is named first
         .first()
     )
     if made is not None:
-        what = (
-            "created their account" if made.action == LogEntry.Action.CREATE else "gave them a role"
-        )
+        if made.action == LogEntry.Action.CREATE:
+            what = "created their account"
+        else:
+            what = "gave them a role" if "groups" in made.changes else "gave them a permission"
         raise ValidationError(
             "A second administrator must approve: the one who asked is "
             f"{made.object_repr}, and you {what} on {made.timestamp:%Y-%m-%d}, less than "

@@ -10,7 +10,7 @@ import time_machine
 from allauth.mfa.totp.internal.auth import TOTP
 from auditlog.context import set_actor
 from auditlog.models import LogEntry
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -160,15 +160,19 @@ def test_it_refuses_an_approval_by_whoever_created_the_requester(admin_user: Use
         assert disposition.approve(planned, admin_user).state == Disposition.State.APPROVED
 
 
-def test_it_refuses_an_approval_by_whoever_gave_the_requester_a_role(
-    admin_user: User, make_user: Any
+@pytest.mark.parametrize("given", ["role", "permission"])
+def test_it_refuses_an_approval_by_whoever_gave_the_requester_a_role_or_permission(
+    admin_user: User, make_user: Any, given: str
 ) -> None:
     asker = make_user("newt")
     with set_actor(admin_user):
-        asker.groups.add(Group.objects.get(name=roles.ADMINISTRATOR))
+        if given == "role":
+            asker.groups.add(Group.objects.get(name=roles.ADMINISTRATOR))
+        else:
+            asker.user_permissions.add(Permission.objects.get(codename="apply_retention"))
     planned = awaiting(asker)
     with pytest.raises(
-        ValidationError, match="the one who asked is newt, and you gave them a role"
+        ValidationError, match=f"the one who asked is newt, and you gave them a {given}"
     ):
         disposition.approve(planned, admin_user)
     other = make_user("bea", roles.ADMINISTRATOR)
