@@ -7,9 +7,9 @@ no more, so a deactivated owner's tokens stop working with the account. Superuse
 A refused token (unknown, expired, revoked, malformed, its owner deactivated) is a 401 naming
 the reason and an access event TOKEN_REFUSED with the token's first characters only. Those
 events are also the throttle: after API_TOKEN_FAILURE_LIMIT refusals from one address in
-API_TOKEN_FAILURE_WINDOW, that address gets 429 until the oldest of them ages out. Counting
-rows in PostgreSQL rather than in Django's cache keeps the count right across web nodes (the
-cache is per process here) at the cost of one indexed query per token request.
+FAILURE_WINDOW, that address gets 429 until the oldest of them ages out. Counting rows in
+PostgreSQL rather than in Django's cache keeps the count right across web nodes (the cache is
+per process here) at the cost of one query per token request, on the access log's time index.
 """
 
 import hashlib
