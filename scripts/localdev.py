@@ -486,7 +486,9 @@ def run_portal(flag: StopFlag) -> int:
         wait_for_port(int(port), flag)
         url = f"http://127.0.0.1:{port}/webhooks/whatsapp/"
         supervisor.once("seed_demo", [sys.executable, "manage.py", "seed_demo", "--url", url])
-        say(f"the portal is at http://127.0.0.1:{port}/ — Ctrl-C stops everything")
+        # localhost, not 127.0.0.1: the name passkeys work at without TLS
+        say(f"the portal is at http://localhost:{port}/ — Ctrl-C stops everything")
+        say("the demo administrator signs in with its password, then adds a second factor")
         serve(supervisor, flag)
         return 0
     except Stopped:

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connections
 from psycopg import sql
@@ -100,6 +101,13 @@ def second_factor_not_required(settings: Any) -> None:
     """Tests sign in with force_login and no second factor; production's default is "all".
     tests/clientwindow/test_mfa.py and tests/e2e/test_mfa.py set MFA_REQUIRED themselves."""
     settings.MFA_REQUIRED = "off"
+
+
+@pytest.fixture(autouse=True)
+def fresh_sign_in_limits() -> None:
+    """allauth counts sign-ins per address in the cache (and spent TOTP codes), and every test
+    signs in from 127.0.0.1: each test starts with no count, whatever ran before it."""
+    cache.clear()
 
 
 @pytest.fixture

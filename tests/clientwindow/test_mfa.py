@@ -165,9 +165,11 @@ class SoftwareKey:
         client_data = json.dumps(
             {"type": "webauthn.get", "challenge": challenge, "origin": origin}
         ).encode()
-        auth_data = hashlib.sha256(RP_ID.encode()).digest() + bytes([FLAGS.UP | FLAGS.UV]) + (
-            1
-        ).to_bytes(4, "big")
+        auth_data = (
+            hashlib.sha256(RP_ID.encode()).digest()
+            + bytes([FLAGS.UP | FLAGS.UV])
+            + (1).to_bytes(4, "big")
+        )
         signed = auth_data + hashlib.sha256(client_data).digest()
         signature = self.private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
         response = {
