@@ -16,7 +16,6 @@ from allauth.mfa.totp.internal.auth import (
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -27,11 +26,6 @@ from review.models import AccessEvent
 
 PASSWORD = "correct horse battery staple"
 NOW = timezone.now().replace(microsecond=0)
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits() -> None:
-    cache.clear()  # allauth counts failed sign-ins per address in the cache, across tests
 
 
 def actions(user: User | None = None) -> list[str]:

@@ -11,7 +11,6 @@ from allauth.mfa.totp.internal.auth import TOTP
 from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -23,11 +22,6 @@ from retention.models import Disposition
 
 PASSWORD = "correct horse battery staple"
 NOW = timezone.now().replace(microsecond=0)
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits() -> None:
-    cache.clear()  # allauth counts sign-ins per address in the cache, across tests
 
 
 def sign_in(client: Client, user: User) -> None:
