@@ -4,8 +4,9 @@ import logging
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import ImproperlyConfigured
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 from hypothesis import given
@@ -35,6 +36,20 @@ def sign_in(client: Client, idp: IdP, username: str) -> Any:
 
 def roles(username: str) -> set[str]:
     return set(User.objects.get(username=username).groups.values_list("name", flat=True))
+
+
+def test_it_offers_the_sign_in_button_only_when_an_issuer_is_set(
+    sso: IdP, rf: Any, settings: Any
+) -> None:
+    request = rf.get("/login/")
+    request.user = AnonymousUser()
+    button = render_to_string("account/_sso.html", request=request)
+    assert 'action="/accounts/oidc/sso/login/?process=login"' in button
+    assert "Sign in with Test IdP" in button
+    settings.SOCIALACCOUNT_PROVIDERS = sso_config.providers(
+        issuer="", client_id="", secret="", scopes="", name=""
+    )
+    assert "<form" not in render_to_string("account/_sso.html", request=request)
 
 
 def test_it_creates_the_user_with_the_roles_the_claim_maps_to(sso: IdP, client: Client) -> None:

@@ -116,7 +116,7 @@ def sign_in_at_idp(idp: IdP, username: str, authorize_url: str) -> str:
         data={
             "username": username,
             "password": PASSWORD,
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            "csrfmiddlewaretoken": browser.cookies["idp_csrftoken"],
         },
         allow_redirects=False,
         timeout=10,

@@ -37,6 +37,9 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DIR / "
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; test users only
 LOGIN_URL = "/login/"
+# Cookies ignore ports: the browser tests' portal is on 127.0.0.1 too, so other names.
+SESSION_COOKIE_NAME = "idp_sessionid"
+CSRF_COOKIE_NAME = "idp_csrftoken"
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
     "OIDC_RSA_PRIVATE_KEY": (DIR / "signing-key.pem").read_text(),
