@@ -63,6 +63,19 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]  
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         if sociallogin.is_existing:
             apply_roles(sociallogin.user, roles_from_claims(_claims(sociallogin)))
+            return
+        # An address another account has is not taken over (nor joined): the new user goes
+        # without it, rather than to a sign-up form.
+        taken = {
+            address.email
+            for address in sociallogin.email_addresses
+            if User.objects.filter(email__iexact=address.email).exists()
+        }
+        sociallogin.email_addresses = [
+            address for address in sociallogin.email_addresses if address.email not in taken
+        ]
+        if sociallogin.user.email in taken:
+            sociallogin.user.email = ""
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form: Any = None) -> User:
         user: User = super().save_user(request, sociallogin, form)

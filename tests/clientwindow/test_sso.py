@@ -72,6 +72,17 @@ def test_it_sets_the_roles_again_at_every_sign_in(sso: IdP, client: Client) -> N
     assert (roles("adam"), adam.is_staff) == ({"Auditor", "Newsletter"}, False)
 
 
+def test_it_creates_the_user_without_an_address_another_account_has(
+    sso: IdP, client: Client, make_user: Any
+) -> None:
+    local = make_user("lena.local")
+    local.email = "lena@idp.example"  # the address the IdP gives lena
+    local.save(update_fields=["email"])
+    sso.set(lena=["cw-legal"])
+    assert sign_in(client, sso, "lena").status_code == 302
+    assert (roles("lena"), User.objects.get(username="lena").email) == ({"Legal"}, "")
+
+
 def test_it_gives_an_unmapped_user_no_role(sso: IdP, client: Client) -> None:
     sso.set(nora=["somewhere-else"])
     sign_in(client, sso, "nora")
