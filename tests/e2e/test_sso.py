@@ -15,10 +15,8 @@ def test_it_signs_in_through_the_identity_provider_with_the_mapped_role(
     live_server: Any, page: Page, sso: IdP
 ) -> None:
     sso.set(rita=["cw-legal", "staff-everyone"])
-    # allauth's own "Sign in via …" page: the same POST as the sign-in page's button
-    # (templates/account/_sso.html), and the same redirect CSP form-action must admit
-    page.goto(f"{live_server.url}/accounts/oidc/sso/login/")
-    page.click("main form button[type=submit]")
+    page.goto(f"{live_server.url}/login/")
+    page.click("#sso_login")  # a POST, redirected to the IdP: CSP form-action must admit it
     page.wait_for_url(f"{sso.url}/login/**")
     page.fill("#id_username", "rita")
     page.fill("#id_password", PASSWORD)
