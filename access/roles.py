@@ -95,6 +95,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "review.view_samplingdraw",
         "review.view_accessevent",
         "auditlog.view_logentry",
+        # Lockouts (django-axes): see failed sign-ins and lockouts, and lift one early.
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
+        "axes.view_accesslog",
+        "axes.view_accessfailurelog",
         "archive.view_ledgerentry",
         "archive.view_checkpoint",
         "archive.view_verificationrun",

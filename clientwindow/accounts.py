@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
+from access.lockout import client_address
 from access.roles import ADMINISTRATOR, roles_of
 from access.sessions import signed_in_recently
 
@@ -50,6 +51,13 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]  # allauth is
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """allauth's failed-sign-in limit per name, counted per (name, address) here: counted
+        per name alone, anyone who knows a colleague's user name could keep them out from
+        everywhere with a few wrong passwords every five minutes (docs/ACCOUNTS.md, lockout)."""
+        name = super()._get_login_attempts_cache_key(request, **credentials)
+        return f"{name}@{client_address(request) or '-'}"
 
     def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
         """A sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT counts as a re-authentication

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "axes",  # failed sign-ins and lockout (access/lockout.py)
+    "access",  # lockout and session policy's signal receivers
     "allauth",  # accounts: login, MFA, SSO (docs/ACCOUNTS.md)
     "allauth.account",
     "allauth.mfa",
@@ -121,10 +123,13 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "access.sessions.SessionPolicy",  # idle timeout and absolute lifetime
     "clientwindow.accounts.RequireSecondFactor",  # MFA_REQUIRED: enrolment at first sign-in
+    "axes.middleware.AxesMiddleware",  # last: a locked-out sign-in gets the 429 page
 ]
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out name and address
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -243,7 +248,6 @@ WHITENOISE_USE_FINDERS = LOCAL_RUN
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -526,6 +530,19 @@ LOGGING = {
     },
 }
 
+# --- API tokens (clientwindow/tokens.py) ------------------------------------------------------
+# Issued in the portal (/tokens/) for API_TOKEN_DEFAULT_DAYS unless the owner picks fewer or
+# more days, never more than API_TOKEN_MAX_DAYS. After API_TOKEN_FAILURE_LIMIT refused tokens
+# from one address in 10 minutes, that address gets 429 until the oldest refusal ages out.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90)
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+
+# --- People --------------------------------------------------------------------------------
+# An administrator may not approve a disposition asked for by someone whose account they created,
+# or to whom they gave a role or a permission, within this many days (disposition.independence).
+DISPOSITION_INDEPENDENCE_DAYS = env_int("DISPOSITION_INDEPENDENCE_DAYS", 30)
+
 # --- Accounts: login and MFA (clientwindow/accounts.py) -------------------------------------
 # Sign-in by username and password through django-allauth, at /login/ and /accounts/login/;
 # accounts are made by administrators (no sign-up), so no email verification either.
@@ -546,13 +563,39 @@ MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
 # Who must add a second factor at their first sign-in: all, administrators or off.
 MFA_REQUIRED = env_str("MFA_REQUIRED", "all")
 
-# --- API tokens (clientwindow/tokens.py) ------------------------------------------------------
-# Issued in the portal (/tokens/) for API_TOKEN_DEFAULT_DAYS unless the owner picks fewer or
-# more days, never more than API_TOKEN_MAX_DAYS. After API_TOKEN_FAILURE_LIMIT refused tokens
-# from one address in 10 minutes, that address gets 429 until the oldest refusal ages out.
-API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 30)
-API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 90)
-API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+# --- Lockout and sessions (access/lockout.py, access/sessions.py) ----------------------------
+# Failed sign-ins are counted in PostgreSQL (django-axes), so every web node sees the same
+# counts. Per (name typed, address): locked after LOGIN_FAILURE_LIMIT; per address: after
+# LOGIN_ADDRESS_FAILURE_LIMIT; never per name alone, so nobody can lock a colleague out from
+# everywhere. A lockout lasts LOGIN_COOLOFF_MINUTES; a success clears its own pair's failures.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 30)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+AXES_HANDLER = "access.lockout.PairAndAddressHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # pair first (lockout.py)
+AXES_COOLOFF_TIME = LOGIN_COOLOFF_MINUTES / 60  # hours
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "login"  # allauth's form
+AXES_USERNAME_CALLABLE = "access.lockout.username_typed"
+AXES_LOCKOUT_CALLABLE = "access.lockout.locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password", "code", "token"]
+# The client address: REMOTE_ADDR, unless the deploy sits behind proxies it trusts to set
+# X-Forwarded-For (TRUSTED_PROXY_COUNT: how many of them append to it; 0: ignore the header).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "access.lockout.client_address"
+# allauth's own limits live in the cache: they slow an address, and the second-factor step per
+# account (whoever is there has the password); their per-name part is counted per (name,
+# address) (clientwindow/accounts.py) and sits above LOGIN_FAILURE_LIMIT, so axes locks first.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,20/5m/key"}
+# Sessions: the cookie dies with the browser; idle for SESSION_IDLE_MINUTES or older than
+# SESSION_MAX_HOURS, a session is signed out (access/sessions.py).
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
+# Exports, holds, dispositions: signed in or re-authenticated within this many seconds.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300)
 
 # --- Single sign-on (clientwindow/sso/) -------------------------------------------------------
 # OpenID Connect with the firm's identity provider (Entra ID, Okta, Google Workspace, Keycloak):
@@ -591,3 +634,12 @@ AUTHENTICATION_BACKENDS = [
     for backend in AUTHENTICATION_BACKENDS
     if LOCAL_LOGIN or backend != "django.contrib.auth.backends.ModelBackend"
 ]
+
+# --- A shared cache --------------------------------------------------------------------------
+# allauth's sign-in rate limits, the single use of a TOTP code and the SSO replay check live in
+# Django's cache: per process unless CACHE_URL names a shared Redis (docs/ACCOUNTS.md).
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }

@@ -80,3 +80,11 @@ def test_it_shows_lockouts_to_administrators_only(admin_user, reviewer) -> None:
     client = Client()
     client.force_login(reviewer)
     assert client.get("/admin/axes/accessattempt/").status_code == 302
+
+
+def test_failures_from_many_addresses_never_keep_the_name_out(reviewer) -> None:
+    """More failures against one name than allauth's per-name limit, spread over addresses each
+    below their own limits: the person still signs in from their own address."""
+    for n in range(6):
+        fail(settings.LOGIN_FAILURE_LIMIT - 1, reviewer.username, f"203.0.113.{n + 1}")
+    assert sign_in(reviewer.username, PASSWORD, "198.51.100.7") == 302
