@@ -6,21 +6,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('review', '0002_export_access_actions'),
+        ("review", "0002_export_access_actions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='accessevent',
-            name='action',
-            field=models.CharField(choices=[('view_conversation', 'viewed conversation'), ('search', 'searched'), ('download_media', 'downloaded media'), ('view_flag', 'viewed flag'), ('request_export', 'requested export'), ('download_export', 'downloaded export'), ('login', 'signed in'), ('logout', 'signed out'), ('login_failed', 'failed to sign in'), ('locked_out', 'was locked out'), ('mfa_added', 'added a second factor'), ('mfa_removed', 'removed a second factor'), ('mfa_failed', 'failed a second-factor check'), ('reauthenticated', 'confirmed their identity'), ('token_issued', 'issued an API token'), ('token_revoked', 'revoked an API token'), ('token_refused', 'presented a refused API token')], max_length=32),
+            model_name="accessevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("view_conversation", "viewed conversation"),
+                    ("search", "searched"),
+                    ("download_media", "downloaded media"),
+                    ("view_flag", "viewed flag"),
+                    ("request_export", "requested export"),
+                    ("download_export", "downloaded export"),
+                    ("login", "signed in"),
+                    ("logout", "signed out"),
+                    ("login_failed", "failed to sign in"),
+                    ("locked_out", "was locked out"),
+                    ("mfa_added", "added a second factor"),
+                    ("mfa_removed", "removed a second factor"),
+                    ("mfa_failed", "failed a second-factor check"),
+                    ("reauthenticated", "confirmed their identity"),
+                    ("token_issued", "issued an API token"),
+                    ("token_revoked", "revoked an API token"),
+                    ("token_refused", "presented a refused API token"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='accessevent',
-            name='user',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="accessevent",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]
