@@ -25,7 +25,7 @@ from review.models import AccessEvent
 USERNAME_MAX = 150
 
 
-class PairAndAddressHandler(AxesDatabaseHandler):
+class PairAndAddressHandler(AxesDatabaseHandler):  # type: ignore[misc]  # axes is untyped
     """Axes' database handler with two limits: one per (name, address), a higher one per address.
 
     AXES_LOCKOUT_PARAMETERS lists the pair first and the address second (settings.py), so
@@ -38,7 +38,7 @@ class PairAndAddressHandler(AxesDatabaseHandler):
             for attempts in self.get_user_attempts(request, credentials)
         )
         if address >= settings.LOGIN_ADDRESS_FAILURE_LIMIT:
-            return max(pair, settings.AXES_FAILURE_LIMIT)
+            return int(max(pair, settings.AXES_FAILURE_LIMIT))
         return int(pair)
 
     def reset_user_attempts(self, request: Any, credentials: dict[str, Any] | None = None) -> int:
@@ -46,7 +46,7 @@ class PairAndAddressHandler(AxesDatabaseHandler):
         count of failures against other names (password spraying from one machine)."""
         pair = self.filter_user_attempts(request, credentials)[0]
         deleted, _ = pair.delete()
-        return deleted
+        return int(deleted)
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -55,8 +55,9 @@ def client_address(request: HttpRequest) -> str | None:
     if settings.TRUSTED_PROXY_COUNT:
         forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         if len(forwarded) >= settings.TRUSTED_PROXY_COUNT and forwarded[0]:
-            return forwarded[-settings.TRUSTED_PROXY_COUNT]
-    return request.META.get("REMOTE_ADDR")
+            return str(forwarded[-settings.TRUSTED_PROXY_COUNT])
+    address = request.META.get("REMOTE_ADDR")
+    return str(address) if address else None
 
 
 def username_typed(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
