@@ -7,5 +7,6 @@ class AccessConfig(AppConfig):
     name = "access"
 
     def ready(self) -> None:
-        # signal receivers: the sign-in clock (sessions) and LOCKED_OUT events (lockout)
-        from access import lockout, sessions  # noqa: F401
+        # signal receivers: the sign-in clock (sessions); LOCKED_OUT events are recorded by
+        # clientwindow/account_events.py, above the access log's floor
+        from access import sessions  # noqa: F401

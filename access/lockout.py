@@ -12,15 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
-from axes.signals import user_locked_out
 from django.conf import settings
 from django.db.models import Sum
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-
-from review.models import AccessEvent
 
 USERNAME_MAX = 150
 
@@ -80,17 +76,3 @@ def locked_out(
     cooloff = timedelta(minutes=settings.LOGIN_COOLOFF_MINUTES)
     context = {"minutes": settings.LOGIN_COOLOFF_MINUTES, "until": timezone.now() + cooloff}
     return render(request, "access/locked_out.html", context, status=429)
-
-
-@receiver(user_locked_out)
-def record_lockout(
-    sender: object, request: HttpRequest, username: str | None, ip_address: str | None, **_: Any
-) -> None:
-    """A LOCKED_OUT access event for administrators, naming what was typed (never a password)."""
-    AccessEvent.objects.create(
-        user=None,
-        username=(username or "")[:USERNAME_MAX],
-        address=ip_address or None,
-        action=AccessEvent.Action.LOCKED_OUT,
-        detail={"cooloff_minutes": settings.LOGIN_COOLOFF_MINUTES},
-    )

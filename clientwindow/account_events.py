@@ -20,6 +20,8 @@ from allauth.account.signals import authentication_step_completed
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.models import Authenticator
 from auditlog.registry import auditlog
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth import get_user_model, signals
 from django.http import HttpRequest
 
@@ -146,6 +148,19 @@ def on_step(sender: Any, request: HttpRequest, user: Any, method: str, **kwargs:
         _record(request, Action.REAUTHENTICATED, user, **detail)
 
 
+def on_locked_out(
+    sender: object, request: HttpRequest, username: str | None, ip_address: str | None, **_: Any
+) -> None:
+    """A LOCKED_OUT event (django-axes, access/lockout.py), naming what was typed."""
+    AccessEvent.objects.create(
+        user=None,
+        username=(username or "")[:150],
+        address=ip_address or None,
+        action=Action.LOCKED_OUT,
+        detail={"cooloff_minutes": settings.LOGIN_COOLOFF_MINUTES},
+    )
+
+
 def connect() -> None:
     """Called once, from ClientWindowConfig.ready()."""
     receivers = [
@@ -157,6 +172,7 @@ def connect() -> None:
         (mfa_signals.authenticator_removed, on_authenticator_removed),
         (mfa_signals.authentication_failed, on_mfa_failed),
         (authentication_step_completed, on_step),
+        (user_locked_out, on_locked_out),
     ]
     for signal, receiver in receivers:
         signal.connect(receiver, dispatch_uid=f"clientwindow.account_events.{receiver.__name__}")
