@@ -13,9 +13,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.utils.text import Truncator
 
+from access.sessions import recent_authentication_required
 from archive.admin import ReadOnlyAdmin
 
 from . import policies
@@ -67,6 +69,10 @@ class RetentionPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RetentionPolicy]:
         return super().get_queryset(request).prefetch_related("channels")
+
+    @method_decorator(recent_authentication_required)  # changing retention: docs/ACCOUNTS.md §4
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any

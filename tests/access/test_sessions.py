@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,16 @@ def test_it_keeps_the_session_cookie_to_the_browser(signed_in) -> None:
     client, _ = signed_in
     assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
     assert client.cookies[settings.SESSION_COOKIE_NAME]["expires"] == ""
+
+
+def test_it_asks_for_the_password_again_before_changing_retention(admin_user) -> None:
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        client = Client()
+        client.force_login(admin_user)
+        page = reverse("admin:retention_retentionpolicy_add")
+        assert client.get(page).status_code == 200
+        clock.shift(timedelta(seconds=settings.ACCOUNT_REAUTHENTICATION_TIMEOUT + 1))
+        client.get("/")  # still active: the session lives, the sign-in is no longer recent
+        response = client.get(page)
+        assert response.status_code == 302
+        assert "reauthenticate" in response["Location"]
