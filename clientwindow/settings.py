@@ -580,6 +580,7 @@ AXES_USERNAME_FORM_FIELD = "login"  # allauth's form
 AXES_USERNAME_CALLABLE = "access.lockout.username_typed"
 AXES_LOCKOUT_CALLABLE = "access.lockout.locked_out"
 AXES_SENSITIVE_PARAMETERS = ["password", "code", "token"]
+AXES_VERBOSE = False  # no banner at every start; lockouts are in the access log
 # The client address: REMOTE_ADDR, unless the deploy sits behind proxies it trusts to set
 # X-Forwarded-For (TRUSTED_PROXY_COUNT: how many of them append to it; 0: ignore the header).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
