@@ -32,6 +32,11 @@ SIGNED_IN = "clientwindow_signed_in"
 POLLING_ELEMENTS = frozenset({"progress"})
 
 
+# Activity is recorded to the minute: the idle timeout is kept within a minute, and a page
+# that fires many requests writes the session once.
+ACTIVITY_GRAIN = 60
+
+
 def is_background(request: HttpRequest) -> bool:
     """A request fired by a timer, not by the person."""
     return (
@@ -54,11 +59,17 @@ class SessionPolicy:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.user.is_authenticated:
-            expired = self.expired(request)
-            if expired:
-                return self.sign_out(request, expired)
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> HttpResponseBase | None:
+        """Views marked `sessionless` (the ledger's read API) neither count as activity nor
+        sign anyone out: they never read or write a session, so they never set a cookie."""
+        if getattr(view, "sessionless", False) or not request.user.is_authenticated:
+            return None
+        expired = self.expired(request)
+        return self.sign_out(request, expired) if expired else None
 
     def expired(self, request: HttpRequest) -> str:
         """Why this session is over ("" while it is not); records activity otherwise."""
@@ -72,8 +83,9 @@ class SessionPolicy:
             return (
                 f"You were signed out after {settings.SESSION_IDLE_MINUTES} minutes of inactivity."
             )
-        if not is_background(request):
-            session[LAST_ACTIVE] = now
+        fresh = LAST_ACTIVE not in session or now - last_active >= ACTIVITY_GRAIN
+        if fresh and not is_background(request):
+            session[LAST_ACTIVE] = now  # once a minute at most: not a session write per request
         return ""
 
     def sign_out(self, request: HttpRequest, reason: str) -> HttpResponse:

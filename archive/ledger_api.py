@@ -48,6 +48,7 @@ def api_view(view: View) -> View:
             return response
         return view(request, *args, **kwargs)
 
+    wrapped.sessionless = True  # type: ignore[attr-defined]  # access/sessions.py: no session
     return wrapped
 
 

@@ -10,6 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from access.sessions import ACTIVITY_GRAIN
+
 pytestmark = pytest.mark.django_db
 
 
@@ -76,9 +78,19 @@ def test_it_asks_for_the_password_again_before_a_hold_later(signed_in) -> None:
 
 
 def test_it_keeps_the_session_cookie_to_the_browser(signed_in) -> None:
-    client, _ = signed_in
+    client, clock = signed_in
     assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
-    assert client.cookies[settings.SESSION_COOKIE_NAME]["expires"] == ""
+    clock.shift(timedelta(seconds=ACTIVITY_GRAIN + 1))  # activity to record: the session is saved
+    cookie = client.get("/holds/").cookies[settings.SESSION_COOKIE_NAME]
+    assert (cookie["expires"], cookie["max-age"]) == ("", "")  # a session cookie, not persistent
+
+
+def test_it_writes_the_session_at_most_once_a_minute(signed_in) -> None:
+    client, clock = signed_in
+    clock.shift(timedelta(seconds=ACTIVITY_GRAIN + 1))
+    assert settings.SESSION_COOKIE_NAME in client.get("/holds/").cookies
+    clock.shift(timedelta(seconds=10))
+    assert settings.SESSION_COOKIE_NAME not in client.get("/holds/").cookies
 
 
 def test_it_asks_for_the_password_again_before_changing_retention(admin_user) -> None:
