@@ -17,11 +17,6 @@ PASSWORD = "correct horse battery staple"
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limits() -> None:
-    cache.clear()  # allauth's per-address limits live in the cache
-
-
 def sign_in(name: str, password: str, address: str = "192.0.2.1") -> int:
     data = {"login": name, "username": name, "password": password}
     client = Client(REMOTE_ADDR=address)
