@@ -400,3 +400,62 @@ class BacklogAlarm(models.Model):
 
     def __str__(self) -> str:
         return f"backlog alarm raised at {self.raised_at}" if self.raised_at else "no backlog alarm"
+
+
+class ChatExport(AppendOnlyModel):
+    """A phone's "Export chat" file (.txt or .zip) exactly as uploaded, sealed before it is parsed
+    (imports/). Its bytes are a `MediaFile` in the records store; this row says whose phone it
+    came from, who uploaded it and the time zone its wall-clock times are read in."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="chat_exports")
+    file = models.ForeignKey(MediaFile, on_delete=models.PROTECT, related_name="+")
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField()
+    custodian = models.CharField(max_length=200)  # the employee whose phone it came from
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField()
+    time_zone = models.CharField(max_length=64)  # IANA name, as declared by the uploader
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.custodian})"
+
+
+class ImportedMessage(AppendOnlyModel):
+    """One entry of a chat export as that export shows it, sealed as `message.imported`.
+
+    `message` is the archive's message this entry is: one it brought in (`created`, then
+    `message.source` is "phone_export" and both share this entry's seq), or one archived before
+    (a captured message, or the same message from another employee's export), which it is linked
+    to instead of being counted twice. Each export's view (author as written, text, lines) is
+    kept in the sealed contents either way."""
+
+    export = models.ForeignKey(ChatExport, on_delete=models.PROTECT, related_name="entries")
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="imported_as")
+    created = models.BooleanField()
+    first_line = models.IntegerField()
+    last_line = models.IntegerField()
+    author = models.TextField(blank=True)  # as exported; "" for an authorless (system) line
+    local_time = models.CharField(max_length=32)  # naive ISO 8601, as exported
+    kind = models.CharField(max_length=32)
+    flags = models.JSONField(default=list)
+    # (conversation, minute, author's identity, body without marks or file names): what two
+    # employees' exports of one conversation have in common (imports/matching.py)
+    match_key = models.CharField(max_length=64)
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, db_column="seq")
+
+    class Meta:
+        triggers = append_only_triggers()
+        constraints = [
+            models.UniqueConstraint(fields=["export", "first_line"], name="imported_line_once")
+        ]
+        indexes = [models.Index(fields=["match_key"], name="imported_match_key")]
+
+    def __str__(self) -> str:
+        return f"line {self.first_line} of export {self.export_id}"
