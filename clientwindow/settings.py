@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "archive",
     "messaging",
     "review",
+    "imports",
     "exports",
     "retention",
     "bridge",

@@ -10,7 +10,7 @@ echo "== lint: ruff"
 run ruff check .
 run ruff format --check .
 echo "== lint: mypy (domain modules)"
-run mypy archive access clientwindow messaging review exports retention bridge
+run mypy archive access clientwindow messaging review imports exports retention bridge
 echo "== lint: each app imports only the floors below it (import-linter, pyproject.toml)"
 run lint-imports --no-cache
 echo "== lint: migrations are complete"
