@@ -341,6 +341,12 @@ WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 8 * 1024 * 1024)
 # ingestion and home pages show it, /readyz fails and one ERROR is logged (messaging/health.py).
 BACKLOG_ALARM_MINUTES = env_int("BACKLOG_ALARM_MINUTES", 5)
 
+# --- Chat imports: phone "Export chat" files (imports/, docs/IMPORTS.md) ----------------------
+# Largest upload taken, in bytes: refused while it streams in, before anything is stored.
+CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
+# Entries sealed per transaction: a crashed or cancelled import stops at a batch boundary.
+CHAT_IMPORT_BATCH = env_int("CHAT_IMPORT_BATCH", 2000)
+
 # --- The REST API (/api/v1/, schema at /api/schema/) ---------------------------------------
 # API token (clientwindow/tokens.py) or session authentication; JSON only (the browsable API's
 # pages would need inline scripts, which the Content-Security-Policy forbids); every endpoint
