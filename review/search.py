@@ -24,9 +24,10 @@ from django.utils.safestring import SafeString, mark_safe
 
 from access import boundary
 from messaging.media import MEDIA_TYPES
-from messaging.models import Channel, Conversation, Direction, Message
+from messaging.models import Channel, Conversation, Direction, ImportedMessage, Message
 from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, MessageTag, Tag
+from review.provenance import Imported, author_name, chat_name, imported, linked
 from review.transcript import ASC, DESC
 
 PAGE_SIZE = 25
@@ -147,6 +148,10 @@ class Hit:
     message: Message
     snippet: SafeString
     name: str = ""  # the client's latest name
+    # From a phone export (review/provenance.py): the entry, and the exports that repeat it.
+    imported: Imported | None = None
+    also_in: list[Imported] = field(default_factory=list)
+    chat: str = ""  # an unmapped one-to-one chat's name, as the export gave it
 
 
 @dataclass
@@ -345,12 +350,21 @@ def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
         )
     by_id = {m.pk: m for m in rows}
     names = latest_names({m.conversation.participant_id for m in by_id.values()} - {None})  # type: ignore[arg-type]
+    also: dict[int, list[Imported]] = {}
+    links = ImportedMessage.objects.filter(message_id__in=ids, created=False)
+    for entry in links.select_related("export").order_by("export_id", "first_line"):
+        also.setdefault(entry.message_id, []).append(linked(entry))
     hits = []
     for pk in ids:
         message = by_id[pk]
         raw = getattr(message, "headline", None) or message.text[:240]
         name = names.get(message.conversation.participant_id or 0, "")
-        hits.append(Hit(message, highlight(raw), name))
+        hit = Hit(message, highlight(raw), name, imported(message), also.get(pk, []))
+        if hit.imported is not None and not name and message.direction == "in":
+            hit.name = author_name(hit.imported)
+        if message.conversation.participant_id is None and not message.conversation.group_id:
+            hit.chat = chat_name(message.conversation)
+        hits.append(hit)
     return hits
 
 

@@ -13,11 +13,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 
-from messaging.models import Attachment, Conversation, Message, StatusEvent
+from messaging.models import Attachment, Conversation, ImportedMessage, Message, StatusEvent
 from messaging.participants import latest_names
 from messaging.statuses import current_status
 from messaging.summaries import ANNOTATION_TYPES
 from review.models import Flag, MessageTag
+from review.provenance import Imported, author_name, imported, linked
 
 WINDOW = 60
 DISPOSED_PREFIX = "disposed:"  # what retention_dispose() makes a disposed message's wamid
@@ -39,6 +40,15 @@ class Row:
     tags: list[MessageTag] = field(default_factory=list)
     flags: list[Flag] = field(default_factory=list)
     checkpoint: int | None = None  # the tree size of the first checkpoint that covers it
+    # A message imported from a phone export: what the export said (review/provenance.py).
+    imported: Imported | None = None
+    # The phone exports' lines that repeat this message (ImportedMessage, created=False).
+    linked_imports: list[ImportedMessage] = field(default_factory=list)
+
+    @property
+    def also_in(self) -> list[Imported]:
+        """The other phone exports this message is in: "also in the phone export of …"."""
+        return [linked(entry) for entry in self.linked_imports]
 
     @property
     def disposed(self) -> bool:
@@ -169,8 +179,25 @@ def decorate(
     attachments = Attachment.objects.filter(sealed, message_id__in=by_id).select_related("file")
     for attachment in attachments:
         by_id[attachment.message_id].attachment = attachment
+    _imports(rows, by_id, sealed)
     _checkpoints(rows)
     return rows
+
+
+def _imports(rows: list[Row], by_id: dict[int, Row], sealed: Q) -> None:
+    """What phone exports say of each message: its own (an imported one), and the exports' lines
+    linked to it (a captured message, or one imported from another employee's export)."""
+    for row in rows:
+        row.imported = imported(row.message)
+        if row.imported is not None and not row.sender_name:
+            row.sender_name = (
+                row.imported.custodian
+                if row.message.direction == "out"
+                else author_name(row.imported)
+            )
+    links = ImportedMessage.objects.filter(sealed, message_id__in=by_id, created=False)
+    for entry in links.select_related("export").order_by("export_id", "first_line"):
+        by_id[entry.message_id].linked_imports.append(entry)
 
 
 def _annotations(channel: int, by_wamid: dict[str, Row], sealed: Q) -> None:

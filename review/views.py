@@ -30,7 +30,16 @@ from archive.objectstore import Corrupt, Missing, StoreError
 from messaging.media import open_media
 from messaging.models import Channel, Conversation, Message
 from messaging.participants import latest_names
-from review import access, conversation_list, flags, saved_searches, search, tags, transcript
+from review import (
+    access,
+    conversation_list,
+    flags,
+    provenance,
+    saved_searches,
+    search,
+    tags,
+    transcript,
+)
 from review.forms import (
     ConversationFilters,
     FlagForm,
@@ -160,7 +169,7 @@ def _message_param(request: HttpRequest, name: str, conversation_pk: int) -> Mes
 
 def _name(conversation: Conversation) -> str:
     if conversation.participant_id is None:
-        return ""
+        return provenance.chat_name(conversation)  # "" for a captured group
     return latest_names({conversation.participant_id}).get(conversation.participant_id, "")
 
 
