@@ -1,0 +1,222 @@
+"""The first pass over an export: its header shape and its day/month order.
+
+The shape is the most frequent one among all candidate header lines (shared doc, section 5.3.1);
+lines of other shapes are counted, and the parser keeps them as body text flagged "other-shape".
+The order is decided over every header date of that shape (section 5.3.2):
+
+(a) a reading that gives an impossible date (a month of 16, 31/02) is rejected, so a single
+    value > 12 settles it;
+(b) else the reading with *clearly* fewer backward steps between consecutive headers wins:
+    at most half as many, and at least 2 fewer (exports do go back in time now and then);
+(c) else the order stays None and `order_evidence` says why; the importer asks the uploader.
+
+Year-first dates that stay undecided are read year-month-day: no region writes year-day-month.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from imports.parsing.headers import (
+    MARKS,
+    RawDate,
+    Shape,
+    match_header,
+    raw_date,
+    shape_of,
+    skeleton,
+)
+from imports.parsing.source import ExportError, ExportFile
+
+SNIFF_NON_BLANK = 1000
+_ORDERS = {  # (year position, day comes first) -> order
+    (2, True): "dmy",
+    (2, False): "mdy",
+    (0, True): "ydm",
+    (0, False): "ymd",
+    (1, True): "dym",
+    (1, False): "myd",
+}
+ORDERS = tuple(_ORDERS.values())
+
+
+@dataclass(frozen=True)
+class Detected:
+    """The first pass over the whole file."""
+
+    platform: str  # "android" | "ios" | "legacy"
+    shape: str  # human text, e.g. "[dd/mm/yyyy, HH:MM:SS]"
+    date_order: str | None  # "dmy" | "mdy" | "ymd" (| "ydm" | "dym" | "myd") | None
+    order_evidence: str
+    clock: str  # "24h" | "12h"
+    has_seconds: bool
+    calendar: str  # "gregorian" | "buddhist" | "japanese"
+    header_lines: int  # lines that matched the chosen shape
+    lines: int  # lines in the file
+    unmatched_shapes: int  # candidate header lines of another shape (mixed files)
+    # Additions to the contract (parse() needs the first; the rest are for the import report):
+    header_shape: Shape | None = None
+    has_year: bool = True  # False for `18 Mar 12:14 - ` headers: parse() needs first_year
+    other_shapes: tuple[tuple[str, int, int], ...] = ()  # (shape text, lines, first line)
+    first_header_line: int = 1
+
+
+@dataclass
+class _Seen:
+    """What the first pass keeps per shape: counts and each distinct date once."""
+
+    shape: Shape
+    first_line: int
+    count: int = 0
+    dates: dict[tuple[str, ...], RawDate | None] = field(default_factory=dict)
+    date_lines: dict[RawDate, int] = field(default_factory=dict)
+    steps: list[RawDate] = field(default_factory=list)  # header dates, consecutive repeats merged
+
+
+def date_groups(shape: Shape) -> tuple[str, ...]:
+    return ("nd", "mon") if shape.kind == "no-year" else ("d1", "d2", "d3")
+
+
+def detect(export: ExportFile) -> Detected:
+    """Read the whole chat text once; raise ExportError when it is not a WhatsApp export."""
+    skeletons: dict[str, _Seen | None] = {}
+    seen: dict[Shape, _Seen] = {}
+    non_blank = 0
+    found = False
+    number = 0
+    for first, block in export.line_blocks():
+        for number, line in enumerate(block, first):
+            char = line[:1]
+            if not (char == "[" or char.isdigit() or (char and char in MARKS)):
+                if not found and line.strip():
+                    non_blank += 1
+                    if non_blank >= SNIFF_NON_BLANK:
+                        raise _not_an_export(export)
+                continue
+            m = match_header(line)
+            if m is None:
+                if not found and line.strip():
+                    non_blank += 1
+                    if non_blank >= SNIFF_NON_BLANK:
+                        raise _not_an_export(export)
+                continue
+            key = skeleton(m)
+            if key in skeletons:
+                state = skeletons[key]
+            else:
+                state = skeletons[key] = _state_for(m, seen, number)
+            if state is None:
+                continue
+            groups = m.group(*date_groups(state.shape))
+            if groups in state.dates:
+                day = state.dates[groups]
+            else:
+                day = state.dates[groups] = raw_date(m, state.shape)
+                if day is not None:
+                    state.date_lines.setdefault(day, number)
+            if day is None:
+                continue
+            found = True
+            state.count += 1
+            if not state.steps or state.steps[-1] != day:
+                state.steps.append(day)
+    if not found:
+        raise _not_an_export(export)
+    return _verdict(seen, number)
+
+
+def _state_for(m: "re.Match[str]", seen: dict[Shape, _Seen], number: int) -> _Seen | None:
+    shape = shape_of(m)
+    if shape is None:
+        return None
+    if shape not in seen:
+        seen[shape] = _Seen(shape, number)
+    return seen[shape]
+
+
+def _not_an_export(export: ExportFile) -> ExportError:
+    return ExportError(
+        export.file_name,
+        "not a WhatsApp chat export: no line of the first 1000 looks like a message header",
+    )
+
+
+def _verdict(seen: dict[Shape, _Seen], lines: int) -> Detected:
+    counted = [s for s in seen.values() if s.count]
+    chosen = max(counted, key=lambda s: (s.count, -s.first_line))
+    shape = chosen.shape
+    order, evidence = decide_order(shape, chosen)
+    others = sorted((s for s in counted if s is not chosen), key=lambda s: s.first_line)
+    return Detected(
+        platform=shape.platform,
+        shape=shape.describe(order),
+        date_order=order,
+        order_evidence=evidence,
+        clock=shape.clock,
+        has_seconds=shape.has_seconds,
+        calendar=_calendar(shape, chosen),
+        header_lines=chosen.count,
+        lines=lines,
+        unmatched_shapes=sum(s.count for s in others),
+        header_shape=shape,
+        has_year=shape.kind != "no-year",
+        other_shapes=tuple((s.shape.describe(None), s.count, s.first_line) for s in others),
+        first_header_line=chosen.first_line,
+    )
+
+
+def _calendar(shape: Shape, seen: _Seen) -> str:
+    if shape.calendar == "gregorian" and any(day.buddhist for day in seen.date_lines):
+        return "buddhist"  # 4-digit Buddhist Era years written without "BE"
+    return shape.calendar
+
+
+def decide_order(shape: Shape, seen: _Seen) -> tuple[str | None, str]:
+    """Section 5.3 (a)-(c) over the distinct dates and the header-to-header steps."""
+    if shape.kind == "no-year":
+        return "dmy", "the month is written as a name"
+    assert shape.year_pos is not None
+    name = {df: _ORDERS[(shape.year_pos, df)] for df in (True, False)}
+    wrong: dict[bool, str] = {}
+    for day_first in (True, False):
+        for day, line in seen.date_lines.items():
+            if day.resolve(day_first) is None:
+                wrong[day_first] = _why_impossible(day, day_first, line)
+                break
+    if len(wrong) == 2:
+        return None, f"no reading gives valid dates: {wrong[True]}; {wrong[False]}"
+    if len(wrong) == 1:
+        day_first = True not in wrong
+        return name[day_first], wrong[not day_first]
+    back = {df: _backward_steps(seen.steps, df) for df in (True, False)}
+    for day_first in (True, False):
+        fewer, more = back[day_first], back[not day_first]
+        if fewer * 2 <= more and more - fewer >= 2:
+            return name[day_first], (
+                f"every day and month <= 12; {name[day_first]} steps back {fewer} time(s) "
+                f"between consecutive headers, {name[not day_first]} {more}"
+            )
+    steps = f"{name[True]} steps back {back[True]} time(s), {name[False]} {back[False]}"
+    if shape.year_pos == 0:
+        return "ymd", f"year first, every day and month <= 12 ({steps}): no region writes y-d-m"
+    return None, f"every day and month <= 12 and {steps}: not clearly fewer"
+
+
+def _why_impossible(day: RawDate, day_first: bool, line: int) -> str:
+    month = day.second if day_first else day.first
+    if month > 12:
+        position = "second" if day_first else "first"
+        return f"a {position} component of {month} (line {line}) cannot be a month"
+    d, m = (day.first, day.second) if day_first else (day.second, day.first)
+    reading = "day first" if day_first else "month first"
+    return f"{d:02d}/{m:02d}/{day.year} read {reading} is impossible (line {line})"
+
+
+def _backward_steps(steps: list[RawDate], day_first: bool) -> int:
+    count = 0
+    previous = None
+    for day in steps:
+        current = day.resolve(day_first)
+        if previous is not None and current is not None and current < previous:
+            count += 1
+        previous = current
+    return count

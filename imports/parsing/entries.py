@@ -1,0 +1,276 @@
+"""The second pass: the export split into entries, in file order, streamed.
+
+Only lines of the detected shape start an entry; every other line (another shape included,
+flagged "other-shape") continues the current one and is joined with "\\n" exactly as exported.
+The author ends at the first ": " after the header (names may hold " - " and ":"); a header with
+no ": " after it is an authorless (system) line, `Bob:` an empty body.
+
+Work per line is kept small: a skeleton look-up decides whether a header is of the chosen shape,
+dates are resolved once per distinct value and times once per distinct value, and the Entry is
+built only when the next header closes it.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from imports.parsing.detect import ORDERS, Detected, date_groups
+from imports.parsing.headers import (
+    MARKS,
+    Shape,
+    body_start,
+    clock_of,
+    match_header,
+    raw_date,
+    shadow,
+    shape_of,
+    skeleton,
+)
+from imports.parsing.kinds import classify, is_edited
+from imports.parsing.source import ExportError, ExportFile
+
+KINDS = (
+    "text",
+    "system",
+    "attachment",
+    "media_omitted",
+    "deleted",
+    "poll",
+    "location",
+    "contact",
+    "call",
+    "view_once",
+    "empty",
+)
+FLAGS = (
+    "impossible-time",  # "00:08 a. m.", "23:59 PM": kept, read as written, flagged
+    "system-guess",  # classified system by structure (iOS body starting with U+200E)
+    "other-shape",  # a header line of a different shape inside the body of an entry
+    "date-invalid",  # kept for the contract; parse() raises instead (see detect.py)
+    "year-inferred",  # addition: `18 Mar 12:14` headers, year from first_year and rollovers
+)
+_CLOCK_CACHE_MAX = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int  # 0-based, file order (the only reliable order; never re-sorted)
+    first_line: int
+    last_line: int  # 1-based, inclusive, in the chat text
+    local_time: datetime  # naive wall-clock time as exported
+    has_seconds: bool
+    author: str | None  # exactly as exported (marks kept), None = authorless line
+    text: str  # body exactly as exported, lines joined with "\n"
+    kind: str  # one of KINDS
+    attachment: str | None  # referenced file name (directional marks removed), if any
+    edited: bool
+    flags: tuple[str, ...]  # problems, codes from FLAGS
+
+
+def split_author(rest: str) -> tuple[str | None, str]:
+    """`Alice - Work: hi: there` -> ("Alice - Work", "hi: there"); no ": " -> (None, rest)."""
+    cut = rest.find(": ")
+    if cut >= 0:
+        return rest[:cut], rest[cut + 2 :]
+    if rest.endswith(":"):
+        return rest[:-1], ""  # `Bob:` with an empty body
+    if rest.endswith(":."):
+        return rest[:-2], "."  # chat-miner's `John Doe:.` stub, kept as the text "."
+    return None, rest
+
+
+class _Open:
+    """The entry being read: raw pieces only, until the next header closes it."""
+
+    __slots__ = ("first_line", "flags", "last_line", "parts", "rest", "when")
+
+    def __init__(self, number: int, when: datetime, rest: str, flags: list[str] | None) -> None:
+        self.first_line = number
+        self.last_line = number
+        self.when = when
+        self.rest = rest
+        self.parts: list[str] | None = None
+        self.flags = flags
+
+
+def parse(
+    export: ExportFile, detected: Detected, date_order: str, *, first_year: int | None = None
+) -> Iterator[Entry]:
+    """Entries in file order. `date_order` is detected.date_order or the uploader's answer;
+    only its day/month order is used (the shape fixes where the year is). `first_year` is needed
+    for headers without a year. Raises ExportError(line=N) for a date impossible in that order."""
+    shape = detected.header_shape
+    if shape is None:
+        raise ValueError("detected has no header_shape: pass what detect() returned")
+    if date_order not in ORDERS:
+        raise ValueError(f"date_order must be one of {ORDERS}, not {date_order!r}")
+    reader = _Reader(export, shape, date_order.replace("y", "") == "dm", first_year)
+    return reader.entries()
+
+
+class _Reader:
+    def __init__(
+        self, export: ExportFile, shape: Shape, day_first: bool, first_year: int | None
+    ) -> None:
+        self.export = export
+        self.shape = shape
+        self.day_first = day_first
+        self.year = first_year
+        self.last_month: int | None = None
+        self.platform = shape.platform
+        self.groups = date_groups(shape)
+        self.shapes: dict[str, Shape | None] = {}
+        self.dates: dict[tuple[str, ...], tuple[int, int, int] | None] = {}
+        self.clocks: dict[tuple[str | Any, ...], tuple[int, int, int, bool]] = {}
+
+    def entries(self) -> Iterator[Entry]:
+        current: _Open | None = None
+        index = 0
+        chosen = self.shape
+        shapes = self.shapes
+        for first, block in self.export.line_blocks():
+            for number, line in enumerate(block, first):
+                char = line[:1]
+                if char == "[" or char.isdigit() or (char and char in MARKS):
+                    m = match_header(line)
+                    if m is not None:
+                        key = skeleton(m)
+                        shape = shapes[key] if key in shapes else self._shape(key, m)
+                        if shape is chosen:
+                            opened = self._open(m, line, number)
+                            if opened is not None:
+                                if current is not None:
+                                    yield self._close(current, index)
+                                    index += 1
+                                current = opened
+                                continue
+                        elif shape is not None and current is not None and raw_date(m, shape):
+                            current.flags = [*(current.flags or ()), "other-shape"]
+                if current is None:
+                    opened = self._preamble(line, number)
+                    if opened is not None:
+                        current = opened
+                        continue
+                    if shadow(line).strip():
+                        raise ExportError(
+                            self.export.file_name, "text before the first message header", number
+                        )
+                    continue
+                if current.parts is None:
+                    current.parts = [line]
+                else:
+                    current.parts.append(line)
+                current.last_line = number
+        if current is not None:
+            yield self._close(current, index)
+
+    def _preamble(self, line: str, number: int) -> _Open | None:
+        """Hand-made mixed files can open with headers of another shape: the first of them
+        opens an entry flagged "other-shape" (read in the file's order when that gives a date,
+        else in the other one), so nothing before the first real header is lost."""
+        m = match_header(line)
+        shape = shape_of(m) if m is not None else None
+        raw = raw_date(m, shape) if m is not None and shape is not None else None
+        if m is None or raw is None:
+            return None
+        resolved = raw.resolve(self.day_first) or raw.resolve(not self.day_first)
+        clock = clock_of(m)
+        if resolved is None or clock is None:
+            return None
+        hour, minute, second, impossible = clock
+        when = datetime(resolved.year, resolved.month, resolved.day, hour, minute, second)
+        flags = ["other-shape", "impossible-time"] if impossible else ["other-shape"]
+        return _Open(number, when, line[body_start(line, m) :], flags)
+
+    def _shape(self, key: str, m: "re.Match[str]") -> Shape | None:
+        shape = shape_of(m)
+        if shape == self.shape:
+            shape = self.shape  # one object, so the loop compares identities
+        self.shapes[key] = shape
+        return shape
+
+    def _open(self, m: "re.Match[str]", line: str, number: int) -> _Open | None:
+        """A new entry at a header of the chosen shape, or None when its date is no date."""
+        groups = m.group(*self.groups)
+        ymd = self.dates[groups] if groups in self.dates else self._date(m, number, groups)
+        if ymd is None:
+            return None
+        times = m.group("ap0", "H", "M", "S", "ap")
+        clock = self.clocks.get(times)
+        if clock is None:
+            clock = clock_of(m)
+            if clock is None:
+                return None
+            if len(self.clocks) > _CLOCK_CACHE_MAX:
+                self.clocks.clear()
+            self.clocks[times] = clock
+        hour, minute, second, impossible = clock
+        flags = ["impossible-time"] if impossible else None
+        if self.shape.kind == "no-year":
+            flags = [*(flags or ()), "year-inferred"]
+        when = datetime(ymd[0], ymd[1], ymd[2], hour, minute, second)
+        return _Open(number, when, line[body_start(line, m) :], flags)
+
+    def _date(
+        self, m: "re.Match[str]", number: int, groups: tuple[str, ...]
+    ) -> tuple[int, int, int] | None:
+        raw = raw_date(m, self.shape)
+        if raw is None:
+            self.dates[groups] = None
+            return None
+        if raw.year is None:
+            return self._no_year_date(raw.first, raw.second, number)
+        resolved = raw.resolve(self.day_first)
+        if resolved is None:
+            order = "day first" if self.day_first else "month first"
+            raise ExportError(
+                self.export.file_name,
+                f"date {'/'.join(groups)} is impossible read {order}; the date order is wrong",
+                number,
+            )
+        ymd = (resolved.year, resolved.month, resolved.day)
+        self.dates[groups] = ymd
+        return ymd
+
+    def _no_year_date(self, day: int, month: int, number: int) -> tuple[int, int, int]:
+        if self.year is None:
+            raise ExportError(
+                self.export.file_name,
+                "the headers carry no year (`18 Mar 12:14 - `): give the year of the first "
+                "message (parse(first_year=...))",
+                number,
+            )
+        if self.last_month is not None and month < self.last_month - 6:
+            self.year += 1  # December -> January: the next year
+        self.last_month = month
+        try:
+            date(self.year, month, day)
+        except ValueError:
+            raise ExportError(
+                self.export.file_name, f"{day} {month} {self.year} is no date", number
+            ) from None
+        return self.year, month, day
+
+    def _close(self, current: _Open, index: int) -> Entry:
+        author, text = split_author(current.rest)
+        if current.parts is not None:
+            text = text + "\n" + "\n".join(current.parts)
+        kind = classify(author, text, self.platform)
+        flags = current.flags
+        if kind.system_guess:
+            flags = [*(flags or ()), "system-guess"]
+        return Entry(
+            index=index,
+            first_line=current.first_line,
+            last_line=current.last_line,
+            local_time=current.when,
+            has_seconds=self.shape.has_seconds,
+            author=author,
+            text=text,
+            kind=kind.kind,
+            attachment=kind.attachment,
+            edited=is_edited(text),
+            flags=tuple(dict.fromkeys(flags)) if flags else (),
+        )
