@@ -20,9 +20,11 @@ from django.db import connection, models
 from messaging.models import (
     AccountEvent,
     Attachment,
+    ChatExport,
     Conversation,
     DeliverySeal,
     DuplicateItem,
+    ImportedMessage,
     MediaFile,
     Message,
     Participant,
@@ -34,7 +36,9 @@ from messaging.models import (
 from . import object_lock
 from .models import RetentionPolicy, RetentionRecord
 
-# The ledger kind each capture record is sealed as (messaging/sequencer.py, messaging/media.py).
+# The ledger kind each capture record is sealed as (messaging/sequencer.py, messaging/media.py,
+# imports/sealing.py; a Message an import created is sealed as `message.imported`, and
+# Plan.own() reads the kind from the entry itself).
 KINDS: dict[type[models.Model], str] = {
     Message: "message",
     StatusEvent: "message.status",
@@ -46,6 +50,8 @@ KINDS: dict[type[models.Model], str] = {
     ParticipantProfile: "participant.profile",
     Attachment: "message.attachment",
     MediaFile: "media.file",
+    ImportedMessage: "message.imported",
+    ChatExport: "chat.export",
 }
 
 
@@ -117,7 +123,7 @@ class Plan:
         entry = record.entry  # type: ignore[attr-defined]
         row = Row(
             entry.seq,
-            KINDS[type(record)],
+            getattr(entry, "kind", None) or KINDS[type(record)],
             entry.sealed_at,
             where.get("channel_id"),
             where.get("conversation_id"),
@@ -146,10 +152,12 @@ class Plan:
 
 
 def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] = ()) -> None:
-    """Fix the retention of records the sequencer has just sealed (each has its `.entry`); a
-    delivery that repeated earlier items is kept as long as they are."""
+    """Fix the retention of records the sequencer (or an import, imports/sealing.py) has just
+    sealed (each has its `.entry`); a delivery that repeated earlier items is kept as long as
+    they are."""
     policies = Policies.load()
     plan = Plan()
+    _new_media(plan, records, policies)
     seals = {r.delivery_id: r for r in records if isinstance(r, DeliverySeal)}
     # a re-seal (messaging.sequencer.reseal) makes records of a delivery sealed earlier
     delivery_ids = {getattr(r, "delivery_id", None) for r in (*records, *duplicates)}
@@ -168,8 +176,9 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
                 conversation_id=record.conversation_id,
             )
             people = {record.conversation.participant_id, record.sender_id} - {None}
-            assert record.delivery_id is not None  # the sequencer seals what webhooks carried
-            dependents = [record.conversation.entry_id, seals[record.delivery_id].entry_id]
+            dependents = [record.conversation.entry_id]
+            if record.delivery_id is not None:  # else imported: kept with its upload (below)
+                dependents.append(seals[record.delivery_id].entry_id)
             for person in people:
                 dependents.append(participants.get(person))  # type: ignore[arg-type]
                 dependents.extend(profiles.get(person, ()))  # type: ignore[arg-type]
@@ -180,6 +189,7 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
             policy = policies.for_channel(channel_id)
             row = plan.own(record, policy, channel_id=channel_id)
             plan.at_least(seals[record.delivery_id].entry_id, row.retain_until, policy)
+    _imported(plan, records, policies)
     _names_as_long_as_their_participant(plan, records, policies)
     _repeats_as_long_as_the_originals(plan, seals, duplicates, policies)
     # What the batch's records depend on is kept as long as the longest of them; what nothing
@@ -192,6 +202,57 @@ def sealed(records: Sequence[models.Model], duplicates: Sequence[DuplicateItem] 
             if wanted is not None:
                 row.retain_until = max(row.retain_until, wanted[0])
     write(plan)
+
+
+def _new_media(plan: Plan, records: Sequence[models.Model], policies: Policies) -> None:
+    """Media files stored just now (an upload, a zip member: imports/) start with the default
+    policy and are lengthened by whatever refers to them."""
+    for record in records:
+        if isinstance(record, MediaFile):
+            plan.own(record, policies.default)
+
+
+def _imported(plan: Plan, records: Sequence[models.Model], policies: Policies) -> None:
+    """Imports (imports/sealing.py): an uploaded export and its bytes under its channel's policy;
+    an imported entry under its channel's (one that created a message shares its seq and row);
+    the upload kept as long as the longest entry imported from it; an attached file as long as
+    its message."""
+    exports = {r.pk: r for r in records if isinstance(r, ChatExport)}
+    entries = [r for r in records if isinstance(r, ImportedMessage)]
+    # export id → (its seq, its upload's seq, its channel)
+    seqs = {
+        pk: (seq, file_seq, channel_id)
+        for pk, seq, file_seq, channel_id in ChatExport.objects.filter(
+            pk__in={r.export_id for r in entries} - set(exports)
+        ).values_list("pk", "entry_id", "file__entry_id", "channel_id")
+    }
+    for export in exports.values():
+        policy = policies.for_channel(export.channel_id)
+        row = plan.own(export, policy, channel_id=export.channel_id)
+        plan.at_least(export.file.entry_id, row.retain_until, policy)
+        seqs[export.pk] = (export.entry_id, export.file.entry_id, export.channel_id)
+    for entry in entries:
+        export_seq, file_seq, channel_id = seqs[entry.export_id]
+        own = plan.new.get(entry.entry_id)  # the message it created shares its seq and row
+        if own is None:  # linked to a message archived before: this export's view of it
+            own = plan.own(entry, policies.for_channel(channel_id), channel_id=channel_id)
+        plan.at_least(export_seq, own.retain_until, own.policy)
+        plan.at_least(file_seq, own.retain_until, own.policy)
+    for attachment in records:
+        if isinstance(attachment, Attachment):
+            message = attachment.message
+            kept = plan.new.get(message.entry_id)
+            policy = kept.policy if kept else policies.for_channel(message.channel_id)
+            row = plan.own(
+                attachment,
+                policy,
+                channel_id=message.channel_id,
+                conversation_id=message.conversation_id,
+            )
+            if kept is not None:
+                plan.at_least(row.seq, kept.retain_until, kept.policy)
+            if attachment.file is not None:
+                plan.at_least(attachment.file.entry_id, row.retain_until, row.policy)
 
 
 def _repeats_as_long_as_the_originals(

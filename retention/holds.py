@@ -206,6 +206,17 @@ SELECT DISTINCT seq, kind FROM (
     UNION ALL SELECT f.seq, 'media.file' FROM messaging_mediafile f
       JOIN messaging_attachment a ON a.file_id = f.id
      WHERE a.message_id IN (SELECT id FROM held)
+    -- imports/: each export's view of a held message (a created one shares the message's seq,
+    -- held as 'message'), the uploaded export it came from and the upload's bytes
+    UNION ALL SELECT i.seq, 'message.imported' FROM messaging_importedmessage i
+     WHERE i.message_id IN (SELECT id FROM held) AND NOT i.created
+    UNION ALL SELECT x.seq, 'chat.export' FROM messaging_chatexport x
+     WHERE x.id IN (SELECT i.export_id FROM messaging_importedmessage i
+                     WHERE i.message_id IN (SELECT id FROM held))
+    UNION ALL SELECT f.seq, 'media.file' FROM messaging_mediafile f
+      JOIN messaging_chatexport x ON x.file_id = f.id
+     WHERE x.id IN (SELECT i.export_id FROM messaging_importedmessage i
+                     WHERE i.message_id IN (SELECT id FROM held))
     -- bridge/: a message sent for staff comes with its sealed request and the reply email it
     -- came from; sends that failed and replies that were refused in a held conversation are
     -- communications too, and are held with it

@@ -24,6 +24,7 @@ from .models import MAX_DAYS, RetentionPolicy
 # Kinds whose retention follows their own channel's policy (the rest follow these).
 OWN_KINDS = [
     "message",
+    "message.imported",  # imports/: entries of phone chat exports
     "message.status",
     "account.event",
     "item.unparsed",
@@ -73,6 +74,13 @@ dep(seq, until) AS (
       JOIN messaging_participantprofile pp ON pp.participant_id = people.id
     UNION ALL SELECT d.seq, msg.retain_until FROM msg
       JOIN messaging_deliveryseal d ON d.delivery_id = msg.delivery_id
+    UNION ALL SELECT x.seq, src.retain_until FROM src
+      JOIN messaging_importedmessage i ON i.seq = src.seq
+      JOIN messaging_chatexport x ON x.id = i.export_id
+    UNION ALL SELECT f.seq, src.retain_until FROM src
+      JOIN messaging_importedmessage i ON i.seq = src.seq
+      JOIN messaging_chatexport x ON x.id = i.export_id
+      JOIN messaging_mediafile f ON f.id = x.file_id
     UNION ALL SELECT d.seq, src.retain_until FROM src
       JOIN messaging_statusevent s ON s.seq = src.seq
       JOIN messaging_deliveryseal d ON d.delivery_id = s.delivery_id

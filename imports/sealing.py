@@ -1,0 +1,431 @@
+"""Sealing an import (docs/IMPORTS.md): what confirm() creates (participants by number, the
+conversation) and the batches run_import() commits.
+
+A batch costs a fixed number of queries whatever its size, as the sequencer's do
+(messaging/sequencer.py): the match keys and captured messages it may repeat are read in bulk,
+its entries are sealed by one ledger append (and their attachments by a second), each kind of
+row is written by one bulk insert, retention is fixed by the capture hook, and the job's cursor
+moves in the same transaction. So a batch is either wholly sealed and counted, or not at all.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from archive import ledger
+from archive.envelope import Fact, rfc3339
+from archive.models import LedgerEntry
+from messaging import hooks, summaries
+from messaging.models import (
+    Attachment,
+    Channel,
+    ChatExport,
+    Conversation,
+    ImportedMessage,
+    MediaFile,
+    Message,
+    Participant,
+    ParticipantProfile,
+)
+
+from . import matching, storage
+from .models import ImportJob
+from .parsing import PARSER_VERSION, Entry, ExportFile, detect, parse, shadow
+
+State = ImportJob.State
+SOURCE = "phone_export"  # Message.source of what an import brought in: every view marks it
+MISSING = "referenced in the export but not in the zip"
+
+
+def _seal_one(fact: Fact, record: Model) -> Model:
+    (entry,) = ledger.append([fact])
+    record.entry = entry  # type: ignore[attr-defined]
+    record.save(force_insert=True)
+    hooks.sealed([record], [])  # retention/assign.py
+    return record
+
+
+def participant(number: str, name: str, records: list[Any]) -> Participant:
+    """The participant with this WhatsApp number (sealed as `participant` when new, as the
+    sequencer would), and the export's name for them as a sealed profile if they never showed it."""
+    key = f"wa:{number}"  # messaging/sequencer.py _key(wa_id, "")
+    found = Participant.objects.filter(key=key).first()
+    if found is None:
+        found = Participant(key=key, wa_id=number, user_id="")
+        _seal_one(Fact("participant", {}, {"key": key.encode()}), found)
+        records.append(found)
+    if name and not ParticipantProfile.objects.filter(participant=found, name=name).exists():
+        profile = ParticipantProfile(participant=found, name=name, seen_at=timezone.now())
+        fact = Fact("participant.profile", {}, {"name": name.encode(), "username": b""})
+        records.append(_seal_one(fact, profile))
+    return found
+
+
+def conversation(
+    channel: Channel, key: str, who: Participant | None, group: str, records: list[Any]
+) -> Conversation:
+    """The channel's conversation of this key, created and sealed (`conversation`) if absent."""
+    key = key[:250]
+    found = Conversation.objects.filter(channel=channel, key=key).first()
+    if found is None:
+        found = Conversation(channel=channel, key=key, participant=who, group_id=group[:250])
+        fact = Fact(
+            "conversation", {"phone_number_id": channel.phone_number_id}, {"key": key.encode()}
+        )
+        _seal_one(fact, found)
+        summaries.record([found], [])
+        records.append(found)
+    return found
+
+
+def write_new(records: list[Any], fact: Fact) -> LedgerEntry:
+    """Seal the `import.started` fact (the records it needed are sealed already)."""
+    (entry,) = ledger.append([fact])
+    return entry
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Author:
+    identity: str  # for the match key
+    direction: str
+    sender_id: int | None
+
+
+@dataclass
+class Run:
+    """What every batch of one run reads: the job, its export, who each author is."""
+
+    job: ImportJob
+    export: ChatExport
+    conversation: Conversation
+    zone: ZoneInfo
+    authors: dict[str | None, Author]
+    keys: matching.Keys
+    members: dict[str, str]  # base name → member name
+    file: ExportFile | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: ImportJob) -> "Run":
+        export = job.export
+        custodian = "custodian:" + shadow(export.custodian).casefold()
+        authors: dict[str | None, Author] = {None: Author("system", "in", None)}
+        for author, choice in job.mapping.items():
+            if choice["as"] == "custodian":
+                authors[author] = Author(custodian, "out", None)
+            elif choice["as"] == "participant":
+                authors[author] = Author(choice["key"], "in", choice["id"])
+        assert job.conversation is not None  # confirm() chose it
+        counts = {"created": 0, "linked": 0, "captured": 0, "attachments": 0, "missing": 0}
+        return cls(
+            job=job,
+            export=export,
+            conversation=job.conversation,
+            zone=ZoneInfo(export.time_zone),
+            authors=authors,
+            keys=matching.Keys(job.conversation.pk),
+            members={},
+            counts={**counts, **job.counts},
+        )
+
+    def author(self, name: str | None) -> Author:
+        if name not in self.authors:  # a named unknown
+            self.authors[name] = Author("name:" + shadow(name or "").casefold(), "in", None)
+        return self.authors[name]
+
+
+@dataclass
+class Planned:
+    entry: Entry
+    instant: datetime
+    flags: list[str]
+    author: Author
+    key: str
+    same_as: tuple[int, int] | None = None  # (message id, its seq)
+    captured: bool = False
+
+
+def run(job: ImportJob, batch_size: int) -> None:
+    """Seal what the job's cursor says is left, batch by batch; then seal import.finished."""
+    state = Run.of(job)
+    export = state.export
+    with (
+        storage.local_copy(export.file, export.file_name) as path,
+        ExportFile.open(path, export.file_name) as opened,
+    ):
+        state.file = opened
+        state.members = {PurePosixPath(m.name).name: m.name for m in opened.members}
+        for batch in _batches(state, parse(opened, detect(opened), job.date_order), batch_size):
+            seal_batch(state, batch)
+            if _cancelling(job):
+                finish(job, outcome="cancelled", counts=state.counts)
+                return
+    finish(job, outcome="done", counts=state.counts)
+
+
+def _batches(state: Run, entries: Iterator[Entry], size: int) -> Iterator[list[Planned]]:
+    """Planned entries in batches, skipping those an earlier run sealed (they still count in the
+    occurrence numbers of the match keys, so that a resumed run computes the same keys)."""
+    resume_at = state.job.next_line
+    batch: list[Planned] = []
+    for entry in entries:
+        planned = _plan(state, entry)
+        if entry.first_line < resume_at:
+            continue
+        batch.append(planned)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _plan(state: Run, entry: Entry) -> Planned:
+    instant, dst = matching.aware(entry.local_time, state.zone)
+    flags = [*entry.flags, dst] if dst else list(entry.flags)
+    author = state.author(entry.author)
+    key = state.keys.key(instant, author.identity, entry.kind, entry.text)
+    return Planned(entry, instant, flags, author, key)
+
+
+def _cancelling(job: ImportJob) -> bool:
+    return ImportJob.objects.filter(pk=job.pk, state=State.CANCELLING).exists()
+
+
+def seal_batch(state: Run, batch: list[Planned]) -> None:
+    """One transaction: link what the archive holds, seal the rest, move the cursor."""
+    with transaction.atomic():
+        _link(state, batch)
+        sealed = ledger.append([_fact(state, p) for p in batch])
+        messages: list[Message] = []
+        imported: list[ImportedMessage] = []
+        for planned, entry in zip(batch, sealed, strict=True):
+            message = None if planned.same_as else _message(state, planned, entry)
+            if message is not None:
+                messages.append(message)
+            imported.append(_imported(state, planned, entry, message))
+        Message.objects.bulk_create(messages)
+        for row in imported:
+            if row.created:
+                row.message_id = row.message.pk
+        ImportedMessage.objects.bulk_create(imported)
+        attachments, media = _attachments(state, batch, messages)
+        summaries.record([], messages)
+        hooks.sealed([*messages, *imported, *media, *attachments], [])  # retention
+        _count(state, batch, messages, attachments)
+        last = batch[-1].entry.last_line
+        ImportJob.objects.filter(pk=state.job.pk).update(
+            next_line=last + 1, lines_done=last, counts=state.counts, updated_at=timezone.now()
+        )
+        state.job.next_line = last + 1
+        if messages:
+            hooks.messages_sealed()  # the lexicon scan, the bridge
+
+
+def _link(state: Run, batch: list[Planned]) -> None:
+    """Mark the entries the archive already holds: from another export (by match key), or
+    captured from the Cloud API (same side, body and conversation, within 90 s)."""
+    known: dict[str, tuple[int, int]] = {}
+    rows = (
+        ImportedMessage.objects.filter(match_key__in=[p.key for p in batch])
+        .exclude(export=state.export)
+        .order_by("-pk")
+        .values_list("match_key", "message_id", "message__entry_id")
+    )
+    for key, message_id, seq in rows:
+        known[key] = (message_id, seq)  # the first import of it wins (read last)
+    captured = matching.Captured(state.conversation.pk, [p.instant for p in batch])
+    for planned in batch:
+        planned.same_as = known.get(planned.key)
+        if planned.same_as is None and planned.entry.kind not in ("system",):
+            author = planned.author
+            found = captured.find(
+                author.direction, author.sender_id, planned.entry.text, planned.instant
+            )
+            if found is not None:
+                planned.same_as, planned.captured = found, True
+
+
+def _fact(state: Run, planned: Planned) -> Fact:
+    entry, export = planned.entry, state.export
+    return Fact(
+        "message.imported",
+        {
+            "export": export.pk,
+            "phone_number_id": state.conversation.channel.phone_number_id,
+            "first_line": entry.first_line,
+            "last_line": entry.last_line,
+            "local_time": entry.local_time.isoformat(),
+            "sent_at": rfc3339(planned.instant),
+            "time_zone": export.time_zone,
+            "parser_version": PARSER_VERSION,
+            "entry_kind": entry.kind,  # "kind" is the envelope's own (the ledger kind)
+            "flags": ",".join(planned.flags),
+            "direction": planned.author.direction,
+            "same_as": planned.same_as[1] if planned.same_as else None,
+        },
+        {
+            "author": (entry.author or "").encode(),
+            "text": entry.text.encode(),
+            "custodian": export.custodian.encode(),
+        },
+    )
+
+
+def _message(state: Run, planned: Planned, sealed: LedgerEntry) -> Message:
+    entry, export = planned.entry, state.export
+    kind = entry.kind
+    mtype = (
+        storage.message_type(entry.attachment)
+        if kind == "attachment" and entry.attachment
+        else kind
+    )
+    return Message(
+        channel=state.conversation.channel,
+        wamid=f"export:{export.sha256[:32]}:{entry.first_line}",
+        conversation=state.conversation,
+        direction=planned.author.direction,
+        source=SOURCE,
+        type=mtype,
+        sender_id=planned.author.sender_id,
+        sent_at=planned.instant,
+        text=entry.text,
+        payload={
+            "import": {
+                "export": export.pk,
+                "custodian": export.custodian,
+                "author": entry.author,
+                "lines": [entry.first_line, entry.last_line],
+                "local_time": entry.local_time.isoformat(),
+                "time_zone": export.time_zone,
+                "kind": kind,
+                "flags": planned.flags,
+                "attachment": entry.attachment,
+                "edited": entry.edited,
+                "parser_version": PARSER_VERSION,
+                "file_name": export.file_name,
+            }
+        },
+        delivery=None,
+        entry=sealed,
+    )
+
+
+def _imported(
+    state: Run, planned: Planned, sealed: LedgerEntry, message: Message | None
+) -> ImportedMessage:
+    entry = planned.entry
+    row = ImportedMessage(
+        export=state.export,
+        created=message is not None,
+        first_line=entry.first_line,
+        last_line=entry.last_line,
+        author=entry.author or "",
+        local_time=entry.local_time.isoformat()[:32],
+        kind=entry.kind,
+        flags=planned.flags,
+        match_key=planned.key,
+        entry=sealed,
+    )
+    if message is not None:
+        row.message = message
+    else:
+        assert planned.same_as is not None
+        row.message_id = planned.same_as[0]
+    return row
+
+
+def _attachments(
+    state: Run, batch: list[Planned], messages: list[Message]
+) -> tuple[list[Attachment], list[MediaFile]]:
+    """Each created message's file: the zip member stored (once per content) and sealed as the
+    message's attachment; a file the export names but the zip lacks, as unavailable."""
+    by_line = {m.payload["import"]["lines"][0]: m for m in messages}
+    new_media: list[MediaFile] = []
+    facts: list[Fact] = []
+    rows: list[Attachment] = []
+    for planned in batch:
+        entry = planned.entry
+        message = by_line.get(entry.first_line)
+        if message is None or entry.kind != "attachment" or not entry.attachment:
+            continue
+        base = PurePosixPath(entry.attachment.replace("\\", "/")).name
+        member = state.members.get(base)
+        media = None
+        if member is not None and state.file is not None:
+            with state.file.open_member(member) as source:
+                media = storage.store_member(source, member, new_media.append)
+        outcome = Attachment.Outcome.STORED if media else Attachment.Outcome.UNAVAILABLE
+        reason = "" if media else MISSING
+        media_id = f"export:{member or entry.attachment}"[:200]
+        facts.append(
+            Fact(
+                "message.attachment",
+                {"message_seq": message.entry_id, "outcome": str(outcome)},
+                {
+                    "media_id": media_id.encode(),
+                    "sha256": bytes.fromhex(media.sha256) if media else b"",
+                    "reason": reason.encode(),
+                },
+            )
+        )
+        rows.append(
+            Attachment(
+                message=message, media_id=media_id, outcome=outcome, reason=reason, file=media
+            )
+        )
+    for row, sealed in zip(rows, ledger.append(facts), strict=True):
+        row.entry = sealed
+    Attachment.objects.bulk_create(rows)
+    return rows, new_media
+
+
+def _count(
+    state: Run, batch: list[Planned], messages: list[Message], attachments: list[Attachment]
+) -> None:
+    counts = state.counts
+    counts["created"] += len(messages)
+    counts["captured"] += sum(1 for p in batch if p.captured)
+    counts["linked"] += sum(1 for p in batch if p.same_as and not p.captured)
+    counts["attachments"] += sum(1 for a in attachments if a.file_id)
+    counts["missing"] += sum(1 for a in attachments if not a.file_id)
+
+
+def finish(job: ImportJob, *, outcome: str, counts: dict[str, int] | None = None) -> None:
+    """Seal `import.finished` (counts, and the files the zip holds unreferenced or lacks) and
+    close the job as done or cancelled."""
+    counts = counts if counts is not None else dict(job.counts)
+    preview = job.preview or {}
+    unreferenced, missing = preview.get("unreferenced", []), preview.get("missing", [])
+    fields: dict[str, Any] = {"export": job.export_id, "outcome": outcome}
+    fields.update({k: int(v) for k, v in counts.items() if k in _COUNTED})
+    fields.update({"unreferenced": len(unreferenced), "missing_files": len(missing)})
+    fact = Fact(
+        "import.finished",
+        fields,
+        {
+            "unreferenced": json.dumps(unreferenced, ensure_ascii=False).encode(),
+            "missing": json.dumps(missing, ensure_ascii=False).encode(),
+        },
+    )
+    with transaction.atomic():
+        (entry,) = ledger.append([fact])
+        state = State.DONE if outcome == "done" else State.CANCELLED
+        done: dict[str, Any] = {"lines_done": job.lines_total} if state == State.DONE else {}
+        ImportJob.objects.filter(pk=job.pk).update(
+            state=state, counts=counts, finished_entry=entry.seq, finished_at=timezone.now(), **done
+        )
+
+
+_COUNTED = ("created", "linked", "captured", "attachments", "missing")
