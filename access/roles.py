@@ -46,8 +46,11 @@ AUDIT_RETENTION = (
 # The bridge: reviewers reply to clients from the portal only if an administrator gives them
 # this permission (per user, in the admin); administrators configure routes and templates.
 REPLY = ("bridge.reply_to_client",)
+# Importing phone "Export chat" files (issue 18): Legal and Administrators; anyone else only if an
+# administrator gives them this permission (per user, in the admin).
+IMPORT = ("imports.import_chat",)
 # All that the admin lets a non-superuser administrator give one user besides roles.
-GRANTABLE = (*EXPORT, *REPLY)
+GRANTABLE = (*EXPORT, *REPLY, *IMPORT)
 BRIDGE_ADMIN = (
     *(
         f"bridge.{action}_{model}"
@@ -69,7 +72,14 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *AUDIT_RETENTION,
         "bridge.view_reconciliation",
     ),
-    LEGAL: ("archive.view_integrity", "archive.view_evidence", *READ, *EXPORT, *LEGAL_RETENTION),
+    LEGAL: (
+        "archive.view_integrity",
+        "archive.view_evidence",
+        *READ,
+        *EXPORT,
+        *LEGAL_RETENTION,
+        *IMPORT,
+    ),
     ADMINISTRATOR: (
         "archive.view_integrity",
         "archive.view_evidence",
@@ -77,6 +87,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *REVIEW,
         *EXPORT,
         "exports.view_all_exports",
+        *IMPORT,
+        "imports.view_importjob",  # every user's imports, not only their own (imports/access.py)
         *LEGAL_RETENTION,
         "retention.apply_retention",
         "retention.view_disposition",

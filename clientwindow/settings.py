@@ -112,6 +112,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # before the boundary reads the body: 413 for an over-size chat export, the rest to disk
+    "imports.uploads.ChatUploadLimit",
     "access.boundary.RefuseMalformedInput",  # 400 for NUL or non-UTF-8 input, first
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

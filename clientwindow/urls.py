@@ -42,6 +42,7 @@ urlpatterns = [
     path("ingestion/", messaging_views.ingestion, name="ingestion"),
     path("", include("review.urls")),
     path("", include("exports.urls")),
+    path("", include("imports.urls")),
     path("", include("retention.urls")),
     path("", include("bridge.urls")),
     path("api/", include("exports.api_urls")),
