@@ -511,9 +511,11 @@ def _resolve(
     """Each author of the preview → custodian / participant (created by number, sealed) /
     unknown; an author the mapping leaves out keeps the preview's guess."""
     resolved: dict[str, dict[str, Any]] = {}
+    # an author as typed (the command line) matches one as exported, marks and case aside
+    loose = {_loose(name): choice for name, choice in mapping.items()}
     for found in job.preview.get("authors", []):
         author = found["author"]
-        choice = mapping.get(author)
+        choice = mapping.get(author) or loose.get(_loose(author))
         if choice is None:
             guess = found.get("guess")
             choice = (
@@ -525,6 +527,10 @@ def _resolve(
             )
         resolved[author] = _resolve_one(author, choice, records)
     return resolved
+
+
+def _loose(name: str) -> str:
+    return " ".join(shadow(name).split()).casefold()
 
 
 def _resolve_one(author: str, choice: dict[str, Any], records: list[Any]) -> dict[str, Any]:
