@@ -95,6 +95,12 @@ def write_new(records: list[Any], fact: Fact) -> LedgerEntry:
 # --- the run -----------------------------------------------------------------------------------
 
 
+def named(author: str) -> str:
+    """The match identity of an author known only by name: invisible marks, spacing and case
+    aside."""
+    return "name:" + " ".join(shadow(author).split()).casefold()
+
+
 @dataclass
 class Author:
     identity: str  # for the match key
@@ -119,7 +125,9 @@ class Run:
     @classmethod
     def of(cls, job: ImportJob) -> "Run":
         export = job.export
-        custodian = "custodian:" + shadow(export.custodian).casefold()
+        # the custodian's own messages are "name:<custodian>", as another employee's export
+        # shows them when it leaves that author unmapped: the two exports then match
+        custodian = named(export.custodian)
         authors: dict[str | None, Author] = {None: Author("system", "in", None)}
         for author, choice in job.mapping.items():
             if choice["as"] == "custodian":
@@ -141,7 +149,7 @@ class Run:
 
     def author(self, name: str | None) -> Author:
         if name not in self.authors:  # a named unknown
-            self.authors[name] = Author("name:" + shadow(name or "").casefold(), "in", None)
+            self.authors[name] = Author(named(name or ""), "in", None)
         return self.authors[name]
 
 
