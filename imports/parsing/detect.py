@@ -78,7 +78,7 @@ def date_groups(shape: Shape) -> tuple[str, ...]:
 
 def detect(export: ExportFile) -> Detected:
     """Read the whole chat text once; raise ExportError when it is not a WhatsApp export."""
-    skeletons: dict[str, _Seen | None] = {}
+    skeletons: dict[str | bytes, _Seen | None] = {}
     seen: dict[Shape, _Seen] = {}
     non_blank = 0
     found = False

@@ -54,7 +54,7 @@ FLAGS = (
 _CLOCK_CACHE_MAX = 100_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entry:
     index: int  # 0-based, file order (the only reliable order; never re-sorted)
     first_line: int
@@ -121,7 +121,7 @@ class _Reader:
         self.last_month: int | None = None
         self.platform = shape.platform
         self.groups = date_groups(shape)
-        self.shapes: dict[str, Shape | None] = {}
+        self.shapes: dict[str | bytes, Shape | None] = {}
         self.dates: dict[tuple[str, ...], tuple[int, int, int] | None] = {}
         self.clocks: dict[tuple[str | Any, ...], tuple[int, int, int, bool]] = {}
 
@@ -184,7 +184,7 @@ class _Reader:
         flags = ["other-shape", "impossible-time"] if impossible else ["other-shape"]
         return _Open(number, when, line[body_start(line, m) :], flags)
 
-    def _shape(self, key: str, m: "re.Match[str]") -> Shape | None:
+    def _shape(self, key: str | bytes, m: "re.Match[str]") -> Shape | None:
         shape = shape_of(m)
         if shape == self.shape:
             shape = self.shape  # one object, so the loop compares identities
@@ -261,16 +261,31 @@ class _Reader:
         flags = current.flags
         if kind.system_guess:
             flags = [*(flags or ()), "system-guess"]
-        return Entry(
-            index=index,
-            first_line=current.first_line,
-            last_line=current.last_line,
-            local_time=current.when,
-            has_seconds=self.shape.has_seconds,
-            author=author,
-            text=text,
-            kind=kind.kind,
-            attachment=kind.attachment,
-            edited=is_edited(text),
-            flags=tuple(dict.fromkeys(flags)) if flags else (),
+        return _entry(
+            (
+                index,
+                current.first_line,
+                current.last_line,
+                current.when,
+                self.shape.has_seconds,
+                author,
+                text,
+                kind.kind,
+                kind.attachment,
+                is_edited(text),
+                tuple(dict.fromkeys(flags)) if flags else (),
+            )
         )
+
+
+_FIELDS = tuple(Entry.__dataclass_fields__)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _entry(values: tuple[Any, ...]) -> Entry:
+    """An Entry without the frozen dataclass __init__ (one object.__setattr__ per field costs
+    ~7 us a million times): the same object, its __dict__ filled at once."""
+    entry = _new(Entry)
+    _set(entry, "__dict__", dict(zip(_FIELDS, values, strict=True)))
+    return entry

@@ -39,6 +39,8 @@ EXACT: dict[str, str] = {
     **_table("media_omitted", vocabulary.IOS_MEDIA_OMITTED, bracketed=True),
     **{_norm(f"<{shadow(w)}>"): "media_omitted" for w in vocabulary.ANDROID_MEDIA_OMITTED},
 }
+_EXACT_MAX = max(map(len, EXACT)) + 8  # room for spaces and a final "." around a placeholder
+_DOCUMENT_MAX = 1000  # `NAME • 2 pages document omitted`: a file name and a page count
 _CALL_STARTS = ("missed voice call", "missed video call", "missed group")
 _DOCUMENT_OMITTED = tuple(_norm(shadow(w)) for w in vocabulary.DOCUMENT_OMITTED)
 _EDITED = frozenset(_norm(w) for w in vocabulary.EDITED)
@@ -86,18 +88,21 @@ def classify(author: str | None, text: str, platform: str) -> Kind:
         return Kind("empty") if not shadow(text).strip() else TEXT
     if not newline and line == "null" and platform != "ios":
         return Kind("view_once")  # Android view-once media (whats_json)
-    key = _norm(line)
-    kind = EXACT.get(key)
-    if kind is not None:
-        return Kind(kind)
-    if key.startswith(_CALL_STARTS):
-        return Kind("call")
-    if line in vocabulary.POLL_OPENERS:
-        return Kind("poll")
-    attached = _attachment(line)
-    if attached is not None:
-        return attached
-    if key.endswith(_DOCUMENT_OMITTED):
+    if len(line) <= _EXACT_MAX:
+        key = _norm(line)
+        kind = EXACT.get(key)
+        if kind is not None:
+            return Kind(kind)
+        if key.startswith(_CALL_STARTS):
+            return Kind("call")
+        if line in vocabulary.POLL_OPENERS:
+            return Kind("poll")
+    last = line[-1]
+    if last == ">" or last == ")":
+        attached = _attachment(line)
+        if attached is not None:
+            return attached
+    if len(line) <= _DOCUMENT_MAX and line.casefold().endswith(_DOCUMENT_OMITTED):
         return Kind("media_omitted", _document_name(line))
     if "http" in line and _LOCATION.fullmatch(line):
         return Kind("location")
