@@ -33,7 +33,7 @@ class Command(BaseCommand):
             help='map an author to a WhatsApp number: "Display name=+44…" (repeatable)',
         )
         parser.add_argument("--chat-name", default="")
-        parser.add_argument("--dry-run", action="store_true", help="print the preview, store nothing")
+        parser.add_argument("--dry-run", action="store_true", help="print the preview only")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -164,6 +164,6 @@ def _mapping(pairs: list[str], custodian: str) -> dict[str, Any]:
     for pair in pairs:
         name, sep, number = pair.rpartition("=")
         if not sep or not name.strip() or not number.strip():
-            raise CommandError(f"--participant {pair!r}: write it as \"Display name=+44…\"")
+            raise CommandError(f'--participant {pair!r}: write it as "Display name=+44…"')
         mapping[name.strip()] = {"as": "number", "number": number.strip()}
     return mapping
