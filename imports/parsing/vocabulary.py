@@ -879,6 +879,7 @@ IOS_ATTACHED = (
 # Android `NAME (file attached)`: whats_json `_androidAttachmentPattern` (strings.xml
 # `email_file_attached`).
 ANDROID_FILE_ATTACHED = (
+    "archivo adjunto",  # the shared doc, section 6.2
     "file attached",
     "fișier atașat",
     "ఫైల్ జోడించబడినది",

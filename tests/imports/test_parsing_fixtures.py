@@ -359,7 +359,7 @@ def test_it_reads_egregoras_pt_br_zip() -> None:
     assert "IMG-20251028-WA0035.jpg" in combined and "arquivo anexado" in combined
     assert any("@" in e.text and "teste de menção" in e.text for e in rows)
     assert "@\u2068Eurico Max\u2069 teste de menção" in combined  # FSI/PDI kept
-    assert [e.attachment for e in rows if e.kind == "attachment"][0] == "IMG-20251028-WA0035.jpg"
+    assert next(e.attachment for e in rows if e.kind == "attachment") == "IMG-20251028-WA0035.jpg"
     assert len([e for e in entries if e.kind == "system"]) == 7
     assert entries[-2].text.count("\n") == 6  # the auto-reply's seven lines
 
