@@ -131,7 +131,9 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = pipeline.cancel(job_for_user(request, pk), request.user)  # type: ignore[arg-type]
-    if job.state in (ImportJob.State.CANCELLED, ImportJob.State.CANCELLING):
+    if job.state == ImportJob.State.CANCELLED and not job.started_entry:
+        notices.success(request, "Not imported. The upload stays stored and sealed.")
+    elif job.state in (ImportJob.State.CANCELLED, ImportJob.State.CANCELLING):
         notices.success(request, "The import will stop; what was sealed stays in the archive.")
     else:
         notices.error(request, f"This import is {job.get_state_display()}: it cannot be cancelled.")

@@ -283,6 +283,18 @@ def test_it_imports_a_zip_through_the_portal(
     assert reverse("review:conversation", args=[job.conversation_id]) in page
 
 
+def test_it_shows_why_a_file_is_refused_with_its_line(
+    client: Any, channel: Channel, legal: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    bad = b"[20.06.19, 15:58:53] John: Hey\n\xff\xfe not UTF-8\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client, legal, channel, "chat.txt", bad)
+    page = client.get(response["Location"]).content.decode()
+    assert ImportJob.objects.get().state == "refused"
+    assert "Refused" in page and "chat.txt" in page and "line 2" in page
+    assert 'id="confirm"' not in page
+
+
 # --- The preview ----------------------------------------------------------------------------
 
 
@@ -415,13 +427,16 @@ def test_it_shows_the_final_report_and_the_conversation(
     assert reverse("imports:report", args=[job.pk]) in page
 
 
-def test_it_cancels_with_one_call_and_no_form(client: Any, channel: Channel, legal: Any) -> None:
-    job = make_job(channel, legal, state="queued")
+@pytest.mark.parametrize(("state", "after"), [("ready", "cancelled"), ("running", "cancelling")])
+def test_it_cancels_with_one_call_and_no_form(
+    client: Any, channel: Channel, legal: Any, state: str, after: str
+) -> None:
+    job = make_job(channel, legal, state=state)
     client.force_login(legal)
     response = client.post(reverse("imports:cancel", args=[job.pk]))
     assert response.status_code == 302
     job.refresh_from_db()
-    assert job.state in ("cancelled", "cancelling")
+    assert job.state == after
 
 
 def test_it_downloads_the_report_as_csv(client: Any, channel: Channel, legal: Any) -> None:
