@@ -12,6 +12,11 @@ included: a message text is evidence, not a number, and a rule without exception
 can check. A cell that already starts with a quote gets one too, so dropping one leading quote from
 any quoted cell always gives the original text back. The columns we fill ourselves (seq, sizes,
 times, hashes) never start with such a character; the client's "+number" does, and reads '+4477….
+
+Provenance (review/provenance.py): `source` is "phone export" for a message imported from a
+phone's "Export chat" file, with the `custodian` whose phone it came from, the `export_file` and
+its `export_lines` ("12" or "12-14"), and "captured" for every other; `also_in_phone_exports`
+lists the exports that repeat a message ("custodian Bob: chat.txt line 12", "; " between).
 """
 
 import csv
@@ -54,6 +59,11 @@ COLUMNS = [
     "attachment_size",
     "attachment_sha256",
     "attachment_outcome",
+    "source",
+    "custodian",
+    "export_file",
+    "export_lines",
+    "also_in_phone_exports",
 ]
 # = + - @, tab, CR, LF, the quote itself, then fullwidth = + - @ and small = + - @
 FORMULA_START = "=+-@\t\r\n'\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b"
@@ -109,8 +119,18 @@ def cells(part: Part, row: Row) -> list[str]:
         "; ".join(_reaction(r) for r in row.reactions),
         row.status,
         *_attachment(row),
+        *_provenance(row),
     ]
     return [neutralise(value) for value in values]
+
+
+def _provenance(row: Row) -> list[str]:
+    """source, custodian, export_file, export_lines, also_in_phone_exports."""
+    also = "; ".join(f"custodian {e.custodian}: {e.file_name} {e.lines}" for e in row.also_in)
+    entry = row.imported
+    if entry is None:
+        return ["captured", "", "", "", also]
+    return ["phone export", entry.custodian, entry.file_name, entry.line_range, also]
 
 
 def _sender(part: Part, row: Row) -> str:

@@ -8,6 +8,10 @@ happened to it afterwards (edits with their history, a deletion, reactions, deli
 stored media travel as MIME parts with their exact bytes. `message_bytes()` renders one message
 and is what the archive journal (sending every message to an archive mailbox) reuses.
 
+A message imported from a phone export (review/provenance.py) says so in a header,
+`X-ClientWindow-Source: phone-export; custodian="…"; file="…"; lines=N`, and in the first line of
+its body; a message an export repeats lists it in `X-ClientWindow-Also-In` (same parameters).
+
 Also here, because the RSMF container is an e-mail too (exports/rsmf.py): the addresses given to
 clients and the firm, attachment and folder names, and checked media reads.
 """
@@ -23,6 +27,7 @@ from email.utils import format_datetime
 
 from messaging.media import open_media
 from messaging.models import Channel, MediaFile, Message, Participant
+from review.provenance import Imported, chat_name
 from review.transcript import Row
 
 from .source import Part, Source, pseudonym
@@ -112,6 +117,10 @@ def _correspondents(part: Part, row: Row) -> tuple[Address, Address]:
     """(From, To): the client (or group member) and the firm, in the message's direction."""
     convo = part.conversation
     firm = firm_address(convo.channel)
+    if convo.participant is None and not convo.group_id:  # an export's chat, its other unmapped
+        if row.message.direction == "out":
+            return firm, person_address(None, chat_name(convo) or part.name)
+        return person_address(row.message.sender, row.sender_name), firm
     if convo.group_id:
         group = Address(
             one_line(f"WhatsApp group {convo.group_id}"),
@@ -167,16 +176,42 @@ def _evidence_headers(source: Source | None, row: Row) -> list[tuple[str, str]]:
         headers.append(("X-ClientWindow-Edited-At", iso(moment(row.edits[-1]))))
     if row.attachment is not None and row.attachment.file is not None:
         headers.append(("X-ClientWindow-Attachment-SHA256", row.attachment.file.sha256))
+    if row.imported is not None:
+        headers.append(("X-ClientWindow-Source", "phone-export; " + export_params(row.imported)))
+    headers += [
+        ("X-ClientWindow-Also-In", "phone-export; " + export_params(e)) for e in row.also_in
+    ]
     if source is not None:
         headers.append(("X-ClientWindow-Log-Origin", one_line(source.origin)))
         headers.append(("X-ClientWindow-Checkpoint-Tree-Size", str(source.tree_size)))
     return headers
 
 
+def export_params(entry: Imported) -> str:
+    """`custodian="…"; file="…"; lines=12-14`: where a phone export has a message."""
+    return "; ".join(
+        [
+            f"custodian={_quoted(entry.custodian)}",
+            f"file={_quoted(entry.file_name)}",
+            f"lines={entry.line_range}",
+        ]
+    )
+
+
+def _quoted(text: str) -> str:
+    return '"' + one_line(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def text_body(part: Part, row: Row) -> str:
     """The message as a reader needs it: deletion first, then the text, then its history."""
     message = row.message
     lines: list[str] = []
+    if row.imported is not None:
+        lines += [
+            f"[{row.imported.label[0].upper()}{row.imported.label[1:]}: not captured from"
+            " WhatsApp; the text is as the phone exported it.]",
+            "",
+        ]
     if row.revoked is not None:
         lines += [
             f"[Deleted by the sender at {iso(moment(row.revoked))}. "
@@ -195,6 +230,9 @@ def _facts(part: Part, row: Row) -> list[str]:
     message = row.message
     who = "sent by the firm" if message.direction == "out" else "received from the client"
     facts = [f"WhatsApp {message.type} message {who} at {iso(moment(message))}."]
+    if row.imported is not None:
+        facts += _import_facts(row.imported)
+    facts += [f"{e.also[0].upper()}{e.also[1:]}." for e in row.also_in]
     if message.forwarded:
         facts.append("Forwarded" + (" many times." if message.frequently_forwarded else "."))
     if message.context_wamid:
@@ -221,6 +259,15 @@ def _facts(part: Part, row: Row) -> list[str]:
         f"sealed at {iso(message.entry.sealed_at)}."
     )
     return [fact for fact in facts if fact]
+
+
+def _import_facts(entry: Imported) -> list[str]:
+    facts = [
+        f"Exported time {entry.exported_time}: the time above is read from it.",
+        f"Author as exported: {entry.author}." if entry.author else "",
+        "Marked as edited in the export." if entry.edited else "",
+    ]
+    return facts + [f"Import warning: {warning}." for warning in entry.warnings]
 
 
 def _quote(text: str) -> str:

@@ -52,6 +52,10 @@ _PLACEHOLDER = bytes(32)
 
 # What an entry is to the message it belongs to; verify.py checks the same names.
 ROLES = ("message", "edit", "revocation", "reaction", "status", "attachment", "media")
+# One more, in archives with phone exports (imports/): an export's line that repeats a message
+# already archived (`message.imported`, linked rather than imported twice). A message imported
+# from an export is itself a "message".
+IMPORT = "import"
 # In place of a content withheld from a private claim; verify.py accepts "withheld…" there.
 WITHHELD = "withheld: GDPR redaction"
 # The contents that may name a person, by kind of entry, withheld from a private claim: a raw
@@ -63,6 +67,7 @@ IDENTIFYING: dict[str, frozenset[str]] = {
     "message.status": frozenset({"item"}),
     "message.attachment": frozenset(),
     "media.file": frozenset(),
+    "message.imported": frozenset({"author"}),  # the name a phone export gave; "text" disclosed
 }
 
 
@@ -91,6 +96,7 @@ def claims(row: Row, *, private: bool = False) -> list[Claim]:
     found += [(status.entry_id, "status") for status in row.statuses]
     if row.attachment is not None:
         found.append((row.attachment.entry_id, "attachment"))
+    found += [(entry.entry_id, IMPORT) for entry in row.linked_imports]
     return [Claim(entry, role, seq, private) for entry, role in found]
 
 

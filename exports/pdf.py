@@ -3,8 +3,11 @@
 A cover (scope, requester, time, counts and the signed checkpoint with its verifier key), then
 each conversation (participants, period) and every message with its time in UTC and the firm's
 zone, sender, direction, delivery history, reply quote, reactions, edits, deletion, attachments
-(images inline, files listed with their SHA-256) and its ledger seq and leaf hash. The manifest
-(every message's seq and leaf hash, and the checkpoint) is embedded as `manifest.json`.
+(images inline, files listed with their SHA-256) and its ledger seq and leaf hash. A message
+imported from a phone export says so under its header, with the custodian, the file and lines,
+the time as exported with the declared zone, and each import warning (review/provenance.py).
+The manifest (every message's seq and leaf hash, and the checkpoint) is embedded as
+`manifest.json`.
 
 Speed and memory: WeasyPrint lays out about 10 dense pages a second per core and holds the
 whole document while it does, so the messages are rendered as separate pieces of RENDER_CHUNK
@@ -43,6 +46,7 @@ from archive.checkpoints import verifier_key_text
 from archive.envelope import rfc3339
 from messaging.media import open_media
 from messaging.models import Attachment, MediaFile
+from review.provenance import IMPORTED
 from review.transcript import Row
 
 from . import pdf_sign
@@ -155,6 +159,10 @@ class Item:
     image: str = ""  # "media:<sha256>", served to the renderer from the job's media directory
     file_name: str = ""
     file: str = ""  # type, size and SHA-256 of a stored attachment
+    source: str = ""  # "imported from a phone export · custodian …", for an imported message
+    exported: str = ""  # the time the phone export printed, with the declared zone
+    warnings: list[str] = field(default_factory=list)  # the importer's, as sentences
+    also: list[str] = field(default_factory=list)  # "also in the phone export of …"
 
 
 @dataclass
@@ -203,6 +211,13 @@ def item(row: Row, part: Part, media: Path) -> Item:
         shown.quote = f"Reply to {who}, {when(row.quoted.sent_at)}"
     if row.attachment is not None:
         _attachment(shown, media)
+    if row.imported is not None:
+        entry = row.imported
+        shown.source = entry.label[0].upper() + entry.label[1:]
+        shown.exported = entry.exported_time
+        shown.warnings = entry.warnings
+        shown.file_name = shown.file_name or entry.attachment or ""
+    shown.also = [e.also[0].upper() + e.also[1:] for e in row.also_in]
     return shown
 
 
@@ -296,6 +311,7 @@ def _cover(source: Source, parts: list[Part], signing: pdf_sign.Signing | None) 
         "time_zone": timezone.get_current_timezone_name(),
         "conversations": len(parts),
         "messages": sum(part.count for part in parts),
+        "imported": source.messages().filter(source=IMPORTED).count(),
         "tree_size": checkpoint.tree_size,
         "root": bytes(checkpoint.root).hex(),
         "signed": when(checkpoint.created_at),
@@ -356,6 +372,12 @@ class Manifest:
         attachment = row.attachment
         if attachment is not None and attachment.file is not None:
             entry["media_sha256"] = attachment.file.sha256
+        if row.imported is not None:  # only then: captured messages' lines stay as they were
+            entry["imported"] = {
+                "custodian": row.imported.custodian,
+                "file": row.imported.file_name,
+                "lines": [row.imported.first_line, row.imported.last_line],
+            }
         self.file.write(("" if self.first else ",") + _dumps(entry))
         self.first = False
 

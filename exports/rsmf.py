@@ -10,6 +10,13 @@ source gives the same bytes. Each manifest says `version: 2.0.0` yet fills every
 required, and is validated against the vendored official schema (exports/schemas/) and for
 internal references before it is written: an invalid file is never handed over.
 
+A message imported from a phone export (review/provenance.py) carries its source in the event's
+`custom` fields ("Source": "phone export", "Custodian", "Export file", "Export lines", "Exported
+time", "Author as exported", "Import warning"), which RSMF 2.0 keeps for exactly such facts, and
+its transcript line says "imported from a phone export"; an author the export names but no number
+was mapped to is a participant of their own, by that name. A message an export repeats lists it
+under "Also in phone export".
+
 Memory: events and transcript lines of one file (at most `MAX_EVENTS`); the ZIP spools to disk.
 """
 
@@ -28,6 +35,7 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from messaging.media import open_media
 from messaging.models import Message, Participant
+from review.provenance import Imported
 from review.transcript import Row
 
 from .eml import (
@@ -116,8 +124,10 @@ class _Slice:
             [("Role", "firm (custodian)"), ("WhatsApp phone number id", channel.phone_number_id)],
         )
         # A group has no one client: its members are registered as they appear.
-        group = bool(part.conversation.group_id)
-        self.client = "" if group else self.person(part.conversation.participant, part.name)
+        # So has an export's chat whose other side is mapped to no number: its authors by name.
+        convo = part.conversation
+        several = bool(convo.group_id) or convo.participant is None
+        self.client = "" if several else self.person(convo.participant, part.name)
 
     # ------------------------------------------------------------------ participants
 
@@ -155,9 +165,23 @@ class _Slice:
         address = Address(addr_spec=f"+{wa_id}@{DOMAIN}")
         return self._register(f"wa-{wa_id}", "", f"+{wa_id}", address, [("Role", "client")])
 
-    def _author(self, message: Message, name: str = "") -> str:
+    def named(self, entry: Imported, name: str) -> str:
+        """The participant id of an author a phone export names, no number mapped to them (or of
+        the export's authorless system lines)."""
+        author = entry.author or ""
+        pid = "export-" + hashlib.sha256(author.encode()).hexdigest()[:16]
+        shown = name or author or "System line of a phone export"
+        address = person_address(None, shown)
+        role = "named in a phone export, no number mapped" if author else "system line"
+        self._register(pid, shown, "", address, [("Role", role), ("Name as exported", author)])
+        self.people[pid].pop("account_id", None)  # no platform id: a name is all there is
+        return pid
+
+    def _author(self, message: Message, name: str = "", entry: Imported | None = None) -> str:
         if message.direction == "out":
             return self.firm
+        if not self.client and message.sender is None and entry is not None:
+            return self.named(entry, name)
         return self.client or self.person(message.sender, name)
 
     # ------------------------------------------------------------------ events
@@ -167,7 +191,7 @@ class _Slice:
         event: dict[str, Any] = {
             "id": message.wamid,
             "type": "message",
-            "participant": self._author(message, row.sender_name),
+            "participant": self._author(message, row.sender_name, row.imported),
             "conversation": self.conversation_id,
             "timestamp": iso(moment(message)),
             "direction": "outgoing" if message.direction == "out" else "incoming",
@@ -281,6 +305,9 @@ class _Slice:
         if not message.text and row.body is not None:
             custom.append(("Content", json.dumps(row.body, sort_keys=True, ensure_ascii=False)))
         custom.append(("Attachment", attachment_note(row)))
+        if row.imported is not None:
+            custom += _import_custom(row.imported)
+        custom += [("Also in phone export", e.also.removeprefix("also in ")) for e in row.also_in]
         return custom
 
     def _transcribe(self, event: dict[str, Any], row: Row) -> None:
@@ -289,6 +316,9 @@ class _Slice:
             "deleted by the sender" if row.revoked is not None else "",
             f"edited {len(row.edits)}x" if row.edits else "",
             f"in reply to {row.message.context_wamid}" if row.message.context_wamid else "",
+            row.imported.label if row.imported is not None else "",
+            *(f"{w} (import warning)" for w in (row.imported.warnings if row.imported else [])),
+            *(e.also for e in row.also_in),
         ]
         mark = "; ".join(m for m in marks if m)
         text = (event["body"] or f"({row.message.type})").replace("\n", "\n    ")
@@ -396,6 +426,20 @@ class _Slice:
         text = MIMEPart(policy=POLICY)
         text.set_content("\n".join([*intro, *self.lines]) + "\n", cte="quoted-printable")
         return text.as_bytes()
+
+
+def _import_custom(entry: Imported) -> list[tuple[str, str]]:
+    """An imported message's source, as the event's custom fields (module docstring)."""
+    return [
+        ("Source", "phone export"),
+        ("Custodian", entry.custodian),
+        ("Export file", entry.file_name),
+        ("Export lines", entry.line_range),
+        ("Exported time", entry.exported_time),
+        ("Author as exported", entry.author or ""),
+        ("Edited before the export", "yes" if entry.edited else ""),
+        *(("Import warning", warning) for warning in entry.warnings),
+    ]
 
 
 def _address_list(name: str, addresses: list[Address]) -> bytes:

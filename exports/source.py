@@ -13,7 +13,7 @@ A subject access export (Scope.redact_others) is redacted here, once, as the row
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +23,14 @@ from archive.checkpoints import parse_checkpoint_body
 from archive.models import Checkpoint
 from messaging.models import Conversation, Message, Participant
 from messaging.participants import latest_names
+from review.provenance import chat_name
 from review.transcript import Row, decorate, later_than
 
 from .scope import Scope
 
 CHUNK = 500
 PSEUDONYM_KEY = "pseudonym:"  # the key of a Redaction's stand-in, followed by its name
+EXPORT_AUTHOR = "export-author:"  # how a Redaction knows an author named only in a phone export
 _NOT_DIGIT = re.compile(r"\D")
 # A string that is a phone number however written ("+44 7700 900123", "(0)20-7946"): a
 # contact card's number is compared with other people's by its digits.
@@ -53,6 +55,7 @@ class Part:
     @property
     def title(self) -> str:
         convo = self.conversation
+        chat = chat_name(convo)  # a chat an export created, its other side not mapped to a number
         who = (
             f"{self.name} (+{convo.participant.wa_id})"
             if convo.participant and convo.participant.wa_id and self.name
@@ -60,9 +63,16 @@ class Part:
             if convo.participant and convo.participant.wa_id
             else f"group {convo.group_id}"
             if convo.group_id
+            else f"chat “{chat}” from a phone export"
+            if chat
             else str(convo)
         )
         return f"{who} · {convo.channel.name}"
+
+    @property
+    def chat(self) -> str:
+        """The chat's name, for a conversation a phone export created ("" for any other)."""
+        return chat_name(self.conversation)
 
     def chunks(self) -> Iterator[list[Row]]:
         """The decorated rows, CHUNK at a time, oldest first."""
@@ -148,10 +158,27 @@ class Redaction:
                 status.recipient_id = self._stand_in(status.recipient_id).user_id
         if name := pseudonym(row.message.sender):
             row.sender_name = name
+        self._imported(row)
         for message in messages:
             message.payload = self._scrub(message.payload)
         for status in row.statuses:
             status.payload = self._scrub(status.payload)
+
+    def _imported(self, row: Row) -> None:
+        """The author a phone export names, if not the subject: their stand-in's name in the
+        row and in the message's import facts; one named only there (no number mapped) gets a
+        stand-in of their own, by that name."""
+        entry, message = row.imported, row.message
+        if entry is None or not entry.author or message.direction == "out":
+            return  # the custodian's own messages are the firm's side
+        if message.sender is None:
+            row.sender_name = pseudonym(self._stand_in(f"{EXPORT_AUTHOR}{entry.author}"))
+        name = pseudonym(message.sender) if message.sender is not None else row.sender_name
+        if not name:
+            return  # the subject, as the export named them
+        row.imported = replace(entry, author=name)
+        facts = dict(message.payload.get("import") or {})
+        message.payload = {**message.payload, "import": {**facts, "author": name}}
 
     def _scrub(self, value: Any) -> Any:
         """A copy of a payload with other people's numbers and user ids made their stand-ins'."""

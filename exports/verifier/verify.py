@@ -44,7 +44,8 @@ FORMAT, VERSION = "clientwindow-evidence-bundle", 1
 SIGNATURE_TITLE = "clientwindow export manifest"
 TOKEN, TSA_CA = "checkpoint.tst", "tsa-ca.pem"
 SECTIONS = ("files", "attachments", "entries")
-ANNOTATIONS = ("edit", "revocation", "reaction", "status", "attachment")
+# "import": a phone export's line that repeats the message (a `message.imported` entry)
+ANNOTATIONS = ("edit", "revocation", "reaction", "status", "attachment", "import")
 WITHHELD = "withheld"  # how a content withheld from a redacted export's manifest begins
 READ = 1 << 20
 
@@ -932,7 +933,7 @@ def check_role(
     tally: Tally,
     media: dict[int, dict[str, Any]],
 ) -> None:
-    """An annotation follows its message; a status or attachment record is that message's."""
+    """An annotation follows its message; a status, attachment or import is that message's."""
     role, where = item.get("role"), f"entry {seq}"
     if role == "message":
         if item.get("message_seq") != seq:
@@ -946,6 +947,10 @@ def check_role(
             raise Failure(f"{where}: the status of another message")
         if role == "attachment" and body.get("message_seq") != tally.message:
             raise Failure(f"{where}: the attachment record of another message")
+        if role == "import" and (
+            body.get("kind") != "message.imported" or body.get("same_as") != tally.message
+        ):
+            raise Failure(f"{where}: not a phone export's line of this message")
     elif role == "media":
         stated = media.pop(seq, None)
         if stated is None or "message_seq" in item:

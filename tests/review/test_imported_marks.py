@@ -56,10 +56,12 @@ class Export:
     messages: list[Message]
 
 
-def chat_conversation(world: World, name: str = "Alice") -> Conversation:
-    """An unmapped one-to-one chat's conversation, keyed as imports/ keys it."""
+def chat_conversation(world: World, name: str = "Alice", *, group: bool = False) -> Conversation:
+    """An unmapped one-to-one chat's conversation (or a group's), keyed as imports/ keys it."""
     (entry,) = ledger.append([Fact("conversation", {"phone_number_id": "x"}, {"key": b"k"})])
-    return Conversation.objects.create(channel=world.channel, key=f"export:{name}", entry=entry)
+    return Conversation.objects.create(
+        channel=world.channel, key=f"export:{name}", group_id=name if group else "", entry=entry
+    )
 
 
 def import_export(
