@@ -41,7 +41,9 @@ EXACT: dict[str, str] = {
 }
 _EXACT_MAX = max(map(len, EXACT)) + 8  # room for spaces and a final "." around a placeholder
 _DOCUMENT_MAX = 1000  # `NAME • 2 pages document omitted`: a file name and a page count
-_CALL_STARTS = ("missed voice call", "missed video call", "missed group")
+# `Missed voice call, Tap to call back`-like suffixes; "Missed group" alone is a text (hypothesis
+# found that one).
+_CALL = re.compile(r"missed (?:group )?(?:voice|video) call(?:[,.·•] .*|\.)?")
 _DOCUMENT_OMITTED = tuple(_norm(shadow(w)) for w in vocabulary.DOCUMENT_OMITTED)
 _EDITED = frozenset(_norm(w) for w in vocabulary.EDITED)
 
@@ -93,7 +95,7 @@ def classify(author: str | None, text: str, platform: str) -> Kind:
         kind = EXACT.get(key)
         if kind is not None:
             return Kind(kind)
-        if key.startswith(_CALL_STARTS):
+        if key[:7] == "missed " and _CALL.fullmatch(key):
             return Kind("call")
         if line in vocabulary.POLL_OPENERS:
             return Kind("poll")

@@ -20,32 +20,32 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
 @pytest.mark.parametrize(
     "name", ["../evil.txt", "a/../../evil.txt", "/etc/evil.txt", "a\\b.txt", "C:evil.txt"]
 )
-def test_it_refuses_unsafe_member_names_naming_them(tmp_path, name: str) -> None:
+def test_it_refuses_unsafe_member_names_naming_them(tmp_path: Path, name: str) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode(), name: b"x"})
     with pytest.raises(ExportError, match="unsafe path") as refused:
         ExportFile.open(path, "x.zip")
     assert repr(name) in str(refused.value)
 
 
-def test_it_refuses_a_member_declaring_more_than_200_to_1(tmp_path) -> None:
+def test_it_refuses_a_member_declaring_more_than_200_to_1(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode(), "bomb.bin": bytes(3 << 20)})
     with pytest.raises(ExportError, match=r"bomb\.bin.*ratio"):
         ExportFile.open(path, "x.zip")
 
 
-def test_it_lets_small_compressible_members_through(tmp_path) -> None:
+def test_it_lets_small_compressible_members_through(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode(), "zeros.bin": bytes(1 << 20)})
     with ExportFile.open(path, "x.zip") as export:
         assert [m.name for m in export.members] == ["zeros.bin"]
 
 
-def test_it_refuses_a_zip_past_the_expanded_cap(tmp_path) -> None:
+def test_it_refuses_a_zip_past_the_expanded_cap(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode(), "a.jpg": b"x" * 5000})
     with pytest.raises(ExportError, match="size cap"):
         ExportFile.open(path, "x.zip", expanded_cap=4000)
 
 
-def test_it_enforces_the_caps_while_reading_too(tmp_path) -> None:
+def test_it_enforces_the_caps_while_reading_too(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode(), "a.jpg": b"x" * 5000})
     with ExportFile.open(path, "x.zip") as export:
         export.expanded_cap = 1000  # as if the declared sizes had lied
@@ -53,7 +53,7 @@ def test_it_enforces_the_caps_while_reading_too(tmp_path) -> None:
             member.read()
 
 
-def test_it_refuses_encrypted_members(tmp_path) -> None:
+def test_it_refuses_encrypted_members(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"_chat.txt": CHAT.encode()})
     data = bytearray(path.read_bytes())  # zipfile cannot write encrypted members: set the bit
     central = data.find(b"PK\x01\x02")
@@ -63,13 +63,13 @@ def test_it_refuses_encrypted_members(tmp_path) -> None:
         ExportFile.open(path, "x.zip")
 
 
-def test_it_refuses_a_zip_without_chat_text(tmp_path) -> None:
+def test_it_refuses_a_zip_without_chat_text(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"a.jpg": b"x"})
     with pytest.raises(ExportError, match="no chat text"):
         ExportFile.open(path, "x.zip")
 
 
-def test_it_finds_the_chat_in_a_top_folder_and_ignores_macosx(tmp_path) -> None:
+def test_it_finds_the_chat_in_a_top_folder_and_ignores_macosx(tmp_path: Path) -> None:
     members = {
         "__MACOSX/Chat/._WhatsApp Chat with Bob.txt": b"\x00\x05",
         "Chat/WhatsApp Chat with Bob.txt": CHAT.encode(),
@@ -89,7 +89,7 @@ def test_it_finds_the_chat_in_a_top_folder_and_ignores_macosx(tmp_path) -> None:
         assert detect(export).header_lines == 2
 
 
-def test_it_picks_the_txt_that_reads_like_an_export(tmp_path) -> None:
+def test_it_picks_the_txt_that_reads_like_an_export(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "x.zip", {"a-notes.txt": b"shopping list\n", "b.txt": CHAT.encode()})
     with ExportFile.open(path, "x.zip") as export:
         assert export.chat_member == "b.txt"
@@ -114,7 +114,7 @@ def test_it_reads_the_chat_name_from_the_file_name(name: str, chat: str | None) 
     assert chat_name_from(name) == chat
 
 
-def test_it_names_the_line_of_invalid_utf8(tmp_path) -> None:
+def test_it_names_the_line_of_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.write_bytes(CHAT.encode() + b"16/03/2022, 15:22 - Bob: \xff\n")
     with (
@@ -125,7 +125,7 @@ def test_it_names_the_line_of_invalid_utf8(tmp_path) -> None:
     assert (refused.value.line, refused.value.file_name) == (3, "chat.txt")
 
 
-def test_it_names_a_line_over_one_mib(tmp_path) -> None:
+def test_it_names_a_line_over_one_mib(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.write_bytes(CHAT.encode() + b"x" * (MAX_LINE_CHARS + 1) + b"\nend\n")
     with (
@@ -136,7 +136,7 @@ def test_it_names_a_line_over_one_mib(tmp_path) -> None:
     assert refused.value.line == 3
 
 
-def test_it_never_buffers_an_endless_line(tmp_path) -> None:
+def test_it_never_buffers_an_endless_line(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.write_bytes(b"x" * (5 * MAX_LINE_CHARS))
     with (
@@ -147,14 +147,14 @@ def test_it_never_buffers_an_endless_line(tmp_path) -> None:
     assert refused.value.line == 1
 
 
-def test_it_drops_the_bom_and_splits_crlf_and_lf_only(tmp_path) -> None:
+def test_it_drops_the_bom_and_splits_crlf_and_lf_only(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.write_bytes(b"\xef\xbb\xbfa\r\nb\rc\nd")
     with ExportFile.open(path, "chat.txt") as export:
         assert list(export.lines()) == [(1, "a"), (2, "b\rc"), (3, "d")]
 
 
-def test_it_refuses_a_text_that_is_no_export(tmp_path) -> None:
+def test_it_refuses_a_text_that_is_no_export(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("\n".join(f"line {i}" for i in range(1200)))
     with (
@@ -164,7 +164,7 @@ def test_it_refuses_a_text_that_is_no_export(tmp_path) -> None:
         detect(export)
 
 
-def test_it_refuses_text_before_the_first_header(tmp_path) -> None:
+def test_it_refuses_text_before_the_first_header(tmp_path: Path) -> None:
     from tests.imports.generator import text_export
 
     with pytest.raises(ExportError, match="before the first message header") as refused:

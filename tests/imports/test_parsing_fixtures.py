@@ -8,6 +8,7 @@ lines, empty bodies and chat-miner's `:.` stubs as entries; multi-line bodies ar
 import hashlib
 import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -185,7 +186,7 @@ def test_it_imports_langchains_mixed_file_keeping_every_line() -> None:
     assert entries[3].local_time == datetime(2022, 7, 20, 11, 32)
 
 
-def test_it_imports_the_ruby_mixed_file_and_reads_its_ios_lines_alone(tmp_path) -> None:
+def test_it_imports_the_ruby_mixed_file_and_reads_its_ios_lines_alone(tmp_path: Path) -> None:
     detected, entries = fixture("whatsapp-chat-parser-rb__mixed_android_ios.txt")
     assert (detected.platform, detected.date_order, detected.unmatched_shapes) == (
         "android",
@@ -214,7 +215,7 @@ ONE_FIVE_FIVE_PM = {1, 2, 7, 8, 11, 12}
 
 
 @pytest.mark.parametrize("number", range(1, 13))
-def test_it_reads_each_pustur_format_line_on_its_own(tmp_path, number: int) -> None:
+def test_it_reads_each_pustur_format_line_on_its_own(tmp_path: Path, number: int) -> None:
     line = (
         (FIXTURES / "whatsapp-chat-parser__test_lines_formats_and_attachments.txt")
         .read_text(encoding="utf-8")
@@ -241,7 +242,7 @@ def test_it_reads_each_pustur_format_line_on_its_own(tmp_path, number: int) -> N
         (16, "4f2680f1db95a8454775cc2eefc95bfc.jpg"),
     ],
 )
-def test_it_reads_each_pustur_attachment_line(tmp_path, number: int, name: str) -> None:
+def test_it_reads_each_pustur_attachment_line(tmp_path: Path, number: int, name: str) -> None:
     lines = (
         (FIXTURES / "whatsapp-chat-parser__test_lines_formats_and_attachments.txt")
         .read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 written from the doc's own examples. Each test parses a tiny export of two or three lines."""
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +44,7 @@ LATER = "25/03/2022, 10:00 - Alice: later"  # a day > 12 settles day-first where
         ("13/06/2018, 9:25 nachm. - ", "dmy", datetime(2018, 6, 13, 21, 25)),
     ],
 )
-def test_it_reads_android_headers(tmp_path, header: str, order: str, when: datetime) -> None:
+def test_it_reads_android_headers(tmp_path: Path, header: str, order: str, when: datetime) -> None:
     detected, entries = text_export(tmp_path, [f"{header}Alice: Hello"])
     assert detected.platform == "android" and detected.date_order == order
     assert [(e.local_time, e.author, e.text) for e in entries] == [(when, "Alice", "Hello")]
@@ -71,7 +72,9 @@ def test_it_reads_android_headers(tmp_path, header: str, order: str, when: datet
         ("[27/3/22, 9:41:35 CH] ", "dmy", datetime(2022, 3, 27, 21, 41, 35)),
     ],
 )
-def test_it_reads_ios_headers(tmp_path, header: str, order: str, when: datetime | None) -> None:
+def test_it_reads_ios_headers(
+    tmp_path: Path, header: str, order: str, when: datetime | None
+) -> None:
     if when is None:  # 1401 is no Gregorian year we read: the shape matches, the date is refused
         detected, entries = text_export(tmp_path, [f"{header}Alice: Hello"])
         assert entries[0].local_time.year == 1401
@@ -81,7 +84,7 @@ def test_it_reads_ios_headers(tmp_path, header: str, order: str, when: datetime 
     assert [(e.local_time, e.author, e.text) for e in entries] == [(when, "Alice", "Hello")]
 
 
-def test_it_names_the_calendar(tmp_path) -> None:
+def test_it_names_the_calendar(tmp_path: Path) -> None:
     assert text_export(tmp_path, ["[3/18/R4, 14:56:01] a: b"])[0].calendar == "japanese"
     assert text_export(tmp_path, ["[18/3/2565, 14:56:01] a: b"])[0].calendar == "buddhist"
 
@@ -97,19 +100,19 @@ def test_it_names_the_calendar(tmp_path) -> None:
         ("13. 6. 2018. 21:25:15 Alice: Hello", datetime(2018, 6, 13, 21, 25, 15)),
     ],
 )
-def test_it_reads_legacy_colon_headers(tmp_path, line: str, when: datetime) -> None:
+def test_it_reads_legacy_colon_headers(tmp_path: Path, line: str, when: datetime) -> None:
     detected, entries = text_export(tmp_path, [line], "dmy" if line.startswith("09/12") else None)
     assert detected.platform == "legacy"
     assert [(e.local_time, e.author, e.text) for e in entries] == [(when, "Alice", "Hello")]
 
 
-def test_it_refuses_yearless_headers_without_a_first_year(tmp_path) -> None:
+def test_it_refuses_yearless_headers_without_a_first_year(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no year") as refused:
         text_export(tmp_path, ["18 Mar 12:14 - Alice: Hello"])
     assert refused.value.line == 1
 
 
-def test_it_reads_yearless_headers_from_a_first_year_rolling_over(tmp_path) -> None:
+def test_it_reads_yearless_headers_from_a_first_year_rolling_over(tmp_path: Path) -> None:
     from tests.imports.generator import read
 
     path = tmp_path / "old.txt"
@@ -123,12 +126,12 @@ def test_it_reads_yearless_headers_from_a_first_year_rolling_over(tmp_path) -> N
     assert all(e.flags == ("year-inferred",) for e in entries)
 
 
-def test_it_reads_two_digit_years_as_20yy(tmp_path) -> None:
+def test_it_reads_two_digit_years_as_20yy(tmp_path: Path) -> None:
     _, entries = text_export(tmp_path, ["31/12/99, 10:00 - Alice: Hi"])
     assert entries[0].local_time.year == 2099
 
 
-def test_it_keeps_marks_and_boms_at_line_starts(tmp_path) -> None:
+def test_it_keeps_marks_and_boms_at_line_starts(tmp_path: Path) -> None:
     lines = [f"{BOM}16/03/2022, 15:20 - Alice: Hi", f"{BOM}{LRM}17/03/2022, 15:20 - Bob: Yo"]
     _, entries = text_export(tmp_path, lines)
     assert [(e.author, e.text) for e in entries] == [("Alice", "Hi"), ("Bob", "Yo")]
@@ -157,7 +160,7 @@ def test_it_ends_the_author_at_the_first_colon_space(
     assert split_author(rest) == (author, text)
 
 
-def test_it_keeps_empty_bodies_apart_from_the_next_message(tmp_path) -> None:
+def test_it_keeps_empty_bodies_apart_from_the_next_message(tmp_path: Path) -> None:
     _, entries = text_export(
         tmp_path, ["16/03/2022, 15:20 - Bob:", "16/03/2022, 15:21 - Alice: Hi"]
     )
@@ -167,7 +170,7 @@ def test_it_keeps_empty_bodies_apart_from_the_next_message(tmp_path) -> None:
     ]
 
 
-def test_it_only_starts_entries_at_the_files_own_shape(tmp_path) -> None:
+def test_it_only_starts_entries_at_the_files_own_shape(tmp_path: Path) -> None:
     lines = [
         "16/03/2022, 15:20 - Alice: Look:",
         "[16/03/2022, 15:20:01] Bob: quoted from an iPhone",
@@ -181,7 +184,7 @@ def test_it_only_starts_entries_at_the_files_own_shape(tmp_path) -> None:
     assert entries[0].flags == ("other-shape",)
 
 
-def test_it_reads_the_three_generations_of_ios_system_lines(tmp_path) -> None:
+def test_it_reads_the_three_generations_of_ios_system_lines(tmp_path: Path) -> None:
     lines = [
         "[20.06.19, 15:58:47] Alice created group “Project Team”",
         f"[29.11.19, 10:50:41] Project Team: {LRM}Messages and calls are end-to-end encrypted.",
@@ -312,14 +315,14 @@ IOS = f"[14/03/2022, 10:00:00] Alice: {LRM}"
     ],
 )
 def test_it_classifies_placeholders_and_markers(
-    tmp_path, line: str, kind: str, attachment: str | None
+    tmp_path: Path, line: str, kind: str, attachment: str | None
 ) -> None:
     _, entries = text_export(tmp_path, [line])
     assert (entries[0].kind, entries[0].attachment) == (kind, attachment)
     assert line.endswith(entries[0].text)  # the body as exported, marks included
 
 
-def test_it_reads_polls_and_android_venues_over_several_lines(tmp_path) -> None:
+def test_it_reads_polls_and_android_venues_over_several_lines(tmp_path: Path) -> None:
     lines = [
         "14/03/2022, 10:00 - Alice: POLL:",
         "When can we meet?",
@@ -340,7 +343,7 @@ def test_it_reads_polls_and_android_venues_over_several_lines(tmp_path) -> None:
         "<Se editó este mensaje.>",
     ],
 )
-def test_it_marks_edited_messages_and_keeps_the_marker(tmp_path, marker: str) -> None:
+def test_it_marks_edited_messages_and_keeps_the_marker(tmp_path: Path, marker: str) -> None:
     _, entries = text_export(tmp_path, [f"14/03/2022, 10:00 - Alice: Hello {marker}"])
     assert (entries[0].edited, entries[0].text, entries[0].kind) == (
         True,
@@ -349,7 +352,7 @@ def test_it_marks_edited_messages_and_keeps_the_marker(tmp_path, marker: str) ->
     )
 
 
-def test_it_keeps_mentions_and_invisible_characters(tmp_path) -> None:
+def test_it_keeps_mentions_and_invisible_characters(tmp_path: Path) -> None:
     body = f"@{FSI}Bob{PDI} hello{NBSP}there{NNBSP}!"
     _, entries = text_export(tmp_path, [f"14/03/2022, 10:00 - Alice: {body}"])
     assert entries[0].text == body
@@ -363,12 +366,12 @@ def test_it_keeps_mentions_and_invisible_characters(tmp_path) -> None:
         ("[14/03/2022, 00:04:03 AM] Alice: x", datetime(2022, 3, 14, 0, 4, 3)),
     ],
 )
-def test_it_flags_impossible_12_hour_times(tmp_path, line: str, when: datetime) -> None:
+def test_it_flags_impossible_12_hour_times(tmp_path: Path, line: str, when: datetime) -> None:
     _, entries = text_export(tmp_path, [line])
     assert (entries[0].local_time, entries[0].flags) == (when, ("impossible-time",))
 
 
-def test_it_decides_the_order_from_backward_steps(tmp_path) -> None:
+def test_it_decides_the_order_from_backward_steps(tmp_path: Path) -> None:
     # Read day first these step back 3 times (2/1 -> 1/2 -> 3/1 ...); month first never.
     lines = [
         f"{d}, 10:00 - A: x"
@@ -379,14 +382,14 @@ def test_it_decides_the_order_from_backward_steps(tmp_path) -> None:
     assert "mdy steps back 0" in detected.order_evidence
 
 
-def test_it_leaves_the_order_open_when_the_steps_do_not_clearly_differ(tmp_path) -> None:
+def test_it_leaves_the_order_open_when_the_steps_do_not_clearly_differ(tmp_path: Path) -> None:
     lines = ["1/2/22, 10:00 - A: x", "2/1/22, 10:00 - A: y"]
     detected, _ = text_export(tmp_path, lines, "dmy")
     assert detected.date_order is None
     assert "not clearly fewer" in detected.order_evidence
 
 
-def test_it_rejects_a_reading_with_an_impossible_date(tmp_path) -> None:
+def test_it_rejects_a_reading_with_an_impossible_date(tmp_path: Path) -> None:
     detected, _ = text_export(tmp_path, ["2/3/22, 10:00 - A: x", "1/31/22, 10:00 - A: y"])
     assert detected.date_order == "mdy" and "cannot be a month" in detected.order_evidence
     path = tmp_path / "both.txt"
@@ -396,13 +399,13 @@ def test_it_rejects_a_reading_with_an_impossible_date(tmp_path) -> None:
     assert detected.date_order is None and "no reading" in detected.order_evidence
 
 
-def test_it_refuses_a_date_impossible_in_the_chosen_order(tmp_path) -> None:
+def test_it_refuses_a_date_impossible_in_the_chosen_order(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="impossible") as refused:
         text_export(tmp_path, ["1/2/22, 10:00 - A: x", "31/2/22, 10:00 - A: y"], "dmy")
     assert refused.value.line == 2
 
 
-def test_it_reads_crlf_mixed_with_lf_and_a_missing_final_newline(tmp_path) -> None:
+def test_it_reads_crlf_mixed_with_lf_and_a_missing_final_newline(tmp_path: Path) -> None:
     text = "16/03/2022, 15:20 - Alice: Hi\r\nthere\n16/03/2022, 15:21 - Bob: a\rb"
     _, entries = text_export(tmp_path, text)
     assert [e.text for e in entries] == ["Hi\nthere", "a\rb"]
