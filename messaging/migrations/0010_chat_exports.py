@@ -8,69 +8,172 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('archive', '0005_anchoring'),
-        ('messaging', '0009_backlog_alarm'),
+        ("archive", "0005_anchoring"),
+        ("messaging", "0009_backlog_alarm"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChatExport',
+            name="ChatExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file_name', models.CharField(max_length=255)),
-                ('sha256', models.CharField(db_index=True, max_length=64)),
-                ('size', models.BigIntegerField()),
-                ('custodian', models.CharField(max_length=200)),
-                ('uploaded_at', models.DateTimeField()),
-                ('time_zone', models.CharField(max_length=64)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='chat_exports', to='messaging.channel')),
-                ('entry', models.ForeignKey(db_column='seq', on_delete=django.db.models.deletion.PROTECT, to='archive.ledgerentry')),
-                ('file', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='messaging.mediafile')),
-                ('uploaded_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("file_name", models.CharField(max_length=255)),
+                ("sha256", models.CharField(db_index=True, max_length=64)),
+                ("size", models.BigIntegerField()),
+                ("custodian", models.CharField(max_length=200)),
+                ("uploaded_at", models.DateTimeField()),
+                ("time_zone", models.CharField(max_length=64)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="chat_exports",
+                        to="messaging.channel",
+                    ),
+                ),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        db_column="seq",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="archive.ledgerentry",
+                    ),
+                ),
+                (
+                    "file",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="messaging.mediafile",
+                    ),
+                ),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ImportedMessage',
+            name="ImportedMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.BooleanField()),
-                ('first_line', models.IntegerField()),
-                ('last_line', models.IntegerField()),
-                ('author', models.TextField(blank=True)),
-                ('local_time', models.CharField(max_length=32)),
-                ('kind', models.CharField(max_length=32)),
-                ('flags', models.JSONField(default=list)),
-                ('match_key', models.CharField(max_length=64)),
-                ('entry', models.ForeignKey(db_column='seq', on_delete=django.db.models.deletion.PROTECT, to='archive.ledgerentry')),
-                ('export', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='messaging.chatexport')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='imported_as', to='messaging.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created", models.BooleanField()),
+                ("first_line", models.IntegerField()),
+                ("last_line", models.IntegerField()),
+                ("author", models.TextField(blank=True)),
+                ("local_time", models.CharField(max_length=32)),
+                ("kind", models.CharField(max_length=32)),
+                ("flags", models.JSONField(default=list)),
+                ("match_key", models.CharField(max_length=64)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        db_column="seq",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="archive.ledgerentry",
+                    ),
+                ),
+                (
+                    "export",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="messaging.chatexport",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="imported_as",
+                        to="messaging.message",
+                    ),
+                ),
             ],
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='chatexport',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='9ef77fee737035154889d49a0835fbde278cbea7', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_17ffe', table='messaging_chatexport', when='BEFORE')),
+            model_name="chatexport",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="9ef77fee737035154889d49a0835fbde278cbea7",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_17ffe",
+                    table="messaging_chatexport",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='chatexport',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='a5646531f3ece210c2e6726555274903fb297086', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_f2b42', table='messaging_chatexport', when='BEFORE')),
+            model_name="chatexport",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="a5646531f3ece210c2e6726555274903fb297086",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_f2b42",
+                    table="messaging_chatexport",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddIndex(
-            model_name='importedmessage',
-            index=models.Index(fields=['match_key'], name='imported_match_key'),
+            model_name="importedmessage",
+            index=models.Index(fields=["match_key"], name="imported_match_key"),
         ),
         migrations.AddConstraint(
-            model_name='importedmessage',
-            constraint=models.UniqueConstraint(fields=('export', 'first_line'), name='imported_line_once'),
+            model_name="importedmessage",
+            constraint=models.UniqueConstraint(
+                fields=("export", "first_line"), name="imported_line_once"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='importedmessage',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='a39996866640697a0eb12f64a88d97b48e9e30da', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_5d8b8', table='messaging_importedmessage', when='BEFORE')),
+            model_name="importedmessage",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="a39996866640697a0eb12f64a88d97b48e9e30da",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_5d8b8",
+                    table="messaging_importedmessage",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='importedmessage',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;", hash='8fb661f2e2354325974f730cd5426fce70d36a50', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_94ad0', table='messaging_importedmessage', when='BEFORE')),
+            model_name="importedmessage",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'archive: % is append-only; TRUNCATE refused', TG_TABLE_NAME;",
+                    hash="8fb661f2e2354325974f730cd5426fce70d36a50",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_94ad0",
+                    table="messaging_importedmessage",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]
