@@ -50,6 +50,9 @@ KINDS: dict[type[models.Model], str] = {
     ParticipantProfile: "participant.profile",
     Attachment: "message.attachment",
     MediaFile: "media.file",
+}
+# What an import seals (imports/sealing.py): its entries, and the uploaded export.
+IMPORT_KINDS: dict[type[models.Model], str] = {
     ImportedMessage: "message.imported",
     ChatExport: "chat.export",
 }
@@ -123,7 +126,7 @@ class Plan:
         entry = record.entry  # type: ignore[attr-defined]
         row = Row(
             entry.seq,
-            getattr(entry, "kind", None) or KINDS[type(record)],
+            getattr(entry, "kind", None) or {**KINDS, **IMPORT_KINDS}[type(record)],
             entry.sealed_at,
             where.get("channel_id"),
             where.get("conversation_id"),

@@ -11,7 +11,8 @@ bridge_retention_blank() (bridge/migrations/0003_retention_registry.py).
 
 from django.db import migrations
 
-KINDS = ("message.imported", "chat.export", "import.started", "import.finished")
+# import.started / import.finished are job records, kept with the ledger (no retention record)
+KINDS = ("message.imported", "chat.export")
 
 BLANK = """
 CREATE FUNCTION imports_retention_blank(p_seqs bigint[]) RETURNS void

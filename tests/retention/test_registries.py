@@ -15,7 +15,7 @@ from archive import ledger
 from archive.envelope import Fact
 from archive.models import LedgerEntry
 from messaging.models import Message
-from retention.assign import BRIDGE_KINDS, KINDS
+from retention.assign import BRIDGE_KINDS, IMPORT_KINDS, KINDS
 from retention.models import DisposableKind
 from tests.conftest import superuser_connect
 from tests.retention.conftest import (
@@ -69,7 +69,7 @@ def expired_message() -> Message:
 
 def test_it_registers_every_kind_retention_assigns(db: None) -> None:
     registered = set(DisposableKind.objects.values_list("kind", flat=True))
-    assert registered == {*KINDS.values(), *BRIDGE_KINDS}
+    assert registered == {*KINDS.values(), *IMPORT_KINDS.values(), *BRIDGE_KINDS}
 
 
 def test_it_refuses_a_record_for_an_audit_kind(db: None) -> None:
