@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from access.roles import role_required
 from review.access import record_access
+from review.models import AccessEvent
 
 from . import pipeline
 from .access import job_for_user, jobs_for_user, participants_for_mapping, require_import
@@ -28,7 +29,11 @@ from .models import ImportJob
 LIST_SIZE = 100
 WARNINGS_SHOWN = 100  # the rest are in the report CSV
 # Access-log actions of this app (review.models.AccessEvent.action)
-UPLOAD, VIEW, REPORT = "upload_chat_export", "view_import", "download_import_report"
+UPLOAD, VIEW, REPORT = (
+    AccessEvent.Action.UPLOAD_CHAT_EXPORT,
+    AccessEvent.Action.VIEW_IMPORT,
+    AccessEvent.Action.DOWNLOAD_IMPORT_REPORT,
+)
 PREVIEW_STATES = (ImportJob.State.READY, ImportJob.State.NEEDS_DATE_ORDER)
 
 

@@ -312,6 +312,10 @@ class AccessEvent(AppendOnlyModel):
         TOKEN_ISSUED = "token_issued", "issued an API token"
         TOKEN_REVOKED = "token_revoked", "revoked an API token"
         TOKEN_REFUSED = "token_refused", "presented a refused API token"
+        # Imports (issue 18): who brought a phone's chat export into the archive.
+        UPLOAD_CHAT_EXPORT = "upload_chat_export", "uploaded a chat export"
+        VIEW_IMPORT = "view_import", "viewed an import"
+        DOWNLOAD_IMPORT_REPORT = "download_import_report", "downloaded an import report"
 
     # None: an event with no known account (a failed sign-in under a name nobody has).
     user = models.ForeignKey(
