@@ -125,14 +125,19 @@ def plan() -> int:
             return planned
 
 
+# Sources of messages that are archived (and journaled) without notifying staff.
+QUIET = frozenset({"history", "phone_export"})
+
+
 def _plan(messages: list[Message], routes: Routes) -> None:
     grouped: dict[tuple[int, int, str], list[Message]] = defaultdict(list)
     journal: list[tuple[Route, Message]] = []
     for message in messages:
         journal.extend((route, message) for route in routes.journals(message))
         staff = routes.notify(message)
-        # staff hear about what clients write now, not about a history sync of old chats
-        if staff is None or message.direction != Direction.INBOUND or message.source == "history":
+        # staff hear about what clients write now, not about a history sync of old chats or a
+        # phone's chat export (imports/); the journal still receives both, each marked as such
+        if staff is None or message.direction != Direction.INBOUND or message.source in QUIET:
             continue
         for kind in staff_kinds(staff):
             grouped[staff.pk, message.conversation_id, kind].append(message)
