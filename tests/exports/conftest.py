@@ -4,14 +4,17 @@ format: right-to-left scripts, CJK, emoji, a reply, a reaction, an edit, a delet
 document and an image with stored bytes, and delivery statuses."""
 
 import hashlib
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import pytest
 
 from archive.checkpoints import create_checkpoint
 from archive.models import Checkpoint
+from exports import pdf
 from exports.scope import Scope
 from exports.source import Source
 from messaging import media, simulator
@@ -34,6 +37,58 @@ SAMPLES = {
 }
 EXPORT_ID = "0b7d6c1e-2f4a-4c59-9d1e-5a8f3b2c1d00"
 RUN_AT = datetime.fromtimestamp(NOW + 3600, tz=UTC)
+
+
+REAL_RENDERERS = pdf.Renderers
+
+
+class WarmRenderers(pdf.Renderers):
+    """pdf.Renderers whose processes serve the exports of many tests, as a pool serves the
+    pieces of one export: starting a renderer (Python and WeasyPrint) costs more than most test
+    transcripts take to lay out. A pool closed after an error is killed, as in production; tests
+    of the pool itself take `real_renderers`."""
+
+    idle: ClassVar[list["subprocess.Popen[str]"]] = []
+
+    def __init__(self, count: int) -> None:
+        reused = []
+        while self.idle and len(reused) < count:
+            proc = self.idle.pop()
+            if proc.poll() is None:
+                reused.append(proc)
+            else:
+                proc.wait()
+        super().__init__(count - len(reused))  # starts the ones missing
+        self.procs = reused + self.procs
+        self.busy = [None] * count
+
+    def close(self, *, kill: bool = False) -> None:
+        if kill or any(job is not None for job in self.busy):
+            super().close(kill=kill)
+        else:
+            self.idle.extend(self.procs)
+
+    @classmethod
+    def close_idle(cls) -> None:
+        pool = REAL_RENDERERS(0)
+        pool.procs, cls.idle = cls.idle, []
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def warm_renderer_pool() -> Iterator[None]:
+    yield
+    WarmRenderers.close_idle()
+
+
+@pytest.fixture(autouse=True)
+def warm_renderers(warm_renderer_pool: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "Renderers", WarmRenderers)
+
+
+@pytest.fixture
+def real_renderers(warm_renderers: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "Renderers", REAL_RENDERERS)
 
 
 @dataclass

@@ -206,7 +206,7 @@ def _render_in_a_daemon(work: str, answers: Any) -> None:
         answers.put(pool.results()[0]["pages"])
 
 
-def test_it_renders_inside_a_daemonic_process(tmp_path: Path) -> None:
+def test_it_renders_inside_a_daemonic_process(real_renderers: None, tmp_path: Path) -> None:
     # django-q2 runs jobs in daemonic processes, which multiprocessing forbids to have children
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
@@ -233,7 +233,7 @@ def test_it_reads_images_only_from_the_media_directory(tmp_path: Path) -> None:
             fetcher.fetch(url)
 
 
-def test_it_fails_the_export_when_a_renderer_fails(tmp_path: Path) -> None:
+def test_it_fails_the_export_when_a_renderer_fails(real_renderers: None, tmp_path: Path) -> None:
     missing = {"op": "body", "html": f"{tmp_path}/missing.html", "pdf": f"{tmp_path}/x.pdf"}
     pool = pdf.Renderers(1)
     with pytest.raises(RuntimeError, match="FileNotFoundError"), pool:
