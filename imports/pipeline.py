@@ -39,7 +39,7 @@ from messaging.models import (
     ParticipantProfile,
 )
 
-from . import matching, sealing, storage
+from . import chat_names, matching, sealing, storage
 from .models import ImportJob, ImportProblem
 from .parsing import PARSER_VERSION, Detected, Entry, ExportError, ExportFile, detect, parse, shadow
 
@@ -256,9 +256,12 @@ def _scan(
     referenced: dict[str, int] = {}
     problems = preview.problems
     members = {PurePosixPath(m.name).name: m.name for m in export.members}
+    group_name: str | None = None
     for entry in parse(export, detected, order):
         _check_entry(export.file_name, entry)
         kinds[entry.kind] += 1
+        if entry.kind == "system":
+            group_name = chat_names.subject(entry.text) or group_name
         if entry.author is not None:
             authors[entry.author] += 1
         shown = _shown(entry)
@@ -295,7 +298,8 @@ def _scan(
         )
     if detected.date_order is None:
         problems.append((None, "date-order", f"date order undecided: {detected.order_evidence}"))
-    preview.chat_name = export.chat_name or Path(export.file_name).stem
+    # the export's own file name names the chat; else the group's latest subject; else the upload
+    preview.chat_name = export.chat_name or group_name or Path(export.file_name).stem
     wanted = shadow(custodian).casefold()
     preview.authors = [
         {
@@ -305,7 +309,7 @@ def _scan(
         }
         for author, count in authors.most_common()
     ]
-    preview.one_to_one = len(authors) <= 2
+    preview.one_to_one = len(authors) <= 2 and group_name is None
     preview.warnings = len(problems)
 
 
