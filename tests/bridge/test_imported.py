@@ -20,6 +20,4 @@ def test_an_import_is_journaled_marked_and_notifies_nobody(channel, route, smtp)
     copies = journal_mail(smtp)
     assert len(copies) == imported.count()
     assert all(copy.rcpt_tos == [JOURNAL] for copy in copies)
-    assert all(
-        copy.message["X-ClientWindow-Source"].startswith("phone-export") for copy in copies
-    )
+    assert all(copy.message["X-ClientWindow-Source"].startswith("phone-export") for copy in copies)
