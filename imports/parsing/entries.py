@@ -51,7 +51,7 @@ FLAGS = (
     "date-invalid",  # kept for the contract; parse() raises instead (see detect.py)
     "year-inferred",  # addition: `18 Mar 12:14` headers, year from first_year and rollovers
 )
-_CLOCK_CACHE_MAX = 100_000
+_CLOCK_CACHE_MAX = 4096  # times repeat on Android (minutes), hardly on iOS (seconds)
 
 
 @dataclass(frozen=True)
