@@ -22,8 +22,12 @@ class ChatUploadLimit:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.path_info == reverse("imports:create"):
+            if not request.META.get("CONTENT_LENGTH"):
+                # a chunked body's size is known only once it has been received, and the server
+                # never reads past a declared length: so a length is what bounds the upload
+                return _plain("An upload needs a Content-Length (send it unchunked).", 411)
             try:
-                declared = int(request.META.get("CONTENT_LENGTH") or 0)
+                declared = int(request.META["CONTENT_LENGTH"])
             except ValueError:
                 return _plain("Bad request: the Content-Length is not a number.", 400)
             # the form's other fields and the multipart framing are a few kilobytes at most

@@ -229,6 +229,21 @@ def test_it_refuses_an_over_size_upload_before_reading_a_byte(settings: Any) -> 
     assert response.status_code == 413
 
 
+def test_it_refuses_an_upload_without_a_length_before_reading_a_byte() -> None:
+    class Unreadable(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("the body was read")
+
+    request = RequestFactory().generic(
+        "POST", reverse("imports:create"), content_type="multipart/form-data; boundary=x"
+    )
+    request.META.pop("CONTENT_LENGTH", None)  # a chunked upload declares none
+    request.META["wsgi.input"] = Unreadable()
+    response = ChatUploadLimit(lambda r: HttpResponse("read"))(request)
+    assert response.status_code == 411
+    assert "Content-Length" in response.content.decode()
+
+
 def test_it_streams_an_upload_to_disk(settings: Any) -> None:
     seen: list[HttpRequest] = []
     limit = ChatUploadLimit(lambda r: seen.append(r) or HttpResponse())
