@@ -13,17 +13,16 @@ The order is decided over every header date of that shape (section 5.3.2):
 Year-first dates that stay undecided are read year-month-day: no region writes year-day-month.
 """
 
-import re
 from dataclasses import dataclass, field
 
+from imports.parsing.blocks import line_at, scan
 from imports.parsing.headers import (
-    MARKS,
     RawDate,
     Shape,
     match_header,
     raw_date,
     shape_of,
-    skeleton,
+    skeleton_of,
 )
 from imports.parsing.source import ExportError, ExportFile
 
@@ -70,6 +69,10 @@ class _Seen:
     dates: dict[tuple[str, ...], RawDate | None] = field(default_factory=dict)
     date_lines: dict[RawDate, int] = field(default_factory=dict)
     steps: list[RawDate] = field(default_factory=list)  # header dates, consecutive repeats merged
+    groups: tuple[str, ...] = ()  # the match groups holding the date
+
+    def __post_init__(self) -> None:
+        self.groups = date_groups(self.shape)
 
 
 def date_groups(shape: Shape) -> tuple[str, ...]:
@@ -80,52 +83,56 @@ def detect(export: ExportFile) -> Detected:
     """Read the whole chat text once; raise ExportError when it is not a WhatsApp export."""
     skeletons: dict[str | bytes, _Seen | None] = {}
     seen: dict[Shape, _Seen] = {}
-    non_blank = 0
+    non_blank = 0  # lines before the first header that are neither blank nor headers
     found = False
-    number = 0
-    for first, block in export.line_blocks():
-        for number, line in enumerate(block, first):
-            char = line[:1]
-            if not (char == "[" or char.isdigit() or (char and char in MARKS)):
-                if not found and line.strip():
-                    non_blank += 1
-                    if non_blank >= SNIFF_NON_BLANK:
-                        raise _not_an_export(export)
-                continue
-            m = match_header(line)
-            if m is None:
-                if not found and line.strip():
-                    non_blank += 1
-                    if non_blank >= SNIFF_NON_BLANK:
-                        raise _not_an_export(export)
-                continue
-            key = skeleton(m)
+    lines = 0
+    for first, text in export.texts():
+        gap = 0  # start of the lines not yet counted in non_blank
+        for start, _, m, head in scan(text):
+            if not found:
+                non_blank += _non_blank(text, gap, start)
+                if non_blank >= SNIFF_NON_BLANK:
+                    raise _not_an_export(export)
+                gap = text.index("\n", start) + 1
+            key = skeleton_of(head)
             if key in skeletons:
                 state = skeletons[key]
             else:
-                state = skeletons[key] = _state_for(m, seen, number)
+                number = first + text.count("\n", 0, start)
+                state = skeletons[key] = _state_for(line_at(text, start), seen, number)
             if state is None:
                 continue
-            groups = m.group(*date_groups(state.shape))
+            groups = m.group(*state.groups)
             if groups in state.dates:
                 day = state.dates[groups]
             else:
                 day = state.dates[groups] = raw_date(m, state.shape)
                 if day is not None:
-                    state.date_lines.setdefault(day, number)
+                    state.date_lines.setdefault(day, first + text.count("\n", 0, start))
             if day is None:
                 continue
             found = True
             state.count += 1
-            if not state.steps or state.steps[-1] != day:
-                state.steps.append(day)
+            steps = state.steps
+            if not steps or (steps[-1] is not day and steps[-1] != day):
+                steps.append(day)
+        if not found:
+            non_blank += _non_blank(text, gap, len(text))
+            if non_blank >= SNIFF_NON_BLANK:
+                raise _not_an_export(export)
+        lines = first + text.count("\n") - 1
     if not found:
         raise _not_an_export(export)
-    return _verdict(seen, number)
+    return _verdict(seen, lines)
 
 
-def _state_for(m: "re.Match[str]", seen: dict[Shape, _Seen], number: int) -> _Seen | None:
-    shape = shape_of(m)
+def _non_blank(text: str, start: int, end: int) -> int:
+    return sum(1 for line in text[start:end].split("\n") if line.strip())
+
+
+def _state_for(line: str, seen: dict[Shape, _Seen], number: int) -> _Seen | None:
+    m = match_header(line)  # the line's own match: shapes come from it, as before blocks
+    shape = shape_of(m) if m is not None else None
     if shape is None:
         return None
     if shape not in seen:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from imports.parsing.blocks import line_at, scan
 from imports.parsing.detect import ORDERS, Detected, date_groups
 from imports.parsing.headers import (
-    MARKS,
     Shape,
     body_start,
     clock_of,
@@ -27,6 +27,7 @@ from imports.parsing.headers import (
     shadow,
     shape_of,
     skeleton,
+    skeleton_of,
 )
 from imports.parsing.kinds import classify, is_edited
 from imports.parsing.source import ExportError, ExportFile
@@ -84,14 +85,13 @@ def split_author(rest: str) -> tuple[str | None, str]:
 class _Open:
     """The entry being read: raw pieces only, until the next header closes it."""
 
-    __slots__ = ("first_line", "flags", "last_line", "parts", "rest", "when")
+    __slots__ = ("begin", "first_line", "flags", "parts", "when")
 
-    def __init__(self, number: int, when: datetime, rest: str, flags: list[str] | None) -> None:
+    def __init__(self, number: int, when: datetime, begin: int, flags: list[str] | None) -> None:
         self.first_line = number
-        self.last_line = number
         self.when = when
-        self.rest = rest
-        self.parts: list[str] | None = None
+        self.begin = begin  # offset of its text in the current block
+        self.parts: list[str] | None = None  # its text in earlier blocks
         self.flags = flags
 
 
@@ -130,43 +130,55 @@ class _Reader:
         index = 0
         chosen = self.shape
         shapes = self.shapes
-        for first, block in self.export.line_blocks():
-            for number, line in enumerate(block, first):
-                char = line[:1]
-                if char == "[" or char.isdigit() or (char and char in MARKS):
-                    m = match_header(line)
-                    if m is not None:
-                        key = skeleton(m)
-                        shape = shapes[key] if key in shapes else self._shape(key, m)
-                        if shape is chosen:
-                            opened = self._open(m, line, number)
-                            if opened is not None:
-                                if current is not None:
-                                    yield self._close(current, index)
-                                    index += 1
-                                current = opened
-                                continue
-                        elif shape is not None and current is not None and raw_date(m, shape):
-                            current.flags = [*(current.flags or ()), "other-shape"]
+        number = 0
+        for first, text in self.export.texts():
+            pos = 0
+            if current is None:
+                current, pos = self._start(first, text)
                 if current is None:
-                    opened = self._preamble(line, number)
-                    if opened is not None:
-                        current = opened
-                        continue
-                    if shadow(line).strip():
-                        raise ExportError(
-                            self.export.file_name, "text before the first message header", number
-                        )
                     continue
-                if current.parts is None:
-                    current.parts = [line]
-                else:
-                    current.parts.append(line)
-                current.last_line = number
+            number, counted = first + text.count("\n", 0, pos), pos
+            for start, body, m, head in scan(text, pos):
+                key = skeleton_of(head)
+                shape = shapes[key] if key in shapes else self._shape(key, line_at(text, start))
+                if shape is chosen:
+                    number += text.count("\n", counted, start)
+                    counted = start
+                    opened = self._open(m, body, number)
+                    if opened is not None:
+                        yield self._close(current, text, start, index, number - 1)
+                        index += 1
+                        current = opened
+                elif shape is not None and raw_date(m, shape):
+                    current.flags = [*(current.flags or ()), "other-shape"]
+            if current.begin < len(text):
+                tail = text[current.begin : -1]
+                current.parts = [tail] if current.parts is None else [*current.parts, tail]
+            current.begin = 0
+            number = first + text.count("\n") - 1
         if current is not None:
-            yield self._close(current, index)
+            yield self._close(current, "", 0, index, number)
 
-    def _preamble(self, line: str, number: int) -> _Open | None:
+    def _start(self, first: int, text: str) -> tuple[_Open | None, int]:
+        """Line by line until the first entry opens: (it, offset of the next line)."""
+        offset = 0
+        for number, line in enumerate(text.split("\n")[:-1], first):
+            offset += len(line) + 1
+            m = match_header(line)
+            if m is not None and self._shape(skeleton(m), line) is self.shape:
+                opened = self._open(m, offset - len(line) - 1 + body_start(line, m), number)
+                if opened is not None:
+                    return opened, offset
+            opened = self._preamble(line, offset - len(line) - 1, number)
+            if opened is not None:
+                return opened, offset
+            if shadow(line).strip():
+                raise ExportError(
+                    self.export.file_name, "text before the first message header", number
+                )
+        return None, offset
+
+    def _preamble(self, line: str, start: int, number: int) -> _Open | None:
         """Hand-made mixed files can open with headers of another shape: the first of them
         opens an entry flagged "other-shape" (read in the file's order when that gives a date,
         else in the other one), so nothing before the first real header is lost."""
@@ -182,16 +194,17 @@ class _Reader:
         hour, minute, second, impossible = clock
         when = datetime(resolved.year, resolved.month, resolved.day, hour, minute, second)
         flags = ["other-shape", "impossible-time"] if impossible else ["other-shape"]
-        return _Open(number, when, line[body_start(line, m) :], flags)
+        return _Open(number, when, start + body_start(line, m), flags)
 
-    def _shape(self, key: str | bytes, m: "re.Match[str]") -> Shape | None:
-        shape = shape_of(m)
+    def _shape(self, key: str | bytes, line: str) -> Shape | None:
+        m = match_header(line)  # the line's own match: shapes come from it, as in detect.py
+        shape = shape_of(m) if m is not None else None
         if shape == self.shape:
             shape = self.shape  # one object, so the loop compares identities
         self.shapes[key] = shape
         return shape
 
-    def _open(self, m: "re.Match[str]", line: str, number: int) -> _Open | None:
+    def _open(self, m: "re.Match[str]", body: int, number: int) -> _Open | None:
         """A new entry at a header of the chosen shape, or None when its date is no date."""
         groups = m.group(*self.groups)
         ymd = self.dates[groups] if groups in self.dates else self._date(m, number, groups)
@@ -211,7 +224,7 @@ class _Reader:
         if self.shape.kind == "no-year":
             flags = [*(flags or ()), "year-inferred"]
         when = datetime(ymd[0], ymd[1], ymd[2], hour, minute, second)
-        return _Open(number, when, line[body_start(line, m) :], flags)
+        return _Open(number, when, body, flags)
 
     def _date(
         self, m: "re.Match[str]", number: int, groups: tuple[str, ...]
@@ -253,39 +266,47 @@ class _Reader:
             ) from None
         return self.year, month, day
 
-    def _close(self, current: _Open, index: int) -> Entry:
-        author, text = split_author(current.rest)
+    def _close(self, current: _Open, text: str, end: int, index: int, last_line: int) -> Entry:
+        """The entry whose text runs to the line before text[end] (from earlier blocks too)."""
+        rest = text[current.begin : end - 1] if end > current.begin else None
         if current.parts is not None:
-            text = text + "\n" + "\n".join(current.parts)
-        kind = classify(author, text, self.platform)
+            rest = "\n".join(current.parts if rest is None else [*current.parts, rest])
+        assert rest is not None
+        # split_author() on the first line: the author never comes from a continuation line
+        line_end = rest.find("\n")
+        cut = rest.find(": ", 0, line_end) if line_end >= 0 else rest.find(": ")
+        if cut >= 0:
+            author: str | None = rest[:cut]
+            body = rest[cut + 2 :]
+        elif line_end < 0:
+            author, body = split_author(rest)
+        else:
+            author, body = split_author(rest[:line_end])
+            body += rest[line_end:]
+        kind = classify(author, body, self.platform)
         flags = current.flags
         if kind.system_guess:
             flags = [*(flags or ()), "system-guess"]
-        return _entry(
-            (
-                index,
-                current.first_line,
-                current.last_line,
-                current.when,
-                self.shape.has_seconds,
-                author,
-                text,
-                kind.kind,
-                kind.attachment,
-                is_edited(text),
-                tuple(dict.fromkeys(flags)) if flags else (),
-            )
+        entry = _new(Entry)
+        _set(
+            entry,
+            "__dict__",
+            {  # the frozen dataclass's own fields, set at once: its __init__ costs ~3 us
+                "index": index,
+                "first_line": current.first_line,
+                "last_line": last_line,
+                "local_time": current.when,
+                "has_seconds": self.shape.has_seconds,
+                "author": author,
+                "text": body,
+                "kind": kind.kind,
+                "attachment": kind.attachment,
+                "edited": is_edited(body),
+                "flags": tuple(dict.fromkeys(flags)) if flags else (),
+            },
         )
+        return entry
 
 
-_FIELDS = tuple(Entry.__dataclass_fields__)
 _new = object.__new__
 _set = object.__setattr__
-
-
-def _entry(values: tuple[Any, ...]) -> Entry:
-    """An Entry without the frozen dataclass __init__ (one object.__setattr__ per field costs
-    ~7 us a million times): the same object, its __dict__ filled at once."""
-    entry = _new(Entry)
-    _set(entry, "__dict__", dict(zip(_FIELDS, values, strict=True)))
-    return entry

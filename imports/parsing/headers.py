@@ -238,7 +238,11 @@ def body_start(line: str, m: "re.Match[str]") -> int:
 
 def skeleton(m: "re.Match[str]") -> str | bytes:
     """The header with its digits as 9: the cache key of its shape (bytes when ASCII, faster)."""
-    text: str = m[0]
+    return skeleton_of(m[0])
+
+
+def skeleton_of(text: str) -> str | bytes:
+    """skeleton() of a header text."""
     if text.isascii():
         return text.encode().translate(_SKELETON_ASCII)
     return text.translate(_SKELETON)

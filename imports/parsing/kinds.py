@@ -80,6 +80,13 @@ TEXT = Kind("text")
 SYSTEM = Kind("system")
 
 
+# The fast path: a line can only be a placeholder (EXACT or DOCUMENT_OMITTED) when its last two
+# characters, casefolded, end one; casefold works character by character, so
+# line[-2:].casefold()[-2:] == line.casefold()[-2:], which is how _norm() ends a line that does
+# not end with "." or ">" (those take the full path).
+_TAILS = frozenset(key[-2:] for key in (*EXACT, *_DOCUMENT_OMITTED))
+
+
 def classify(author: str | None, text: str, platform: str) -> Kind:
     """The kind of one entry from its author and its body, as exported."""
     if author is None:
@@ -88,6 +95,17 @@ def classify(author: str | None, text: str, platform: str) -> Kind:
     line = shadow(first).strip()
     if not line:
         return Kind("empty") if not shadow(text).strip() else TEXT
+    if (
+        line[-1] not in ".>)"
+        and line[-2:].casefold()[-2:] not in _TAILS
+        and "http" not in line
+        and line[:7].casefold()[:7] != "missed "
+        and line not in vocabulary.POLL_OPENERS
+        and line != "null"
+        and not (newline and "foursquare.com/" in rest)
+        and not (platform == "ios" and text[:1] == LRM)
+    ):
+        return TEXT  # what the checks below return for such a line, in a fraction of the time
     if not newline and line == "null" and platform != "ios":
         return Kind("view_once")  # Android view-once media (whats_json)
     if len(line) <= _EXACT_MAX:

@@ -185,12 +185,20 @@ class ExportFile:
             yield from enumerate(block, first)
 
     def line_blocks(self) -> Iterator[tuple[int, list[str]]]:
-        """The lines in blocks (number of the first, texts): what the parser loops over."""
+        """The lines in blocks (number of the first, texts)."""
+        for number, text in self.texts():
+            lines = text.split("\n")
+            lines.pop()  # the empty text after the final "\n"
+            yield number, lines
+
+    def texts(self) -> Iterator[tuple[int, str]]:
+        """The chat text in blocks of whole lines (number of the first line, text ending with
+        "\n"), checked like lines(): what the parser scans, so that lines cost C time."""
         if self.chat_member is None:
-            yield from _blocks(self.path.open("rb"), self._chat_label())
+            yield from _texts(self.path.open("rb"), self._chat_label())
         else:
             info = self._infos[self.chat_member]
-            yield from _blocks(_CappedReader(self, info), self._chat_label())
+            yield from _texts(_CappedReader(self, info), self._chat_label())
 
     def _read_lines(self, name: str, info: zipfile.ZipInfo) -> Iterator[tuple[int, str]]:
         label = f"{self.file_name}:{name}"
@@ -233,8 +241,16 @@ def _is_macos_extra(name: str) -> bool:
 
 
 def _blocks(stream: "IO[bytes] | _CappedReader", label: str) -> Iterator[tuple[int, list[str]]]:
-    """Split a byte stream into decoded lines, CHUNK bytes at a time, never buffering a line
-    longer than MAX_LINE_CHARS could be; CRLF and LF end lines, a lone CR stays in the text."""
+    for number, text in _texts(stream, label):
+        lines = text.split("\n")
+        lines.pop()  # the empty text after the final "\n"
+        yield number, lines
+
+
+def _texts(stream: "IO[bytes] | _CappedReader", label: str) -> Iterator[tuple[int, str]]:
+    """Decode a byte stream CHUNK bytes at a time into texts of whole lines, each ending with
+    "\n" (one is added after a last line that has none), never buffering a line longer than
+    MAX_LINE_CHARS could be; CRLF and LF end lines, a lone CR stays in the text."""
     number = 1
     pending = b""
     first = True
@@ -250,13 +266,12 @@ def _blocks(stream: "IO[bytes] | _CappedReader", label: str) -> Iterator[tuple[i
                     raise ExportError(label, "line longer than 1 MiB", number)
                 continue
             block, pending = pending[: cut + 1], pending[cut + 1 :]
-            lines = _decode(block, label, number, first).split("\n")
-            lines.pop()  # the empty text after the final "\n"
+            text = _checked(_decode(block, label, number, first), label, number)
             first = False
-            yield number, _checked(lines, label, number)
-            number += len(lines)
+            yield number, text
+            number += text.count("\n")
         if pending:
-            yield number, _checked([_decode(pending, label, number, first)], label, number)
+            yield number, _checked(_decode(pending, label, number, first) + "\n", label, number)
 
 
 def _decode(block: bytes, label: str, number: int, first: bool) -> str:
@@ -271,8 +286,10 @@ def _decode(block: bytes, label: str, number: int, first: bool) -> str:
     return text.replace("\r\n", "\n") if "\r" in text else text
 
 
-def _checked(lines: list[str], label: str, number: int) -> list[str]:
-    if lines and max(map(len, lines)) > MAX_LINE_CHARS:
-        index = next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_CHARS)
-        raise ExportError(label, "line longer than 1 MiB", number + index)
-    return lines
+def _checked(text: str, label: str, number: int) -> str:
+    if len(text) > MAX_LINE_CHARS:  # else no line can be longer: the usual case, no split
+        lines = text.split("\n")
+        if max(map(len, lines)) > MAX_LINE_CHARS:
+            index = next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_CHARS)
+            raise ExportError(label, "line longer than 1 MiB", number + index)
+    return text
