@@ -23,6 +23,7 @@ from messaging.models import Message
 from .parsing import shadow
 
 CAPTURE_WINDOW = timedelta(seconds=90)
+MINUTE = "%Y-%m-%dT%H:%M"
 MEDIA_KINDS = frozenset({"attachment", "media_omitted", "view_once"})
 
 
@@ -50,7 +51,8 @@ class Keys:
         self.seen: dict[str, int] = defaultdict(int)
 
     def key(self, instant: datetime, identity: str, kind: str, text: str) -> str:
-        minute = instant.strftime("%Y-%m-%dT%H:%M")
+        # "%Y-%m-%dT%H:%M" (isoformat is the cheaper spelling; it pads a year before 1000)
+        minute = instant.isoformat()[:16] if instant.year >= 1000 else instant.strftime(MINUTE)
         base = "\x1f".join((self.conversation, minute, identity, body_of(kind, text)))
         occurrence = self.seen[base]
         self.seen[base] += 1
@@ -80,6 +82,11 @@ class Captured:
                 continue
             key = (direction, sender_id if direction == "in" else None, shadow(text))
             self.by_body.setdefault(key, []).append((sent_at, pk, seq))
+
+    @property
+    def empty(self) -> bool:
+        """Nothing captured near the batch: no entry of it needs looking up."""
+        return not self.by_body
 
     def find(
         self, direction: str, sender_id: int | None, text: str, instant: datetime

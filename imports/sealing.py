@@ -3,9 +3,12 @@ conversation) and the batches run_import() commits.
 
 A batch costs a fixed number of queries whatever its size, as the sequencer's do
 (messaging/sequencer.py): the match keys and captured messages it may repeat are read in bulk,
-its entries are sealed by one ledger append (and their attachments by a second), each kind of
-row is written by one bulk insert, retention is fixed by the capture hook, and the job's cursor
-moves in the same transaction. So a batch is either wholly sealed and counted, or not at all.
+its entries are sealed by one ledger append (and their attachments by a second), Message and
+ImportedMessage rows are written by one COPY each (their ids drawn from the sequences in one
+round trip), retention is fixed by the capture hook, and the job's cursor moves in the same
+transaction. So a batch is either wholly sealed and counted, or not at all. The batch holds the
+ledger's chain-head lock from its append to its commit, so whatever needs no seq is done before
+(tests/performance/test_bench_import.py measures the hold; docs/IMPORTS.md §7).
 """
 
 import json
@@ -13,11 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Model
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from archive import ledger
@@ -41,6 +45,7 @@ from .models import ImportJob
 from .parsing import PARSER_VERSION, Entry, ExportFile, detect, parse, shadow
 
 State = ImportJob.State
+_M = TypeVar("_M", bound=Model)
 SOURCE = "phone_export"  # Message.source of what an import brought in: every view marks it
 MISSING = "referenced in the export but not in the zip"
 
@@ -121,6 +126,28 @@ class Run:
     members: dict[str, str]  # base name → member name
     file: ExportFile | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # the same in every entry of the run, computed once
+    fact_fields: dict[str, Any] = field(default_factory=dict)
+    custodian: bytes = b""
+    wamid: str = ""
+    sequences: tuple[str, str] = ("", "")  # of Message's and ImportedMessage's ids
+
+    def __post_init__(self) -> None:
+        export = self.export
+        self.fact_fields = {
+            "export": export.pk,
+            "phone_number_id": self.conversation.channel.phone_number_id,
+            "time_zone": export.time_zone,
+            "parser_version": PARSER_VERSION,
+        }
+        self.custodian = export.custodian.encode()
+        self.wamid = f"export:{export.sha256[:32]}:"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')",
+                [Message._meta.db_table, ImportedMessage._meta.db_table],
+            )
+            self.sequences = cursor.fetchone()
 
     @classmethod
     def of(cls, job: ImportJob) -> "Run":
@@ -151,6 +178,26 @@ class Run:
         if name not in self.authors:  # a named unknown
             self.authors[name] = Author(named(name or ""), "in", None)
         return self.authors[name]
+
+    def payload(self, entry: Entry, flags: list[str]) -> dict[str, Any]:
+        """A created message's `payload["import"]`: where it came from (docs/IMPORTS.md)."""
+        export = self.export
+        return {
+            "import": {
+                "export": export.pk,
+                "custodian": export.custodian,
+                "author": entry.author,
+                "lines": [entry.first_line, entry.last_line],
+                "local_time": entry.local_time.isoformat(),
+                "time_zone": export.time_zone,
+                "kind": entry.kind,
+                "flags": flags,
+                "attachment": entry.attachment,
+                "edited": entry.edited,
+                "parser_version": PARSER_VERSION,
+                "file_name": export.file_name,
+            }
+        }
 
 
 @dataclass
@@ -212,32 +259,27 @@ def _cancelling(job: ImportJob) -> bool:
 
 
 def seal_batch(state: Run, batch: list[Planned]) -> None:
-    """One transaction: link what the archive holds, seal the rest, move the cursor."""
+    """One transaction: link what the archive holds, seal the rest, move the cursor.
+
+    ledger.append takes the chain-head lock, which the batch holds until it commits (capture
+    waits that long), so everything that needs no seq (links, facts, rows, ids, instances) is
+    prepared before it; under the lock the rows get their seq and go in by COPY."""
     with transaction.atomic():
         _link(state, batch)
-        sealed = ledger.append([_fact(state, p) for p in batch])
-        messages: list[Message] = []
-        imported: list[ImportedMessage] = []
-        for planned, entry in zip(batch, sealed, strict=True):
-            message = None if planned.same_as else _message(state, planned, entry)
-            if message is not None:
-                messages.append(message)
-            imported.append(_imported(state, planned, entry, message))
-        Message.objects.bulk_create(messages)
-        for row in imported:
-            if row.created:
-                row.message_id = row.message.pk
-        ImportedMessage.objects.bulk_create(imported)
-        attachments, media = _attachments(state, batch, messages)
-        summaries.record([], messages)
-        hooks.sealed([*messages, *imported, *media, *attachments], [])  # retention
-        _count(state, batch, messages, attachments)
+        facts = [_fact(state, p) for p in batch]
+        rows = _Rows.of(state, batch)
+        sealed = ledger.append(facts)
+        rows.write(sealed)
+        attachments, media = _attachments(state, batch, rows.by_line)
+        summaries.record([], rows.messages)
+        hooks.sealed([*rows.messages, *rows.imported, *media, *attachments], [])  # retention
+        _count(state, batch, rows.messages, attachments)
         last = batch[-1].entry.last_line
         ImportJob.objects.filter(pk=state.job.pk).update(
             next_line=last + 1, lines_done=last, counts=state.counts, updated_at=timezone.now()
         )
         state.job.next_line = last + 1
-        if messages:
+        if rows.messages:
             hooks.messages_sealed()  # the lexicon scan, the bridge
 
 
@@ -245,39 +287,46 @@ def _link(state: Run, batch: list[Planned]) -> None:
     """Mark the entries the archive already holds: from another export (by match key), or
     captured from the Cloud API (same side, body and conversation, within 90 s)."""
     known: dict[str, tuple[int, int]] = {}
-    rows = (
-        ImportedMessage.objects.filter(match_key__in=[p.key for p in batch])
-        .exclude(export=state.export)
-        .order_by("-pk")
-        .values_list("match_key", "message_id", "message__entry_id")
-    )
-    for key, message_id, seq in rows:
-        known[key] = (message_id, seq)  # the first import of it wins (read last)
+    if _other_imports(state):
+        rows = (
+            ImportedMessage.objects.filter(match_key__in=[p.key for p in batch])
+            .exclude(export=state.export)
+            .order_by("-pk")
+            .values_list("match_key", "message_id", "message__entry_id")
+        )
+        for key, message_id, seq in rows:
+            known[key] = (message_id, seq)  # the first import of it wins (read last)
     captured = matching.Captured(state.conversation.pk, [p.instant for p in batch])
     for planned in batch:
         planned.same_as = known.get(planned.key)
-        if planned.same_as is None and planned.entry.kind not in ("system",):
-            author = planned.author
-            found = captured.find(
-                author.direction, author.sender_id, planned.entry.text, planned.instant
-            )
-            if found is not None:
-                planned.same_as, planned.captured = found, True
+        if captured.empty or planned.same_as is not None or planned.entry.kind == "system":
+            continue
+        author = planned.author
+        found = captured.find(
+            author.direction, author.sender_id, planned.entry.text, planned.instant
+        )
+        if found is not None:
+            planned.same_as, planned.captured = found, True
+
+
+def _other_imports(state: Run) -> bool:
+    """Whether another job was confirmed into this conversation: a match key names its
+    conversation, so only their entries can share one (else the batch skips that look-up, an
+    index probe per entry). Asked per batch, as the look-up is, in the batch's transaction."""
+    others = ImportJob.objects.filter(conversation=state.conversation).exclude(pk=state.job.pk)
+    return others.exists()
 
 
 def _fact(state: Run, planned: Planned) -> Fact:
-    entry, export = planned.entry, state.export
+    entry = planned.entry
     return Fact(
         "message.imported",
         {
-            "export": export.pk,
-            "phone_number_id": state.conversation.channel.phone_number_id,
+            **state.fact_fields,  # export, phone number, time zone, parser version
             "first_line": entry.first_line,
             "last_line": entry.last_line,
             "local_time": entry.local_time.isoformat(),
             "sent_at": rfc3339(planned.instant),
-            "time_zone": export.time_zone,
-            "parser_version": PARSER_VERSION,
             "entry_kind": entry.kind,  # "kind" is the envelope's own (the ledger kind)
             "flags": ",".join(planned.flags),
             "direction": planned.author.direction,
@@ -286,80 +335,180 @@ def _fact(state: Run, planned: Planned) -> Fact:
         {
             "author": (entry.author or "").encode(),
             "text": entry.text.encode(),
-            "custodian": export.custodian.encode(),
+            "custodian": state.custodian,
         },
     )
 
 
-def _message(state: Run, planned: Planned, sealed: LedgerEntry) -> Message:
-    entry, export = planned.entry, state.export
-    kind = entry.kind
-    mtype = (
-        storage.message_type(entry.attachment)
-        if kind == "attachment" and entry.attachment
-        else kind
-    )
-    return Message(
-        channel=state.conversation.channel,
-        wamid=f"export:{export.sha256[:32]}:{entry.first_line}",
-        conversation=state.conversation,
-        direction=planned.author.direction,
-        source=SOURCE,
-        type=mtype,
-        sender_id=planned.author.sender_id,
-        sent_at=planned.instant,
-        text=entry.text,
-        payload={
-            "import": {
-                "export": export.pk,
-                "custodian": export.custodian,
-                "author": entry.author,
-                "lines": [entry.first_line, entry.last_line],
-                "local_time": entry.local_time.isoformat(),
-                "time_zone": export.time_zone,
-                "kind": kind,
-                "flags": planned.flags,
-                "attachment": entry.attachment,
-                "edited": entry.edited,
-                "parser_version": PARSER_VERSION,
-                "file_name": export.file_name,
-            }
-        },
-        delivery=None,
-        entry=sealed,
-    )
+# The columns each COPY writes, in row order (the model's attribute names; `entry_id` is the
+# `seq` column). Message's `search` is generated by PostgreSQL: the GIN index serves search.
+MESSAGE_FIELDS = (
+    "id",
+    "channel_id",
+    "wamid",
+    "conversation_id",
+    "direction",
+    "source",
+    "type",
+    "sender_id",
+    "sent_at",
+    "text",
+    "target_wamid",
+    "context_wamid",
+    "forwarded",
+    "frequently_forwarded",
+    "payload",
+    "delivery_id",
+    "entry_id",
+)
+IMPORTED_FIELDS = (
+    "id",
+    "export_id",
+    "message_id",
+    "created",
+    "first_line",
+    "last_line",
+    "author",
+    "local_time",
+    "kind",
+    "flags",
+    "match_key",
+    "entry_id",
+)
 
 
-def _imported(
-    state: Run, planned: Planned, sealed: LedgerEntry, message: Message | None
-) -> ImportedMessage:
-    entry = planned.entry
-    row = ImportedMessage(
-        export=state.export,
-        created=message is not None,
-        first_line=entry.first_line,
-        last_line=entry.last_line,
-        author=entry.author or "",
-        local_time=entry.local_time.isoformat()[:32],
-        kind=entry.kind,
-        flags=planned.flags,
-        match_key=planned.key,
-        entry=sealed,
-    )
-    if message is not None:
-        row.message = message
-    else:
-        assert planned.same_as is not None
-        row.message_id = planned.same_as[0]
-    return row
+def _copy_sql(model: type[Model], names: tuple[str, ...]) -> str:
+    columns = {f.attname: str(f.column) for f in model._meta.concrete_fields}
+    return f"COPY {model._meta.db_table} ({', '.join(columns[n] for n in names)}) FROM STDIN"
+
+
+@dataclass
+class _Rows:
+    """A batch's Message and ImportedMessage rows, and the model instances the hooks read (rows
+    once the COPY is done), all built before the lock; each lacks only its seq."""
+
+    messages: list[Message]
+    imported: list[ImportedMessage]
+    message_rows: list[tuple[Any, ...]]
+    imported_rows: list[tuple[Any, ...]]
+    positions: list[int]  # each message's place in the batch (its entry's)
+    by_line: dict[int, Message]
+
+    @classmethod
+    def of(cls, state: Run, batch: list[Planned]) -> "_Rows":
+        created = sum(1 for p in batch if p.same_as is None)
+        message_ids, imported_ids = _ids(state, created, len(batch))
+        rows = cls([], [], [], [], [], {})
+        conversation, channel_id = state.conversation, state.conversation.channel_id
+        for at, (planned, imported_id) in enumerate(zip(batch, imported_ids, strict=True)):
+            entry, author, flags = planned.entry, planned.author, planned.flags
+            if planned.same_as is None:
+                message_id = message_ids.pop()
+                payload = state.payload(entry, flags)
+                fields = (
+                    message_id,
+                    channel_id,
+                    f"{state.wamid}{entry.first_line}",
+                    conversation.pk,
+                    author.direction,
+                    SOURCE,
+                    _type(entry),
+                    author.sender_id,
+                    planned.instant,
+                    entry.text,
+                    "",
+                    "",
+                    False,
+                    False,
+                )
+                rows.message_rows.append((*fields, json.dumps(payload), None))
+                message = _instance(Message, MESSAGE_FIELDS, (*fields, payload, None, None))
+                _CONVERSATION.set_cached_value(message, conversation)
+                rows.messages.append(message)
+                rows.positions.append(at)
+                rows.by_line[entry.first_line] = message
+            else:
+                message_id = planned.same_as[0]
+            values = (
+                imported_id,
+                state.export.pk,
+                message_id,
+                planned.same_as is None,
+                entry.first_line,
+                entry.last_line,
+                entry.author or "",
+                entry.local_time.isoformat()[:32],
+                entry.kind,
+            )
+            rows.imported_rows.append((*values, json.dumps(flags) if flags else "[]", planned.key))
+            rows.imported.append(
+                _instance(ImportedMessage, IMPORTED_FIELDS, (*values, flags, planned.key, None))
+            )
+        return rows
+
+    def write(self, sealed: list[LedgerEntry]) -> None:
+        """Give every row and instance its seq, and COPY the rows (the fastest way PostgreSQL
+        takes rows; its triggers and indexes apply as to any insert)."""
+        for imported, entry in zip(self.imported, sealed, strict=True):
+            imported.entry_id = entry.seq
+            _IMPORTED_ENTRY.set_cached_value(imported, entry)
+        for message, at in zip(self.messages, self.positions, strict=True):
+            message.entry_id = sealed[at].seq  # a message created shares its entry's seq
+            _MESSAGE_ENTRY.set_cached_value(message, sealed[at])
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            if self.message_rows:
+                with raw.copy(_MESSAGE_COPY) as copy:
+                    for row, message in zip(self.message_rows, self.messages, strict=True):
+                        copy.write_row((*row, message.entry_id))
+            with raw.copy(_IMPORTED_COPY) as copy:
+                for row, imported in zip(self.imported_rows, self.imported, strict=True):
+                    copy.write_row((*row, imported.entry_id))
+
+
+def _instance(model: type[_M], names: tuple[str, ...], values: tuple[Any, ...]) -> _M:
+    """The instance of a row this batch COPYs (its seq set later), as `Model.from_db` would
+    make it but without running every field's descriptor: a few microseconds each, and a batch
+    makes thousands for the hooks, which only read them. `search` stays deferred."""
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    instance._state = ModelState()
+    instance._state.adding = False
+    instance._state.db = DEFAULT_DB_ALIAS  # the connection the COPY used
+    return instance
+
+
+_MESSAGE_COPY = _copy_sql(Message, MESSAGE_FIELDS)
+_IMPORTED_COPY = _copy_sql(ImportedMessage, IMPORTED_FIELDS)
+_CONVERSATION = Message._meta.get_field("conversation")
+_MESSAGE_ENTRY = Message._meta.get_field("entry")
+_IMPORTED_ENTRY = ImportedMessage._meta.get_field("entry")
+
+
+def _ids(state: Run, messages: int, imported: int) -> tuple[list[int], list[int]]:
+    """Ids for the batch's new messages and its entries, from their tables' sequences, in one
+    round trip (message ids popped from the end: reversed, so they ascend in file order)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s)),"
+            " ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))",
+            [state.sequences[0], messages, state.sequences[1], imported],
+        )
+        message_ids, imported_ids = cursor.fetchone()
+    return sorted(message_ids, reverse=True), sorted(imported_ids)
+
+
+def _type(entry: Entry) -> str:
+    if entry.kind == "attachment" and entry.attachment:
+        return storage.message_type(entry.attachment)
+    return entry.kind
 
 
 def _attachments(
-    state: Run, batch: list[Planned], messages: list[Message]
+    state: Run, batch: list[Planned], by_line: dict[int, Message]
 ) -> tuple[list[Attachment], list[MediaFile]]:
     """Each created message's file: the zip member stored (once per content) and sealed as the
     message's attachment; a file the export names but the zip lacks, as unavailable."""
-    by_line = {m.payload["import"]["lines"][0]: m for m in messages}
     new_media: list[MediaFile] = []
     facts: list[Fact] = []
     rows: list[Attachment] = []
@@ -393,9 +542,10 @@ def _attachments(
                 message=message, media_id=media_id, outcome=outcome, reason=reason, file=media
             )
         )
-    for row, sealed in zip(rows, ledger.append(facts), strict=True):
-        row.entry = sealed
-    Attachment.objects.bulk_create(rows)
+    if rows:
+        for row, sealed in zip(rows, ledger.append(facts), strict=True):
+            row.entry = sealed
+        Attachment.objects.bulk_create(rows)
     return rows, new_media
 
 

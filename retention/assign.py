@@ -406,23 +406,24 @@ def sent(message: Message) -> None:
 def write(plan: Plan) -> None:
     """Insert the new rows, then lengthen (never shorten) what was sealed before."""
     with connection.cursor() as cursor:
-        if plan.new:
-            cursor.executemany(
-                "INSERT INTO retention_record (seq, kind, channel_id, conversation_id, policy_id,"
-                " sealed_at, retain_until) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        r.seq,
-                        r.kind,
-                        r.channel_id,
-                        r.conversation_id,
-                        r.policy.id,
-                        r.sealed_at,
-                        r.retain_until,
-                    )
-                    for r in plan.new.values()
-                ],
+        rows = [
+            (
+                r.seq,
+                r.kind,
+                r.channel_id,
+                r.conversation_id,
+                r.policy.id,
+                r.sealed_at,
+                r.retain_until,
             )
+            for r in plan.new.values()
+        ]
+        if len(rows) >= COPY_FROM_ROWS:  # an import's batch: thousands of rows
+            with cursor.cursor.copy(COPY_RECORDS) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif rows:
+            cursor.executemany(INSERT_RECORD, rows)
         if plan.extend:
             seqs, untils, policy_ids = zip(
                 *((seq, until, policy.id) for seq, (until, policy) in sorted(plan.extend.items())),
@@ -434,6 +435,19 @@ def write(plan: Plan) -> None:
                 " WHERE r.seq = v.seq AND r.disposed_at IS NULL AND r.retain_until < v.until",
                 [list(seqs), list(untils), list(policy_ids)],
             )
+
+
+# As archive/ledger.py: a few rows INSERT in one pipelined round trip, more are COPYed (the
+# fastest way PostgreSQL takes rows; retention_record_guard checks each row either way).
+COPY_FROM_ROWS = 8
+INSERT_RECORD = (
+    "INSERT INTO retention_record (seq, kind, channel_id, conversation_id, policy_id, sealed_at,"
+    " retain_until) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+COPY_RECORDS = (
+    "COPY retention_record (seq, kind, channel_id, conversation_id, policy_id, sealed_at,"
+    " retain_until) FROM STDIN"
+)
 
 
 BACKFILL = """

@@ -141,7 +141,9 @@ class Cluster:
             f"-c listen_addresses='{listen}' -c port={self.port} "
             f"-c unix_socket_directories='{self.run_dir}' -c unix_socket_permissions=0700"
         )
-        if not self.tcp:  # a throwaway test cluster trades durability for speed
+        # a throwaway test cluster trades durability for speed, unless a benchmark asks for
+        # the durable settings `make run` has (CLIENTWINDOW_THROWAWAY_DURABLE=1)
+        if not self.tcp and os.environ.get("CLIENTWINDOW_THROWAWAY_DURABLE") != "1":
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             as_cluster_user(
