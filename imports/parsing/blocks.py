@@ -14,8 +14,11 @@ header line one regex match. The result is exactly `match_header()` applied to e
 
 import re
 from collections.abc import Iterator
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter, sub
 
 from imports.parsing.headers import (
+    _SKELETON_ASCII,
     DATE_FIRST,
     MARKS,
     NO_YEAR,
@@ -23,6 +26,7 @@ from imports.parsing.headers import (
     TIME_FIRST,
     body_start,
     match_header,
+    skeleton_of,
 )
 
 MARK = re.compile(f"[{MARKS}]")
@@ -68,6 +72,105 @@ def scan(text: str, pos: int = 0) -> Iterator[Found]:
             if found is not None:
                 yield found
             pos = text.index("\n", stop) + 1
+
+
+# What batches() yields, in file order: the matches, the skeletons, line starts, body starts and
+# header texts.
+Batch = tuple[list["re.Match[str]"], list[str | bytes], list[int], list[int], list[str]]
+BATCH_CHARS = 1 << 18  # a batch holds the headers of about this much text (bounds its memory)
+_LASTGROUP = attrgetter("lastgroup")
+_HEAD = itemgetter(1)
+_START = re.Match.start
+_END = re.Match.end
+
+
+def batches(text: str, pos: int = 0) -> Iterator[Batch]:
+    """What scan(text, pos) yields, in lists of about BATCH_CHARS of text each, gathered in C
+    (list(finditer), map) instead of one generator step per header: the header matches, the
+    skeleton_of() of each header text, the line starts and the body starts."""
+    view = "\n" + text
+    if "\u00a0" in view:
+        view = view.replace("\u00a0", " ")
+    if "\u202f" in view:
+        view = view.replace("\u202f", " ")
+    finditer = _BLOCK.finditer
+    marked = _marked_lines(text, pos)
+    mi, end = 0, len(text)
+    while pos < end:
+        limit = text.find("\n", pos + BATCH_CHARS) + 1 or end
+        ms: list[re.Match[str]] = []
+        starts: list[int] = []
+        bodies: list[int] = []
+        heads: list[str] = []
+        while True:
+            stop = marked[mi] if mi < len(marked) and marked[mi] < limit else limit
+            seg = list(finditer(view, pos, stop))
+            if seg:
+                if set(map(_LASTGROUP, seg)) == {"df"}:  # the brackets are checked below
+                    ms += seg
+                    starts += map(_START, seg)
+                    bodies += map(sub, map(_END, seg), repeat(1))
+                    heads += map(_HEAD, seg)
+                else:
+                    for found in _each(text, seg):
+                        starts.append(found[0])
+                        bodies.append(found[1])
+                        ms.append(found[2])
+                        heads.append(found[3])
+            if stop == limit:
+                pos = limit
+                break
+            marked_line = _line(text, stop)
+            if marked_line is not None:
+                starts.append(marked_line[0])
+                bodies.append(marked_line[1])
+                ms.append(marked_line[2])
+                heads.append(marked_line[3])
+            pos = text.index("\n", stop) + 1
+            mi += 1
+        if not ms:
+            continue
+        joined = "\n".join(heads)
+        if joined.isascii():  # then skeleton_of() gives bytes for each head, as here
+            sk: list[str | bytes] = list(joined.encode().translate(_SKELETON_ASCII).split(b"\n"))
+        else:
+            sk = list(map(skeleton_of, heads))
+        wrong = [key for key in set(sk) if not _brackets_pair(key)]
+        if wrong:  # `[` goes with `] `, as in scan() (the skeleton keeps both)
+            keep = [key not in wrong for key in sk]
+            ms = list(compress(ms, keep))
+            sk = list(compress(sk, keep))
+            starts = list(compress(starts, keep))
+            bodies = list(compress(bodies, keep))
+            heads = list(compress(heads, keep))
+        yield ms, sk, starts, bodies, heads
+
+
+def part(m: "re.Match[str]", first: str, last: str) -> slice:
+    """Where groups `first` to `last` of a header match are in its header text (batches()'
+    heads): the same for every header of one skeleton, whose digit runs and separators fix
+    where each group starts and ends."""
+    base = m.start(1) if m.re is _BLOCK else m.start()
+    return slice(m.start(first) - base, m.end(last) - base)
+
+
+def _brackets_pair(key: str | bytes) -> bool:
+    if isinstance(key, bytes):
+        return (key[:1] == b"[") == (key[-2:] == b"] ")
+    return (key[:1] == "[") == (key[-2:] == "] ")
+
+
+def _each(text: str, seg: list["re.Match[str]"]) -> Iterator[Found]:
+    """scan()'s loop body over some matches, for segments with time-first or no-year ones."""
+    for m in seg:
+        if m.lastgroup == "df":
+            head = m.group(1)
+            if (head[0] == "[") == (head[-2:] == "] "):
+                yield m.start(), m.end() - 1, m, head
+        else:
+            found = _line(text, m.start())
+            if found is not None:
+                yield found
 
 
 def _line(text: str, start: int) -> Found | None:

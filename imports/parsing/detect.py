@@ -13,9 +13,12 @@ The order is decided over every header date of that shape (section 5.3.2):
 Year-first dates that stay undecided are read year-month-day: no region writes year-day-month.
 """
 
+import re
 from dataclasses import dataclass, field
+from itertools import compress, groupby
+from typing import Any
 
-from imports.parsing.blocks import line_at, scan
+from imports.parsing.blocks import Batch, batches, line_at, part, scan
 from imports.parsing.headers import (
     RawDate,
     Shape,
@@ -66,7 +69,8 @@ class _Seen:
     shape: Shape
     first_line: int
     count: int = 0
-    dates: dict[tuple[str, ...], RawDate | None] = field(default_factory=dict)
+    # by the date groups, or by the date's text in the header (in batches: see _take())
+    dates: dict[tuple[str, ...] | str, RawDate | None] = field(default_factory=dict)
     date_lines: dict[RawDate, int] = field(default_factory=dict)
     steps: list[RawDate] = field(default_factory=list)  # header dates, consecutive repeats merged
     groups: tuple[str, ...] = ()  # the match groups holding the date
@@ -83,10 +87,16 @@ def detect(export: ExportFile) -> Detected:
     """Read the whole chat text once; raise ExportError when it is not a WhatsApp export."""
     skeletons: dict[str | bytes, _Seen | None] = {}
     seen: dict[Shape, _Seen] = {}
+    parts: dict[str | bytes, slice] = {}  # where a skeleton's date is in its header text
     non_blank = 0  # lines before the first header that are neither blank nor headers
     found = False
     lines = 0
     for first, text in export.texts():
+        if found:  # the usual case: no preamble left to count, headers taken a batch at a time
+            for batch in batches(text):
+                _take(batch, first, text, skeletons, seen, parts)
+            lines = first + text.count("\n") - 1
+            continue
         gap = 0  # start of the lines not yet counted in non_blank
         for start, _, m, head in scan(text):
             if not found:
@@ -116,7 +126,11 @@ def detect(export: ExportFile) -> Detected:
             steps = state.steps
             if not steps or (steps[-1] is not day and steps[-1] != day):
                 steps.append(day)
-        if not found:
+            break  # found: the rest of the text goes a batch at a time
+        if found:
+            for batch in batches(text, text.index("\n", start) + 1):
+                _take(batch, first, text, skeletons, seen, parts)
+        else:
             non_blank += _non_blank(text, gap, len(text))
             if non_blank >= SNIFF_NON_BLANK:
                 raise _not_an_export(export)
@@ -124,6 +138,86 @@ def detect(export: ExportFile) -> Detected:
     if not found:
         raise _not_an_export(export)
     return _verdict(seen, lines)
+
+
+def _take(
+    batch: Batch,
+    first: int,
+    text: str,
+    skeletons: dict[str | bytes, "_Seen | None"],
+    seen: dict[Shape, "_Seen"],
+    parts: dict[str | bytes, slice],
+) -> None:
+    """detect()'s loop over the headers of one batch, after the first header was found: the
+    same counts, dates, first lines and steps, with the per-header work done by C calls where
+    the batch holds one shape (the usual case). Dates are keyed by the date's text in the
+    header (`parts`: where it is, per skeleton) rather than by its groups: equal texts, equal
+    groups."""
+    ms, sk, starts, _, heads = batch
+    distinct = dict.fromkeys(sk)  # in the order of first occurrence, as the loop meets them
+    lo = 0
+    for key in distinct:
+        if key not in skeletons:
+            lo = sk.index(key, lo)
+            start = starts[lo]
+            number = first + text.count("\n", 0, start)
+            skeletons[key] = _state_for(line_at(text, start), seen, number)
+    found = {id(state): state for state in map(skeletons.__getitem__, distinct)}
+    if id(None) in found:
+        del found[id(None)]
+        keep = [skeletons[key] is not None for key in sk]
+        ms, starts = list(compress(ms, keep)), list(compress(starts, keep))
+        sk, heads = list(compress(sk, keep)), list(compress(heads, keep))
+    states = [state for state in found.values() if state is not None]
+    if not states:
+        return
+    if len(states) > 1:  # headers of several shapes: one at a time, as detect() does
+        for m, key, start in zip(ms, sk, starts, strict=True):
+            each = skeletons[key]
+            assert each is not None
+            _count([m.group(*each.groups)], [m], [start], each, first, text)
+        return
+    (state,) = states
+    names = state.groups
+    lo = 0
+    for key in dict.fromkeys(sk):
+        if key not in parts:
+            lo = sk.index(key, lo)
+            parts[key] = part(ms[lo], names[0], names[-1])
+    keys = list(map(str.__getitem__, heads, map(parts.__getitem__, sk)))
+    _count(keys, ms, starts, state, first, text)
+
+
+def _count(
+    groups: list[Any],  # date keys: group tuples or date texts
+    ms: "list[re.Match[str]]",
+    starts: list[int],
+    state: "_Seen",
+    first: int,
+    text: str,
+) -> None:
+    """Headers of one state, in file order (their date groups, matches and line starts)."""
+    dates = state.dates
+    lo = 0
+    nones = []
+    for key in dict.fromkeys(groups):
+        if key in dates:
+            day = dates[key]
+        else:
+            lo = groups.index(key, lo)
+            day = dates[key] = raw_date(ms[lo], state.shape)
+            if day is not None:
+                state.date_lines.setdefault(day, first + text.count("\n", 0, starts[lo]))
+        if day is None:
+            nones.append(key)
+    state.count += sum(dates[key] is not None for key in groups) if nones else len(groups)
+    steps = state.steps
+    for key, _ in groupby(groups):  # consecutive repeats merge in steps anyway
+        day = dates[key]
+        if day is None:
+            continue
+        if not steps or (steps[-1] is not day and steps[-1] != day):
+            steps.append(day)
 
 
 def _non_blank(text: str, start: int, end: int) -> int:

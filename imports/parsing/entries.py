@@ -13,10 +13,12 @@ built only when the next header closes it.
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, time
+from itertools import accumulate, compress, repeat
+from operator import methodcaller, sub
+from typing import Any, cast
 
-from imports.parsing.blocks import line_at, scan
+from imports.parsing.blocks import Batch, batches, line_at, part
 from imports.parsing.detect import ORDERS, Detected, date_groups
 from imports.parsing.headers import (
     Shape,
@@ -27,7 +29,6 @@ from imports.parsing.headers import (
     shadow,
     shape_of,
     skeleton,
-    skeleton_of,
 )
 from imports.parsing.kinds import classify, is_edited
 from imports.parsing.source import ExportError, ExportFile
@@ -52,6 +53,9 @@ FLAGS = (
     "date-invalid",  # kept for the contract; parse() raises instead (see detect.py)
     "year-inferred",  # addition: `18 Mar 12:14` headers, year from first_year and rollovers
 )
+_TIMES = methodcaller("group", "H", "M", "S", "ap0", "ap")
+_ISO_TIME = time.fromisoformat
+_COMBINE = datetime.combine
 _CLOCK_CACHE_MAX = 4096  # times repeat on Android (minutes), hardly on iOS (seconds)
 
 
@@ -124,6 +128,11 @@ class _Reader:
         self.shapes: dict[str | bytes, Shape | None] = {}
         self.dates: dict[tuple[str, ...], tuple[int, int, int] | None] = {}
         self.clocks: dict[tuple[str | Any, ...], tuple[int, int, int, bool]] = {}
+        # _fast(): per skeleton where its date and its time are in the header, per date text
+        # its date
+        self.parts: dict[str | bytes, slice] = {}
+        self.clock_parts: dict[str | bytes, slice | None] = {}
+        self.days: dict[str, date] = {}
 
     def entries(self) -> Iterator[Entry]:
         current: _Open | None = None
@@ -131,6 +140,8 @@ class _Reader:
         chosen = self.shape
         shapes = self.shapes
         number = 0
+        has_seconds = chosen.has_seconds
+        platform = self.platform
         for first, text in self.export.texts():
             pos = 0
             if current is None:
@@ -138,19 +149,74 @@ class _Reader:
                 if current is None:
                     continue
             number, counted = first + text.count("\n", 0, pos), pos
-            for start, body, m, head in scan(text, pos):
-                key = skeleton_of(head)
-                shape = shapes[key] if key in shapes else self._shape(key, line_at(text, start))
-                if shape is chosen:
-                    number += text.count("\n", counted, start)
-                    counted = start
-                    opened = self._open(m, body, number)
-                    if opened is not None:
-                        yield self._close(current, text, start, index, number - 1)
-                        index += 1
-                        current = opened
-                elif shape is not None and raw_date(m, shape):
-                    current.flags = [*(current.flags or ()), "other-shape"]
+            for batch in batches(text, pos):
+                fast = self._fast(batch, text)
+                if fast is None:  # other shapes, odd dates or clocks: header by header
+                    for m, key, start, body, _ in zip(*batch, strict=True):
+                        shape = (
+                            shapes[key] if key in shapes else self._shape(key, line_at(text, start))
+                        )
+                        if shape is chosen:
+                            number += text.count("\n", counted, start)
+                            counted = start
+                            opened = self._open(m, body, number)
+                            if opened is not None:
+                                yield self._close(current, text, start, index, number - 1)
+                                index += 1
+                                current = opened
+                        elif shape is not None and raw_date(m, shape):
+                            current.flags = [*(current.flags or ()), "other-shape"]
+                    continue
+                starts, bodies, whens = fast
+                if not starts:
+                    continue
+                # Every header opens an entry: their line numbers, then the entries between.
+                numbers = list(
+                    accumulate(
+                        map(text.count, repeat("\n"), [counted, *starts[:-1]], starts),
+                        initial=number,
+                    )
+                )
+                del numbers[0]
+                yield self._close(current, text, starts[0], index, numbers[0] - 1)
+                index += 1
+                rests = map(text.__getitem__, map(slice, bodies, map(sub, starts[1:], repeat(1))))
+                closing = zip(rests, whens, numbers, numbers[1:], strict=False)
+                for rest, when, line, after in closing:
+                    # _close() inlined: no parts, no flags
+                    line_end = rest.find("\n")
+                    cut = rest.find(": ", 0, line_end) if line_end >= 0 else rest.find(": ")
+                    if cut >= 0:
+                        author: str | None = rest[:cut]
+                        body_text = rest[cut + 2 :]
+                    elif line_end < 0:
+                        author, body_text = split_author(rest)
+                    else:
+                        author, body_text = split_author(rest[:line_end])
+                        body_text += rest[line_end:]
+                    kind = classify(author, body_text, platform)
+                    entry = _new(Entry)
+                    _set(
+                        entry,
+                        "__dict__",
+                        {
+                            "index": index,
+                            "first_line": line,
+                            "last_line": after - 1,
+                            "local_time": when,
+                            "has_seconds": has_seconds,
+                            "author": author,
+                            "text": body_text,
+                            "kind": kind.kind,
+                            "attachment": kind.attachment,
+                            "edited": is_edited(body_text),
+                            "flags": ("system-guess",) if kind.system_guess else (),
+                        },
+                    )
+                    yield entry
+                    index += 1
+                current = _Open(numbers[-1], whens[-1], bodies[-1], None)
+                number, counted = numbers[-1], starts[-1]
             if current.begin < len(text):
                 tail = text[current.begin : -1]
                 current.parts = [tail] if current.parts is None else [*current.parts, tail]
@@ -158,6 +224,84 @@ class _Reader:
             number = first + text.count("\n") - 1
         if current is not None:
             yield self._close(current, "", 0, index, number)
+
+    def _fast(self, batch: Batch, text: str) -> tuple[list[int], list[int], list[datetime]] | None:
+        """The line starts, body starts and times of the headers of a batch when each header of
+        the chosen shape opens an entry with no flag and nothing else in the batch needs work
+        (one shape, 24-hour times, dates with a year that are valid): computed by C calls.
+        None otherwise; the caller then goes header by header (which raises where needed).
+        Dates are read once per distinct date text (where it is in a header is fixed by the
+        skeleton), `HH:MM[:SS]` times by time.fromisoformat."""
+        shape = self.shape
+        if shape.ampm or shape.kind == "no-year":
+            return None
+        ms, sk, starts, bodies, heads = batch
+        shapes = self.shapes
+        distinct = dict.fromkeys(sk)
+        lo = 0
+        for key in distinct:
+            if key not in shapes:
+                lo = sk.index(key, lo)
+                self._shape(key, line_at(text, starts[lo]))
+        found = {id(shapes[key]): shapes[key] for key in distinct}
+        if id(shape) not in found:
+            return ([], [], []) if list(found) == [id(None)] else None
+        if len(found) > 1:
+            if id(None) not in found or len(found) > 2:
+                return None  # a header of another shape flags the entry it is in
+            keep = [shapes[key] is shape for key in sk]
+            ms, sk = list(compress(ms, keep)), list(compress(sk, keep))
+            starts, bodies = list(compress(starts, keep)), list(compress(bodies, keep))
+            heads = list(compress(heads, keep))
+        parts, clocks = self.parts, self.clock_parts
+        lo = 0
+        for key in dict.fromkeys(sk):
+            if key not in parts:
+                lo = sk.index(key, lo)
+                m = ms[lo]
+                parts[key] = part(m, self.groups[0], self.groups[-1])
+                where = part(m, "H", "S" if shape.has_seconds else "M")
+                ascii_clock = isinstance(key, bytes) and key[where] in (b"99:99", b"99:99:99")
+                clocks[key] = where if ascii_clock else None
+        keys = list(map(str.__getitem__, heads, map(parts.__getitem__, sk)))
+        days = self.days
+        lo = 0
+        for key in dict.fromkeys(keys):
+            if key not in days:
+                lo = keys.index(key, lo)
+                raw = raw_date(ms[lo], shape)
+                resolved = raw.resolve(self.day_first) if raw is not None else None
+                if raw is None or raw.year is None or resolved is None:
+                    return None
+                days[key] = resolved
+        count = len(ms)
+        wheres = list(map(clocks.__getitem__, sk))
+        if None not in wheres:
+            try:
+                times = list(
+                    map(_ISO_TIME, map(str.__getitem__, heads, cast("list[slice]", wheres)))
+                )
+            except ValueError:
+                return None
+        else:
+            hours, minutes, seconds, ap0, ap = zip(*map(_TIMES, ms), strict=True)
+            if ap0.count(None) != count or ap.count(None) != count:
+                return None  # 12-hour times: clock_of() one by one
+            if shape.has_seconds:
+                if None in seconds:
+                    return None
+                second = list(map(int, seconds))
+            elif seconds.count(None) == count:
+                second = [0] * count
+            else:
+                return None
+            hour = list(map(int, hours))
+            minute = list(map(int, minutes))
+            if max(hour) > 23 or max(minute) > 59 or max(second) > 59:
+                return None
+            times = list(map(time, hour, minute, second))
+        whens = list(map(_COMBINE, map(days.__getitem__, keys), times))
+        return starts, bodies, whens
 
     def _start(self, first: int, text: str) -> tuple[_Open | None, int]:
         """Line by line until the first entry opens: (it, offset of the next line)."""
