@@ -180,20 +180,21 @@ class _Reader:
                 del numbers[0]
                 yield self._close(current, text, starts[0], index, numbers[0] - 1)
                 index += 1
-                rests = map(text.__getitem__, map(slice, bodies, map(sub, starts[1:], repeat(1))))
-                closing = zip(rests, whens, numbers, numbers[1:], strict=False)
-                for rest, when, line, after in closing:
-                    # _close() inlined: no parts, no flags
-                    line_end = rest.find("\n")
-                    cut = rest.find(": ", 0, line_end) if line_end >= 0 else rest.find(": ")
+                ends = map(sub, starts[1:], repeat(1))  # each entry's text is text[begin:end]
+                closing = zip(bodies, ends, whens, numbers, numbers[1:], strict=False)
+                find = text.find
+                for begin, end, when, line, after in closing:
+                    # _close() inlined (no parts, no flags), on offsets in text: no copy of rest
+                    line_end = find("\n", begin, end)
+                    cut = find(": ", begin, end if line_end < 0 else line_end)
                     if cut >= 0:
-                        author: str | None = rest[:cut]
-                        body_text = rest[cut + 2 :]
+                        author: str | None = text[begin:cut]
+                        body_text = text[cut + 2 : end]
                     elif line_end < 0:
-                        author, body_text = split_author(rest)
+                        author, body_text = split_author(text[begin:end])
                     else:
-                        author, body_text = split_author(rest[:line_end])
-                        body_text += rest[line_end:]
+                        author, body_text = split_author(text[begin:line_end])
+                        body_text += text[line_end:end]
                     kind = classify(author, body_text, platform)
                     entry = _new(Entry)
                     _set(
@@ -209,7 +210,7 @@ class _Reader:
                             "text": body_text,
                             "kind": kind.kind,
                             "attachment": kind.attachment,
-                            "edited": is_edited(body_text),
+                            "edited": ">" in body_text and is_edited(body_text),
                             "flags": ("system-guess",) if kind.system_guess else (),
                         },
                     )

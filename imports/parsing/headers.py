@@ -120,7 +120,7 @@ def shadow(text: str) -> str:
     U+FEFF removed, U+00A0 and U+202F as plain spaces. Used for duplicate matching too."""
     # str.translate with a dict costs microseconds on non-ASCII text; a regex sub and replace
     # run in C, and most lines have nothing to change at all.
-    if _HIDDEN.search(text) is None:
+    if text.isascii() or _HIDDEN.search(text) is None:  # isascii() costs nothing
         return text
     text = _MARK.sub("", text)
     if "\u00a0" in text:
