@@ -275,6 +275,11 @@ def _texts(stream: "IO[bytes] | _CappedReader", label: str) -> Iterator[tuple[in
 
 
 def _decode(block: bytes, label: str, number: int, first: bool) -> str:
+    # CRLF -> LF before splitting; a lone CR is text and stays. Done on the bytes, which is
+    # cheaper than on the text (no byte of a multi-byte character is a CR or an LF, so the
+    # text and the lines of a decoding error are the same).
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -282,8 +287,7 @@ def _decode(block: bytes, label: str, number: int, first: bool) -> str:
         raise ExportError(label, "invalid UTF-8", line) from error
     if first and text.startswith("\ufeff"):
         text = text[1:]
-    # CRLF -> LF before splitting; a lone CR is text and stays.
-    return text.replace("\r\n", "\n") if "\r" in text else text
+    return text
 
 
 def _checked(text: str, label: str, number: int) -> str:
