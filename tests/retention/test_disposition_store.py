@@ -16,6 +16,7 @@ from archive.models import LedgerEntry
 from archive.storage_config import storage_options
 from retention import disposition, holds, object_lock
 from retention.models import Disposition, ObjectLock, PendingDeletion
+from tests.s3 import CREDENTIALS
 
 from .conftest import Desks, expire_all, extend, hold, new_disposition
 from .test_object_lock import ANN, UNREACHABLE, bucket, stored
@@ -114,7 +115,11 @@ def test_the_policies_page_shows_files_the_store_has_not_deleted(
 
 
 @pytest.mark.django_db
-def test_it_keeps_a_deletion_the_store_cannot_reach_pending(settings: Any) -> None:
+def test_it_keeps_a_deletion_the_store_cannot_reach_pending(
+    settings: Any, monkeypatch: Any
+) -> None:
+    for name, value in CREDENTIALS.items():  # credentials, so that the failure is the network's
+        monkeypatch.setenv(name, value)
     records = storage_options("STORAGE_URL", UNREACHABLE, "archive.objectstore.FileStore")
     settings.STORAGES = {**settings.STORAGES, "records": records}
     PendingDeletion.objects.create(storage_name="media/ab/ab", disposition=new_disposition())

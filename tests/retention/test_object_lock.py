@@ -18,7 +18,7 @@ from archive.storage_config import storage_options
 from messaging.models import Wakeup
 from retention import holds, object_lock, policies, tasks
 from retention.models import ObjectLock
-from tests.s3 import make_bucket, s3_client, store_url
+from tests.s3 import CREDENTIALS, make_bucket, s3_client, store_url
 
 from .conftest import Desks, default_policy, extend, hold, image, record, seal, store
 
@@ -163,7 +163,11 @@ UNREACHABLE = "s3://records?endpoint=http://127.0.0.1:9&addressing=path"
 
 
 @pytest.mark.django_db
-def test_it_records_an_unreachable_store_on_the_row(desks: Desks, settings: Any) -> None:
+def test_it_records_an_unreachable_store_on_the_row(
+    desks: Desks, settings: Any, monkeypatch: Any
+) -> None:
+    for name, value in CREDENTIALS.items():  # credentials, so that the failure is the network's
+        monkeypatch.setenv(name, value)
     media = stored()
     records = storage_options("STORAGE_URL", UNREACHABLE, "archive.objectstore.FileStore")
     settings.STORAGES = {**settings.STORAGES, "records": records}
