@@ -32,7 +32,7 @@ from archive.models import ChainHead
 from exports import eml
 from messaging.inbox import queue
 from messaging.media import MEDIA_TYPES
-from messaging.models import Direction, Message
+from messaging.models import PHONE_EXPORT, Direction, Message
 from review.transcript import Row, decorate
 
 from . import chat, mail
@@ -126,7 +126,7 @@ def plan() -> int:
 
 
 # Sources of messages that are archived (and journaled) without notifying staff.
-QUIET = frozenset({"history", "phone_export"})
+QUIET = frozenset({"history", PHONE_EXPORT})
 
 
 def _plan(messages: list[Message], routes: Routes) -> None:

@@ -45,8 +45,7 @@ from django.utils.safestring import SafeString, mark_safe
 from archive.checkpoints import verifier_key_text
 from archive.envelope import rfc3339
 from messaging.media import open_media
-from messaging.models import Attachment, MediaFile
-from review.provenance import IMPORTED
+from messaging.models import PHONE_EXPORT, Attachment, MediaFile
 from review.transcript import Row
 
 from . import pdf_sign
@@ -311,7 +310,7 @@ def _cover(source: Source, parts: list[Part], signing: pdf_sign.Signing | None) 
         "time_zone": timezone.get_current_timezone_name(),
         "conversations": len(parts),
         "messages": sum(part.count for part in parts),
-        "imported": source.messages().filter(source=IMPORTED).count(),
+        "imported": source.messages().filter(source=PHONE_EXPORT).count(),
         "tree_size": checkpoint.tree_size,
         "root": bytes(checkpoint.root).hex(),
         "signed": when(checkpoint.created_at),

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from messaging.models import Message
+from messaging.models import PHONE_EXPORT, Message
 
 from .parsing import shadow
 
@@ -77,7 +77,7 @@ class Captured:
                 sent_at__gte=min(times) - CAPTURE_WINDOW,
                 sent_at__lte=max(times) + CAPTURE_WINDOW,
             )
-            .exclude(source="phone_export")
+            .exclude(source=PHONE_EXPORT)
             .values_list("pk", "entry_id", "direction", "sender_id", "text", "sent_at")
         )
         for pk, seq, direction, sender_id, text, sent_at in rows:

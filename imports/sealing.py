@@ -29,6 +29,7 @@ from archive.envelope import Fact, rfc3339
 from archive.models import LedgerEntry
 from messaging import hooks, summaries
 from messaging.models import (
+    PHONE_EXPORT,
     Attachment,
     Channel,
     ChatExport,
@@ -39,6 +40,7 @@ from messaging.models import (
     Participant,
     ParticipantProfile,
 )
+from messaging.participants import participant_key
 
 from . import matching, storage
 from .models import ImportJob
@@ -46,7 +48,6 @@ from .parsing import PARSER_VERSION, Entry, ExportFile, detect, parse, shadow
 
 State = ImportJob.State
 _M = TypeVar("_M", bound=Model)
-SOURCE = "phone_export"  # Message.source of what an import brought in: every view marks it
 MISSING = "referenced in the export but not in the zip"
 
 
@@ -61,7 +62,7 @@ def _seal_one(fact: Fact, record: Model) -> Model:
 def participant(number: str, name: str, records: list[Any]) -> Participant:
     """The participant with this WhatsApp number (sealed as `participant` when new, as the
     sequencer would), and the export's name for them as a sealed profile if they never showed it."""
-    key = f"wa:{number}"  # messaging/sequencer.py _key(wa_id, "")
+    key = participant_key(number)
     found = Participant.objects.filter(key=key).first()
     if found is None:
         found = Participant(key=key, wa_id=number, user_id="")
@@ -411,7 +412,7 @@ class _Rows:
                     f"{state.wamid}{entry.first_line}",
                     conversation.pk,
                     author.direction,
-                    SOURCE,
+                    PHONE_EXPORT,
                     _type(entry),
                     author.sender_id,
                     planned.instant,

@@ -146,6 +146,11 @@ class Direction(models.TextChoices):
     OUTBOUND = "out", "outbound"
 
 
+# Message.source of a message brought in from a phone's chat export (imports/): every view and
+# export marks it, and the bridge notifies nobody of it.
+PHONE_EXPORT = "phone_export"
+
+
 class Message(AppendOnlyModel):
     """Every item Meta reports as a message, whatever its type: text and media, but also
     reactions, edits and revocations (which point at their target by `target_wamid`)."""

@@ -4,6 +4,11 @@ profile history is kept, and sealed)."""
 from messaging.models import ParticipantProfile
 
 
+def participant_key(wa_id: str, user_id: str = "") -> str:
+    """A participant's key: their WhatsApp number, or failing that their business-scoped id."""
+    return f"wa:{wa_id}" if wa_id else f"bsuid:{user_id}"
+
+
 def latest_names(participant_ids: set[int]) -> dict[int, str]:
     """Each participant's latest name (their profile history is kept; the latest is shown)."""
     names: dict[int, str] = {}

@@ -40,6 +40,7 @@ from messaging.models import (
 )
 from messaging.parsers import cloud_api
 from messaging.parsers.cloud_api import Item
+from messaging.participants import participant_key
 
 logger = logging.getLogger(__name__)
 SEQUENCER_LOCK = 0x436C5769_6E646F77  # "ClWindow": one sequencer at a time, cluster-wide
@@ -299,11 +300,11 @@ def _load_existing(batch: Batch, items: list[Item]) -> None:
 def _participant_keys(item: Item) -> set[str]:
     if item.kind != "message" or not isinstance(item.raw, dict):
         return set()
-    keys = {_key(*identity) for identity in [_client_identity(item)] if identity}
+    keys = {participant_key(*identity) for identity in [_client_identity(item)] if identity}
     for contact in item.contacts:
         wa_id, user_id = str(contact.get("wa_id", "")), str(contact.get("user_id", ""))
         if wa_id or user_id:
-            keys.add(_key(wa_id, user_id))
+            keys.add(participant_key(wa_id, user_id))
     return keys
 
 
@@ -313,10 +314,6 @@ def _group_keys(items: list[Item]) -> set[str]:
         for i in items
         if i.kind == "message" and isinstance(i.raw, dict) and i.raw.get("group_id")
     }
-
-
-def _key(wa_id: str, user_id: str) -> str:
-    return f"wa:{wa_id}" if wa_id else f"bsuid:{user_id}"
 
 
 def _plan_delivery(batch: Batch, delivery: Delivery, items: list[Item]) -> Tally:
@@ -506,7 +503,7 @@ def _client_identity(item: Item) -> tuple[str, str] | None:
 
 def _participant(batch: Batch, wa_id: str, user_id: str) -> Participant:
     """The participant, planning its creation (and sealing) when it is new."""
-    key = _key(wa_id, user_id)
+    key = participant_key(wa_id, user_id)
     if key not in batch.participants:
         participant = Participant(key=key, wa_id=wa_id, user_id=user_id)
         batch.participants[key] = participant

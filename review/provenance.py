@@ -2,7 +2,7 @@
 imported from a phone's "Export chat" file (imports/, issue 18), with the custodian whose phone
 it came from, the file and its lines.
 
-An imported message is a `Message` with `source == IMPORTED`; what the export said of it is in
+An imported message is a `Message` with `source == PHONE_EXPORT`; what the export said of it is in
 `payload["import"]` (the design of imports/: custodian, author as exported, lines, local time,
 declared zone, kind, flags). A captured message that a phone export repeats keeps its place and
 gains `ImportedMessage` rows (created=False) that link the export's lines to it. Both are read
@@ -12,9 +12,8 @@ here, once, so that the transcript, search, PDF, EML, RSMF and CSV say the same 
 from dataclasses import dataclass
 from typing import Any
 
-from messaging.models import Conversation, ImportedMessage, Message
+from messaging.models import PHONE_EXPORT, Conversation, ImportedMessage, Message
 
-IMPORTED = "phone_export"  # Message.source of a message brought in from a phone export
 MARK = "imported from a phone export"
 EXPORT_KEY_PREFIX = "export:"  # the key of a conversation an export created (imports/)
 # The parser's kinds (imports/parsing), as a reader is told them; the text follows as exported.
@@ -106,7 +105,7 @@ def warning(flag: str, entry: Imported) -> str:
 
 def imported(message: Message) -> Imported | None:
     """What the phone export said of `message`, if it was imported from one (else None)."""
-    if message.source != IMPORTED:
+    if message.source != PHONE_EXPORT:
         return None
     payload = message.payload if isinstance(message.payload, dict) else {}
     facts: dict[str, Any] = payload.get("import") or {}
