@@ -123,7 +123,7 @@ def upload(
     new_files: list[MediaFile] = []
     with transaction.atomic():
         try:
-            media, sha256, size = storage.store_upload(stream, file_name, new_files.append)
+            media, sha256, size = storage.store_upload(stream, new_files.append)
         except storage.TooLarge:
             limit = settings.CHAT_IMPORT_MAX_BYTES
             raise ImportRefused(
@@ -180,14 +180,22 @@ def analyse(job_id: int) -> ImportJob:
         return job  # a task run twice does nothing the second time
     if _identical(job):
         return job
-    export = job.export
-    with storage.local_copy(export.file, export.file_name) as path:
-        preview = preview_file(
-            path, export.file_name, time_zone=export.time_zone, custodian=export.custodian
-        )
-    _guess_participants(preview, export.channel)
+    preview = _preview_of(job.export)
+    _guess_participants(preview, job.export.channel)
     _store_analysis(job, preview)
     return job
+
+
+def _preview_of(export: ChatExport, date_order: str | None = None) -> Preview:
+    """The preview of a stored upload (read back from the records store)."""
+    with storage.local_copy(export.file, export.file_name) as path:
+        return preview_file(
+            path,
+            export.file_name,
+            time_zone=export.time_zone,
+            date_order=date_order,
+            custodian=export.custodian,
+        )
 
 
 def preview_file(
@@ -388,14 +396,7 @@ def _store_analysis(job: ImportJob, preview: Preview) -> None:
             job.state = State.NEEDS_DATE_ORDER if preview.date_order_tentative else State.READY
             problems = preview.problems
         job.save()
-        job.problems.all().delete()
-        ImportProblem.objects.bulk_create(
-            (
-                ImportProblem(job=job, line=line, kind=kind, problem=text[:2000])
-                for line, kind, text in problems
-            ),
-            batch_size=5000,
-        )
+        _replace_problems(job, problems)
 
 
 def _identical(job: ImportJob) -> bool:
@@ -460,9 +461,8 @@ def confirm(
             raise ValidationError("This import has already been confirmed.")
         if _identical(job):
             return job
-        records: list[Any] = []
-        resolved = _resolve(job, mapping, records)
-        conversation = _conversation(job, resolved, chat_name[:200], one_to_one, records)
+        resolved = _resolve(job, mapping)
+        conversation = _conversation(job, resolved, chat_name[:200], one_to_one)
         fact = Fact(
             "import.started",
             {
@@ -478,7 +478,7 @@ def confirm(
                 "user": (user.get_username() if user and user.pk else "").encode(),
             },
         )
-        started = sealing.write_new(records, fact)
+        (started,) = ledger.append([fact])
         job.mapping, job.date_order, job.conversation = resolved, date_order, conversation
         job.chat_name, job.one_to_one = chat_name[:250], one_to_one
         job.started_entry, job.state, job.confirmed_at = started.seq, State.QUEUED, timezone.now()
@@ -489,29 +489,26 @@ def confirm(
 
 
 def _recheck(job: ImportJob, date_order: str) -> None:
-    export = job.export
-    with storage.local_copy(export.file, export.file_name) as path:
-        preview = preview_file(
-            path,
-            export.file_name,
-            time_zone=export.time_zone,
-            date_order=date_order,
-            custodian=export.custodian,
-        )
+    preview = _preview_of(job.export, date_order)
     if preview.error:
         raise ValidationError(f"The file cannot be read as {date_order}: {preview.error}")
     job.preview = {**preview.to_json(), "authors": job.preview.get("authors", preview.authors)}
     job.save(update_fields=["preview"])
+    _replace_problems(job, preview.problems)
+
+
+def _replace_problems(job: ImportJob, problems: list[tuple[int | None, str, str]]) -> None:
     job.problems.all().delete()
     ImportProblem.objects.bulk_create(
-        ImportProblem(job=job, line=line, kind=kind, problem=text[:2000])
-        for line, kind, text in preview.problems
+        (
+            ImportProblem(job=job, line=line, kind=kind, problem=text[:2000])
+            for line, kind, text in problems
+        ),
+        batch_size=5000,
     )
 
 
-def _resolve(
-    job: ImportJob, mapping: dict[str, dict[str, Any]], records: list[Any]
-) -> dict[str, dict[str, Any]]:
+def _resolve(job: ImportJob, mapping: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each author of the preview → custodian / participant (created by number, sealed) /
     unknown; an author the mapping leaves out keeps the preview's guess."""
     resolved: dict[str, dict[str, Any]] = {}
@@ -529,7 +526,7 @@ def _resolve(
                 if isinstance(guess, int)
                 else {"as": "unknown"}
             )
-        resolved[author] = _resolve_one(author, choice, records)
+        resolved[author] = _resolve_one(author, choice)
     return resolved
 
 
@@ -537,7 +534,7 @@ def _loose(name: str) -> str:
     return " ".join(shadow(name).split()).casefold()
 
 
-def _resolve_one(author: str, choice: dict[str, Any], records: list[Any]) -> dict[str, Any]:
+def _resolve_one(author: str, choice: dict[str, Any]) -> dict[str, Any]:
     kind = choice.get("as")
     if kind == "custodian":
         return {"as": "custodian"}
@@ -550,7 +547,7 @@ def _resolve_one(author: str, choice: dict[str, Any], records: list[Any]) -> dic
         number = _DIGITS.sub("", str(choice.get("number", "")))
         if len(number) < 6:
             raise ValidationError(f"“{author}”: {choice.get('number')!r} is not a full number.")
-        participant = sealing.participant(number, author, records)
+        participant = sealing.participant(number, author)
         return {"as": "participant", "id": participant.pk, "key": participant.key, "number": number}
     if kind in (None, "unknown"):
         return {"as": "unknown"}
@@ -562,7 +559,6 @@ def _conversation(
     resolved: dict[str, dict[str, Any]],
     chat_name: str,
     one_to_one: bool,
-    records: list[Any],
 ) -> Conversation:
     """A one-to-one chat with a mapped participant: the channel's capture conversation with them
     (so the import lands beside the captured messages); otherwise export:<chat name>."""
@@ -570,9 +566,9 @@ def _conversation(
     channel = job.export.channel
     if one_to_one and len(keys) == 1:
         participant = Participant.objects.get(key=keys.pop())
-        return sealing.conversation(channel, participant.key, participant, "", records)
+        return sealing.conversation(channel, participant.key, participant, "")
     group = "" if one_to_one else chat_name
-    return sealing.conversation(channel, f"export:{chat_name}", None, group, records)
+    return sealing.conversation(channel, f"export:{chat_name}", None, group)
 
 
 # --- the run -----------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def _seal_one(fact: Fact, record: Model) -> Model:
     return record
 
 
-def participant(number: str, name: str, records: list[Any]) -> Participant:
+def participant(number: str, name: str) -> Participant:
     """The participant with this WhatsApp number (sealed as `participant` when new, as the
     sequencer would), and the export's name for them as a sealed profile if they never showed it."""
     key = participant_key(number)
@@ -67,17 +67,14 @@ def participant(number: str, name: str, records: list[Any]) -> Participant:
     if found is None:
         found = Participant(key=key, wa_id=number, user_id="")
         _seal_one(Fact("participant", {}, {"key": key.encode()}), found)
-        records.append(found)
     if name and not ParticipantProfile.objects.filter(participant=found, name=name).exists():
         profile = ParticipantProfile(participant=found, name=name, seen_at=timezone.now())
         fact = Fact("participant.profile", {}, {"name": name.encode(), "username": b""})
-        records.append(_seal_one(fact, profile))
+        _seal_one(fact, profile)
     return found
 
 
-def conversation(
-    channel: Channel, key: str, who: Participant | None, group: str, records: list[Any]
-) -> Conversation:
+def conversation(channel: Channel, key: str, who: Participant | None, group: str) -> Conversation:
     """The channel's conversation of this key, created and sealed (`conversation`) if absent."""
     key = key[:250]
     found = Conversation.objects.filter(channel=channel, key=key).first()
@@ -88,14 +85,7 @@ def conversation(
         )
         _seal_one(fact, found)
         summaries.record([found], [])
-        records.append(found)
     return found
-
-
-def write_new(records: list[Any], fact: Fact) -> LedgerEntry:
-    """Seal the `import.started` fact (the records it needed are sealed already)."""
-    (entry,) = ledger.append([fact])
-    return entry
 
 
 # --- the run -----------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def spool(stream: IO[bytes], limit: int, into: IO[bytes]) -> tuple[str, int]:
 
 
 def store_upload(
-    stream: IO[bytes], file_name: str, on_create: Callable[[MediaFile], None]
+    stream: IO[bytes], on_create: Callable[[MediaFile], None]
 ) -> tuple[MediaFile, str, int]:
     """Store an upload byte for byte (TooLarge over CHAT_IMPORT_MAX_BYTES, before anything is
     stored); `on_create` runs when these bytes are new to the archive."""
