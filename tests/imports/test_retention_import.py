@@ -72,3 +72,24 @@ def test_a_hold_by_participant_covers_imported_messages(channel: Channel) -> Non
     assert set(theirs.values_list("entry_id", flat=True)) <= held
     kinds = set(HoldItem.objects.filter(hold=hold).values_list("kind", flat=True))
     assert {"chat.export", "media.file", "participant"} <= kinds
+
+
+def test_holds_by_conversation_and_by_search_cover_imported_messages(channel: Channel) -> None:
+    job = import_chat(channel, ANDROID)  # nobody mapped: the chat's own conversation
+    imported = Message.objects.filter(source="phone_export", conversation=job.conversation)
+    by_conversation = holds.create(
+        None,
+        matter="Utrecht by chat",
+        reason="litigation",
+        scope=holds.HoldScope.build(conversations=[job.conversation_id]),
+    )
+    held = set(HoldItem.message_seqs(by_conversation).values_list("entry_id", flat=True))
+    assert held == set(imported.values_list("entry_id", flat=True)) != set()
+    by_search = holds.create(
+        None,
+        matter="Utrecht by search",
+        reason="litigation",
+        scope=holds.HoldScope.build(query={"q": "shiva"}),
+    )
+    (found,) = HoldItem.message_seqs(by_search).values_list("entry_id", flat=True)
+    assert "shiva" in Message.objects.get(entry_id=found).text
