@@ -38,6 +38,7 @@ from messaging.models import (
     Participant,
     ParticipantProfile,
 )
+from review.provenance import EXPORT_KEY_PREFIX
 
 from . import chat_names, matching, sealing, storage
 from .models import ImportJob, ImportProblem
@@ -568,7 +569,7 @@ def _conversation(
         participant = Participant.objects.get(key=keys.pop())
         return sealing.conversation(channel, participant.key, participant, "")
     group = "" if one_to_one else chat_name
-    return sealing.conversation(channel, f"export:{chat_name}", None, group)
+    return sealing.conversation(channel, f"{EXPORT_KEY_PREFIX}{chat_name}", None, group)
 
 
 # --- the run -----------------------------------------------------------------------------------
