@@ -21,9 +21,9 @@ lists the exports that repeat a message ("custodian Bob: chat.txt line 12", "; "
 
 import csv
 import io
-import re
 from collections.abc import Iterable
 
+from access.spreadsheets import neutralise
 from messaging.models import Message
 from review.transcript import Row
 
@@ -65,9 +65,6 @@ COLUMNS = [
     "export_lines",
     "also_in_phone_exports",
 ]
-# = + - @, tab, CR, LF, the quote itself, then fullwidth = + - @ and small = + - @
-FORMULA_START = "=+-@\t\r\n'\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b"
-_FORMULA = re.compile(f"^[{re.escape(FORMULA_START)}]")
 
 
 def write(source: Source, target: Target, prefix: str = "") -> None:
@@ -86,11 +83,6 @@ def encode(rows: Iterable[list[str]]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(rows)
     return buffer.getvalue().encode()
-
-
-def neutralise(cell: str) -> str:
-    """The cell as text no spreadsheet will evaluate (see the module docstring)."""
-    return "'" + cell if _FORMULA.match(cell) else cell
 
 
 def cells(part: Part, row: Row) -> list[str]:

@@ -7,7 +7,6 @@ downloads are recorded as access events; the pipeline seals the upload and the i
 """
 
 import csv
-import re
 from collections.abc import Iterable, Iterator
 
 from django.contrib import messages as notices
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from access.roles import role_required
+from access.spreadsheets import neutralise
 from review.access import record_access
 from review.models import AccessEvent
 
@@ -157,11 +157,6 @@ def report(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     return response
 
 
-# Formula injection: the same rule as exports/csv.py (which imports may not import): a cell
-# starting with = + - @, a tab, CR, LF, a quote, or their fullwidth and small forms, gets a quote.
-_FORMULA = re.compile("^[=+\\-@\t\r\n'\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b]")
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -173,4 +168,4 @@ def report_csv(rows: Iterable[tuple[int | None, str, str]]) -> Iterator[str]:
     yield "\ufeff" + writer.writerow(["line", "kind", "problem"])
     for line, kind, problem in rows:
         cells = ["" if line is None else str(line), kind, problem]
-        yield writer.writerow([_FORMULA.sub("'\\g<0>", cell) for cell in cells])
+        yield writer.writerow([neutralise(cell) for cell in cells])

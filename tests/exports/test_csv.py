@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from access.spreadsheets import FORMULA_START
 from exports import csv as csv_export
 from exports.scope import Scope
 from exports.source import Part, Source
@@ -15,7 +16,7 @@ from review.transcript import Row
 from tests.exports.conftest import SAMPLES, Rich
 
 # What a spreadsheet may execute when a cell starts with it (the quote is the neutraliser).
-FORMULA = set(csv_export.FORMULA_START) - {"'"}
+FORMULA = set(FORMULA_START) - {"'"}
 
 
 def export(source: Source, root: Path) -> bytes:
