@@ -219,12 +219,16 @@ def login(
     it lands on (the home page unless MFA_REQUIRED sends there first). `server`: live_server or
     its URL; `user`: a User or a username."""
     url = base_url(server)
-    username = user if isinstance(user, str) else user.get_username()
+    submit_login(page, url, user if isinstance(user, str) else user.get_username(), password)
+    page.wait_for_url(f"{url}{lands_on}")
+
+
+def submit_login(page: Page, url: str, username: str, password: str) -> None:
+    """Fill in and submit the sign-in form, whatever it answers."""
     page.goto(f"{url}/login/")
     page.fill("#id_login", username)
     page.fill("#id_password", password)
     page.click("#login_form button[type=submit]")
-    page.wait_for_url(f"{url}{lands_on}")
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from exports.models import Export
-from tests.e2e.conftest import base_url, login, screenshot
+from tests.e2e.conftest import base_url, login, screenshot, submit_login
 from tests.e2e.test_export_flow import jobs_inline  # noqa: F401  (a fixture)
 from tests.e2e.test_review_flow import build_archive
 
@@ -18,10 +18,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def sign_in_attempt(page: Any, url: str, username: str, password: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("#id_login", username)
-    page.fill("#id_password", password)
-    page.click("#login_form button[type=submit]")
+    submit_login(page, url, username, password)
     page.wait_for_load_state()
 
 
