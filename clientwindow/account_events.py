@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, signals
 from django.http import HttpRequest
 
+from access.lockout import client_address
 from review.models import AccessEvent
 
 security = logging.getLogger("clientwindow.security")
@@ -48,7 +49,7 @@ def _record(
     AccessEvent.objects.create(
         user_id=user.pk if user is not None else None,
         username=(user.get_username() if user is not None else username)[:150],
-        address=request.META.get("REMOTE_ADDR") or None,
+        address=client_address(request),
         action=action,
         object_type="authenticator" if authenticator is not None else "",
         object_id=str(authenticator.pk) if authenticator is not None else "",
@@ -101,7 +102,7 @@ def on_login_failed(
     _record(request, Action.LOGIN_FAILED, user, username=typed)
     security.info(
         "sign-in failed from %s (%s account)",
-        request.META.get("REMOTE_ADDR"),
+        client_address(request),
         "an existing" if user is not None else "no such",
     )
 
@@ -136,7 +137,7 @@ def on_mfa_failed(
         authenticator=authenticator,
         reauthentication=reauthentication,
     )
-    security.info("second-factor check failed from %s", request.META.get("REMOTE_ADDR"))
+    security.info("second-factor check failed from %s", client_address(request))
 
 
 def on_step(sender: Any, request: HttpRequest, user: Any, method: str, **kwargs: Any) -> None:

@@ -30,6 +30,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from access.lockout import client_address
 from clientwindow.models import PREFIX_LENGTH, ApiToken
 from review.access import acting_user, record_access
 from review.models import AccessEvent
@@ -120,10 +121,6 @@ def mark_used(token: ApiToken) -> None:
     token.last_used_at = now
 
 
-def address_of(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def seconds_throttled(address: str | None) -> int:
     """How long this address must wait before presenting a token again (0: it need not)."""
     now = timezone.now()
@@ -143,7 +140,7 @@ def refuse(request: Request, reason: str, presented: str, token: ApiToken | None
         user=token.owner if token else None,
         username=token.owner.get_username() if token else "",
         at=timezone.now(),  # not the database's clock: the throttle compares against this one
-        address=address_of(request),
+        address=client_address(request),
         action=AccessEvent.Action.TOKEN_REFUSED,
         object_type="apitoken" if token else "",
         object_id=str(token.pk) if token else "",
@@ -160,7 +157,7 @@ class BearerAuthentication(BaseAuthentication):
         words = get_authorization_header(request).split()
         if not words or words[0].lower() not in KEYWORDS:
             return None  # not ours: session authentication may still answer
-        wait = seconds_throttled(address_of(request))
+        wait = seconds_throttled(client_address(request))
         if wait:
             raise exceptions.Throttled(wait, "Too many refused tokens from this address.")
         if len(words) != 2:

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
+from access.lockout import client_address
 from messaging.models import Attachment, Conversation, Message
 from review.models import AccessEvent, Flag, SavedSearch
 
@@ -106,7 +107,7 @@ def record_access(
     AccessEvent.objects.create(
         user_id=user.pk,
         username=user.get_username(),
-        address=request.META.get("REMOTE_ADDR") or None,
+        address=client_address(request),
         action=action,
         object_type=object_type,
         object_id=str(object_id),

@@ -16,6 +16,7 @@ from allauth.socialaccount.models import SocialLogin
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
+from access.lockout import client_address
 from clientwindow.sso.oidc import Refused
 from clientwindow.sso.roles import apply_roles, roles_from_claims
 from review.models import AccessEvent
@@ -96,7 +97,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]  
         AccessEvent.objects.create(
             user=None,
             username="",
-            address=request.META.get("REMOTE_ADDR") or None,
+            address=client_address(request),
             action=AccessEvent.Action.LOGIN_FAILED,
             detail={"method": "sso", "reason": reason},
         )
