@@ -9,21 +9,30 @@ header line one regex match. The result is exactly `match_header()` applied to e
 - it runs on a view of the block with U+00A0 and U+202F as spaces, which is the shadow of every
   line without a directional mark (a header is at most ~70 characters, inside PREFIX);
 - lines with a mark in their first PREFIX characters (the shadow drops it, so offsets move) and
-  the rare time-first and no-year headers go through match_header() itself.
+  the rare time-first and no-year headers go through match_header() itself;
+- given a shape (parse() knows the file's, detect() the likeliest so far), batches() finds the
+  headers of that shape with a regex of their own, several times cheaper than the block regex's
+  40-odd groups, and makes their block-regex matches only when asked for (shape_regex(),
+  Matches); every other line that could start a header still gets the block regex.
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import cache
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter, sub
+from typing import overload
 
 from imports.parsing.headers import (
+    _HOUR,
+    _SIXTY,
     _SKELETON_ASCII,
     DATE_FIRST,
     MARKS,
     NO_YEAR,
     PREFIX,
     TIME_FIRST,
+    Shape,
     body_start,
     match_header,
     skeleton_of,
@@ -76,7 +85,7 @@ def scan(text: str, pos: int = 0) -> Iterator[Found]:
 
 # What batches() yields, in file order: the matches, the skeletons, line starts, body starts and
 # header texts.
-Batch = tuple[list["re.Match[str]"], list[str | bytes], list[int], list[int], list[str]]
+Batch = tuple[Sequence["re.Match[str]"], list[str | bytes], list[int], list[int], list[str]]
 BATCH_CHARS = 1 << 18  # a batch holds the headers of about this much text (bounds its memory)
 _LASTGROUP = attrgetter("lastgroup")
 _HEAD = itemgetter(1)
@@ -84,66 +93,187 @@ _START = re.Match.start
 _END = re.Match.end
 
 
-def batches(text: str, pos: int = 0) -> Iterator[Batch]:
+def batches(text: str, pos: int = 0, shape: Shape | None = None) -> Iterator[Batch]:
     """What scan(text, pos) yields, in lists of about BATCH_CHARS of text each, gathered in C
     (list(finditer), map) instead of one generator step per header: the header matches, the
-    skeleton_of() of each header text, the line starts and the body starts."""
+    skeleton_of() of each header text, the line starts and the body starts. `shape` (the
+    file's, or the likeliest so far) changes nothing but the speed: see shape_regex()."""
     view = "\n" + text
     if "\u00a0" in view:
         view = view.replace("\u00a0", " ")
     if "\u202f" in view:
         view = view.replace("\u202f", " ")
-    finditer = _BLOCK.finditer
+    own = shape_regex(shape) if shape is not None else None
     marked = _marked_lines(text, pos)
     mi, end = 0, len(text)
     while pos < end:
         limit = text.find("\n", pos + BATCH_CHARS) + 1 or end
-        ms: list[re.Match[str]] = []
+        ms = Matches(view)
         starts: list[int] = []
         bodies: list[int] = []
         heads: list[str] = []
+        found = (ms.items, starts, bodies, heads)
         while True:
             stop = marked[mi] if mi < len(marked) and marked[mi] < limit else limit
-            seg = list(finditer(view, pos, stop))
-            if seg:
-                if set(map(_LASTGROUP, seg)) == {"df"}:  # the brackets are checked below
-                    ms += seg
-                    starts += map(_START, seg)
-                    bodies += map(sub, map(_END, seg), repeat(1))
-                    heads += map(_HEAD, seg)
-                else:
-                    for found in _each(text, seg):
-                        starts.append(found[0])
-                        bodies.append(found[1])
-                        ms.append(found[2])
-                        heads.append(found[3])
+            if own is None:
+                _segment(view, text, pos, stop, found)
+            else:
+                _own_segment(own, view, text, pos, stop, found)
             if stop == limit:
                 pos = limit
                 break
             marked_line = _line(text, stop)
             if marked_line is not None:
-                starts.append(marked_line[0])
-                bodies.append(marked_line[1])
-                ms.append(marked_line[2])
-                heads.append(marked_line[3])
+                _add(found, marked_line)
             pos = text.index("\n", stop) + 1
             mi += 1
-        if not ms:
-            continue
-        joined = "\n".join(heads)
-        if joined.isascii():  # then skeleton_of() gives bytes for each head, as here
-            sk: list[str | bytes] = list(joined.encode().translate(_SKELETON_ASCII).split(b"\n"))
+        batch = _with_skeletons(ms, starts, bodies, heads)
+        if batch[0]:
+            yield batch
+
+
+# The lists batches() fills for one batch: matches (or line starts, see Matches), line starts,
+# body starts and header texts.
+_Lists = tuple[list["int | re.Match[str]"], list[int], list[int], list[str]]
+
+
+def _add(found: _Lists, one: Found) -> None:
+    found[0].append(one[2])
+    found[1].append(one[0])
+    found[2].append(one[1])
+    found[3].append(one[3])
+
+
+def _segment(view: str, text: str, pos: int, stop: int, found: _Lists) -> None:
+    """The headers of the lines from text[pos] to text[stop] (no marked line among them)."""
+    seg = list(_BLOCK.finditer(view, pos, stop))
+    if not seg:
+        return
+    if set(map(_LASTGROUP, seg)) == {"df"}:  # the brackets are checked by _with_skeletons()
+        found[0].extend(seg)
+        found[1].extend(map(_START, seg))
+        found[2].extend(map(sub, map(_END, seg), repeat(1)))
+        found[3].extend(map(_HEAD, seg))
+    else:
+        for one in _each(text, seg):
+            _add(found, one)
+
+
+def _own_segment(
+    own: "re.Pattern[str]", view: str, text: str, pos: int, stop: int, found: _Lists
+) -> None:
+    """_segment() with a shape's own regex: it stops at every line that could start a header
+    (`\\n(?=[\\[\\d])`, as _BLOCK) and reads the header there when it is of that shape; the
+    other such lines get _BLOCK.match() each, which is what _BLOCK.finditer() would find."""
+    seg = list(own.finditer(view, pos, stop))
+    if not seg:
+        return
+    own_heads = list(map(_HEAD, seg))
+    if None not in own_heads:  # the usual case: every such line is a header of that shape
+        lines = list(map(_START, seg))
+        found[0].extend(lines)
+        found[1].extend(lines)
+        found[2].extend(map(sub, map(_END, seg), repeat(1)))
+        found[3].extend(own_heads)
+        return
+    for m, head in zip(seg, own_heads, strict=True):
+        start = m.start()
+        if head is not None:
+            found[0].append(start)
+            found[1].append(start)
+            found[2].append(m.end() - 1)
+            found[3].append(head)
         else:
-            sk = list(map(skeleton_of, heads))
-        wrong = [key for key in set(sk) if not _brackets_pair(key)]
-        if wrong:  # `[` goes with `] `, as in scan() (the skeleton keeps both)
-            keep = [key not in wrong for key in sk]
-            ms = list(compress(ms, keep))
-            sk = list(compress(sk, keep))
-            starts = list(compress(starts, keep))
-            bodies = list(compress(bodies, keep))
-            heads = list(compress(heads, keep))
-        yield ms, sk, starts, bodies, heads
+            other = _BLOCK.match(view, start, stop)
+            for one in _each(text, [other] if other is not None else []):
+                _add(found, one)
+
+
+def _with_skeletons(ms: "Matches", starts: list[int], bodies: list[int], heads: list[str]) -> Batch:
+    """The batch with the skeleton of each header, less the date-first ones whose brackets do
+    not pair."""
+    if not heads:
+        return ms, [], starts, bodies, heads
+    joined = "\n".join(heads)
+    if joined.isascii():  # then skeleton_of() gives bytes for each head, as here
+        sk: list[str | bytes] = list(joined.encode().translate(_SKELETON_ASCII).split(b"\n"))
+    else:
+        sk = list(map(skeleton_of, heads))
+    wrong = [key for key in set(sk) if not _brackets_pair(key)]
+    if not wrong:
+        return ms, sk, starts, bodies, heads
+    keep = [key not in wrong for key in sk]  # `[` goes with `] `, as in scan()
+    return (
+        list(compress(ms, keep)),
+        list(compress(sk, keep)),
+        list(compress(starts, keep)),
+        list(compress(bodies, keep)),
+        list(compress(heads, keep)),
+    )
+
+
+class Matches(Sequence["re.Match[str]"]):
+    """A batch's header matches. Those of the headers found by a shape's own regex are kept as
+    their line start and made by _BLOCK.match() only when asked for (part() and raw_date() want
+    one per new skeleton or date, the slow paths all): most never are, and a match with 40-odd
+    groups costs more than finding the header."""
+
+    __slots__ = ("items", "view")
+
+    def __init__(self, view: str) -> None:
+        self.view = view
+        self.items: list[int | re.Match[str]] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> "re.Match[str]": ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "list[re.Match[str]]": ...
+
+    def __getitem__(self, index: int | slice) -> "re.Match[str] | list[re.Match[str]]":
+        if isinstance(index, slice):
+            return list(map(self._made, self.items[index]))
+        return self._made(self.items[index])
+
+    def __iter__(self) -> Iterator["re.Match[str]"]:
+        return map(self._made, self.items)
+
+    def _made(self, item: "int | re.Match[str]") -> "re.Match[str]":
+        if not isinstance(item, int):
+            return item
+        # The line's header ends before its "\n", so the search's end (finditer()'s endpos)
+        # changes nothing: `$` in the a.m./p.m. lookahead only ever stops at that "\n".
+        m = _BLOCK.match(self.view, item)
+        assert m is not None, "shape_regex() found a header that _BLOCK does not"
+        return m
+
+
+@cache
+def shape_regex(shape: Shape) -> "re.Pattern[str] | None":
+    """A regex that stops at every line that could start a header (`\\n(?=[\\[\\d])`, as
+    _BLOCK) and, in group 1, reads the header there when it is one of `shape`: DATE_FIRST with
+    each choice fixed to the shape's. Where it reads one, _BLOCK reads the same text: each part
+    of DATE_FIRST can match only one way there (digit runs end at a non-digit; a separator, the
+    optional seconds and the terminator start differently; a.m./p.m. cannot follow a time
+    followed by "-", "]", "." or ":"). None for the shapes where that does not hold (a " "
+    terminator, which an a.m./p.m. marker can follow) or that batches() seldom meets."""
+    if shape.kind != "date-first" or shape.ampm or shape.end == " ":
+        return None
+    ds, ts = re.escape(shape.date_sep), re.escape(shape.time_sep)
+    head = (
+        (r"\[" if shape.bracket else "")
+        + rf"[RHST]?\d{{1,4}}{ds}\d{{1,4}}{ds}[RHST]?\d{{1,4}}"
+        + (" BE" if shape.year_style == "be" else "")
+        + (r"\." if shape.date_end else "")
+        + re.escape(shape.sep)
+        + rf"{_HOUR}{ts}{_SIXTY}"
+        + (rf"{ts}{_SIXTY}" if shape.has_seconds else "")
+        + re.escape(shape.end)
+    )
+    return re.compile(rf"\n(?=[\[\d])({head})?")
 
 
 def part(m: "re.Match[str]", first: str, last: str) -> slice:

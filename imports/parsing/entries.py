@@ -149,7 +149,7 @@ class _Reader:
                 if current is None:
                     continue
             number, counted = first + text.count("\n", 0, pos), pos
-            for batch in batches(text, pos):
+            for batch in batches(text, pos, chosen):
                 fast = self._fast(batch, text)
                 if fast is None:  # other shapes, odd dates or clocks: header by header
                     for m, key, start, body, _ in zip(*batch, strict=True):
