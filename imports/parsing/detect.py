@@ -119,8 +119,8 @@ def detect(export: ExportFile) -> Detected:
                 day = state.dates[groups]
             else:
                 day = state.dates[groups] = raw_date(m, state.shape)
-                if day is not None:
-                    state.date_lines.setdefault(day, first + text.count("\n", 0, start))
+                if day is not None and day not in state.date_lines:  # count lines only then
+                    state.date_lines[day] = first + text.count("\n", 0, start)
             if day is None:
                 continue
             found = True
@@ -208,8 +208,8 @@ def _count(
         else:
             lo = groups.index(key, lo)
             day = dates[key] = raw_date(ms[lo], state.shape)
-            if day is not None:
-                state.date_lines.setdefault(day, first + text.count("\n", 0, starts[lo]))
+            if day is not None and day not in state.date_lines:  # count lines only then
+                state.date_lines[day] = first + text.count("\n", 0, starts[lo])
         if day is None:
             nones.append(key)
     state.count += sum(dates[key] is not None for key in groups) if nones else len(groups)

@@ -85,6 +85,20 @@ SYSTEM = Kind("system")
 # line[-2:].casefold()[-2:] == line.casefold()[-2:], which is how _norm() ends a line that does
 # not end with "." or ">" (those take the full path).
 _TAILS = frozenset(key[-2:] for key in (*EXACT, *_DOCUMENT_OMITTED))
+# Last two characters seen that end no key of _TAILS once casefolded: a set look-up instead of a
+# casefold for the next line ending alike (a few hundred pairs in a chat; bounded all the same).
+_PLAIN_PAIRS: set[str] = set()
+_PLAIN_PAIRS_MAX = 4096
+_WHOLE_LINES = frozenset((*vocabulary.POLL_OPENERS, "null"))  # the fast path's exact lines
+
+
+def _plain_pair(pair: str) -> bool:
+    if pair.casefold()[-2:] in _TAILS:
+        return False
+    if len(_PLAIN_PAIRS) >= _PLAIN_PAIRS_MAX:
+        _PLAIN_PAIRS.clear()
+    _PLAIN_PAIRS.add(pair)
+    return True
 
 
 def classify(author: str | None, text: str, platform: str) -> Kind:
@@ -97,11 +111,11 @@ def classify(author: str | None, text: str, platform: str) -> Kind:
         return Kind("empty") if not shadow(text).strip() else TEXT
     if (
         line[-1] not in ".>)"
-        and line[-2:].casefold()[-2:] not in _TAILS
+        and (line[-2:] in _PLAIN_PAIRS or _plain_pair(line[-2:]))
         and "http" not in line
-        and line[:7].casefold()[:7] != "missed "
-        and line not in vocabulary.POLL_OPENERS
-        and line != "null"
+        # only "M" and "m" casefold to a text starting with "m" (a test checks all of Unicode)
+        and (line[0] not in "Mm" or line[:7].casefold()[:7] != "missed ")
+        and line not in _WHOLE_LINES
         and not (newline and "foursquare.com/" in rest)
         and not (platform == "ios" and text[:1] == LRM)
     ):
