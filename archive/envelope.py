@@ -68,7 +68,7 @@ def build_envelope(
         "sealed_at": rfc3339(sealed_at),
     }
     for key, value in fact.fields.items():
-        if key in RESERVED_KEYS or key.startswith(COMMIT_PREFIX) or not NAME_RE.fullmatch(key):
+        if key not in _FIELD_NAMES and not _field_name(key):
             raise LedgerError(f"invalid or reserved field name {key!r}")
         if type(value) not in SCALAR_TYPES:
             raise LedgerError(f"field {key!r} must be a string, integer, boolean or null")
@@ -81,6 +81,18 @@ def build_envelope(
         return canonical_json(body)
     except UnicodeEncodeError:
         raise LedgerError(f"fact {fact.kind!r} holds text that is not valid Unicode") from None
+
+
+# Field names found valid, so that each is checked once per process, not once per fact.
+_FIELD_NAMES: set[str] = set()
+
+
+def _field_name(key: str) -> bool:
+    if key in RESERVED_KEYS or key.startswith(COMMIT_PREFIX) or not NAME_RE.fullmatch(key):
+        return False
+    if len(_FIELD_NAMES) < 10_000:  # bounded: field names are few, but callers choose them
+        _FIELD_NAMES.add(key)
+    return True
 
 
 def canonical_json(body: Mapping[str, Scalar]) -> bytes:

@@ -9,6 +9,7 @@ wrong, so a bug here cannot fork or break the chain either.
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -38,12 +39,14 @@ __all__ = [
     "NODE_MIN_LEVEL",
     "RESERVED_KEYS",
     "ZERO_LINK",
+    "Committed",
     "Fact",
     "LedgerError",
     "Scalar",
     "append",
     "build_envelope",
     "chain_link",
+    "commit",
     "commitment",
     "commitment_tag",
     "rfc3339",
@@ -53,7 +56,26 @@ __all__ = [
 NODE_MIN_LEVEL = 8
 
 
-def _commit_contents(fact: Fact) -> tuple[dict[str, bytes], list[tuple[str, bytes, bytes]]]:
+@dataclass(frozen=True)
+class Committed:
+    """A fact with its contents committed: fresh salts drawn, commitments computed.
+
+    append() commits plain facts itself, before it takes the chain-head lock. A caller sealing
+    many can commit them earlier (imports/sealing.py does, in a thread, while the database takes
+    the batch before). The public fields may still change (`with_fields`): the commitments cover
+    only the contents.
+    """
+
+    fact: Fact
+    commits: dict[str, bytes]
+    rows: list[tuple[str, bytes, bytes]]  # (name, salt, content)
+
+    def with_fields(self, **fields: Scalar) -> "Committed":
+        return replace(self, fact=replace(self.fact, fields={**self.fact.fields, **fields}))
+
+
+def commit(fact: Fact) -> Committed:
+    """`fact` with a fresh salt and its commitment for each of its contents."""
     commits: dict[str, bytes] = {}
     rows: list[tuple[str, bytes, bytes]] = []
     for name, content in fact.contents.items():
@@ -62,10 +84,12 @@ def _commit_contents(fact: Fact) -> tuple[dict[str, bytes], list[tuple[str, byte
         salt = os.urandom(SALT_BYTES)
         commits[name] = commitment(name, salt, content)
         rows.append((name, salt, content))
-    return commits, rows
+    return Committed(fact, commits, rows)
 
 
-def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[LedgerEntry]:
+def append(
+    facts: Sequence[Fact | Committed], *, using: str = DEFAULT_DB_ALIAS
+) -> list[LedgerEntry]:
     """Seal `facts` in order, in one transaction (joining the caller's, if any).
 
     Concurrent appenders serialise on the chain-head row; the primary key on `seq` and the
@@ -74,7 +98,7 @@ def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[Ledg
     if not facts:
         return []
     # Salts and commitments need no seq: computed before taking the lock, to hold it less long.
-    committed = [(fact, *_commit_contents(fact)) for fact in facts]
+    committed = [f if isinstance(f, Committed) else commit(f) for f in facts]
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SELECT size, link, frontier FROM archive_chainhead WHERE id = 1 FOR UPDATE")
@@ -86,12 +110,12 @@ def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[Ledg
         entries: list[LedgerEntry] = []
         content_rows: list[tuple[int, str, bytes, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, (fact, commits, rows) in enumerate(committed, start=size):
-            envelope = build_envelope(seq, fact, sealed_at, commits)
+        for seq, sealable in enumerate(committed, start=size):
+            envelope = build_envelope(seq, sealable.fact, sealed_at, sealable.commits)
             leaf = leaf_hash(envelope)
             link = chain_link(link, leaf)
-            entries.append(LedgerEntry(seq, fact.kind, envelope, leaf, link, sealed_at))
-            content_rows.extend((seq, *row) for row in rows)
+            entries.append(LedgerEntry(seq, sealable.fact.kind, envelope, leaf, link, sealed_at))
+            content_rows.extend((seq, *row) for row in sealable.rows)
             nodes.extend(node for node in frontier.append(leaf) if node[0] >= NODE_MIN_LEVEL)
         write = _copy if len(entries) >= COPY_FROM_ROWS else _insert
         write(cursor.cursor, ENTRY_TABLE, [_entry_row(e) for e in entries])

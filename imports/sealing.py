@@ -12,7 +12,10 @@ ledger's chain-head lock from its append to its commit, so whatever needs no seq
 """
 
 import json
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -193,31 +196,98 @@ class Run:
 
 @dataclass
 class Planned:
+    """An entry ready to seal, all but what the database decides: whether the archive holds it
+    already (`same_as`), its row ids and its seq."""
+
     entry: Entry
     instant: datetime
     flags: list[str]
     author: Author
     key: str
+    sealable: ledger.Committed  # message.imported, its contents committed, same_as null
+    message: tuple[Any, ...]  # a created Message row's columns after its id (MESSAGE_FIELDS)
+    payload: dict[str, Any]
+    payload_json: str
+    imported: tuple[Any, ...]  # its ImportedMessage row's columns from first_line on
     same_as: tuple[int, int] | None = None  # (message id, its seq)
     captured: bool = False
 
 
 def run(job: ImportJob, batch_size: int) -> None:
-    """Seal what the job's cursor says is left, batch by batch; then seal import.finished."""
+    """Seal what the job's cursor says is left, batch by batch; then seal import.finished.
+
+    A thread parses and plans the next batch while this one seals each (`_ahead`): their work
+    overlaps with the database's. Each opens the file on its own; only this thread queries."""
     state = Run.of(job)
     export = state.export
     with (
         storage.local_copy(export.file, export.file_name) as path,
         ExportFile.open(path, export.file_name) as opened,
+        ExportFile.open(path, export.file_name) as text,
     ):
         state.file = opened
         state.members = {PurePosixPath(m.name).name: m.name for m in opened.members}
-        for batch in _batches(state, parse(opened, detect(opened), job.date_order), batch_size):
-            seal_batch(state, batch)
-            if _cancelling(job):
-                finish(job, outcome="cancelled", counts=state.counts)
-                return
+        with _ahead(_batches(state, _entries(text, job.date_order), batch_size)) as batches:
+            for batch in batches:
+                seal_batch(state, batch)
+                if _cancelling(job):
+                    finish(job, outcome="cancelled", counts=state.counts)
+                    return
     finish(job, outcome="done", counts=state.counts)
+
+
+_T = TypeVar("_T")
+
+
+@contextmanager
+def _ahead(items: Iterator[_T]) -> Iterator[Iterator[_T]]:
+    """`items`, each produced in a thread while the one before is consumed. The thread's
+    exceptions are raised in the consumer; leaving the block stops it. It must not touch the
+    database (a thread has its own connection, outside the consumer's transaction)."""
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(done: bool, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put((done, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(False, item):
+                    return
+            put(True, None)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(True, error)
+        finally:
+            if isinstance(items, Generator):
+                items.close()
+
+    def consume() -> Iterator[_T]:
+        while True:
+            done, value = handoff.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+
+    thread = threading.Thread(target=produce, name="import-planner", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _entries(text: ExportFile, date_order: str) -> Iterator[Entry]:
+    yield from parse(text, detect(text), date_order)
 
 
 def _batches(state: Run, entries: Iterator[Entry], size: int) -> Iterator[list[Planned]]:
@@ -226,10 +296,10 @@ def _batches(state: Run, entries: Iterator[Entry], size: int) -> Iterator[list[P
     resume_at = state.job.next_line
     batch: list[Planned] = []
     for entry in entries:
-        planned = _plan(state, entry)
+        placed = _place(state, entry)
         if entry.first_line < resume_at:
             continue
-        batch.append(planned)
+        batch.append(_plan(state, entry, *placed))
         if len(batch) >= size:
             yield batch
             batch = []
@@ -237,12 +307,73 @@ def _batches(state: Run, entries: Iterator[Entry], size: int) -> Iterator[list[P
         yield batch
 
 
-def _plan(state: Run, entry: Entry) -> Planned:
+def _place(state: Run, entry: Entry) -> tuple[datetime, list[str], Author, str]:
+    """An entry's instant, flags, author and match key (which counts it as it occurs)."""
     instant, dst = matching.aware(entry.local_time, state.zone)
     flags = [*entry.flags, dst] if dst else list(entry.flags)
     author = state.author(entry.author)
-    key = state.keys.key(instant, author.identity, entry.kind, entry.text)
-    return Planned(entry, instant, flags, author, key)
+    return instant, flags, author, state.keys.key(instant, author.identity, entry.kind, entry.text)
+
+
+def _plan(
+    state: Run, entry: Entry, instant: datetime, flags: list[str], author: Author, key: str
+) -> Planned:
+    """Everything about an entry that needs no database: its fact (contents committed), rows."""
+    local_time = entry.local_time.isoformat()
+    fact = Fact(
+        "message.imported",
+        {
+            **state.fact_fields,  # export, phone number, time zone, parser version
+            "first_line": entry.first_line,
+            "last_line": entry.last_line,
+            "local_time": local_time,
+            "sent_at": rfc3339(instant),
+            "entry_kind": entry.kind,  # "kind" is the envelope's own (the ledger kind)
+            "flags": ",".join(flags),
+            "direction": author.direction,
+            "same_as": None,  # set once the batch is linked (the commitments do not cover it)
+        },
+        {
+            "author": (entry.author or "").encode(),
+            "text": entry.text.encode(),
+            "custodian": state.custodian,
+        },
+    )
+    message = (
+        state.conversation.channel_id,
+        f"{state.wamid}{entry.first_line}",
+        state.conversation.pk,
+        author.direction,
+        PHONE_EXPORT,
+        _type(entry),
+        author.sender_id,
+        instant,
+        entry.text,
+        "",
+        "",
+        False,
+        False,
+    )
+    imported = (
+        entry.first_line,
+        entry.last_line,
+        entry.author or "",
+        local_time[:32],
+        entry.kind,
+    )
+    payload = state.payload(entry, flags)
+    return Planned(
+        entry,
+        instant,
+        flags,
+        author,
+        key,
+        ledger.commit(fact),
+        message,
+        payload,
+        json.dumps(payload),
+        imported,
+    )
 
 
 def _cancelling(job: ImportJob) -> bool:
@@ -257,7 +388,9 @@ def seal_batch(state: Run, batch: list[Planned]) -> None:
     prepared before it; under the lock the rows get their seq and go in by COPY."""
     with transaction.atomic():
         _link(state, batch)
-        facts = [_fact(state, p) for p in batch]
+        facts = [
+            p.sealable.with_fields(same_as=p.same_as[1]) if p.same_as else p.sealable for p in batch
+        ]
         rows = _Rows.of(state, batch)
         sealed = ledger.append(facts)
         rows.write(sealed)
@@ -306,29 +439,6 @@ def _other_imports(state: Run) -> bool:
     index probe per entry). Asked per batch, as the look-up is, in the batch's transaction."""
     others = ImportJob.objects.filter(conversation=state.conversation).exclude(pk=state.job.pk)
     return others.exists()
-
-
-def _fact(state: Run, planned: Planned) -> Fact:
-    entry = planned.entry
-    return Fact(
-        "message.imported",
-        {
-            **state.fact_fields,  # export, phone number, time zone, parser version
-            "first_line": entry.first_line,
-            "last_line": entry.last_line,
-            "local_time": entry.local_time.isoformat(),
-            "sent_at": rfc3339(planned.instant),
-            "entry_kind": entry.kind,  # "kind" is the envelope's own (the ledger kind)
-            "flags": ",".join(planned.flags),
-            "direction": planned.author.direction,
-            "same_as": planned.same_as[1] if planned.same_as else None,
-        },
-        {
-            "author": (entry.author or "").encode(),
-            "text": entry.text.encode(),
-            "custodian": state.custodian,
-        },
-    )
 
 
 # The columns each COPY writes, in row order (the model's attribute names; `entry_id` is the
@@ -390,34 +500,17 @@ class _Rows:
         created = sum(1 for p in batch if p.same_as is None)
         message_ids, imported_ids = _ids(state, created, len(batch))
         rows = cls([], [], [], [], [], {})
-        conversation, channel_id = state.conversation, state.conversation.channel_id
+        conversation = state.conversation
         for at, (planned, imported_id) in enumerate(zip(batch, imported_ids, strict=True)):
-            entry, author, flags = planned.entry, planned.author, planned.flags
             if planned.same_as is None:
                 message_id = message_ids.pop()
-                payload = state.payload(entry, flags)
-                fields = (
-                    message_id,
-                    channel_id,
-                    f"{state.wamid}{entry.first_line}",
-                    conversation.pk,
-                    author.direction,
-                    PHONE_EXPORT,
-                    _type(entry),
-                    author.sender_id,
-                    planned.instant,
-                    entry.text,
-                    "",
-                    "",
-                    False,
-                    False,
-                )
-                rows.message_rows.append((*fields, json.dumps(payload), None))
-                message = _instance(Message, MESSAGE_FIELDS, (*fields, payload, None, None))
+                fields = (message_id, *planned.message)
+                rows.message_rows.append((*fields, planned.payload_json, None))
+                message = _instance(Message, MESSAGE_FIELDS, (*fields, planned.payload, None, None))
                 _CONVERSATION.set_cached_value(message, conversation)
                 rows.messages.append(message)
                 rows.positions.append(at)
-                rows.by_line[entry.first_line] = message
+                rows.by_line[planned.entry.first_line] = message
             else:
                 message_id = planned.same_as[0]
             values = (
@@ -425,12 +518,9 @@ class _Rows:
                 state.export.pk,
                 message_id,
                 planned.same_as is None,
-                entry.first_line,
-                entry.last_line,
-                entry.author or "",
-                entry.local_time.isoformat()[:32],
-                entry.kind,
+                *planned.imported,
             )
+            flags = planned.flags
             rows.imported_rows.append((*values, json.dumps(flags) if flags else "[]", planned.key))
             rows.imported.append(
                 _instance(ImportedMessage, IMPORTED_FIELDS, (*values, flags, planned.key, None))
