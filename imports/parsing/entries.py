@@ -195,7 +195,7 @@ class _Reader:
                     else:
                         author, body_text = split_author(text[begin:line_end])
                         body_text += text[line_end:end]
-                    kind = classify(author, body_text, platform)
+                    kind, attachment, guess = classify(author, body_text, platform)
                     entry = _new(Entry)
                     _set(
                         entry,
@@ -208,10 +208,10 @@ class _Reader:
                             "has_seconds": has_seconds,
                             "author": author,
                             "text": body_text,
-                            "kind": kind.kind,
-                            "attachment": kind.attachment,
+                            "kind": kind,
+                            "attachment": attachment,
                             "edited": ">" in body_text and is_edited(body_text),
-                            "flags": ("system-guess",) if kind.system_guess else (),
+                            "flags": ("system-guess",) if guess else (),
                         },
                     )
                     yield entry
