@@ -249,7 +249,9 @@ def test_import(empty_ledger: None, server_settings: str, monkeypatch: pytest.Mo
     if profile:
         profile.disable()
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
+        pstats.Stats(profile, stream=out).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+        ).print_stats(40)
         say(out.getvalue())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     assert job.state == "done", job.error
