@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "exports",
     "retention",
     "bridge",
+    "api",
     "anymail",
 ]
 
@@ -367,11 +368,23 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # every error is an RFC 9457 problem (api/problems.py)
+    "EXCEPTION_HANDLER": "api.problems.handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ClientWindow API",
-    "DESCRIPTION": "Evidence exports of the ClientWindow WhatsApp compliance archive.",
+    "DESCRIPTION": (
+        "The ClientWindow WhatsApp compliance archive: conversations, messages and search;"
+        " the change feed of sealed records; legal holds, retention and dispositions;"
+        " evidence exports; the access and security events; health and integrity."
+        " Errors are RFC 9457 problem details. docs/API.md is the guide."
+    ),
     "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.problems",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }

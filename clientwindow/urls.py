@@ -19,6 +19,8 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 login_view = accept_username_field(account_views.LoginView.as_view())
 logout_view = require_POST(account_views.LogoutView.as_view())  # no signing out by a link
 
+handler500 = "api.problems.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", login_view, name="login"),
@@ -45,7 +47,7 @@ urlpatterns = [
     path("", include("imports.urls")),
     path("", include("retention.urls")),
     path("", include("bridge.urls")),
-    path("api/", include("exports.api_urls")),
+    path("api/", include("api.urls")),
     path("tokens/", include((token_views.urlpatterns, "tokens"))),  # API tokens
     path("admin/", admin.site.urls),
 ]

@@ -457,7 +457,7 @@ def test_it_refuses_an_export_dated_9999_12_31_when_requested(world: World, lega
         API, {"format": "csv", "scope": scope}, content_type="application/json"
     )
     assert answer.status_code == 400
-    assert answer.json() == {"scope": {"date_to": [TOO_LATE]}}
+    assert answer.json()["errors"] == {"scope": {"date_to": [TOO_LATE]}}
     assert not Export.objects.exists()
 
 
@@ -467,7 +467,7 @@ def test_it_refuses_a_search_export_dated_9999_12_31(world: World, legal: User) 
         API, {"format": "csv", "scope": scope}, content_type="application/json"
     )
     assert answer.status_code == 400
-    assert TOO_LATE in answer.json()["scope"][0]
+    assert TOO_LATE in answer.json()["errors"]["scope"][0]
 
 
 def test_it_answers_400_for_a_leave_link_with_a_broken_ipv6_host(
@@ -485,7 +485,12 @@ def test_it_answers_404_for_an_api_export_id_that_is_not_a_uuid(
 ) -> None:
     response = _as(legal).get(f"{API}{pk}/{tail}")
     assert response.status_code == 404
-    assert response.json() == {"detail": "No export has this id."}
+    assert response.json() == {
+        "type": "urn:clientwindow:problem:not_found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No export has this id.",
+    }
 
 
 def test_it_answers_400_for_an_api_export_request_nested_5000_deep(

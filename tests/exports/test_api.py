@@ -65,7 +65,10 @@ def test_it_says_what_is_wrong_with_a_request(
 ) -> None:
     response = api(auditor).post(URL, body, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    problem = response.json()
+    assert problem["type"] == "urn:clientwindow:problem:invalid" and problem["status"] == 400
+    assert field in problem["errors"] and field in problem["detail"]
+    assert response["Content-Type"] == "application/problem+json"
     assert not Export.objects.exists()
 
 

@@ -1,0 +1,60 @@
+"""Every API error is an RFC 9457 problem (api/problems.py), whatever raised it."""
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.api.conftest import api
+
+pytestmark = pytest.mark.django_db
+
+
+def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == f"urn:clientwindow:problem:{code}"
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    return problem
+
+
+@pytest.mark.parametrize("path", ["/api/", "/api/v1/", "/api/v1/nothing/", "/api/v2/exports/"])
+def test_an_unknown_address_is_a_404_problem(client: Client, path: str) -> None:
+    _problem(client.get(path), 404, "not_found")
+
+
+def test_no_credentials_is_a_401_problem(client: Client) -> None:
+    _problem(client.get("/api/v1/exports/"), 401, "not_authenticated")
+
+
+def test_a_bad_token_is_a_401_problem_naming_why(client: Client) -> None:
+    problem = _problem(
+        client.get("/api/v1/exports/", HTTP_AUTHORIZATION="Bearer !!"),
+        401,
+        "authentication_failed",
+    )
+    assert "Malformed" in problem["detail"]
+
+
+def test_a_method_the_operation_lacks_is_a_405_problem(legal: Any) -> None:
+    _problem(api(legal).delete("/api/v1/exports/"), 405, "method_not_allowed")
+
+
+def test_malformed_json_is_a_400_problem(legal: Any) -> None:
+    response = api(legal).post("/api/v1/exports/", "{not json", content_type="application/json")
+    _problem(response, 400, "parse_error")
+
+
+def test_the_schema_gives_every_operation_its_problems(legal: Any) -> None:
+    schema = api(legal).get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert schema["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+    ]
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            assert "404" in operation["responses"] and "400" in operation["responses"]
