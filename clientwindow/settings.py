@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     # unused since clientwindow.ApiToken (issue 17); kept: clientwindow's 0005 migration needs it
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI for /api/docs/, served from here (no CDN)
     "clientwindow",
     "archive",
     "messaging",
