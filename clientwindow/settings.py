@@ -272,6 +272,9 @@ if not LOCAL_RUN:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
     if env_bool("SECURE_PROXY_SSL_HEADER", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Every access and security event also as a JSON line for a SIEM (review/security_log.py):
+# udp://host:port (RFC 5424 syslog), tcp://host:port (RFC 6587 octet counting), or a file path.
+SECURITY_EVENTS_SYSLOG = env_str("SECURITY_EVENTS_SYSLOG")
 
 # --- The ledger ----------------------------------------------------------------------------
 # The checkpoint signing key lives outside the database: a PEM (PKCS#8 Ed25519) file.
