@@ -1,0 +1,157 @@
+"""Search through the API (api/search.py): the search page's query language and filters, the
+same hits in the same order as the page, cursor pages, and a SEARCH access event per call."""
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from review.models import AccessEvent
+from tests.api.conftest import World, api
+from tests.api.test_conversations import matches_schema
+from tests.review.conftest import NOW, inbound, seal
+
+SEARCH = "/api/v1/search/"
+
+
+@pytest.fixture
+def notes(world: World) -> World:
+    """70 notes from two clients, several sent in the same second (ties the order must break)."""
+    seal(
+        *[
+            inbound(
+                "447700900123" if n % 3 else "15550001234",
+                "Amelia Hart" if n % 3 else "Hostile",
+                {
+                    "id": f"wamid.note-{n}",
+                    "timestamp": str(NOW + 1000 + n // 4),
+                    "type": "text",
+                    "text": {"body": f"portfolio note {n} {'urgent' if n % 5 == 0 else ''}"},
+                },
+            )
+            for n in range(70)
+        ]
+    )
+    return world
+
+
+def page_ids(user: Any, query: dict[str, Any]) -> list[int]:
+    """Every hit of the search page, page after page, as a reviewer sees them."""
+    browser = Client()
+    browser.force_login(user)
+    ids: list[int] = []
+    for number in range(1, 50):
+        results = browser.get("/search/", {**query, "page": number}).context["results"]
+        ids += [hit.message.pk for hit in results.hits]
+        if not results.has_next:
+            return ids
+    raise AssertionError("the page never ended")
+
+
+def api_ids(user: Any, query: dict[str, Any], limit: int) -> list[int]:
+    client, ids, following = api(user), [], None
+    body = client.get(SEARCH, {**query, "limit": limit}).json()
+    while True:
+        matches_schema(client, "SearchPage", body)
+        ids += [hit["id"] for hit in body["results"]]
+        following = body["next"]
+        if following is None:
+            return ids
+        body = client.get(following).json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"q": "portfolio"},
+        {"q": "portfolio", "sort": "oldest"},
+        {"q": "portfolio urgent", "sort": "relevance"},
+        {"q": '"portfolio note" -urgent'},
+        {"participant": "amelia", "sort": "oldest"},
+        {"direction": "in", "date_from": "2026-09-21", "date_to": "2026-09-22"},
+        {},
+    ],
+)
+def test_it_finds_what_the_page_finds_in_its_order(
+    notes: World, reviewer: Any, query: dict[str, Any]
+) -> None:
+    expected = page_ids(reviewer, query)
+    assert len(expected) > 0
+    for limit in (7, 25, 1000):
+        assert api_ids(reviewer, query, limit) == expected
+
+
+def test_a_hit_says_what_the_page_shows(notes: World, reviewer: Any) -> None:
+    hit = api(reviewer).get(SEARCH, {"q": "guaranteed"}).json()["results"][0]
+    assert hit["wamid"] == "wamid.deleted"
+    assert hit["snippet"] == "<mark>guaranteed</mark> returns, tell nobody"
+    assert hit["conversation"] == notes.hostile.pk and hit["source"] == "captured"
+
+
+def test_the_client_cannot_write_markup_into_a_snippet(notes: World, reviewer: Any) -> None:
+    hit = api(reviewer).get(SEARCH, {"q": "see"}).json()["results"][0]
+    assert "<" not in hit["snippet"].replace("<mark>", "").replace("</mark>", "")
+    assert "&gt;" in hit["snippet"] and "<mark>see</mark>" in hit["snippet"]
+
+
+def test_each_call_is_logged_as_a_search(notes: World, auditor: Any) -> None:
+    api(auditor).get(SEARCH, {"q": "portfolio", "direction": "in", "limit": 5})
+    event = AccessEvent.objects.get()
+    assert event.action == AccessEvent.Action.SEARCH
+    assert event.detail == {
+        "query": "portfolio",
+        "filters": {"direction": "in"},
+        "results": 5,
+        "via": "api",
+        "after": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"date_from": "2026-13-01"}, "date_from"),
+        ({"date_from": "2026-09-22", "date_to": "2026-09-21"}, "date_to"),
+        ({"channel": "abc"}, "channel"),
+        ({"channel": "999999"}, "channel"),
+        ({"tag": "99999999999999999999"}, "tag"),
+        ({"direction": "sideways"}, "direction"),
+        ({"type": "hologram"}, "type"),
+        ({"sort": "random"}, "sort"),
+        ({"flag": "maybe"}, "flag"),
+        ({"q": "x" * 501}, "q"),
+        ({"after": "not-a-hit"}, "after"),
+        ({"after": "999999"}, "after"),
+        ({"q": "portfolio", "sort": "relevance", "after": "12"}, "after"),
+        ({"limit": "-1"}, "limit"),
+    ],
+)
+def test_a_bad_filter_is_a_400_naming_it(
+    notes: World, reviewer: Any, query: dict[str, str], field: str
+) -> None:
+    response = api(reviewer).get(SEARCH, query)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert list(response.json()["errors"]) == [field]
+    assert not AccessEvent.objects.exists()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.sampled_from(["q", "participant", "date_from", "type", "after", "sort", "tag"]),
+    value=st.text(
+        alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
+        max_size=40,
+    ),
+)
+def test_no_parameter_value_is_a_server_error(
+    world: World, reviewer: Any, name: str, value: str
+) -> None:
+    assert api(reviewer).get(SEARCH, {name: value}).status_code in (200, 400)
+
+
+def test_an_outsider_is_refused_and_nothing_is_logged(world: World, outsider: Any) -> None:
+    assert api(outsider).get(SEARCH, {"q": "portfolio"}).status_code == 403
+    assert not AccessEvent.objects.exists()
