@@ -35,8 +35,8 @@ from tests.api.loopback import loopback_server
 
 pytestmark = pytest.mark.django_db
 
-MAX_EXAMPLES = 12
-STATEFUL_EXAMPLES, STATEFUL_STEPS = 15, 6  # scenarios, and calls in each
+MAX_EXAMPLES = 25
+STATEFUL_EXAMPLES, STATEFUL_STEPS = 25, 6  # scenarios, and calls in each
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
