@@ -6,6 +6,7 @@ that none of them knows is a 404 problem, like every other API error (api/proble
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import SimpleRouter
 
 from exports.api import ExportViewSet
@@ -16,6 +17,7 @@ router = SimpleRouter()
 router.register("exports", ExportViewSet, basename="api-exports")
 
 
+@csrf_exempt  # it changes nothing; else a POST here gets Django's HTML page for CSRF failures
 def unknown(request: HttpRequest, rest: str = "") -> JsonResponse:
     return problems.response(request, 404, "not_found", "No API operation has this address.")
 

@@ -113,6 +113,14 @@ def test_it_answers_an_unknown_hold_with_404(legal: Any, pk: str) -> None:
     assert api(legal).post(f"/api/v1/holds/{pk}/release/", {"reason": "r"}).status_code == 404
 
 
+def test_it_answers_a_post_to_a_hold_that_is_no_number_with_a_404_problem(legal: Any) -> None:
+    session = Client(enforce_csrf_checks=True)  # the unknown address, not the CSRF page
+    session.force_login(legal)
+    response = session.post("/api/v1/holds/abc/release/", {"reason": "r"})
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
 # --- holds ----------------------------------------------------------------------------------
 
 
