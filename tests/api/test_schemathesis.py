@@ -93,7 +93,7 @@ def _falsified(operation: Any, mode: Any, base_url: str, token: str) -> str | No
 
     try:
         run()
-    except Exception as error:  # each operation's failure is collected, then all reported
+    except (Exception, schemathesis.errors.FailureGroup) as error:  # collected, then all shown
         return f"{operation.label} [{mode.value}]: {error}"
     return None
 
