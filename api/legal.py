@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import QueryDict
-from django.urls import path
+from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -411,7 +411,7 @@ def disposition_list(request: Request) -> Response:
     return pages.page(request, list(results), cursor, len(listed) == limit)
 
 
-urlpatterns = [
+urlpatterns: list[URLPattern] = [
     path("holds/", hold_list, name="api-holds"),
     path("holds/<int:pk>/", hold_detail, name="api-hold"),
     path("holds/<int:pk>/release/", hold_release, name="api-hold-release"),

@@ -9,7 +9,7 @@ access log, so these do not either.
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.urls import path
+from django.urls import URLPattern, path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -210,7 +210,7 @@ def integrity(request: Request) -> Response:
     return Response(IntegritySerializer(integrity_summary()).data)
 
 
-urlpatterns = [
+urlpatterns: list[URLPattern] = [
     path("health/", health, name="api-health"),
     path("integrity/", integrity, name="api-integrity"),
 ]
