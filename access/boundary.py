@@ -23,7 +23,7 @@ from urllib.parse import unquote_to_bytes
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
@@ -106,6 +106,16 @@ class RefuseMalformedInput:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         problem = malformed(request)
+        if problem and request.path.startswith("/api/"):
+            # the API's clients parse JSON: the RFC 9457 problem of api/problems.py, written
+            # here because this floor cannot import the API's
+            body = {
+                "type": "urn:clientwindow:problem:parse_error",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": f"Bad request: {problem}",
+            }
+            return JsonResponse(body, status=400, content_type="application/problem+json")
         if problem:
             return HttpResponseBadRequest(
                 f"Bad request: {problem}", content_type="text/plain; charset=utf-8"

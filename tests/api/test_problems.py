@@ -58,3 +58,15 @@ def test_the_schema_gives_every_operation_its_problems(legal: Any) -> None:
     for operations in schema["paths"].values():
         for operation in operations.values():
             assert "404" in operation["responses"] and "400" in operation["responses"]
+
+
+@pytest.mark.parametrize("query", ["limit=1%00", "q=%00", "%00=1"])
+def test_a_nul_in_the_query_is_a_400_problem(legal: Any, query: str) -> None:
+    problem = _problem(api(legal).get(f"/api/v1/exports/?{query}"), 400, "parse_error")
+    assert "NUL" in problem["detail"] or "null" in problem["detail"].lower()
+
+
+def test_a_nul_outside_the_api_stays_a_plain_400(client: Client) -> None:
+    response = client.get("/search/?q=%00")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
