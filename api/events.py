@@ -31,7 +31,6 @@ from typing import Any
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -88,7 +87,7 @@ def follow(
     return found
 
 
-class EventSerializer(serializers.Serializer[Any]):
+class SecurityEventSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(help_text="The event's id (unique; not its order).")
     at = serializers.CharField(help_text="When it happened (RFC 3339, UTC).")
     action = serializers.ChoiceField(
@@ -118,11 +117,11 @@ class EventsView(APIView):
             *pages.parameters("The cursor of the last page (omit to start at the beginning)."),
             OpenApiParameter(
                 "wait",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 0, "maximum": MAX_WAIT},
                 description=f"Seconds to wait for new events when none are ready (0-{MAX_WAIT}).",
             ),
         ],
-        responses={200: pages.envelope("EventsPage", EventSerializer(many=True))},
+        responses={200: pages.envelope("EventsPage", SecurityEventSerializer(many=True))},
     )
     def get(self, request: Request) -> Response:
         events = access_events_for_user(request)

@@ -53,7 +53,6 @@ from typing import Any
 
 from django.db import connection
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -141,7 +140,8 @@ def entries_after(after: int, limit: int, kinds: frozenset[str] | None) -> list[
         params.append(sorted(kinds))
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY seq LIMIT %s", [*params, limit])
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def chain_size() -> int:
@@ -230,6 +230,7 @@ def _decoded(content: bytes | None) -> dict[str, str | None]:
 def records(rows: list[tuple[Any, ...]], request: Request) -> Iterable[dict[str, Any]]:
     contents = contents_of([row[0] for row in rows])
     objects = objects_of(rows)
+    conversations = request.build_absolute_uri("/api/v1/conversations/")  # once: it checks the host
     for seq, kind, envelope, leaf in rows:
         fields = json.loads(bytes(envelope))
         message, conversation = objects.get(seq, (None, None))
@@ -245,14 +246,12 @@ def records(rows: list[tuple[Any, ...]], request: Request) -> Iterable[dict[str,
             "message": message,
             "conversation": conversation,
             "conversation_url": (
-                request.build_absolute_uri(f"/api/v1/conversations/{conversation}/")
-                if conversation is not None
-                else None
+                f"{conversations}{conversation}/" if conversation is not None else None
             ),
         }
 
 
-class ContentSerializer(serializers.Serializer[Any]):
+class FeedContentSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(help_text="The content's name (the envelope's commit.<name>).")
     state = serializers.ChoiceField(
         choices=["present", "disposed", "withheld"],
@@ -267,7 +266,7 @@ class ContentSerializer(serializers.Serializer[Any]):
     )
 
 
-class RecordSerializer(serializers.Serializer[Any]):
+class FeedRecordSerializer(serializers.Serializer[Any]):
     seq = serializers.IntegerField(help_text="Position in the ledger; pass it as `after`.")
     kind = serializers.CharField(help_text="What the record is (docs/LEDGER.md §8).")
     sealed_at = serializers.CharField(help_text="When it was sealed (RFC 3339, UTC).")
@@ -276,7 +275,7 @@ class RecordSerializer(serializers.Serializer[Any]):
         child=serializers.JSONField(),
         help_text="The sealed envelope, decoded: public fields and content commitments.",
     )
-    contents = ContentSerializer(many=True, help_text="The contents the envelope commits to.")
+    contents = FeedContentSerializer(many=True, help_text="The contents the envelope commits to.")
     message = serializers.IntegerField(
         allow_null=True, help_text="The message this record is (or is about), if any."
     )
@@ -298,11 +297,11 @@ class FeedView(APIView):
             *pages.parameters("The last seq processed (omit to start at the beginning)."),
             OpenApiParameter(
                 "wait",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 0, "maximum": MAX_WAIT},
                 description=f"Seconds to wait for new records when none are ready (0-{MAX_WAIT}).",
             ),
         ],
-        responses={200: pages.envelope("FeedPage", RecordSerializer(many=True))},
+        responses={200: pages.envelope("FeedPage", FeedRecordSerializer(many=True))},
     )
     def get(self, request: Request) -> Response:
         require(request, READ)
