@@ -102,7 +102,9 @@ def test_a_nul_byte_is_a_400(world: World, reviewer: Any) -> None:
     assert api(reviewer).get(LIST, {"who": "a\x00b"}).status_code == 400
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.sampled_from(["channel", "who", "tag", "flagged", "sort", "after", "limit"]),
     value=st.text(max_size=30),

@@ -65,7 +65,8 @@ def test_it_describes_an_attachment_with_its_download(world: World, reviewer: An
     assert attachment["download_url"] == f"http://testserver/messages/{image.pk}/media/"
     browser = Client()  # the portal's download: a signed-in session, not a token
     browser.force_login(reviewer)
-    assert b"".join(browser.get(attachment["download_url"]).streaming_content) == PNG
+    download: Any = browser.get(attachment["download_url"])
+    assert b"".join(download.streaming_content) == PNG
 
 
 def test_it_gives_the_ledger_evidence(world: World, reviewer: Any) -> None:

@@ -37,22 +37,22 @@ def notes(world: World) -> World:
     return world
 
 
-def page_ids(user: Any, query: dict[str, Any]) -> list[int]:
+def page_ids(user: Any, query: dict[str, str]) -> list[int]:
     """Every hit of the search page, page after page, as a reviewer sees them."""
     browser = Client()
     browser.force_login(user)
     ids: list[int] = []
     for number in range(1, 50):
-        results = browser.get("/search/", {**query, "page": number}).context["results"]
+        results = browser.get("/search/", {**query, "page": str(number)}).context["results"]
         ids += [hit.message.pk for hit in results.hits]
         if not results.has_next:
             return ids
     raise AssertionError("the page never ended")
 
 
-def api_ids(user: Any, query: dict[str, Any], limit: int) -> list[int]:
+def api_ids(user: Any, query: dict[str, str], limit: int) -> list[int]:
     client, ids, following = api(user), [], None
-    body = client.get(SEARCH, {**query, "limit": limit}).json()
+    body = client.get(SEARCH, {**query, "limit": str(limit)}).json()
     while True:
         matches_schema(client, "SearchPage", body)
         ids += [hit["id"] for hit in body["results"]]
@@ -75,7 +75,7 @@ def api_ids(user: Any, query: dict[str, Any], limit: int) -> list[int]:
     ],
 )
 def test_it_finds_what_the_page_finds_in_its_order(
-    notes: World, reviewer: Any, query: dict[str, Any]
+    notes: World, reviewer: Any, query: dict[str, str]
 ) -> None:
     expected = page_ids(reviewer, query)
     assert len(expected) > 0
@@ -97,7 +97,7 @@ def test_the_client_cannot_write_markup_into_a_snippet(notes: World, reviewer: A
 
 
 def test_each_call_is_logged_as_a_search(notes: World, auditor: Any) -> None:
-    api(auditor).get(SEARCH, {"q": "portfolio", "direction": "in", "limit": 5})
+    api(auditor).get(SEARCH, {"q": "portfolio", "direction": "in", "limit": "5"})
     event = AccessEvent.objects.get()
     assert event.action == AccessEvent.Action.SEARCH
     assert event.detail == {
