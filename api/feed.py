@@ -62,7 +62,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.roles import HasRole
-from messaging.models import Attachment, Conversation, Message
 from review.access import READ, record_access, require
 from review.models import AccessEvent
 
@@ -178,29 +177,35 @@ def contents_of(seqs: list[int]) -> dict[int, dict[str, bytes]]:
     return found
 
 
+# One statement for a page's links, whatever its size: messages (and imported ones), attachments
+# (their message) and conversations, by the seq of the entry that sealed them.
+OBJECTS = """
+SELECT seq, id, conversation_id FROM messaging_message WHERE seq = ANY(%(messages)s)
+UNION ALL
+SELECT a.seq, a.message_id, m.conversation_id FROM messaging_attachment a
+  JOIN messaging_message m ON m.id = a.message_id WHERE a.seq = ANY(%(attachments)s)
+UNION ALL
+SELECT seq, NULL, id FROM messaging_conversation WHERE seq = ANY(%(conversations)s)
+"""
+OBJECT_KINDS = {
+    "message": "messages",
+    "message.imported": "messages",
+    "message.attachment": "attachments",
+    "conversation": "conversations",
+}
+
+
 def objects_of(rows: list[tuple[Any, ...]]) -> dict[int, tuple[int | None, int | None]]:
     """seq → (message id, conversation id) for the messages, attachments and conversations."""
-    by_kind: dict[str, list[int]] = defaultdict(list)
+    seqs: dict[str, list[int]] = {"messages": [], "attachments": [], "conversations": []}
     for seq, kind, *_ in rows:
-        by_kind[kind].append(seq)
-    found: dict[int, tuple[int | None, int | None]] = {}
-    messages = by_kind["message"] + by_kind["message.imported"]
-    if messages:
-        for seq, pk, conversation in Message.objects.filter(entry_id__in=messages).values_list(
-            "entry_id", "pk", "conversation_id"
-        ):
-            found[seq] = (pk, conversation)
-    if by_kind["message.attachment"]:
-        attachments = Attachment.objects.filter(entry_id__in=by_kind["message.attachment"])
-        for seq, pk, conversation in attachments.values_list(
-            "entry_id", "message_id", "message__conversation_id"
-        ):
-            found[seq] = (pk, conversation)
-    if by_kind["conversation"]:
-        conversations = Conversation.objects.filter(entry_id__in=by_kind["conversation"])
-        for seq, pk in conversations.values_list("entry_id", "pk"):
-            found[seq] = (None, pk)
-    return found
+        if kind in OBJECT_KINDS:
+            seqs[OBJECT_KINDS[kind]].append(seq)
+    if not any(seqs.values()):
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(OBJECTS, seqs)
+        return {seq: (message, conversation) for seq, message, conversation in cursor.fetchall()}
 
 
 def content_items(
@@ -232,7 +237,7 @@ def records(rows: list[tuple[Any, ...]], request: Request) -> Iterable[dict[str,
     objects = objects_of(rows)
     conversations = request.build_absolute_uri("/api/v1/conversations/")  # once: it checks the host
     for seq, kind, envelope, leaf in rows:
-        fields = json.loads(bytes(envelope))
+        fields = json.loads(bytes(envelope).decode())  # str: json skips detect_encoding
         message, conversation = objects.get(seq, (None, None))
         if kind == "review.decision":  # its envelope names them
             message, conversation = fields.get("message"), fields.get("conversation")

@@ -14,10 +14,14 @@ rotating order:
 Every API run must return seq 0..n-1 once each, in order. Also measured: one long-poll tick (the
 chain head read), and how long a waiting long poll takes to return a record appended meanwhile.
 
-Environment: BENCH_FEED_MESSAGES (50,000).
+Environment: BENCH_FEED_MESSAGES (50,000), BENCH_FEED_PROFILE=1 to print a cProfile of one
+Administrator pass.
 """
 
+import cProfile
+import io
 import os
+import pstats
 import statistics
 import threading
 import time
@@ -162,6 +166,13 @@ def test_bench_feed(people: dict[str, User], server_settings: str) -> None:
     ours = size / statistics.median(api_times)
     ceiling = size / statistics.median(sql_times)
     reviewed = reviewer_count / statistics.median(reviewer_times)
+
+    if os.environ.get("BENCH_FEED_PROFILE"):
+        profile = cProfile.Profile()
+        profile.runcall(through_api, admin)
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(30)
+        say(out.getvalue())
 
     ticks = []
     for _ in range(200):
