@@ -65,7 +65,7 @@ def send(event: AccessEvent, target: str) -> None:
     line = json.dumps(as_json(event), ensure_ascii=False, separators=(",", ":"), default=str)
     try:
         _write(target, event, line)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # down, unreachable, or a malformed address
         logger.warning(
             "security events sink %s refused event %s (%s): %s",
             _safe(target),
@@ -105,5 +105,6 @@ def _family(address: tuple[str, int]) -> socket.AddressFamily:
 
 
 def _safe(target: str) -> str:
+    """The sink, for a log line: no path, no credentials, whatever the setting holds."""
     url = urlsplit(target)
-    return f"{url.scheme}://{url.hostname}:{url.port}" if url.scheme in {"udp", "tcp"} else "file"
+    return f"{url.scheme}://{url.hostname}" if url.scheme in {"udp", "tcp"} else "file"

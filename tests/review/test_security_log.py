@@ -89,6 +89,9 @@ def test_it_only_warns_when_the_sink_is_down(
     settings.SECURITY_EVENTS_SYSLOG = str(tmp_path / "no-such-dir" / "x.jsonl")
     with django_capture_on_commit_callbacks(execute=True):
         failed_sign_in()  # an unwritable file is a warning too, never an error
+    settings.SECURITY_EVENTS_SYSLOG = "udp://127.0.0.1:not-a-port"
+    with django_capture_on_commit_callbacks(execute=True):
+        failed_sign_in()  # and so is a malformed address
 
 
 def test_it_does_nothing_when_unset(
