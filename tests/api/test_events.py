@@ -4,6 +4,8 @@ An event is served once no transaction older than it is running, so these tests 
 rows (the `committed` fixture) instead of running inside a test transaction.
 """
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,3 +114,16 @@ def test_it_logs_a_read_but_not_a_read_of_its_own_reads(people: dict[str, User])
     again, _ = follow(client, cursor)
     assert [e["action"] for e in again] == ["read_events"]
     assert reads.count() == 1
+
+
+def test_it_long_polls_until_an_event_commits(people: dict[str, User]) -> None:
+    client = api(people["ada"])
+    _, cursor = follow(client)  # nothing but the fixture's own reads from here on
+    _, cursor = follow(client, cursor)
+    later = threading.Timer(0.3, lambda: (event("late"), connection.close()))
+    started = time.monotonic()
+    later.start()
+    answer = client.get(URL, {"after": cursor, "wait": 5}).json()
+    later.join()
+    assert [e["username"] for e in answer["results"]] == ["late"]
+    assert time.monotonic() - started < 3
