@@ -6,9 +6,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from access import roles
-from api import feed
+from api import events, feed
 from archive.models import LedgerEntry
 from messaging import simulator
 from messaging.models import Channel, Conversation, Message
@@ -177,3 +183,20 @@ def test_it_shows_a_disposed_message_as_disposed_through_the_api(
     (gone,) = [r for r in records if r["seq"] == seq]
     assert {c["name"]: c["state"] for c in gone["contents"]}["text"] == "disposed"
     assert "zebra" not in str(gone) and gone["conversation"] == Conversation.objects.get().pk
+
+
+@examples(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(after=st.text(max_size=24), wait=st.sampled_from(["", "0", "x", "99"]))
+def test_it_answers_any_after_with_a_page_or_a_400(reviewer: Any, after: str, wait: str) -> None:
+    answer = api(reviewer).get(URL, {"after": after, "wait": wait})
+    assert answer.status_code in {200, 400}
+
+
+@given(after=st.text(max_size=48) | st.from_regex(r"\d{1,22}\.\d{1,22}", fullmatch=True))
+def test_an_events_cursor_is_a_position_or_a_400(after: str) -> None:
+    request = Request(APIRequestFactory().get("/", {"after": after}))
+    try:
+        xact, pk = events.cursor_of(request)
+    except ValidationError:
+        return
+    assert 0 <= xact < 2**64 and 0 <= pk < 2**63
