@@ -183,18 +183,22 @@ def test_paging_a_long_conversation(api_world: World) -> None:
     api_seqs: list[int] = []
     statements: list[list[str]] = []
     per_page: list[int] = []
+    pages: list[str] = []
     began = time.perf_counter()
     address: str | None = url(api_world) + f"?limit={LIMIT}"
     while address is not None:
-        with CaptureQueriesContext(connection) as captured:
-            response = api_world.client.get(address)
+        pages.append(address)
+        response = api_world.client.get(address)
         assert response.status_code == 200, response.content[:300]
         body = response.json()
         api_seqs += [m["seq"] for m in body["results"]]
-        statements.append(reads(captured))
-        per_page.append(len(captured))
         address = body["next"]
     through_api = time.perf_counter() - began
+    for address in pages:  # again, untimed, to capture the statements (capturing costs)
+        with CaptureQueriesContext(connection) as captured:
+            api_world.client.get(address)
+        statements.append(reads(captured))
+        per_page.append(len(captured))
 
     began = time.perf_counter()
     bare_seqs: list[int] = []
