@@ -10,7 +10,7 @@ is (api/messages.py), as opening a transcript is.
 
 from typing import Any
 
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -213,7 +213,7 @@ def conversation_detail(request: Request, pk: int) -> Response:
     return Response(body)
 
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("conversations/", conversation_index, name="api-conversations"),
     path("conversations/<int:pk>/", conversation_detail, name="api-conversation"),
     path("", include(messages.urlpatterns)),
