@@ -17,8 +17,10 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import path, reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -29,6 +31,7 @@ from messaging.summaries import ANNOTATION_TYPES
 from review import access, transcript
 from review.models import AccessEvent
 from review.provenance import Imported
+from review.views import serve_media
 
 from . import pages
 
@@ -99,7 +102,8 @@ class AttachmentSerializer(serializers.Serializer[Any]):
     size = serializers.IntegerField(allow_null=True, help_text="The stored file's bytes.")
     sha256 = serializers.CharField(allow_null=True, help_text="The stored file's SHA-256 (hex).")
     download_url = serializers.URLField(
-        allow_null=True, help_text="The portal's media download (logged when served)."
+        allow_null=True,
+        help_text="The file: GET /api/v1/messages/{id}/media/ (logged as DOWNLOAD_MEDIA).",
     )
 
 
@@ -167,7 +171,7 @@ def _attachment(request: Request, attachment: Attachment | None) -> dict[str, An
     stored = attachment.file
     url = None
     if attachment.outcome == Attachment.Outcome.STORED and stored is not None:
-        url = request.build_absolute_uri(reverse("review:media", args=[attachment.message_id]))
+        url = request.build_absolute_uri(reverse("api-message-media", args=[attachment.message_id]))
     return {
         "media_id": attachment.media_id,
         "outcome": attachment.outcome,
@@ -296,10 +300,37 @@ def conversation_messages(request: Request, pk: int) -> Response:
     return pages.page(request, results, None if last is None else str(last), len(found) > limit)
 
 
+@extend_schema(
+    operation_id="message_media",
+    parameters=[
+        OpenApiParameter(
+            "download",
+            OpenApiTypes.STR,
+            enum=["1"],
+            description="1: always as an attachment (else images, audio and video of safe types"
+            " are inline).",
+        )
+    ],
+    responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        (200, "image/*"): OpenApiTypes.BINARY,
+        (200, "audio/*"): OpenApiTypes.BINARY,
+        (200, "video/*"): OpenApiTypes.BINARY,
+    },
+    description="The message's stored media file, byte for byte as sealed (its SHA-256 is"
+    " checked before it is served; a file that no longer matches is withheld). Logged as"
+    " DOWNLOAD_MEDIA, as the portal's download is.",
+)
+@api_view(["GET"])
+def message_media(request: Request, pk: int) -> HttpResponseBase:
+    return serve_media(django_request(request), pk)
+
+
 urlpatterns = [
     path(
         "conversations/<int:pk>/messages/",
         conversation_messages,
         name="api-conversation-messages",
     ),
+    path("messages/<int:pk>/media/", message_media, name="api-message-media"),
 ]

@@ -254,10 +254,15 @@ def _at(message: Any) -> str:
 @role_required
 @require_GET
 def media(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """A message's stored media file. Images, audio and video of safe types are shown inline;
-    anything else (an SVG, HTML, a PDF) is a download, and never sniffed. Bytes that do not
-    match their sealed SHA-256, or missing from the store, are never served (500, an
-    administrator must look); a store that cannot be reached is a 503 to try again. Only a
+    return serve_media(request, pk)
+
+
+def serve_media(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Message `pk`'s stored media file, for a user with a role (the portal's page above, and
+    the API's GET /api/v1/messages/{id}/media/). Images, audio and video of safe types are
+    shown inline; anything else (an SVG, HTML, a PDF) is a download, and never sniffed. Bytes
+    that do not match their sealed SHA-256, or missing from the store, are never served (500,
+    an administrator must look); a store that cannot be reached is a 503 to try again. Only a
     file served is an access event."""
     attachment = access.attachment_for_user(request, pk)
     stored = attachment.file

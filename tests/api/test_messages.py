@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,11 +61,25 @@ def test_it_describes_an_attachment_with_its_download(world: World, reviewer: An
     attachment = found["attachment"]
     assert attachment["outcome"] == "stored" and attachment["mime_type"] == "image/png"
     assert attachment["sha256"] == image.attachment.file.sha256  # type: ignore[union-attr]
-    assert attachment["download_url"] == f"http://testserver/messages/{image.pk}/media/"
-    browser = Client()  # the portal's download: a signed-in session, not a token
-    browser.force_login(reviewer)
-    download: Any = browser.get(attachment["download_url"])
-    assert b"".join(download.streaming_content) == PNG
+    assert attachment["download_url"] == f"http://testserver/api/v1/messages/{image.pk}/media/"
+    download: Any = api(reviewer).get(attachment["download_url"])  # with the token
+    assert download.status_code == 200 and b"".join(download.streaming_content) == PNG
+    assert download["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    event = AccessEvent.objects.filter(action=AccessEvent.Action.DOWNLOAD_MEDIA).get()
+    assert event.object_id == str(image.pk) and event.username == reviewer.username
+
+
+def test_a_media_download_is_refused_without_a_role_or_a_file(
+    world: World, reviewer: Any, make_user: Any
+) -> None:
+    image = world.message("wamid.image")
+    assert api().get(f"/api/v1/messages/{image.pk}/media/").status_code == 401
+    outsider = make_user("outsider")  # no role
+    assert api(outsider).get(f"/api/v1/messages/{image.pk}/media/").status_code == 403
+    text = world.message("wamid.deleted")  # no attachment
+    missing = api(reviewer).get(f"/api/v1/messages/{text.pk}/media/")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/problem+json"
+    assert not AccessEvent.objects.filter(action=AccessEvent.Action.DOWNLOAD_MEDIA).exists()
 
 
 def test_it_gives_the_ledger_evidence(world: World, reviewer: Any) -> None:
