@@ -406,7 +406,9 @@ def test_the_api_takes_redaction_for_participant_scopes_only(
     assert created.json()["scope"]["redact_others"] is True
     wrong = {"kind": "conversation", "conversation": group.pk, "redact_others": True}
     refused = client.post(URL, {"format": "csv", "scope": wrong}, format="json")
-    assert refused.status_code == 400 and "participant export only" in str(refused.json()["scope"])
+    assert refused.status_code == 400 and "participant export only" in str(
+        refused.json()["errors"]["scope"]
+    )
 
 
 @pytest.mark.usefixtures("recorder")
