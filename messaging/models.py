@@ -203,6 +203,9 @@ class Message(AppendOnlyModel):
                 F("id"),
                 name="message_transcript",
             ),
+            # the API pages a conversation in ledger order (api/messages.py): a seek, where the
+            # seq index alone walks every other conversation's messages between two of its own
+            models.Index(fields=["conversation", "entry"], name="message_conversation_seq"),
             # reactions, edits and revocations are looked up by the message they point at
             models.Index(fields=["channel", "target_wamid"], name="message_target"),
             # newest-first search (read backwards, stopping at a page), exports, the dashboard
