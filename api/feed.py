@@ -57,7 +57,6 @@ from django.db import connection
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -124,12 +123,8 @@ def readable_kinds(user: Any) -> frozenset[str] | None:
 
 
 def wait_of(request: Request) -> int:
-    raw = request.query_params.get("wait", "")
-    if raw == "":
-        return 0
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and int(raw) <= MAX_WAIT):
-        raise ValidationError({"wait": [f"must be a whole number of seconds from 0 to {MAX_WAIT}"]})
-    return int(raw)
+    """`wait`: seconds a long poll may last, 0 (the default) to MAX_WAIT."""
+    return pages.integer(request, "wait", 0, 0, MAX_WAIT)
 
 
 def entries_after(after: int, limit: int, kinds: frozenset[str] | None) -> list[tuple[Any, ...]]:

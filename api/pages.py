@@ -22,19 +22,22 @@ MAX_SEQ = 2**63 - 1
 
 
 def limit_of(request: Request, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    return _integer(request, "limit", default, 1, maximum)
+    return integer(request, "limit", default, 1, maximum)
 
 
 def after_seq(request: Request) -> int:
     """`after` as a ledger seq (-1 when absent: from the start)."""
-    return _integer(request, "after", -1, -1, MAX_SEQ)
+    return integer(request, "after", -1, -1, MAX_SEQ)
 
 
-def _integer(request: Request, name: str, default: int, low: int, high: int) -> int:
+def integer(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """Query parameter `name` as a whole number from `low` to `high` (`default` when absent),
+    else a 400 naming it."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 20:
+    digits = raw.removeprefix("-")  # one sign at most: "--5" is no number
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
         raise ValidationError({name: [f"must be a whole number from {low} to {high}"]})
     value = int(raw)
     if not low <= value <= high:

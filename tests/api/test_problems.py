@@ -70,3 +70,10 @@ def test_a_nul_outside_the_api_stays_a_plain_400(client: Client) -> None:
     response = client.get("/search/?q=%00")
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("query", ["after=--5", "after=-", "limit=--1", "wait=--1", "wait=31"])
+def test_a_malformed_page_parameter_is_a_400_problem_naming_it(reviewer: Any, query: str) -> None:
+    name = query.split("=")[0]
+    problem = _problem(api(reviewer).get(f"/api/v1/feed/?{query}"), 400, "invalid")
+    assert name in problem["errors"]
