@@ -9,7 +9,6 @@ wrong, so a bug here cannot fork or break the chain either.
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -39,14 +38,12 @@ __all__ = [
     "NODE_MIN_LEVEL",
     "RESERVED_KEYS",
     "ZERO_LINK",
-    "Committed",
     "Fact",
     "LedgerError",
     "Scalar",
     "append",
     "build_envelope",
     "chain_link",
-    "commit",
     "commitment",
     "commitment_tag",
     "rfc3339",
@@ -56,26 +53,7 @@ __all__ = [
 NODE_MIN_LEVEL = 8
 
 
-@dataclass(frozen=True)
-class Committed:
-    """A fact with its contents committed: fresh salts drawn, commitments computed.
-
-    append() commits plain facts itself, before it takes the chain-head lock. A caller sealing
-    many can commit them earlier (imports/sealing.py does, in a thread, while the database takes
-    the batch before). The public fields may still change (`with_fields`): the commitments cover
-    only the contents.
-    """
-
-    fact: Fact
-    commits: dict[str, bytes]
-    rows: list[tuple[str, bytes, bytes]]  # (name, salt, content)
-
-    def with_fields(self, **fields: Scalar) -> "Committed":
-        return replace(self, fact=replace(self.fact, fields={**self.fact.fields, **fields}))
-
-
-def commit(fact: Fact) -> Committed:
-    """`fact` with a fresh salt and its commitment for each of its contents."""
+def _commit_contents(fact: Fact) -> tuple[dict[str, bytes], list[tuple[str, bytes, bytes]]]:
     commits: dict[str, bytes] = {}
     rows: list[tuple[str, bytes, bytes]] = []
     for name, content in fact.contents.items():
@@ -84,12 +62,10 @@ def commit(fact: Fact) -> Committed:
         salt = os.urandom(SALT_BYTES)
         commits[name] = commitment(name, salt, content)
         rows.append((name, salt, content))
-    return Committed(fact, commits, rows)
+    return commits, rows
 
 
-def append(
-    facts: Sequence[Fact | Committed], *, using: str = DEFAULT_DB_ALIAS
-) -> list[LedgerEntry]:
+def append(facts: Sequence[Fact], *, using: str = DEFAULT_DB_ALIAS) -> list[LedgerEntry]:
     """Seal `facts` in order, in one transaction (joining the caller's, if any).
 
     Concurrent appenders serialise on the chain-head row; the primary key on `seq` and the
@@ -98,7 +74,7 @@ def append(
     if not facts:
         return []
     # Salts and commitments need no seq: computed before taking the lock, to hold it less long.
-    committed = [f if isinstance(f, Committed) else commit(f) for f in facts]
+    committed = [(fact, *_commit_contents(fact)) for fact in facts]
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SELECT size, link, frontier FROM archive_chainhead WHERE id = 1 FOR UPDATE")
@@ -110,12 +86,12 @@ def append(
         entries: list[LedgerEntry] = []
         content_rows: list[tuple[int, str, bytes, bytes]] = []
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, sealable in enumerate(committed, start=size):
-            envelope = build_envelope(seq, sealable.fact, sealed_at, sealable.commits)
+        for seq, (fact, commits, rows) in enumerate(committed, start=size):
+            envelope = build_envelope(seq, fact, sealed_at, commits)
             leaf = leaf_hash(envelope)
             link = chain_link(link, leaf)
-            entries.append(LedgerEntry(seq, sealable.fact.kind, envelope, leaf, link, sealed_at))
-            content_rows.extend((seq, *row) for row in sealable.rows)
+            entries.append(LedgerEntry(seq, fact.kind, envelope, leaf, link, sealed_at))
+            content_rows.extend((seq, *row) for row in rows)
             nodes.extend(node for node in frontier.append(leaf) if node[0] >= NODE_MIN_LEVEL)
         write = _copy if len(entries) >= COPY_FROM_ROWS else _insert
         write(cursor.cursor, ENTRY_TABLE, [_entry_row(e) for e in entries])

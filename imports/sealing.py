@@ -13,7 +13,7 @@ ledger's chain-head lock from its append to its commit, so whatever needs no seq
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -201,10 +201,9 @@ class Planned:
     flags: list[str]
     author: Author
     key: str
-    sealable: ledger.Committed  # message.imported, its contents committed, same_as null
+    fact: Fact  # message.imported, with same_as null until the batch is linked (_linked)
     message: tuple[Any, ...]  # a created Message row's columns after its id (MESSAGE_FIELDS)
     payload: dict[str, Any]
-    payload_json: str
     imported: tuple[Any, ...]  # its ImportedMessage row's columns from first_line on
     same_as: tuple[int, int] | None = None  # (message id, its seq)
     captured: bool = False
@@ -259,7 +258,7 @@ def _place(state: Run, entry: Entry) -> tuple[datetime, list[str], Author, str]:
 def _plan(
     state: Run, entry: Entry, instant: datetime, flags: list[str], author: Author, key: str
 ) -> Planned:
-    """Everything about an entry that needs no database: its fact (contents committed), rows."""
+    """Everything about an entry that needs no database: its fact and rows."""
     local_time = entry.local_time.isoformat()
     fact = Fact(
         "message.imported",
@@ -272,7 +271,7 @@ def _plan(
             "entry_kind": entry.kind,  # "kind" is the envelope's own (the ledger kind)
             "flags": ",".join(flags),
             "direction": author.direction,
-            "same_as": None,  # set once the batch is linked (the commitments do not cover it)
+            "same_as": None,  # set once the batch is linked (_linked)
         },
         {
             "author": (entry.author or "").encode(),
@@ -309,10 +308,9 @@ def _plan(
         flags,
         author,
         key,
-        ledger.commit(fact),
+        fact,
         message,
         payload,
-        json.dumps(payload),
         imported,
     )
 
@@ -329,9 +327,7 @@ def seal_batch(state: Run, batch: list[Planned]) -> None:
     prepared before it; under the lock the rows get their seq and go in by COPY."""
     with transaction.atomic():
         _link(state, batch)
-        facts = [
-            p.sealable.with_fields(same_as=p.same_as[1]) if p.same_as else p.sealable for p in batch
-        ]
+        facts = [_linked(p) for p in batch]
         rows = _Rows.of(state, batch)
         sealed = ledger.append(facts)
         rows.write(sealed)
@@ -372,6 +368,13 @@ def _link(state: Run, batch: list[Planned]) -> None:
         )
         if found is not None:
             planned.same_as, planned.captured = found, True
+
+
+def _linked(planned: Planned) -> Fact:
+    """The entry's fact, naming the message the archive already held (its seq), if any."""
+    if planned.same_as is None:
+        return planned.fact
+    return replace(planned.fact, fields={**planned.fact.fields, "same_as": planned.same_as[1]})
 
 
 def _other_imports(state: Run) -> bool:
@@ -446,7 +449,7 @@ class _Rows:
             if planned.same_as is None:
                 message_id = message_ids.pop()
                 fields = (message_id, *planned.message)
-                rows.message_rows.append((*fields, planned.payload_json, None))
+                rows.message_rows.append((*fields, json.dumps(planned.payload), None))
                 message = _instance(Message, MESSAGE_FIELDS, (*fields, planned.payload, None, None))
                 _CONVERSATION.set_cached_value(message, conversation)
                 rows.messages.append(message)
