@@ -1,0 +1,15 @@
+"""Issue 20: retention's guards per statement rather than per row.
+
+Placeholder created at the start of issue 20's work so that parallel changes get stable names;
+its owner fills in the operations (an empty migration changes nothing)."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("retention", "0009_imported_kinds"),
+        ("archive", "0006_statement_triggers"),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []
