@@ -126,3 +126,106 @@ def test_it_builds_envelopes_that_round_trip_canonically(fields):
     body = json.loads(envelope)
     assert rfc8785.dumps(body) == envelope
     assert {k: body[k] for k in fields} == fields
+
+
+# --- The chain check holds for every statement shape (archive/migrations/0006) -------------
+
+SHAPES = ("values", "rows", "copy", "select")
+DEFECTS = ("leaf", "link", "gap", "envelope")
+REFUSALS = {
+    "leaf": "does not match its envelope",
+    "envelope": "does not match its envelope",
+    "link": "does not extend the chain",
+    "gap": "would leave a gap",
+}
+Row = tuple[int, str, bytes, bytes, bytes]
+
+
+def chained_rows(count: int) -> list[Row]:
+    """`count` honest entries extending the ledger as it stands."""
+    head = ChainHead.objects.get()
+    link, rows = bytes(head.link), []
+    for seq in range(head.size, head.size + count):
+        envelope = json.dumps({"n": seq}).encode()
+        leaf = leaf_hash(envelope)
+        link = ledger.chain_link(link, leaf)
+        rows.append((seq, "test.fact", envelope, leaf, link))
+    return rows
+
+
+def damaged(rows: list[Row], at: int, defect: str) -> list[Row]:
+    out = list(rows)
+    seq, kind, envelope, leaf, link = out[at]
+    if defect == "leaf":
+        out[at] = (seq, kind, envelope, bytes(32), link)
+    elif defect == "envelope":
+        out[at] = (seq, kind, envelope + b" ", leaf, link)
+    elif defect == "link":
+        out[at] = (seq, kind, envelope, leaf, hashlib.sha256(link).digest())
+    else:  # this entry and the rest one seq further: seq - 1 of this one was never written
+        out[at:] = [(s + 1, *rest) for s, *rest in out[at:]]
+    return out
+
+
+def insert(rows: list[Row], shape: str) -> None:
+    """The rows as the runtime role, in one of the ways a statement can carry them."""
+    columns = "archive_ledgerentry (seq, kind, envelope, leaf_hash, link, sealed_at)"
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor
+        if shape == "values":
+            marks = ", ".join(["(%s, %s, %s, %s, %s, now())"] * len(rows))
+            raw.execute(f"INSERT INTO {columns} VALUES {marks}", [v for r in rows for v in r])
+        elif shape == "rows":
+            raw.executemany(f"INSERT INTO {columns} VALUES (%s, %s, %s, %s, %s, now())", rows)
+        elif shape == "copy":
+            with raw.copy(f"COPY {columns} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row, "2026-01-01T00:00:00Z"))
+        else:
+            raw.execute(
+                f"INSERT INTO {columns} SELECT s, k, e, l, n, now() FROM unnest(%s::bigint[],"
+                " %s::text[], %s::bytea[], %s::bytea[], %s::bytea[]) AS r(s, k, e, l, n)",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_it_accepts_honest_entries_in_every_statement_shape(shape):
+    ledger.append([Fact("test.fact")])
+    rows = chained_rows(5)
+    insert(rows, shape)
+    assert list(LedgerEntry.objects.values_list("seq", flat=True)) == list(range(6))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_it_refuses_seq_zero_that_does_not_start_from_the_zero_link(shape):
+    (row,) = chained_rows(1)
+    seq, kind, envelope, leaf, _ = row
+    with pytest.raises(Exception, match="does not extend the chain"):
+        insert(
+            [(seq, kind, envelope, leaf, hashlib.sha256(b"\x02" + bytes(1) * 32).digest())], shape
+        )
+    assert not LedgerEntry.objects.exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    before=st.integers(0, 3),
+    count=st.integers(1, 12),
+    data=st.data(),
+    shape=st.sampled_from(SHAPES),
+    defect=st.sampled_from(DEFECTS),
+)
+def test_it_refuses_a_statement_with_any_one_bad_entry_whatever_its_shape(
+    before, count, data, shape, defect
+):
+    """One bad entry anywhere in a multi-row INSERT, a pipelined batch, a COPY or an
+    INSERT … SELECT refuses the whole statement, and the ledger is as it was."""
+    with transaction.atomic():
+        ledger.append([Fact("test.fact")] * before)
+        rows = chained_rows(count)
+        at = data.draw(st.integers(0, count - 1))
+        with pytest.raises(Exception, match=REFUSALS[defect]):
+            insert(damaged(rows, at, defect), shape)
+        assert LedgerEntry.objects.count() == before
+        transaction.set_rollback(True)
