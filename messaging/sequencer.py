@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, models, transaction
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from archive import ledger
@@ -34,6 +36,7 @@ from messaging.models import (
     Message,
     Participant,
     ParticipantProfile,
+    PendingDelivery,
     Reseal,
     StatusEvent,
     UnparsedItem,
@@ -112,23 +115,23 @@ def process_batch(size: int = BATCH) -> int:
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEQUENCER_LOCK])
-        pending = list(Delivery.objects.filter(seal__isnull=True).order_by("id")[:size])
-        if not pending:
+        batch = _take(size)
+        if not batch:
             return 0
         try:
             with transaction.atomic():
-                _seal_deliveries(pending)
+                _seal_deliveries(batch)
         except Exception as exc:
             if _not_the_content(exc):
                 raise
             logger.warning(
                 "a batch of %d deliveries raised %s; sealing them one at a time",
-                len(pending),
+                len(batch),
                 type(exc).__name__,
             )
-            for delivery in pending:
+            for delivery in batch:
                 _seal_alone(delivery)
-    return len(pending)
+    return len(batch)
 
 
 def _seal_alone(delivery: Delivery) -> None:
@@ -265,8 +268,18 @@ def _within(path: str, under: str) -> bool:
     return under == "$" or path == under or path.startswith((under + ".", under + "["))
 
 
-def _load_existing(batch: Batch, items: list[Item]) -> None:
-    """Read once what the archive already holds for every key these items touch."""
+@dataclass(frozen=True)
+class LookupKeys:
+    """The keys a batch looks up in the archive before planning."""
+
+    channels: set[str]  # phone_number_id
+    wamids: set[str]
+    participants: set[str]
+    conversations: set[str]  # the participants' keys and the groups'
+
+
+def lookup_keys(items: list[Item]) -> LookupKeys:
+    channels = {i.phone_number_id for i in items}
     wamids = {
         i.raw["id"]
         for i in items
@@ -274,27 +287,83 @@ def _load_existing(batch: Batch, items: list[Item]) -> None:
         and isinstance(i.raw, dict)
         and isinstance(i.raw.get("id"), str)
     }
-    if wamids:
-        batch.messages = set(
-            Message.objects.filter(wamid__in=wamids).values_list("channel_id", "wamid")
+    participants = {key for item in items for key in _participant_keys(item)}
+    return LookupKeys(channels, wamids, participants, participants | _group_keys(items))
+
+
+def pending(size: int) -> QuerySet[Any]:
+    """The ids of the oldest `size` queued deliveries (an index scan of a short table)."""
+    return PendingDelivery.objects.order_by("delivery_id").values_list("delivery_id", flat=True)[
+        :size
+    ]
+
+
+def _take(size: int) -> list[Delivery]:
+    """The oldest `size` pending deliveries, taken off the queue in the caller's transaction
+    (a rollback puts them back). A queued delivery that has a seal is only dropped."""
+    ids = list(pending(size))
+    if not ids:
+        return []
+    PendingDelivery.objects.filter(delivery_id__in=ids).delete()
+    return list(Delivery.objects.filter(id__in=ids, seal__isnull=True).order_by("id"))
+
+
+def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str, QuerySet[Any]]:
+    """What a batch reads of the archive, by name (the capture benchmark EXPLAINs these).
+
+    Messages, statuses and conversations are unique per channel, so each lookup names the
+    batch's channels too: the (channel, ...) unique indexes then seek to every key, where a
+    wamid or key alone can only be found by reading those indexes whole (growing with the
+    archive). Keys go as one array parameter each (= ANY), not thousand-placeholder IN lists."""
+    ids = sorted(channels[c].pk for c in keys.channels if c in channels)
+    queries: dict[str, QuerySet[Any]] = {}
+    if keys.wamids and ids:
+        wamids = sorted(keys.wamids)
+        queries["messages"] = Message.objects.filter(
+            _any(Message, "channel", ids), _any(Message, "wamid", wamids)
+        ).values_list("channel_id", "wamid")
+        queries["statuses"] = StatusEvent.objects.filter(
+            _any(StatusEvent, "channel", ids), _any(StatusEvent, "wamid", wamids)
+        ).values_list("channel_id", "wamid", "status", "occurred_at")
+    if keys.participants:
+        participants = Participant.objects.filter(
+            _any(Participant, "key", sorted(keys.participants))
         )
-        batch.statuses = set(
-            StatusEvent.objects.filter(wamid__in=wamids).values_list(
-                "channel_id", "wamid", "status", "occurred_at"
-            )
-        )
-    keys = {key for item in items for key in _participant_keys(item)}
-    if keys:
-        batch.participants = {p.key: p for p in Participant.objects.filter(key__in=keys)}
-        latest = (
-            ParticipantProfile.objects.filter(participant__key__in=keys)
+        queries["participants"] = participants
+        queries["profiles"] = (
+            ParticipantProfile.objects.filter(participant__in=participants.values("id"))
             .order_by("participant_id", "-id")
             .distinct("participant_id")
             .values_list("participant__key", "name", "username")
         )
-        batch.profiles = {key: (name, username) for key, name, username in latest}
-        conversations = Conversation.objects.filter(key__in=keys | _group_keys(items))
-        batch.conversations = {(c.channel_id, c.key): c for c in conversations}
+        conversations = sorted(keys.conversations)
+        queries["conversations"] = Conversation.objects.filter(
+            _any(Conversation, "channel", ids), _any(Conversation, "key", conversations)
+        )
+    return queries
+
+
+def _any(model: type[models.Model], name: str, values: list[Any]) -> RawSQL:
+    """`field = ANY(values)` with the values as one array parameter (review/transcript.py's
+    helper, here for the sequencer's lookups)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    quote = connection.ops.quote_name
+    column = f"{quote(model._meta.db_table)}.{quote(str(field.column))}"
+    # names from the model, the values a parameter: nothing from a delivery is SQL here
+    return RawSQL(f"{column} = ANY(%s)", [values], output_field=models.BooleanField())  # noqa: S611
+
+
+def _load_existing(batch: Batch, items: list[Item]) -> None:
+    """Read once what the archive already holds for every key these items touch."""
+    queries = existing_queries(batch.channels, lookup_keys(items))
+    if "messages" in queries:
+        batch.messages = set(queries["messages"])
+        batch.statuses = set(queries["statuses"])
+    if "participants" in queries:
+        batch.participants = {p.key: p for p in queries["participants"]}
+        batch.profiles = {key: (name, username) for key, name, username in queries["profiles"]}
+        batch.conversations = {(c.channel_id, c.key): c for c in queries["conversations"]}
 
 
 def _participant_keys(item: Item) -> set[str]:

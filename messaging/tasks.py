@@ -4,7 +4,7 @@ sealed first by the sealer process (messaging/sealer.py); these are the fallback
 import time
 
 from messaging.inbox import only_runner, queue, woken
-from messaging.models import Delivery
+from messaging.models import PendingDelivery
 from messaging.sequencer import BATCH, process_batch
 
 RUN_LOCK = 0x436C5769_53657152  # "ClWiSeqR": one sealing run at a time
@@ -29,7 +29,7 @@ def seal_deliveries() -> int:
             if count == 0:
                 break
     # after the lock is released: whatever a skipped run left is seen here
-    if Delivery.objects.filter(seal__isnull=True).exists():
+    if PendingDelivery.objects.exists():
         queue("messaging.tasks.seal_deliveries", "sequencer")
     return sealed
 

@@ -85,6 +85,8 @@ VACUUM_AFTER_WIPE = os.environ.get("BENCH_VACUUM_AFTER_WIPE", "") not in ("", "0
 SERVERS = {
     "sync x4": {"workers": 4, "worker_class": "sync", "threads": 1},
     "gthread 2x4": {"workers": 2, "worker_class": "gthread", "threads": 4},
+    # what `make run` starts (scripts/localdev.py portal_commands): 2 sync workers, access log
+    "localdev": {"workers": 2, "worker_class": "sync", "threads": 1, "access_log": True},
 }
 APPS = {
     "ok": "tests.performance.bench_wsgi:ok",
@@ -191,7 +193,9 @@ def postmaster_pid() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, server: str, conn_max_age: int) -> Iterator[tuple[int, int]]:
+def gunicorn(
+    app: str, server: str, conn_max_age: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
     """The app under gunicorn on a free port, started and warmed; yields (master pid, port)."""
     conf, port = SERVERS[server], free_port()
     command = [
@@ -207,10 +211,15 @@ def gunicorn(app: str, server: str, conn_max_age: int) -> Iterator[tuple[int, in
         str(conf["worker_class"]),
         "--threads",
         str(conf["threads"]),
+        *(["--access-logfile", "-"] if conf.get("access_log") else []),
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=app_env(conn_max_age), stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=env or app_env(conn_max_age),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 60
@@ -379,16 +388,19 @@ def check_capture(deliveries: int, messages: int) -> str:
     )
 
 
-def ledger_transactions() -> list[list[Fact]]:
-    """The facts the ledger holds, rebuilt from envelopes and contents, grouped by the append()
-    call that sealed them (one sealed_at per call)."""
+def ledger_transactions(since: int = 0) -> list[list[Fact]]:
+    """The facts the ledger holds after entry `since`, rebuilt from envelopes and contents,
+    grouped by the append() call that sealed them (one sealed_at per call)."""
     contents: dict[int, dict[str, bytes]] = collections.defaultdict(dict)
     groups: list[list[Fact]] = []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, name, content FROM archive_content")
+        cursor.execute("SELECT seq, name, content FROM archive_content WHERE seq > %s", [since])
         for seq, name, content in cursor.fetchall():
             contents[seq][name] = bytes(content)
-        cursor.execute("SELECT seq, envelope, sealed_at FROM archive_ledgerentry ORDER BY seq")
+        cursor.execute(
+            "SELECT seq, envelope, sealed_at FROM archive_ledgerentry WHERE seq > %s ORDER BY seq",
+            [since],
+        )
         previous = None
         for seq, envelope, sealed_at in cursor.fetchall():
             document = json.loads(bytes(envelope))
@@ -404,17 +416,21 @@ def ledger_transactions() -> list[list[Fact]]:
     return groups
 
 
-def raw_write(groups: list[list[Fact]], scratch: Callable[[], None]) -> float:
-    """Seconds to write the ledger's entry and content rows again into plain tables (no hashing,
-    triggers, constraints or indexes), in the same transactions: COPY, or INSERT below 8 rows,
-    as append() chooses."""
+def raw_write(groups: list[list[Fact]], scratch: Callable[[], None], since: int = 0) -> float:
+    """Seconds to write the ledger's entry and content rows after entry `since` again into plain
+    tables (no hashing, triggers, constraints or indexes), in the same transactions: COPY, or
+    INSERT below 8 rows, as append() chooses."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry"
-            " ORDER BY seq"
+            " WHERE seq > %s ORDER BY seq",
+            [since],
         )
         entries = cursor.fetchall()
-        cursor.execute("SELECT seq, name, salt, content FROM archive_content ORDER BY seq")
+        cursor.execute(
+            "SELECT seq, name, salt, content FROM archive_content WHERE seq > %s ORDER BY seq",
+            [since],
+        )
         by_seq: dict[int, list[tuple[Any, ...]]] = collections.defaultdict(list)
         for row in cursor.fetchall():
             by_seq[row[0]].append(row)

@@ -1,0 +1,455 @@
+"""Capture end to end as `make run` runs it: from the first POST to the last message sealed.
+
+The processes are the ones scripts/localdev.py's portal_commands() starts, with its arguments:
+gunicorn (`clientwindow.wsgi`, 2 sync workers, access log on stdout), the sealing process
+(`manage.py run_sequencer`, messaging/sealer.py, started through
+tests/performance/bench_sequencer.py's `sealer` mode, which only adds measurements around
+call_command) and django-q2's `manage.py qcluster` (its every-minute sweep is the fallback
+sealer, and the tasks sealing wakes compete for the same two cores). DATABASE_CONN_MAX_AGE is
+settings' default (60) and DEBUG is what `make run` has (on, CLIENTWINDOW_LOCAL=1) unless
+BENCH_E2E_DEBUG=0. The load is tests/performance/bench_load.py: SENDERS concurrent senders
+POSTing Meta-shaped deliveries of PER_DELIVERY text messages as fast as they are answered.
+
+Durability: a firm's PostgreSQL runs with fsync and synchronous_commit on; `make bench`'s
+throwaway cluster has them off. Run this file under CLIENTWINDOW_THROWAWAY_DURABLE=1 (localdev
+then starts the throwaway cluster with the durable settings `make run` has); the output names
+the cluster's settings and says when they are not durable.
+
+Beside it, in the same run on the same cluster: ledger.append of exactly the facts the run
+sealed, in the same transactions (the ceiling: the hash chain and its triggers), appended on top
+of the same ledger; and the raw write of those entry and content rows into plain tables.
+
+BENCH_CAPTURE_ARCHIVE=N seals N messages (20 per delivery, through the real sequencer, with
+synchronous_commit off for that session only) before the measured run, then VACUUM ANALYZEs as
+autovacuum would have, so that the run meets an archive of that size; the sequencer's per-batch
+queries are then EXPLAINed (ANALYZE, BUFFERS) on it. Both sizes are run in one go with
+BENCH_CAPTURE_ARCHIVE=0,1000000 (the ratio is the figure). A cached 10M archive (issue 20's
+tests/performance/archive_scale.py) would replace `fill_archive` by a restore of its snapshot.
+
+Environment: BENCH_CAPTURE_E2E_MESSAGES (10000), BENCH_CAPTURE_ARCHIVE (0), BENCH_E2E_QCLUSTER
+(1), BENCH_E2E_DEBUG (unset: as `make run`), BENCH_SQL_TIMING=1 (the sealer's statements, timed),
+BENCH_E2E_PROFILE=1 (a cProfile of the sealer process), BENCH_E2E_PHASES=1 (its phases, timed).
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connection, connections
+
+from archive import ledger
+from archive.verify import verify_ledger
+from messaging import sequencer
+from messaging.models import Channel, Delivery, Message
+from tests.conftest import superuser_connect
+from tests.performance import bench_load
+from tests.performance.conftest import Figure, rate, record, say, seconds, store_deliveries, table
+from tests.performance.test_bench_capture import (
+    ROOT,
+    app_env,
+    children,
+    count,
+    cpu_seconds,
+    gunicorn,
+    inbox_table,
+    json_result,
+    ledger_transactions,
+    load_config,
+    postgres_cpu,
+    postmaster_pid,
+    raw_write,
+    reset,
+    start_load,
+)
+
+__all__ = ["inbox_table"]  # a fixture: reset() empties its table
+
+MESSAGES = int(os.environ.get("BENCH_CAPTURE_E2E_MESSAGES", "10000"))
+ARCHIVES = [int(n) for n in os.environ.get("BENCH_CAPTURE_ARCHIVE", "0").split(",")]
+QCLUSTER = os.environ.get("BENCH_E2E_QCLUSTER", "1") != "0"
+DEBUG = os.environ.get("BENCH_E2E_DEBUG")  # None: as `make run` (DEBUG on under localdev)
+PER_DELIVERY = 20
+SENDERS = 16
+DEADLINE = 300.0
+FILL_CHUNK = 500  # deliveries stored, then sealed, per round of the archive fill
+TARGET = 1_500.0
+
+
+def make_run_env() -> dict[str, str]:
+    """The environment `make run` gives its processes (CLIENTWINDOW_LOCAL=1, settings'
+    defaults), pointed at this session's test database."""
+    env = app_env(60)
+    env.pop("DATABASE_CONN_MAX_AGE")
+    env.pop("CLIENTWINDOW_DEBUG")
+    if DEBUG is not None:
+        env["CLIENTWINDOW_DEBUG"] = DEBUG
+    return env
+
+
+def durability() -> tuple[bool, str]:
+    with superuser_connect() as conn:
+        shown = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("fsync", "synchronous_commit", "full_page_writes")
+        }
+    text = ", ".join(f"{k}={v}" for k, v in shown.items())
+    return all(v == "on" for v in shown.values()), text
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A process in a group of its own (as localdev starts them); SIGTERM, then SIGKILL after
+    4 s (qcluster ignores SIGTERM for a minute: localdev's STOP_GRACE)."""
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=4)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def stop_sealer(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    process.send_signal(signal.SIGTERM)
+    return json_result(process, timeout=60)
+
+
+def group_cpu(pid: int) -> float:
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+
+
+# --------------------------------------------------------------------------- the archive
+
+
+def fill_archive(messages: int) -> float:
+    """Seal `messages` text messages (PER_DELIVERY per delivery) through the real sequencer,
+    in-process; returns seconds. Clients grow with the archive (one per 200 messages), so that
+    participants and conversations do too."""
+    began, made = time.perf_counter(), 0
+    clients = max(500, messages // 200)
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")  # this session only: a fill, not a run
+    number = 0
+    while made < messages:
+        deliveries = min(FILL_CHUNK, (messages - made) // PER_DELIVERY) or 1
+        bodies = bench_load.build_bodies(
+            {
+                **load_config("burst", 0, count=deliveries, per_delivery=PER_DELIVERY),
+                "prefix": f"A{number:05d}",
+                "clients": clients,
+                "seed": number,
+            }
+        )
+        received = int(time.time())
+        store_deliveries([(body, received) for body in bodies])
+        sequencer.process_deliveries()
+        made += deliveries * PER_DELIVERY
+        number += 1
+        if number % 20 == 0:
+            say(f"   archive: {made:,} messages sealed in {time.perf_counter() - began:,.0f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = DEFAULT")
+    connections.close_all()
+    with superuser_connect() as conn:
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - began
+
+
+def explain(label: str, query: Any) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of a sequencer queryset, as the sequencer sends it."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return [f"-- {label}", *(row[0] for row in cursor.fetchall())]
+
+
+def sequencer_plans(first_delivery: int) -> list[str]:
+    """The per-batch queries of messaging/sequencer.py on this archive: what a batch of the
+    run's newest deliveries reads (present keys) and what a batch of new ones would (absent)."""
+    deliveries = list(Delivery.objects.filter(id__gt=first_delivery).order_by("-id")[:100])
+    items = [i for d in deliveries for i in sequencer.cloud_api.parse(bytes(d.body))]
+    keys = sequencer.lookup_keys(items)
+    channels = {c.phone_number_id: c for c in Channel.objects.all()}
+    absent = sequencer.LookupKeys(
+        wamids={w + "-new" for w in keys.wamids},
+        participants={k + "0" for k in keys.participants},
+        conversations={k + "0" for k in keys.conversations},
+    )
+    lines: list[str] = []
+    lines += explain("pending deliveries (none pending)", sequencer.pending(sequencer.BATCH))
+    lines += explain("channels", Channel.objects.all())
+    for name, found in (("present", keys), ("absent", absent)):
+        for label, query in sequencer.existing_queries(channels, found).items():
+            lines += explain(f"{label}, {name} keys", query)
+    return lines
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def e2e_run(archive: int, prefix: str, scratch: Callable[[], None]) -> dict[str, Any]:
+    deliveries = MESSAGES // PER_DELIVERY
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM messaging_delivery")
+        first_delivery = int(cursor.fetchone()[0])
+        cursor.execute("SELECT coalesce(max(seq), 0) FROM archive_ledgerentry")
+        first_seq = int(cursor.fetchone()[0])
+    postmaster, env = postmaster_pid(), make_run_env()
+    config = load_config(
+        "burst", 0, count=deliveries, per_delivery=PER_DELIVERY, connections=SENDERS, prefix=prefix
+    )
+    sealer_command = [sys.executable, "-m", "tests.performance.bench_sequencer", "sealer"]
+    qcluster = [sys.executable, "manage.py", "qcluster"] if QCLUSTER else ["sleep", "3600"]
+    sealed_query = (
+        f"SELECT count(*) FROM messaging_deliveryseal WHERE delivery_id > {first_delivery}"
+    )
+    with (
+        started(sealer_command, env) as sealer,
+        started(qcluster, env) as worker,
+        gunicorn("clientwindow", "localdev", 60, env) as (master, config["port"]),
+    ):
+        time.sleep(2.0)  # the sealer LISTENing, the qcluster's workers up
+        web = children(master)
+        cpu0 = (
+            sum(cpu_seconds(p) for p in web),
+            group_cpu(sealer.pid),
+            group_cpu(worker.pid),
+            postgres_cpu(postmaster),
+        )
+        load = start_load(config)
+        deadline, done = time.time() + DEADLINE, None
+        while time.time() < deadline:
+            if count(sealed_query) >= deliveries:
+                done = time.time()
+                break
+            time.sleep(0.02)
+        cpu1 = (
+            sum(cpu_seconds(p) for p in web),
+            group_cpu(sealer.pid),
+            group_cpu(worker.pid),
+            postgres_cpu(postmaster),
+        )
+        posted = json_result(load, timeout=60)
+        seal_report = stop_sealer(sealer)
+    assert done is not None, f"not all sealed after {DEADLINE:.0f} s"
+    assert posted["errors"] == 0, posted
+    wall = done - posted["first_post"]
+    check = check_run(first_delivery, deliveries)
+    groups = ledger_transactions(since=first_seq)
+    plans = sequencer_plans(first_delivery) if archive else []
+    began = time.perf_counter()
+    for group in groups:
+        ledger.append(group)
+    appended = time.perf_counter() - began
+    raw = raw_write(groups, scratch, since=first_seq)
+    batches = batch_sizes(first_delivery)
+    return {
+        "archive": archive,
+        "wall": wall,
+        "ack": posted["last_answer"] - posted["first_post"],
+        "post_p99": posted["latency"]["p99"],
+        "append": appended,
+        "raw": raw,
+        "transactions": len(groups),
+        "entries": sum(len(g) for g in groups),
+        "batches": batches,
+        "cpu": [(b - a) / wall for a, b in zip(cpu0, cpu1, strict=True)],
+        "sealer": seal_report,
+        "check": check,
+        "plans": plans,
+    }
+
+
+def check_run(first_delivery: int, deliveries: int) -> str:
+    """Every delivery of the run sealed once, every message stored once, the ledger intact."""
+    report = verify_ledger(contents=False)
+    assert report.intact, report.problems[:5]
+    run = Delivery.objects.filter(id__gt=first_delivery)
+    assert run.count() == deliveries
+    assert run.filter(seal__isnull=True).count() == 0
+    assert Message.objects.filter(delivery_id__gt=first_delivery).count() == MESSAGES
+    seals = f"FROM messaging_deliveryseal WHERE delivery_id > {first_delivery}"
+    assert count(f"SELECT count(*) {seals}") == deliveries
+    assert count(f"SELECT coalesce(sum(duplicates + unparsed), 0) {seals}") == 0
+    return (
+        f"verified: ledger intact ({report.entries:,} entries), {deliveries:,} deliveries sealed"
+        f" once, {MESSAGES:,} messages, no duplicates/unparsed"
+    )
+
+
+def batch_sizes(first_delivery: int) -> dict[str, float]:
+    """Deliveries per sealing transaction (one sealed_at per ledger append)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM messaging_deliveryseal s JOIN archive_ledgerentry e USING (seq)"
+            " WHERE s.delivery_id > %s GROUP BY e.sealed_at",
+            [first_delivery],
+        )
+        sizes = sorted(int(r[0]) for r in cursor.fetchall())
+    return {
+        "count": len(sizes),
+        "mean": sum(sizes) / len(sizes),
+        "p50": sizes[len(sizes) // 2],
+        "max": sizes[-1],
+    }
+
+
+def test_capture_end_to_end(
+    empty_ledger: None, inbox_table: None, scratch: Callable[[], None], server_settings: str
+) -> None:
+    durable, settings_text = durability()
+    say()
+    say(
+        f"== capture end to end as `make run` runs it ({settings_text}"
+        + ("" if durable else "; NOT durable: run under CLIENTWINDOW_THROWAWAY_DURABLE=1")
+        + f"; {server_settings})"
+    )
+    runs = []
+    for number, archive in enumerate(ARCHIVES):
+        reset(scratch)
+        filled = fill_archive(archive) if archive else 0.0
+        if archive:
+            say(f"   archive of {archive:,} messages sealed in {filled:,.0f} s")
+        run = e2e_run(archive, f"E{number}", scratch)
+        runs.append(run)
+        say(
+            f"   archive {archive:,}: {rate(MESSAGES / run['wall'])} messages/s end to end;"
+            f" {run['check']}"
+        )
+    rows, detail = [], []
+    for run in runs:
+        ceiling = MESSAGES / run["append"]
+        rows.append(
+            [
+                f"{run['archive']:,}",
+                seconds(run["ack"]),
+                rate(MESSAGES / run["ack"]),
+                seconds(run["wall"]),
+                rate(MESSAGES / run["wall"]),
+                rate(ceiling),
+                f"{MESSAGES / run['wall'] / ceiling:.2f}",
+                rate(MESSAGES / run["raw"]),
+            ]
+        )
+        b = run["batches"]
+        detail.append(
+            [
+                f"{run['archive']:,}",
+                seconds(run["post_p99"]),
+                f"{b['count']:,}",
+                f"{b['mean']:.1f} / {b['p50']} / {b['max']}",
+                f"{run['entries']:,}",
+                " / ".join(f"{c:.2f}" for c in run["cpu"]),
+            ]
+        )
+        record(
+            Figure(
+                f"capture e2e as make run, {MESSAGES:,} msgs, archive {run['archive']:,}",
+                MESSAGES / run["wall"],
+                "messages/s",
+                ceiling,
+                "ledger.append same facts",
+                "-",
+                TARGET,
+            )
+        )
+    say(
+        table(
+            [
+                "archive (messages)",
+                "acknowledged in",
+                "acked msgs/s",
+                "first POST→all sealed",
+                "messages/s",
+                "ceiling msgs/s",
+                "ratio",
+                "raw write msgs/s",
+            ],
+            rows,
+            title=f"== {MESSAGES:,} text messages, {PER_DELIVERY} per delivery, {SENDERS}"
+            " senders; gunicorn 2 sync workers + run_sequencer"
+            + (" + qcluster" if QCLUSTER else "")
+            + f"; DEBUG {'as make run (on)' if DEBUG is None else DEBUG}",
+        )
+    )
+    say(
+        "   ceiling = ledger.append of the facts the run sealed, in its transactions, on top of"
+        " the same ledger; raw write = those entry + content rows into plain tables (COPY)."
+    )
+    say(
+        table(
+            [
+                "archive",
+                "POST p99",
+                "sealing txns",
+                "deliveries/txn mean / p50 / max",
+                "ledger entries",
+                "CPU web / sealer / qcluster / PG",
+            ],
+            detail,
+            title="== detail (CPU: cores used on average, first POST→all sealed; 2 cores here)",
+        )
+    )
+    for run in runs:
+        report_sealer(run)
+        if run["plans"]:
+            say()
+            say(f"== the sequencer's per-batch queries on an archive of {run['archive']:,}")
+            say("\n".join(run["plans"]))
+    if len(runs) > 1:
+        base = MESSAGES / runs[0]["wall"]
+        for run in runs[1:]:
+            say(
+                f"   archive {run['archive']:,} / archive {runs[0]['archive']:,}:"
+                f" {MESSAGES / run['wall'] / base:.2f} (target >= 0.90)"
+            )
+
+
+def report_sealer(run: dict[str, Any]) -> None:
+    report = run["sealer"]
+    if report.get("phases"):
+        say()
+        say(
+            table(
+                ["phase (nested by indent)", "calls", "time"],
+                [[name, f"{n:,}", seconds(t)] for name, n, t in report["phases"]],
+                title=f"== sealer phases (BENCH_E2E_PHASES), archive {run['archive']:,}",
+            )
+        )
+    if report.get("sql"):
+        say()
+        say(
+            table(
+                ["statement (ORM, IN lists collapsed)", "calls", "time"],
+                [[q[:110], f"{n:,}", seconds(t)] for q, n, t in report["sql"]],
+                title=f"== sealer SQL, archive {run['archive']:,}",
+            )
+        )
+    for key, title in (("inclusive", "inclusive"), ("own", "own time")):
+        if report.get(key):
+            say()
+            say(
+                table(
+                    ["function", "calls", "own", "inclusive"],
+                    [[f[:90], f"{c:,}", seconds(o), seconds(i)] for f, c, o, i in report[key]],
+                    title=f"== cProfile of the sealer process, {title}, archive {run['archive']:,}",
+                )
+            )
