@@ -25,7 +25,8 @@ Environment: BENCH_REVIEW_MESSAGES (1,000,000), BENCH_REVIEW_PER_DELIVERY (100 m
 webhook body), BENCH_REVIEW_QUERIES (50), BENCH_REVIEW_SHAPE_SECONDS (120: a shape stops there
 once it has 10 queries), BENCH_REVIEW_TRANSCRIPTS (30), BENCH_REVIEW_EXPLAIN,
 BENCH_REVIEW_PROFILE=1 to print a cProfile of process_deliveries() over the build and of a few
-view requests.
+view requests, BENCH_REVIEW_KEEP=1 to keep a copy of the built archive in the cluster and reuse
+it in the next run of the same size (a cluster that outlives the run: DATABASE_URL).
 """
 
 import contextlib
@@ -45,13 +46,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 from django.db import connection, connections
 from django.template import Template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, _TestState
 from django.urls import reverse
 from django.utils import timezone
+from psycopg import sql
 
 from access import roles
 from archive.checkpoints import create_checkpoint
@@ -66,7 +70,7 @@ from messaging.models import (
 from messaging.sequencer import process_deliveries
 from messaging.summaries import ANNOTATION_TYPES
 from review import search, transcript
-from tests.conftest import superuser_connect, wipe_archive
+from tests.conftest import TEST_DB, superuser_connect, wipe_archive
 from tests.performance.bench_review import (
     BIG_WA_ID,
     CHANNELS,
@@ -90,6 +94,7 @@ TRANSCRIPTS = int(os.environ.get("BENCH_REVIEW_TRANSCRIPTS", "30"))
 SHAPE_SECONDS = float(os.environ.get("BENCH_REVIEW_SHAPE_SECONDS", "120"))
 EXPLAIN_ALL = os.environ.get("BENCH_REVIEW_EXPLAIN", "") not in ("", "0")
 PROFILE = os.environ.get("BENCH_REVIEW_PROFILE", "") not in ("", "0")
+KEEP = os.environ.get("BENCH_REVIEW_KEEP", "") not in ("", "0")
 SEAL_DELIVERIES = 100  # Delivery rows stored between two process_deliveries() calls
 CHECKPOINT_EVERY = 100_000
 BIG = 5_000
@@ -240,7 +245,7 @@ def archive_world(
     with django_db_blocker.unblock():
         wipe_archive()
         try:
-            yield make_world(server_settings)
+            yield restored_world() or make_world(server_settings)
         finally:
             write_report()
             connections.close_all()
@@ -368,9 +373,78 @@ def make_world(server_settings: str) -> World:
         "sizes": sizes,
     }
 
+    if KEEP:
+        keep_copy()
     user = User.objects.create_user(REVIEWER)
     user.groups.set(Group.objects.filter(name=roles.REVIEWER))
     return World(archive, channels, big, user, timings)
+
+
+def kept_name() -> str:
+    return f"{TEST_DB}_review_{MESSAGES}"
+
+
+def keep_copy() -> None:
+    """BENCH_REVIEW_KEEP: a copy of the built archive as a database of its own in the same
+    cluster, which the next run with the same size restores instead of building (a long-lived
+    cluster only: a throwaway one goes with its copy)."""
+    connections.close_all()
+    t0 = time.perf_counter()
+    with superuser_connect("postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(kept_name())))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(kept_name()), sql.Identifier(TEST_DB)
+            )
+        )
+    say(f"   kept a copy as database {kept_name()} ({seconds(time.perf_counter() - t0)})")
+
+
+def restored_world() -> World | None:
+    """The archive of an earlier run with BENCH_REVIEW_KEEP, copied back into the test
+    database and migrated to the current code; None if there is none. The generator runs again
+    (without storing) for its statistics and query material, which are deterministic."""
+    if not KEEP:
+        return None
+    with superuser_connect("postgres") as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [kept_name()])
+        if found.fetchone() is None:
+            return None
+    t0 = time.perf_counter()
+    connections.close_all()
+    owner = settings.DATABASES["owner"]["USER"]
+    test_db = sql.Identifier(TEST_DB)
+    with superuser_connect("postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(test_db))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                test_db, sql.Identifier(kept_name()), sql.Identifier(owner)
+            )
+        )
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(test_db))
+        runtime = sql.Identifier(settings.DATABASES["default"]["USER"])
+        conn.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(test_db, runtime)
+        )
+        if settings.DATABASE_AUDITOR_ROLE:
+            auditor = sql.Identifier(settings.DATABASE_AUDITOR_ROLE)
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(test_db, auditor))
+    call_command("migrate", database="owner", verbosity=0)
+    connections["owner"].close()
+    archive = Archive(MESSAGES, big=BIG)
+    for _ in archive.deliveries(PER_DELIVERY):
+        pass
+    channels = [Channel.objects.get(phone_number_id=c["phone_number_id"]) for c in CHANNELS]
+    big = Conversation.objects.get(channel=channels[0], key=f"wa:{BIG_WA_ID}")
+    assert Message.objects.exclude(type__in=ANNOTATION_TYPES).count() == MESSAGES
+    say()
+    say(
+        f"== review archive: {MESSAGES:,} messages restored from database {kept_name()}"
+        f" (BENCH_REVIEW_KEEP) in {seconds(time.perf_counter() - t0)}"
+    )
+    user = User.objects.create_user(REVIEWER)
+    user.groups.set(Group.objects.filter(name=roles.REVIEWER))
+    return World(archive, channels, big, user)
 
 
 def _scalar(query: str, params: list[Any] | None = None) -> Any:
