@@ -204,7 +204,12 @@ def environment(cluster: Any, database: str = DATABASE) -> dict[str, str]:
 
 def manage(cluster: Any, *args: str, database: str = DATABASE) -> None:
     env = {**os.environ, **environment(cluster, database)}
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+        done.check_returncode()
 
 
 # --------------------------------------------------------------------------- migrations
@@ -235,7 +240,13 @@ def migrate_forward(place: Place, cluster: Any) -> list[str]:
         app = key.split(".", 1)[0]
         before = sorted(k for k in current if k.startswith(app + ".") and k < key)
         target = before[-1].split(".", 1)[1] if before else "zero"
-        manage(cluster, "migrate", app, target, "--database", "owner", "--no-input", "-v", "0")
+        back = ["migrate", app, target, "--database", "owner", "--no-input", "-v", "0"]
+        try:
+            manage(cluster, *back)
+        except subprocess.CalledProcessError:
+            # Its new reverse cannot undo what its old version did (a placeholder did nothing):
+            # marked unapplied, and applied again below.
+            manage(cluster, *back, "--fake")
     manage(cluster, "migrate", "--database", "owner", "--no-input", "-v", "0")
     recorded_path.write_text(json.dumps(current, indent=1) + "\n")
     return changed
@@ -314,7 +325,12 @@ def open_archive(size: str | int, *, writable: bool = False) -> Iterator[ScaleAr
     with locked(place):
         cluster = start(place)
         try:
-            migrate_forward(place, cluster)
+            try:
+                migrate_forward(place, cluster)
+            except subprocess.CalledProcessError as exc:
+                # The tree is worked on in parallel: a model whose migration is not written yet
+                # should not stop every benchmark; what the schema lacks, the figures show.
+                sys.stderr.write(f"archive_scale: migrate failed ({exc}); the archive as it is\n")
             build = place.built() or {}
             if not writable:
                 yield ScaleArchive(label, messages, cluster, DATABASE, build)

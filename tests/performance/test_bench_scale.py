@@ -1,0 +1,399 @@
+"""The archive's shape as it grows: bytes per message, index depth, and the sequencer's
+per-batch statements at each size, beside the same figures at 10,000 messages (issue 20).
+
+The archives are the cached ones of tests/performance/archive_scale.py (sealed by the real
+sequencer; built on first use: ~1 min at 10k, ~1 h at 1M here, hours at 10M). For each size:
+
+1. Per table: rows per message, heap, TOAST and index bytes per message (pg_relation_size,
+   pg_total_relation_size, pg_indexes_size; rows counted), and the projection to 10M and 1B
+   messages a year.
+2. Per index: bytes per message and, for btrees, depth (pageinspect's bt_metap, in a
+   transaction rolled back, so the cached archive gains no extension).
+3. One sequencer batch as capture seals it (100 fresh deliveries of 20 messages from known
+   clients: messaging.sequencer.process_batch, the real code), in a transaction rolled back,
+   every ORM statement timed (the ledger's COPY is not an ORM statement: it is in "the rest");
+   the median of BENCH_SCALE_BATCHES (3) batches; the plans of its SELECTs at the largest size.
+4. What grows linearly whatever the indexes (the partitioning question): a full read of each
+   large table (what VACUUM's freeze pass and the chain check read), building one btree on
+   messages and one on the ledger (rolled back), and a fixed-size disposition read (the oldest
+   10,000 due retention records).
+
+Environment: BENCH_SCALE (unset: 10k and 1M; "10M": 10k, 1M and 10M), BENCH_SCALE_SIZES
+(a comma list, overrides both), BENCH_SCALE_BATCHES (3). Figures go to var/bench/scale.json
+(docs/SCALE.md quotes them).
+"""
+
+import json
+import os
+import re
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from tests.performance.archive_scale import ROOT, ScaleArchive, open_archive, size_of
+from tests.performance.conftest import Figure, record, say, seconds, table
+
+SCALE = os.environ.get("BENCH_SCALE", "")
+DEFAULT_SIZES = "10k,1M,10M" if SCALE.upper() == "10M" else "10k,1M"
+SIZES = [size_of(s) for s in os.environ.get("BENCH_SCALE_SIZES", DEFAULT_SIZES).split(",")]
+BATCHES = int(os.environ.get("BENCH_SCALE_BATCHES", "3"))
+REPORT = ROOT / "var" / "bench" / "scale.json"
+TABLES = (
+    "messaging_message",
+    "messaging_statusevent",
+    "archive_ledgerentry",
+    "archive_content",
+    "archive_merklenode",
+    "retention_record",
+    "messaging_delivery",
+    "messaging_deliveryseal",
+    "messaging_conversationsummary",
+)
+BATCH_DELIVERIES, PER_DELIVERY = 100, 20  # as capture: 20 messages per webhook POST
+YEARLY = (10_000_000, 1_000_000_000)
+PLAN_WIDTH = 160
+
+
+@dataclass
+class Shape:
+    label: str
+    messages: int
+    database_bytes: int = 0
+    tables: dict[str, dict[str, float]] = field(default_factory=dict)
+    indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_s: float = 0.0
+    statements: dict[str, float] = field(default_factory=dict)
+    plans: list[str] = field(default_factory=list)
+    linear: dict[str, float] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+SHAPES: list[Shape] = []
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+def table_sizes(archive: ScaleArchive, shape: Shape) -> None:
+    with archive.connect() as conn:
+        shape.database_bytes = conn.execute(
+            "SELECT pg_database_size(current_database())"
+        ).fetchone()[0]
+        for name in TABLES:
+            heap, total, indexes = conn.execute(
+                "SELECT pg_relation_size(oid), pg_total_relation_size(oid),"
+                " pg_indexes_size(oid) FROM pg_class WHERE oid = %s::regclass",
+                [name],
+            ).fetchone()
+            rows = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            shape.tables[name] = {
+                "rows": max(rows, 0),
+                "heap": heap,
+                "toast": total - heap - indexes,
+                "indexes": indexes,
+                "total": total,
+            }
+        conn.execute("BEGIN")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        found = conn.execute(
+            "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, am.amname,"
+            " pg_relation_size(i.indexrelid) FROM pg_index i JOIN pg_class c ON"
+            " c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam"
+            " WHERE i.indrelid::regclass::text = ANY(%s)",
+            [list(TABLES)],
+        ).fetchall()
+        for index, owner, method, size in found:
+            depth = None
+            if method == "btree":
+                depth = conn.execute("SELECT level + 1 FROM bt_metap(%s)", [index]).fetchone()[0]
+            shape.indexes[index] = {"table": owner, "method": method, "bytes": size, "depth": depth}
+        conn.execute("ROLLBACK")
+
+
+# --------------------------------------------------------------------------- one batch
+
+
+class Rollback(Exception):
+    pass
+
+
+def fresh_bodies(seed: int) -> list[tuple[bytes, int]]:
+    """Deliveries of new messages (unseen wamids) from the archive's own clients."""
+    from tests.performance.bench_review import Archive
+
+    source = Archive(BATCH_DELIVERIES * PER_DELIVERY, big=0, seed=seed)
+    out = []
+    for body, received in source.deliveries(PER_DELIVERY):
+        out.append((body.replace(b"wamid.HBgL", f"wamid.S{seed:03d}".encode()), received))
+    return out[:BATCH_DELIVERIES]
+
+
+def normalized(sql: str) -> str:
+    key = re.sub(r"%s(, %s)+", "%s, ...", " ".join(sql.split()))
+    key = re.sub(r"\(%s, \.\.\.\)(, \(%s, \.\.\.\))+", "(%s, ...), ...", key)
+    return key[:110]
+
+
+def one_batch(seed: int, explain: bool) -> tuple[float, dict[str, float], list[str]]:
+    """process_batch() over fresh deliveries, rolled back; its time and its statements'."""
+    from messaging.sequencer import process_batch
+    from tests.performance.conftest import store_deliveries
+
+    seen: list[tuple[str, Any, float]] = []
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            seen.append((sql, params, time.perf_counter() - t0))
+
+    plans: list[str] = []
+    spent = 0.0
+    try:
+        with transaction.atomic():
+            store_deliveries(fresh_bodies(seed))
+            t0 = time.perf_counter()
+            with connection.execute_wrapper(timed):
+                sealed = process_batch(BATCH_DELIVERIES)
+            spent = time.perf_counter() - t0
+            assert sealed == BATCH_DELIVERIES
+            if explain:
+                plans = explain_selects(seen)
+            raise Rollback
+    except Rollback:
+        pass
+    by_statement: dict[str, float] = {}
+    for sql, _, took in seen:
+        if sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):
+            continue
+        key = normalized(sql)
+        by_statement[key] = by_statement.get(key, 0.0) + took
+    return spent, by_statement, plans
+
+
+def explain_selects(seen: list[tuple[str, Any, float]]) -> list[str]:
+    plans = []
+    with connection.cursor() as cursor:
+        for sql, params, took in seen:
+            if not sql.lstrip().upper().startswith("SELECT") or "pg_advisory" in sql:
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)
+            lines = [row[0][:PLAN_WIDTH] for row in cursor.fetchall()]  # arrays of 2,000 keys
+            plans.append(f"-- {normalized(sql)} ({seconds(took)})\n" + "\n".join(lines))
+    return plans
+
+
+def batches(shape: Shape, explain: bool) -> None:
+    runs = [one_batch(seed, explain and n == 0) for n, seed in enumerate(range(101, 101 + BATCHES))]
+    shape.batch_s = statistics.median(r[0] for r in runs)
+    keys = {k for r in runs for k in r[1]}
+    shape.statements = {k: statistics.median(r[1].get(k, 0.0) for r in runs) for k in keys}
+    shape.plans = runs[0][2]
+
+
+# --------------------------------------------------------------------------- linear costs
+
+
+def linear_costs(archive: ScaleArchive, shape: Shape) -> None:
+    with archive.connect() as conn:
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        for name in (
+            "messaging_message",
+            "archive_ledgerentry",
+            "archive_content",
+            "retention_record",
+        ):
+            t0 = time.perf_counter()
+            conn.execute(f"SELECT count(*) FROM {name}")
+            shape.linear[f"read all of {name}"] = time.perf_counter() - t0
+        for name, columns in (
+            ("messaging_message", "channel_id, wamid"),
+            ("archive_ledgerentry", "link"),
+        ):
+            conn.execute("BEGIN")
+            t0 = time.perf_counter()
+            conn.execute(f"CREATE INDEX bench_scale_probe ON {name} ({columns})")
+            shape.linear[f"build a btree on {name} ({columns})"] = time.perf_counter() - t0
+            conn.execute("ROLLBACK")
+        t0 = time.perf_counter()
+        conn.execute(
+            "SELECT seq FROM retention_record WHERE disposed_at IS NULL"
+            " ORDER BY retain_until LIMIT 10000"
+        ).fetchall()
+        shape.linear["the oldest 10,000 due retention records"] = time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+@pytest.fixture(scope="module")
+def shapes(django_db_blocker: Any) -> Iterator[list[Shape]]:
+    largest = max(n for _, n in SIZES)
+    with django_db_blocker.unblock():
+        for label, messages in SIZES:
+            say(f"== scale archive {label}: opening (built and cached by archive_scale.py)")
+            t0 = time.perf_counter()
+            with open_archive(label) as archive, archive.django():
+                shape = Shape(label, messages, build=archive.build)
+                say(f"   opened in {seconds(time.perf_counter() - t0)}")
+                table_sizes(archive, shape)
+                batches(shape, explain=messages == largest)
+                linear_costs(archive, shape)
+            SHAPES.append(shape)
+    yield SHAPES
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps([s.__dict__ for s in SHAPES], indent=1, default=str) + "\n")
+    say(f"   figures written to {REPORT.relative_to(ROOT)}")
+
+
+def per_message(value: float, shape: Shape) -> str:
+    return f"{value / shape.messages:,.0f}"
+
+
+def test_bytes_per_message(shapes: list[Shape]) -> None:
+    top = shapes[-1]
+    for shape in shapes:
+        assert shape.tables["messaging_message"]["rows"] >= shape.messages * 0.95
+    rows = []
+    for name in TABLES:
+        t = top.tables[name]
+        rows.append(
+            [
+                name,
+                f"{t['rows'] / top.messages:.2f}",
+                per_message(t["heap"], top),
+                per_message(t["toast"], top),
+                per_message(t["indexes"], top),
+                *[per_message(s.tables[name]["total"], s) for s in shapes],
+                *[f"{t['total'] / top.messages * y / 1e9:,.1f}" for y in YEARLY],
+            ]
+        )
+    labels = [s.label for s in shapes]
+    say(
+        table(
+            [
+                f"table (at {top.label})",
+                "rows/msg",
+                "heap B/msg",
+                "TOAST B/msg",
+                "index B/msg",
+                *[f"total B/msg {x}" for x in labels],
+                "GB/yr at 10M/yr",
+                "GB/yr at 1B/yr",
+            ],
+            rows,
+            title="== bytes per message, per table",
+        )
+    )
+    for shape in shapes:
+        say(
+            f"   {shape.label}: database {shape.database_bytes / 1e9:,.2f} GB ="
+            f" {shape.database_bytes / shape.messages:,.0f} B/message"
+        )
+
+
+def test_indexes(shapes: list[Shape]) -> None:
+    top = shapes[-1]
+    rows = []
+    for index, info in sorted(top.indexes.items(), key=lambda kv: -kv[1]["bytes"]):
+        present = [s for s in shapes if index in s.indexes]
+        rows.append(
+            [
+                index[:48],
+                info["method"],
+                *[
+                    per_message(s.indexes[index]["bytes"], s) if s in present else "-"
+                    for s in shapes
+                ],
+                *[str(s.indexes[index]["depth"] or "-") if s in present else "-" for s in shapes],
+            ]
+        )
+    labels = [s.label for s in shapes]
+    say(
+        table(
+            ["index", "method", *[f"B/msg {x}" for x in labels], *[f"depth {x}" for x in labels]],
+            rows,
+            title="== indexes: bytes per message and btree depth (levels incl. the leaves)",
+        )
+    )
+
+
+def test_sequencer_batch(shapes: list[Shape]) -> None:
+    base, top = shapes[0], shapes[-1]
+    keys = sorted(top.statements, key=lambda k: -top.statements[k])
+    rows = [
+        [
+            key,
+            *[seconds(s.statements.get(key, 0.0)) for s in shapes],
+            f"{top.statements[key] / base.statements[key]:.2f}"
+            if base.statements.get(key)
+            else "-",
+        ]
+        for key in keys
+    ]
+    rows.append(
+        [
+            "the rest: Python, the ledger's COPY",
+            *[seconds(s.batch_s - sum(s.statements.values())) for s in shapes],
+            "-",
+        ]
+    )
+    rows.append(
+        [
+            "process_batch(), whole",
+            *[seconds(s.batch_s) for s in shapes],
+            f"{top.batch_s / base.batch_s:.2f}",
+        ]
+    )
+    labels = [s.label for s in shapes]
+    say(
+        table(
+            ["statement (ORM)", *labels, f"{top.label}/{base.label}"],
+            rows,
+            title=f"== one sequencer batch ({BATCH_DELIVERIES} deliveries of {PER_DELIVERY} new"
+            f" messages), median of {BATCHES}, rolled back",
+        )
+    )
+    say(f"== plans of the batch's SELECTs at {top.label}")
+    for plan in top.plans:
+        say(plan)
+    rate = BATCH_DELIVERIES * PER_DELIVERY
+    record(
+        Figure(
+            f"one sequencer batch at {top.label}",
+            rate / top.batch_s,
+            "messages/s",
+            ceiling=rate / base.batch_s,
+            ceiling_label=f"same batch at {base.label}",
+        )
+    )
+
+
+def test_linear_costs(shapes: list[Shape]) -> None:
+    base, top = shapes[0], shapes[-1]
+    rows = [
+        [
+            what,
+            *[seconds(s.linear[what]) for s in shapes],
+            f"{top.linear[what] / base.linear[what]:.1f}",
+            f"{top.linear[what] / top.messages * 1e9:,.0f} s",
+        ]
+        for what in top.linear
+    ]
+    for s in shapes:
+        if "verify_s" in s.build:
+            say(f"   verify_archive after the {s.label} build: {seconds(s.build['verify_s'])}")
+    labels = [s.label for s in shapes]
+    say(
+        table(
+            ["operation", *labels, f"{top.label}/{base.label}", "linear to 1B messages"],
+            rows,
+            title="== what grows with the archive (the partitioning question)",
+        )
+    )
