@@ -29,7 +29,7 @@ test: setup ## lint + the whole test suite, on a throwaway PostgreSQL cluster
 lint: setup ## ruff, mypy, makemigrations --check, check --deploy (on a throwaway cluster)
 	@$(THROWAWAY) bash scripts/test.sh --lint-only
 
-bench: setup ## the benchmarks in tests/performance, printing their figures
+bench: setup ## the benchmarks in tests/performance, printing their figures (BENCH_SCALE=10M: at 10M messages too; docs/SCALE.md)
 	@$(THROWAWAY) $(PY) -m pytest tests/performance -q -s -p no:randomly --no-header
 
 clean: ## remove caches (keeps var/, the local database and keys)
