@@ -11,6 +11,7 @@ every fact is sealed by one ledger append, and each kind of record is written by
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -204,10 +205,8 @@ def _write(batch: Batch) -> None:
     for record, entry in zip(batch.records, ledger.append(batch.facts), strict=True):
         record.entry = entry  # type: ignore[attr-defined]
     for model in WRITE_ORDER:
-        rows = [r for r in batch.records if type(r) is model]
-        if rows:
-            model._default_manager.bulk_create(rows)
-    DuplicateItem.objects.bulk_create(batch.duplicates)
+        _insert([r for r in batch.records if type(r) is model])
+    _insert(batch.duplicates)
     hooks.sealed(batch.records, batch.duplicates)  # retention/assign.py, in this transaction
     messages = [r for r in batch.records if type(r) is Message]
     summaries.record([r for r in batch.records if type(r) is Conversation], messages)
@@ -216,6 +215,49 @@ def _write(batch: Batch) -> None:
         hooks.messages_sealed()  # the lexicon scan, the bridge
     if any(isinstance(r, Message) and r.type in MEDIA_TYPES for r in batch.records):
         transaction.on_commit(wake_media_fetcher)
+
+
+# From this many rows a record table is written by COPY (as the ledger's are); below, by
+# bulk_create's one INSERT.
+COPY_FROM_ROWS = 8
+
+
+def _insert(rows: Sequence[models.Model]) -> None:
+    """Write new records of one model: bulk_create's work, by COPY from this many rows up.
+
+    Measured in the capture benchmark (tests/performance/test_bench_capture_e2e.py): bulk_create
+    of a batch's ~2,000 messages spent most of its time in Python, building and converting one
+    INSERT of 30,000 parameters (and, under DEBUG, formatting it again for the query log), and
+    then read every row's generated tsvector back. COPY streams the rows; their ids are drawn
+    from the table's sequence first, so the records know them as bulk_create's would."""
+    if len(rows) < COPY_FROM_ROWS:
+        if rows:
+            type(rows[0])._default_manager.bulk_create(rows)
+        return
+    opts = rows[0]._meta
+    fields = [f for f in opts.concrete_fields if not f.generated]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if isinstance(opts.pk, models.AutoField):
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [opts.db_table, opts.pk.column, len(rows)],
+            )
+            for record, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+                record.pk = pk
+        columns = ", ".join(quote(f.column) for f in fields)
+        # names from the model, the values streamed: nothing from a delivery is SQL here
+        statement = f"COPY {quote(opts.db_table)} ({columns}) FROM STDIN"
+        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+            for record in rows:
+                # what bulk_create does first: foreign keys from the records saved before it
+                record._prepare_related_fields_for_save(operation_name="bulk_create")
+                copy.write_row(
+                    [f.get_db_prep_save(f.pre_save(record, True), connection) for f in fields]
+                )
+    for record in rows:
+        record._state.adding = False
+        record._state.db = connection.alias
 
 
 class ResealRefused(Exception):

@@ -4,13 +4,20 @@ as records or as an unparsed item with its bytes, and the deliveries after it ar
 import json
 
 import pytest
-from django.db import DataError, OperationalError, connection
+from django.db import DataError, OperationalError, connection, models
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archive.verify import verify_ledger
 from messaging import sequencer
-from messaging.models import Channel, Delivery, DeliverySeal, Message, ParticipantProfile
+from messaging.models import (
+    Channel,
+    Delivery,
+    DeliverySeal,
+    Message,
+    ParticipantProfile,
+    PendingDelivery,
+)
 from messaging.models import UnparsedItem as Unparsed
 from messaging.sequencer import process_deliveries
 from tests.conftest import superuser_connect
@@ -48,9 +55,9 @@ def seal(*bodies: bytes) -> None:
     process_deliveries()
 
 
-def assert_unstoppable(poison: bytes) -> None:
+def assert_unstoppable(*poison: bytes) -> None:
     """The poison delivery and a good one after it are both sealed; the good message is there."""
-    seal(poison, body("wamid.after"))
+    seal(*poison, body("wamid.after"))
     assert not Delivery.objects.filter(seal__isnull=True).exists()
     assert Message.objects.filter(wamid="wamid.after").count() == 1
     assert verify_ledger().intact
@@ -149,6 +156,33 @@ def test_it_seals_a_delivery_the_database_refuses_whole_with_the_exception_class
     assert DeliverySeal.objects.order_by("pk").first().unparsed == 1
 
 
+def test_it_writes_a_large_batch_by_copy_as_bulk_create_would():
+    seal(*(body(f"wamid.{n}", text=f"note {n}") for n in range(sequencer.COPY_FROM_ROWS + 4)))
+    messages = list(Message.objects.order_by("id"))
+    assert [m.wamid for m in messages] == [f"wamid.{n}" for n in range(12)]
+    assert all(m.conversation_id == messages[0].conversation_id for m in messages)
+    assert Message.objects.filter(search="note").count() == 12  # the generated tsvector
+    assert Message.objects.filter(delivery__seal__entry__gt=models.F("entry")).count() == 12
+    assert verify_ledger().intact
+
+
+def test_it_seals_a_delivery_the_database_refuses_among_copied_ones():
+    words = " ".join(f"w{n:06d}" for n in range(170_000))
+    good = [body(f"wamid.{n}") for n in range(sequencer.COPY_FROM_ROWS + 2)]
+    assert_unstoppable(*good[:5], body("wamid.bad", text=words), *good[5:])
+    assert Unparsed.objects.get().error == "ProgramLimitExceeded"
+    assert Message.objects.count() == len(good) + 1
+
+
+def test_it_queues_every_new_delivery_until_it_is_sealed():
+    Delivery.objects.bulk_create(Delivery(body=body(), headers={}) for _ in range(3))
+    queued = set(PendingDelivery.objects.values_list("delivery_id", flat=True))
+    assert queued == set(Delivery.objects.values_list("id", flat=True))
+    seal()
+    assert not PendingDelivery.objects.exists()
+    assert DeliverySeal.objects.count() == 3
+
+
 def test_it_blames_the_content_for_data_errors_psycopg_raises_before_sending():
     """A safety net behind messaging/hygiene.py: such an error is not retried forever."""
     with pytest.raises(DataError) as raised, connection.cursor() as cursor:
@@ -169,6 +203,7 @@ def test_it_leaves_deliveries_pending_when_the_database_not_the_content_fails():
             process_deliveries()
     assert Unparsed.objects.count() == 0
     assert not DeliverySeal.objects.exists()
+    assert PendingDelivery.objects.count() == 1  # still queued for the next run
 
 
 # A stream of deliveries, any of which may be poison (hypothesis).

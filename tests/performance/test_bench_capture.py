@@ -250,7 +250,7 @@ def listening(port: int) -> bool:
 def get(port: int, path: str) -> int:
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)  # a loaded machine
     try:
         conn.request("GET", path)
         response = conn.getresponse()
