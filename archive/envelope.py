@@ -52,14 +52,24 @@ def chain_link(previous: bytes, leaf: bytes) -> bytes:
 
 def rfc3339(moment: datetime) -> str:
     """UTC with exactly six fractional digits, as PostgreSQL's timestamptz stores it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _last_stamp
+    last = _last_stamp  # one batch shares one seal time: formatted once, not once per entry
+    if last[0] == moment:
+        return last[1]
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    _last_stamp = (moment, text)
+    return text
+
+
+# (moment, its text); equal aware datetimes are the same instant, so the same UTC text
+_last_stamp: tuple[datetime | None, str] = (None, "")
 
 
 def build_envelope(
     seq: int, fact: Fact, sealed_at: datetime, commits: Mapping[str, bytes]
 ) -> bytes:
     """The canonical bytes that the leaf hash covers."""
-    if not NAME_RE.fullmatch(fact.kind):
+    if fact.kind not in _KINDS and not _kind(fact.kind):
         raise LedgerError(f"invalid kind {fact.kind!r}")
     body: dict[str, Scalar] = {
         "v": ENVELOPE_VERSION,
@@ -83,8 +93,17 @@ def build_envelope(
         raise LedgerError(f"fact {fact.kind!r} holds text that is not valid Unicode") from None
 
 
-# Field names found valid, so that each is checked once per process, not once per fact.
+# Kinds and field names found valid, so that each is checked once per process, not once per fact.
+_KINDS: set[str] = set()
 _FIELD_NAMES: set[str] = set()
+
+
+def _kind(kind: str) -> bool:
+    if not isinstance(kind, str) or not NAME_RE.fullmatch(kind):
+        return False
+    if len(_KINDS) < 10_000:  # bounded, as _FIELD_NAMES
+        _KINDS.add(kind)
+    return True
 
 
 def _field_name(key: str) -> bool:

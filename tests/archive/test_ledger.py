@@ -1,5 +1,6 @@
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
 import rfc8785
@@ -229,3 +230,50 @@ def test_it_refuses_a_statement_with_any_one_bad_entry_whatever_its_shape(
             insert(damaged(rows, at, defect), shape)
         assert LedgerEntry.objects.count() == before
         transaction.set_rollback(True)
+
+
+# --- Envelope bytes are evidence: the faster build gives exactly the same bytes -------------
+
+
+def reference_envelope(seq, fact, sealed_at, commits):
+    """docs/LEDGER.md §2 taken literally, through the general RFC 8785 package."""
+    body = {"v": 1, "seq": seq, "kind": fact.kind}
+    body["sealed_at"] = sealed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body |= dict(fact.fields)
+    body |= {f"commit.{name}": digest.hex() for name, digest in commits.items()}
+    return rfc8785.dumps(body)
+
+
+def test_it_builds_the_envelope_of_a_known_fact_byte_for_byte():
+    fact = Fact("message", {"direction": "in", "sent_at": 1732500000, "media": False, "x": None})
+    sealed_at = datetime(2026, 12, 3, 23, 0, 0, 123456, tzinfo=UTC)
+    envelope = ledger.build_envelope(41, fact, sealed_at, {"text": bytes(range(32))})
+    assert envelope == (
+        b'{"commit.text":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",'
+        b'"direction":"in","kind":"message","media":false,"sealed_at":'
+        b'"2026-12-03T23:00:00.123456Z","sent_at":1732500000,"seq":41,"v":1,"x":null}'
+    )
+
+
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.timezones()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.dictionaries(names, scalars, max_size=6),
+    kind=names,
+    stamps=st.lists(moments, min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_it_builds_the_same_bytes_as_the_specification_for_any_fact(fields, kind, stamps, data):
+    """Batches share one seal time (formatted once) and kinds are checked once per process:
+    whatever the order of moments, zones and kinds, the bytes are the reference's."""
+    commits = {"text": bytes(32), "media.caption": bytes(range(32))}
+    for seq, moment in enumerate(stamps + stamps[::-1]):
+        fact = Fact(kind, fields)
+        moment = data.draw(st.sampled_from([moment, moment.astimezone(UTC)]))
+        assert ledger.build_envelope(seq, fact, moment, commits) == reference_envelope(
+            seq, fact, moment, commits
+        )
