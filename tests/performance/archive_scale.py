@@ -72,6 +72,7 @@ SERVER_SETTINGS = {
     "checkpoint_timeout": "30min",
     "maintenance_work_mem": "512MB",
 }
+KEPT_WAL = "1GB"
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 
 
@@ -406,6 +407,7 @@ def build(place: Place, *, verify: bool, profile: bool) -> None:
         try:
             with cluster.connect() as conn:
                 conn.execute("ALTER SYSTEM SET autovacuum = off")
+                conn.execute(f"ALTER SYSTEM SET max_wal_size = '{SERVER_SETTINGS['max_wal_size']}'")
                 conn.execute("SELECT pg_reload_conf()")
             migrate_forward(place, cluster)
             place.base.joinpath("build.json").write_text(
@@ -417,7 +419,10 @@ def build(place: Place, *, verify: bool, profile: bool) -> None:
             subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, check=True)
             with cluster.connect() as conn:
                 conn.execute("ALTER SYSTEM RESET autovacuum")
+                # the cache keeps 1 GB of WAL, not the build's 4 GB
+                conn.execute(f"ALTER SYSTEM SET max_wal_size = '{KEPT_WAL}'")
                 conn.execute("SELECT pg_reload_conf()")
+                conn.execute("CHECKPOINT")
             if verify:
                 began = time.perf_counter()
                 manage(cluster, "verify_archive", "--no-record")
