@@ -127,7 +127,7 @@ def entry_kinds(archive: ScaleArchive, shape: Shape) -> None:
             "  FROM archive_content c GROUP BY seq) c USING (seq) GROUP BY e.kind"
         ).fetchall()
     shape.kinds = {
-        kind: {"entries": n, "entry_bytes": eb, "contents": cn, "content_bytes": cb}
+        kind: {"entries": n, "entry_bytes": int(eb), "contents": int(cn), "content_bytes": int(cb)}
         for kind, n, eb, cn, cb in found
     }
 
