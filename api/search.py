@@ -174,7 +174,7 @@ def search_messages(request: Request) -> Response:
         raise ValidationError({"after": ["is not a cursor this search gave"]})
     ids, start = ordered_ids(messages, data, after, limit)
     q = (data.get("q") or "").strip()
-    hits = search._hits(ids[:limit], search.text_query(q) if q else None)
+    hits = search.hits(ids[:limit], search.text_query(q) if q else None)
     access.record_access(
         portal,
         AccessEvent.Action.SEARCH,

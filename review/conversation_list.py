@@ -3,17 +3,16 @@ names, tags and open flags of one page. A page costs the same at any depth: it s
 (last message time, conversation id) on an index instead of counting past earlier pages."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
 from access.boundary import whole_number
 from messaging.models import ConversationSummary
-from messaging.participants import latest_names
 from review.models import ConversationTag, Flag, Tag
-from review.search import participant_conversations
+from review.search import latest_name, participant_conversations
 
 PAGE = 50
 OPEN_STATES = [Flag.State.OPEN, Flag.State.ESCALATED]
@@ -65,8 +64,17 @@ def page(filters: Filters, size: int = PAGE) -> Page:
 
 
 def _filtered(filters: Filters) -> QuerySet[ConversationSummary]:
-    summaries = ConversationSummary.objects.select_related(
-        "conversation__participant", "channel", "last_message"
+    summaries = (
+        ConversationSummary.objects.select_related(
+            "conversation__participant", "channel", "last_message"
+        )
+        # the list shows the last message's direction and first words: not its raw payload or
+        # search vector, the bulk of each row read
+        .defer("last_message__payload", "last_message__search")
+        .annotate(
+            latest_name=latest_name("conversation__participant_id"),
+            open_flag_count=_open_flags(),
+        )
     )
     if filters.channel is not None:
         summaries = summaries.filter(channel_id=filters.channel)
@@ -108,19 +116,26 @@ def _cursor(value: str, oldest: bool) -> Q:
     )
 
 
-def _details(rows: list[ConversationSummary]) -> None:
-    """Names, tags and open-flag counts for one page (three queries)."""
-    ids = [row.conversation_id for row in rows]
-    names = latest_names({r.conversation.participant_id for r in rows} - {None})  # type: ignore[arg-type]
-    tags: dict[int, list[Tag]] = {}
-    for applied in ConversationTag.objects.filter(conversation_id__in=ids).select_related("tag"):
-        tags.setdefault(applied.conversation_id, []).append(applied.tag)
-    open_flags: dict[Any, int] = dict(
-        Flag.objects.filter(conversation_id__in=ids, state__in=OPEN_STATES)
-        .values_list("conversation_id")
+def _open_flags() -> Coalesce:
+    flags = (
+        Flag.objects.filter(conversation_id=OuterRef("conversation_id"), state__in=OPEN_STATES)
+        .order_by()
+        .values("conversation_id")
         .annotate(n=Count("id"))
+        .values("n")
     )
+    return Coalesce(Subquery(flags), 0)
+
+
+def _details(rows: list[ConversationSummary]) -> None:
+    """Tags for one page (one query); names and open-flag counts came with the rows."""
+    ids = [row.conversation_id for row in rows]
+    tags: dict[int, list[Tag]] = {}
+    if ids:
+        applied = ConversationTag.objects.filter(conversation_id__in=ids).select_related("tag")
+        for each in applied:
+            tags.setdefault(each.conversation_id, []).append(each.tag)
     for row in rows:
-        row.name = names.get(row.conversation.participant_id or 0, "")  # type: ignore[attr-defined]
+        row.name = row.latest_name or ""  # type: ignore[attr-defined]
         row.tag_list = tags.get(row.conversation_id, [])  # type: ignore[attr-defined]
-        row.open_flags = open_flags.get(row.conversation_id, 0)  # type: ignore[attr-defined]
+        row.open_flags = row.open_flag_count  # type: ignore[attr-defined]

@@ -18,7 +18,8 @@ from django import forms
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.forms.models import ModelChoiceIterator
 from django.utils import timezone
 from django.utils.html import escape
@@ -26,8 +27,14 @@ from django.utils.safestring import SafeString, mark_safe
 
 from access import boundary
 from messaging.media import MEDIA_TYPES
-from messaging.models import Channel, Conversation, Direction, ImportedMessage, Message
-from messaging.participants import latest_names
+from messaging.models import (
+    Channel,
+    Conversation,
+    Direction,
+    ImportedMessage,
+    Message,
+    ParticipantProfile,
+)
 from review.models import ConversationTag, Flag, MessageTag, Tag
 from review.provenance import Imported, author_name, chat_name, imported, linked
 from review.transcript import ASC, DESC
@@ -339,7 +346,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         results.total, results.capped = min(total, COUNT_CAP), total > COUNT_CAP
     else:
         results.total, results.capped = _capped_count(messages, start + len(ids))
-    results.hits = _hits(ids, query)
+    results.hits = hits(ids, query)
     return results
 
 
@@ -383,9 +390,30 @@ def _ranked(messages: QuerySet[Message], query: SearchQuery) -> QuerySet[Message
     )
 
 
-def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
-    rows = Message.objects.filter(id__in=ids).select_related(
-        "conversation__participant", "channel", "sender"
+def latest_name(participant: str) -> Subquery:
+    """The latest name of the participant at `participant` (a path to its id from the rows
+    annotated), as messaging.participants.latest_names gives it: the last profile by time and
+    id, its name, else its username. Read with a page's rows, one probe each, rather than in a
+    statement of its own."""
+    profiles = ParticipantProfile.objects.filter(participant_id=OuterRef(participant)).order_by(
+        "-seen_at", "-id"
+    )
+    shown = Coalesce(NullIf("name", Value("")), "username", output_field=TextField())
+    return Subquery(profiles.annotate(shown=shown).values("shown")[:1])
+
+
+def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
+    """The hits for a page of message ids (in that order), with their highlighted snippets,
+    clients' names and phone-export provenance: one statement, and a second only for a page
+    with messages that phone exports repeat."""
+    rows = (
+        Message.objects.filter(id__in=ids)
+        .select_related("conversation__participant", "channel", "sender")
+        .defer("search")  # matched in SQL, never shown
+        .annotate(
+            latest_name=latest_name("conversation__participant_id"),
+            repeated=Exists(ImportedMessage.objects.filter(message=OuterRef("pk"), created=False)),
+        )
     )
     if query is not None:
         rows = rows.annotate(
@@ -402,23 +430,24 @@ def _hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
             )
         )
     by_id = {m.pk: m for m in rows}
-    names = latest_names({m.conversation.participant_id for m in by_id.values()} - {None})  # type: ignore[arg-type]
     also: dict[int, list[Imported]] = {}
-    links = ImportedMessage.objects.filter(message_id__in=ids, created=False)
-    for entry in links.select_related("export").order_by("export_id", "first_line"):
-        also.setdefault(entry.message_id, []).append(linked(entry))
-    hits = []
+    repeated = [pk for pk, m in by_id.items() if m.repeated]  # type: ignore[attr-defined]
+    if repeated:
+        links = ImportedMessage.objects.filter(message_id__in=repeated, created=False)
+        for entry in links.select_related("export").order_by("export_id", "first_line"):
+            also.setdefault(entry.message_id, []).append(linked(entry))
+    found = []
     for pk in ids:
         message = by_id[pk]
         raw = getattr(message, "headline", None) or message.text[:240]
-        name = names.get(message.conversation.participant_id or 0, "")
+        name = message.latest_name or ""  # type: ignore[attr-defined]
         hit = Hit(message, highlight(raw), name, imported(message), also.get(pk, []))
         if hit.imported is not None and not name and message.direction == "in":
             hit.name = author_name(hit.imported)
         if message.conversation.participant_id is None and not message.conversation.group_id:
             hit.chat = chat_name(message.conversation)
-        hits.append(hit)
-    return hits
+        found.append(hit)
+    return found
 
 
 def highlight(headline: str) -> SafeString:

@@ -44,12 +44,32 @@ def when(moment: datetime | None, style: str = "Y-m-d H:i") -> SafeString:
 
 
 @register.filter
+def stamp(moment: datetime | None, style: str = "Y-m-d H:i") -> str:
+    """What the `date` filter shows for `moment` in the firm's time zone, without its cost
+    (a transcript row's status times: three per outbound message)."""
+    if moment is None or moment == "":
+        return ""
+    local = timezone.localtime(moment)
+    pattern = _STRFTIME.get(style)
+    return local.strftime(pattern) if pattern else date_format(local, style)
+
+
+@register.filter
+def status_title(row: Any) -> str:
+    """An outbound message's status history for its ticks' title: "sent …; delivered …"."""
+    return "; ".join(f"{s.status} {stamp(s.occurred_at, 'Y-m-d H:i:s')}" for s in row.statuses) or (
+        "no status yet"
+    )
+
+
+@register.filter
 def client_text(text: str) -> SafeString:
     """What a client wrote, escaped; a link is shown in full and leads to a warning page first,
     never straight to the site (links are inert unless clicked deliberately)."""
     out, last = [], 0
-    leave = reverse("review:leave")
+    leave = ""
     for match in _URL.finditer(text):
+        leave = leave or reverse("review:leave")  # only for text with a link: most has none
         url = match.group(0).rstrip(".,;:!?)")
         start, end = match.start(), match.start() + len(url)
         out.append(escape(text[last:start]))
