@@ -1,31 +1,44 @@
 """The evidence bundle: one ZIP that an outsider verifies offline, without trusting us.
 
-It holds every other format (each writer of exports/formats.py, the single-file ones in a
-folder of their own), each stored media file in scope once (`attachments/<sha256>.<ext>`), the
-checkpoint note with the keys that check it, the checkpoint's RFC 3161 timestamp token and the
-TSA's certificates when it has one (`checkpoint.tst`, `tsa-ca.pem`), VERIFY.md and verify.py
-(exports/verifier/), SHA256SUMS for `sha256sum -c`, and `manifest.json`: the export, the
-checkpoint (with the token's genTime, TSA and imprint, or `"timestamp":null`), the size and
-SHA-256 of every other file, the media files with the ledger entries that seal them, and every
-ledger entry in scope with its envelope, disclosed contents and inclusion proof
-(exports/evidence.py; a subject access export withholds the contents that may name others).
-`manifest.sig` signs the manifest's SHA-256 with the ledger's key as a signed note, so every
-byte of the manifest is authenticated, not only what the ledger proves.
+It holds every other format: the single-file ones in a folder of their own (`pdf/`, `csv/`),
+and EML and RSMF, which yield a file per message or per conversation-day, as one nested ZIP each
+(`eml.zip`, `rsmf.zip`, laid out as those formats' own exports); each stored media file in scope
+once (`attachments/<sha256>.<ext>`), the checkpoint note with the keys that check it, the
+checkpoint's RFC 3161 timestamp token and the TSA's certificates when it has one
+(`checkpoint.tst`, `tsa-ca.pem`), VERIFY.md and verify.py (exports/verifier/), SHA256SUMS for
+`sha256sum -c`, and `manifest.json`: the export, the checkpoint (with the token's genTime, TSA
+and imprint, or `"timestamp":null`), the size and SHA-256 of every other file (a nested ZIP's
+covers every byte of every message file in it), the media files with the ledger entries that
+seal them, and every ledger entry in scope with its envelope, disclosed contents and inclusion
+proof (exports/evidence.py; a subject access export withholds the contents that may name
+others). `manifest.sig` signs the manifest's SHA-256 with the ledger's key as a signed note, so
+every byte of the manifest is authenticated, not only what the ledger proves.
 
 manifest.json is written as it is read, one item per line, so memory stays flat at any size:
 a header line, then the sections "files", "attachments" and "entries", each opened by its own
 line and closed by `],` (the last by `]}`). It is ordinary JSON; verify.py reads it line by line.
 The same scope against the same checkpoint gives the same bytes, apart from the export's id and
 time and the signature over a manifest that holds them.
+
+Memory does not grow with the export: the files written are listed in a temporary file
+(`_Listing`), not in memory, and every ZIP here is written by `ZipStream`, which keeps no
+record per member (Python's zipfile keeps ~0.7 KB each until it closes: 700 MB for a million
+EML files). Nesting EML and RSMF keeps the bundle's own directory, SHA256SUMS and the
+manifest's "files" to a few lines plus the media, and the auditor's disk free of a million
+loose files until they unpack `eml.zip` themselves.
 """
 
 import hashlib
 import json
 import re
+import struct
+import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -41,7 +54,7 @@ from messaging.models import MediaFile
 from . import evidence, formats
 from .eml import EXTENSIONS
 from .source import CHUNK, Source
-from .target import FileRecord, Target
+from .target import FileRecord, Target, checked_name
 
 FORMAT = "clientwindow-evidence-bundle"
 VERSION = 1
@@ -51,6 +64,8 @@ SIGNATURE_TITLE = "clientwindow export manifest"
 VERIFIER = Path(__file__).resolve().parent / "verifier"
 _FLUSH = 1 << 20  # manifest bytes gathered before a write to the ZIP stream
 _COPY = 1 << 20
+# The formats that yield a file per message or per conversation-day, nested as one ZIP each.
+NESTED = ("eml", "rsmf")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -75,19 +90,59 @@ def write(source: Source, target: Target, prefix: str = "") -> None:
     if "\n" in source.export_id or not source.export_id:
         raise BundleError("an export id is one line of text")
     stamp = timestamp(source)  # read once: a token arriving meanwhile must not split the two
-    start = len(target.files)
+    listing = _Listing(target, prefix)
     for fmt in formats.FORMATS:
-        if fmt != "bundle":
-            folder = f"{fmt}/" if formats.single_file(fmt) else ""  # eml/rsmf name their folders
-            formats.writer(fmt)(source, target, prefix + folder)
-    write_attachments(source, target, prefix)
-    _write_fixed_files(source, target, prefix, stamp)
-    _write_sums(target, target.files[start:], prefix)
-    manifest = write_manifest(source, target, target.files[start:], prefix, stamp)
+        if fmt in NESTED:
+            write_nested(source, listing, prefix, fmt)
+        elif fmt != "bundle":
+            formats.writer(fmt)(source, listing, f"{prefix}{fmt}/")
+    write_attachments(source, listing, prefix)
+    _write_fixed_files(source, listing, prefix, stamp)
+    _write_sums(listing, prefix)
+    manifest = write_manifest(source, listing, prefix, stamp)
     body = f"{SIGNATURE_TITLE}\n{source.export_id}\n{manifest.sha256}\n"
     note = signing.sign_note(body, checkpoints.key_name(), checkpoints.signing_key())
     with target.open(prefix + SIGNATURE) as out:
         out.write(note.encode())
+
+
+def write_nested(source: Source, target: Target, prefix: str, fmt: str) -> None:
+    """`<fmt>.zip`: the format's files as its own export lays them out (`eml/<conversation>/
+    <seq>.eml`), in a ZIP written through the bundle's member as it streams."""
+    with target.open(f"{prefix}{fmt}.zip") as out:
+        nested = ZipStream(out, seekable=False)
+        formats.writer(fmt)(source, nested, "")
+        nested.close()
+
+
+class _Listing:
+    """The bundle's target as its writers see it. Each file written is listed (name, size,
+    SHA-256) in a temporary file rather than in memory; SHA256SUMS and the manifest's "files"
+    are read back from it. `files` holds the last file's record, as the Target protocol says."""
+
+    def __init__(self, target: Target, prefix: str) -> None:
+        self.target, self.prefix = target, prefix
+        self.files: list[FileRecord] = []
+        self.count = 0
+        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  closed with the bundle
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        with self.target.open(name) as out:
+            yield out
+        record = self.target.files[-1]
+        self.files[:] = [record]
+        self._spool.seek(0, 2)
+        line = f"{record.size} {record.sha256} {record.name.removeprefix(self.prefix)}\n"
+        self._spool.write(line.encode())  # checked names have no spaces or line ends
+        self.count += 1
+
+    def records(self) -> Iterator[FileRecord]:
+        """Every file listed so far, in the order written, names without the prefix."""
+        self._spool.seek(0)
+        for line in self._spool:
+            size, sha256, name = line.decode().rstrip("\n").split(" ", 2)
+            yield FileRecord(name, int(size), sha256)
 
 
 def _check_checkpoint(source: Source) -> None:
@@ -188,22 +243,20 @@ def _write_fixed_files(source: Source, target: Target, prefix: str, stamp: Stamp
             out.write(content)
 
 
-def _write_sums(target: Target, files: list[FileRecord], prefix: str) -> None:
+def _write_sums(listing: "_Listing", prefix: str) -> None:
     """`sha256sum -c SHA256SUMS` checks every other file by hand (the manifest lists this one)."""
-    with target.open(prefix + SUMS) as out:
-        for start in range(0, len(files), CHUNK):  # 200,000 lines are 20 MB: written in pieces
-            chunk = files[start : start + CHUNK]
-            out.write(
-                "".join(f"{f.sha256}  {f.name.removeprefix(prefix)}\n" for f in chunk).encode()
-            )
+    with listing.open(prefix + SUMS) as out:
+        lines: list[str] = []
+        for record in listing.records():
+            lines.append(f"{record.sha256}  {record.name}\n")
+            if len(lines) == CHUNK:
+                out.write("".join(lines).encode())
+                lines = []
+        out.write("".join(lines).encode())
 
 
 def write_manifest(
-    source: Source,
-    target: Target,
-    files: list[FileRecord],
-    prefix: str = "",
-    stamp: Stamp | None = None,
+    source: Source, listing: "_Listing", prefix: str = "", stamp: Stamp | None = None
 ) -> FileRecord:
     """Stream manifest.json (see the module docstring for its layout); return its record."""
     media_count = media_files(source).count()
@@ -216,7 +269,11 @@ def write_manifest(
             "requester": source.requester,
             "scope": source.scope.to_json(),
             "label": source.scope.label(),
-            "counts": {"messages": source.count(), "attachments": media_count, "files": len(files)},
+            "counts": {
+                "messages": source.count(),
+                "attachments": media_count,
+                "files": listing.count,
+            },
         },
         "checkpoint": {
             "tree_size": source.tree_size,
@@ -226,15 +283,13 @@ def write_manifest(
             "timestamp": stamp.facts if stamp else None,
         },
     }
-    listed = (
-        {"name": f.name.removeprefix(prefix), "size": f.size, "sha256": f.sha256} for f in files
-    )
-    with target.open(prefix + MANIFEST) as out:
+    listed = ({"name": f.name, "size": f.size, "sha256": f.sha256} for f in listing.records())
+    with listing.open(prefix + MANIFEST) as out:
         out.write((dumps(header)[:-1] + ",\n").encode())
         _section(out, "files", listed)
         _section(out, "attachments", _attachment_items(source))
         _section(out, "entries", _entry_items(source), last=True)
-    return target.files[-1]
+    return listing.files[-1]
 
 
 def dumps(item: dict[str, Any]) -> str:
@@ -289,3 +344,160 @@ def _claims(source: Source) -> Iterator[evidence.Claim]:
                 yield from evidence.claims(row, private=private)
     for media in media_files(source).iterator(chunk_size=CHUNK):
         yield evidence.Claim(media.entry_id, "media", None)
+
+
+# --------------------------------------------------------------------------- ZIP, streamed
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_END64 = struct.Struct("<IQHHIIQQQQ")
+_LOCATOR = struct.Struct("<IIQI")
+_NEEDED = 45  # ZIP64: every local header gives its sizes in a ZIP64 field (zipfile's force_zip64)
+_MADE = 3 << 8 | _NEEDED  # made on Unix, as exports/target.py's members; verify.py checks both
+_MODE = 0o644 << 16
+_DATE = 1 << 5 | 1  # 1980-01-01 00:00, target.ZIP_TIME: no wall clock in the bytes
+_LIMIT = (1 << 31) - 1  # larger sizes and offsets go to ZIP64 fields, as zipfile does
+_MAX16, _MAX32 = 0xFFFF, 0xFFFFFFFF
+_SPOOL = 8 << 20  # a nested member is held in memory up to this, then on disk
+# Stored, not deflated again: ZIPs (the nested archives) and media that is compressed already.
+STORED = (".zip", ".jpg", ".png", ".gif", ".webp", ".mp3", ".mp4", ".m4a", ".ogg", ".aac",
+          ".amr", ".3gp", ".docx", ".xlsx", ".pptx")  # fmt: skip
+
+
+class _Member:
+    """One member's bytes on their way out: CRC-32, SHA-256 and size of what the writer gives,
+    deflated (raw, as ZIP wants it) unless stored."""
+
+    def __init__(self, out: Any, deflate: bool) -> None:
+        self.out, self.crc, self.size, self.packed = out, 0, 0, 0
+        self.digest = hashlib.sha256()
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15) if deflate else None
+
+    def write(self, data: bytes) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        self.digest.update(data)
+        self.size += len(data)
+        self._out(self.deflater.compress(data) if self.deflater else data)
+        return len(data)
+
+    def finish(self) -> None:
+        if self.deflater:
+            self._out(self.deflater.flush())
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.out.write(data)
+            self.packed += len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+
+class ZipStream:
+    """A ZIP written front to back that keeps nothing per member: each member's central
+    directory record goes to a temporary file when the member ends, and is copied out after
+    the last. A Target (exports/target.py): `open(name)`, and `files` with the record of the
+    last member written (exports/bundle.py's _Listing lists them as they come).
+
+    On a seekable file (the bundle itself) a member streams straight to it and its local header
+    is completed afterwards, as zipfile does. Into a stream that cannot seek (a nested ZIP,
+    written as a member of the bundle) each member is spooled first (memory up to 8 MB, then
+    disk): its local header must hold its CRC and sizes before its data.
+
+    The records are those of exports/target.py's ZipTarget (zipfile with force_zip64): fixed
+    time, mode 0644, made on Unix, a ZIP64 field in every local header, ZIP64 fields in the
+    directory only where a value needs one, ZIP64 end records only when the directory does,
+    which verify.py reads strictly. Names are checked, not remembered: the writers give each
+    file its own name (a seq, a conversation and day, a hash).
+    """
+
+    def __init__(self, sink: BinaryIO, *, seekable: bool) -> None:
+        self.sink, self.seekable = sink, seekable
+        self.files: list[FileRecord] = []
+        self.offset = 0  # bytes written so far
+        self.count = 0
+        self._directory: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  closed by close()
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[BinaryIO]:
+        encoded = checked_name(name).encode("ascii")  # safe names are ASCII
+        method = 0 if name.lower().endswith(STORED) else 8
+        start = self.offset
+        if self.seekable:
+            self._write(_local(encoded, method, 0, 0, 0))
+            member = _Member(self, deflate=method == 8)
+            yield cast(BinaryIO, member)
+            member.finish()
+            end = self.offset
+            self.sink.seek(start)
+            self.sink.write(_local(encoded, method, member.crc, member.packed, member.size))
+            self.sink.seek(end)
+        else:
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL) as spool:
+                member = _Member(spool, deflate=method == 8)
+                yield cast(BinaryIO, member)
+                member.finish()
+                self._write(_local(encoded, method, member.crc, member.packed, member.size))
+                spool.seek(0)
+                while block := spool.read(_COPY):
+                    self._write(block)
+        self._directory.write(_central(encoded, method, member, start))
+        self.count += 1
+        self.files[:] = [FileRecord(name, member.size, member.digest.hexdigest())]
+
+    def write(self, data: bytes) -> int:
+        """What a seekable member streams through (counted)."""
+        return self._write(data)
+
+    def _write(self, data: bytes) -> int:
+        self.sink.write(data)
+        self.offset += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """The central directory and the end records; the sink stays open."""
+        at = self.offset
+        self._directory.seek(0)
+        while block := self._directory.read(_COPY):
+            self._write(block)
+        self._directory.close()
+        size, count = self.offset - at, self.count
+        if count >= _MAX16 or at > _LIMIT or size > _LIMIT:
+            record = self.offset
+            self._write(_END64.pack(0x06064B50, 44, _NEEDED, _NEEDED, 0, 0, count, count, size, at))
+            self._write(_LOCATOR.pack(0x07064B50, 0, record, 1))
+        count, size, at = min(count, _MAX16), min(size, _MAX32), min(at, _MAX32)
+        self._write(_END.pack(0x06054B50, 0, 0, count, count, size, at, 0))
+
+
+def _local(name: bytes, method: int, crc: int, packed: int, size: int) -> bytes:
+    extra = struct.pack("<HHQQ", 1, 16, size, packed)
+    fields = (0x04034B50, _NEEDED, 0, method, 0, _DATE, crc, _MAX32, _MAX32, len(name), len(extra))
+    return _LOCAL.pack(*fields) + name + extra
+
+
+def _central(name: bytes, method: int, member: _Member, offset: int) -> bytes:
+    large: list[int] = []
+    size, packed = member.size, member.packed
+    if size > _LIMIT or packed > _LIMIT:
+        large += [size, packed]
+        size = packed = _MAX32
+    if offset > _LIMIT:
+        large.append(offset)
+        offset = _MAX32
+    extra = struct.pack(f"<HH{len(large)}Q", 1, 8 * len(large), *large) if large else b""
+    fields = (0x02014B50, _MADE, _NEEDED, 0, method, 0, _DATE, member.crc, packed, size)
+    return _CENTRAL.pack(*fields, len(name), len(extra), 0, 0, 0, _MODE, offset) + name + extra
+
+
+@contextmanager
+def zip_stream(path: Path) -> Iterator[ZipStream]:
+    """A new ZIP file at `path`, written by ZipStream (a bundle, or an EML or RSMF export)."""
+    with path.open("xb") as sink:
+        archive = ZipStream(sink, seekable=True)
+        yield archive
+        archive.close()

@@ -34,10 +34,11 @@ from archive.models import AnchorTask, Checkpoint
 from archive.objectstore import StoreError
 
 from . import formats
+from .bundle import zip_stream
 from .models import Export
 from .scope import Scope
 from .source import Cancelled, Source
-from .target import DirectoryTarget, zip_target
+from .target import DirectoryTarget
 
 logger = logging.getLogger(__name__)
 State = Export.State
@@ -187,7 +188,7 @@ def build(export: Export, directory: Path, *, archive_name: str | None = None) -
         write(source, DirectoryTarget(directory), "")
         return directory / single if single else directory
     path = directory / archive_name
-    with zip_target(path) as target:
+    with zip_stream(path) as target:  # nothing held per file: a million EMLs fit in any memory
         write(source, target, "")
     return path
 

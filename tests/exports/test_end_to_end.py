@@ -13,7 +13,7 @@ from exports import jobs
 from exports.models import Export
 from exports.scope import Scope
 from tests.exports.conftest import RICH_NUMBER, Rich
-from tests.exports.test_bundle import system_verify, unpack
+from tests.exports.test_bundle import nested_names, system_verify, unpack
 
 
 def test_it_exports_a_bundle_from_the_command_line_that_verifies(
@@ -32,7 +32,8 @@ def test_it_exports_a_bundle_from_the_command_line_that_verifies(
     )
     names = zipfile.ZipFile(target).namelist()
     assert {"manifest.json", "manifest.sig", "verify.py", "VERIFY.md"} <= set(names)
-    assert any(n.endswith(".pdf") for n in names) and any(n.endswith(".rsmf") for n in names)
+    assert any(n.endswith(".pdf") for n in names) and "rsmf.zip" in names
+    assert any(n.endswith(".rsmf") for n in nested_names(target, "rsmf.zip"))
     key = checkpoints.verifier_key_text()
     code, said = system_verify(target, "--key", key)
     assert code == 0, said

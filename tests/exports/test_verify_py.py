@@ -349,3 +349,12 @@ def test_the_manual_recipe_checks_an_entry(unpacked: Path) -> None:
     assert envelope == manifest["entries"][0]["envelope"]
     assert leaf.split()[0] == manifest["entries"][0]["leaf_hash"]
     assert commitment.split()[0] == json.loads(envelope)["commit.text"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(seqs=st.lists(st.integers(0, 99), max_size=60))
+def test_its_bitmap_of_entries_met_is_a_set(seqs: list[int]) -> None:
+    tally, met = verifier.Tally(100), set()
+    for seq in seqs:
+        assert tally.first_time(seq) == (seq not in met)
+        met.add(seq)
