@@ -20,6 +20,7 @@ print a cProfile of verify_ledger on the 1M-entry ledger.
 
 import contextlib
 import cProfile
+import importlib
 import io
 import os
 import pstats
@@ -27,16 +28,17 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from psycopg import sql
 
 from archive import ledger, signing
 from archive.checkpoints import checkpoint_body, create_checkpoint, key_name, signing_key
 from archive.ledger import Fact, rfc3339
-from archive.merkle import CompactRange
+from archive.merkle import CompactRange, leaf_hash
 from archive.models import Checkpoint
 from archive.verify import verify_ledger
 from tests.conftest import superuser_connect, wipe_archive
@@ -633,3 +635,184 @@ def test_checkpoint(million: int) -> None:
         f"   verified: intact, {report.entries:,} entries, {report.checkpoints} checkpoints "
         f"({seconds(report.seconds)})"
     )
+
+
+# --------------------------------------------------------------------------- row vs statement
+
+# The entries a capture batch seals, each with the retention record that backs it, appended
+# under the row triggers (archive 0002/0004, retention 0007) and under the statement triggers
+# that replaced them (archive 0006, retention 0010), in alternating rounds of one run, beside
+# the same rows COPYed into plain tables. BENCH_TRIGGER_ENTRIES per round and batch size.
+TRIGGER_ENTRIES = int(os.environ.get("BENCH_TRIGGER_ENTRIES", "20000"))
+TRIGGER_BATCHES = (20, 1_000)
+TRIGGER_ROUNDS = 2
+RECORD_COLUMNS = "seq, kind, channel_id, conversation_id, policy_id, sealed_at, retain_until"
+RAW_RECORD = "bench_raw_record"
+
+
+def trigger_sql() -> dict[str, str]:
+    chain = importlib.import_module("archive.migrations.0006_statement_triggers")
+    guard = importlib.import_module("retention.migrations.0010_statement_triggers")
+    return {
+        "row": chain.ROW_CHAIN_CHECK + guard.ROW_GUARD,
+        "statement": chain.CHAIN_CHECK + guard.GUARDS,
+    }
+
+
+def use_triggers(mode: str, current: list[str]) -> None:
+    """Swap the triggers as the owner role (what the migration and its reverse do)."""
+    if current[0] != mode:
+        with connections["owner"].cursor() as cursor:
+            cursor.execute(trigger_sql()[mode])
+        connections["owner"].close()
+        current[0] = mode
+
+
+def captured(start: int, count: int) -> list[Fact]:
+    return [
+        Fact("message", dict(message(n).fields), {"text": b"x" * MESSAGE_BODY})
+        for n in range(start, start + count)
+    ]
+
+
+def append_backed(facts: list[Fact], policy: tuple[int, int], with_records: bool) -> None:
+    """append() and, in its transaction, the retention records of what it sealed (as
+    retention.assign.write COPYs them)."""
+    with transaction.atomic():
+        entries = ledger.append(facts)
+        if with_records:
+            pk, days = policy
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(f"COPY retention_record ({RECORD_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for e in entries:
+                    copy.write_row(
+                        (
+                            e.seq,
+                            e.kind,
+                            None,
+                            None,
+                            pk,
+                            e.sealed_at,
+                            e.sealed_at + timedelta(days=days),
+                        )
+                    )
+
+
+def python_only(facts: list[Fact], batch: int) -> float:
+    """append()'s own Python work on the same facts (salts, envelopes, hashes, frontier)."""
+    started = time.perf_counter()
+    frontier, link = CompactRange.from_bytes(0, b""), bytes(32)
+    sealed_at = datetime.now(UTC)
+    for i in range(0, len(facts), batch):
+        for seq, fact in enumerate(facts[i : i + batch], start=i):
+            commits, _ = ledger._commit_contents(fact)
+            envelope = ledger.build_envelope(seq, fact, sealed_at, commits)
+            leaf = leaf_hash(envelope)
+            link = ledger.chain_link(link, leaf)
+            frontier.append(leaf)
+    return time.perf_counter() - started
+
+
+def test_append_row_vs_statement_triggers(
+    empty_ledger: None, scratch: Callable[[], None], server_settings: str
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, days FROM retention_retentionpolicy WHERE is_default")
+        policy = cursor.fetchone()
+    runtime = sql.Identifier(connection.settings_dict["USER"])
+    with superuser_connect() as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {RAW_RECORD}")
+        conn.execute(
+            f"CREATE TABLE {RAW_RECORD} (seq bigint, kind text, channel_id bigint,"
+            " conversation_id bigint, policy_id bigint, sealed_at timestamptz,"
+            " retain_until timestamptz)"
+        )
+        conn.execute(sql.SQL(f"GRANT SELECT, INSERT ON {RAW_RECORD} TO {{}}").format(runtime))
+    current = ["statement"]
+    spent: dict[tuple[str, int, bool], float] = {}
+    try:
+        for batch in TRIGGER_BATCHES:
+            for _ in range(TRIGGER_ROUNDS):
+                for mode in ("row", "statement"):
+                    use_triggers(mode, current)
+                    for with_records in (False, True):
+                        facts = captured(ledger_size(), TRIGGER_ENTRIES)
+                        t0 = time.perf_counter()
+                        for i in range(0, len(facts), batch):
+                            append_backed(facts[i : i + batch], policy, with_records)
+                        key = (mode, batch, with_records)
+                        spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+            # the ceiling: the last round's rows (entries, contents, records) COPYed plainly
+            start = ledger_size() - TRIGGER_ENTRIES
+            entries, contents = written_since(start)
+            records = [
+                (e[0], e[1], None, None, policy[0], e[5], e[5] + timedelta(days=policy[1]))
+                for e in entries
+            ]
+            scratch()
+            t0 = time.perf_counter()
+            for i in range(0, len(entries), batch):
+                with transaction.atomic(), connection.cursor() as cursor:
+                    raw_write(cursor.cursor, entries[i : i + batch], (), "COPY")
+            spent["copy", batch, False] = (time.perf_counter() - t0) * TRIGGER_ROUNDS
+            scratch()
+            t0 = time.perf_counter()
+            for i in range(0, len(entries), batch):
+                with transaction.atomic(), connection.cursor() as cursor:
+                    raw_write(
+                        cursor.cursor, entries[i : i + batch], contents[i : i + batch], "COPY"
+                    )
+                    with cursor.cursor.copy(f"COPY {RAW_RECORD} FROM STDIN") as copy:
+                        for row in records[i : i + batch]:
+                            copy.write_row(row)
+            spent["copy", batch, True] = (time.perf_counter() - t0) * TRIGGER_ROUNDS
+            scratch()
+            spent["python", batch, False] = (
+                python_only(captured(0, TRIGGER_ENTRIES), batch) * TRIGGER_ROUNDS
+            )
+    finally:
+        use_triggers("statement", current)
+        with superuser_connect() as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {RAW_RECORD}")
+    total = TRIGGER_ENTRIES * TRIGGER_ROUNDS
+    names = {
+        "row": "append, row triggers (before)",
+        "statement": "append, statement triggers (after)",
+        "copy": "bare COPY (ceiling)",
+        "python": "append's Python work alone",
+    }
+    rows = []
+    for batch in TRIGGER_BATCHES:
+        for what in ("row", "statement", "copy", "python"):
+            alone, backed = spent.get((what, batch, False)), spent.get((what, batch, True))
+            rows.append(
+                [
+                    f"{names[what]}, batch {batch:,}",
+                    rate(total / alone) if alone else "-",
+                    rate(total / backed) if backed else "-",
+                ]
+            )
+    say()
+    say(
+        table(
+            ["writer", "entries/s", "+ retention records (+ contents for COPY)"],
+            rows,
+            title=f"== append, row vs statement triggers: {total:,} message entries per line, "
+            f"{TRIGGER_ROUNDS} alternating rounds ({server_settings})",
+        )
+    )
+    for batch in TRIGGER_BATCHES:
+        record(
+            Figure(
+                f"append + records, statement triggers, batch {batch:,}",
+                total / spent["statement", batch, True],
+                "entries/s",
+                total / spent["copy", batch, True],
+                "bare COPY",
+                f"row triggers: {rate(total / spent['row', batch, True])}",
+            )
+        )
+    report = verify_ledger()
+    assert report.intact, report.problems[:5]
