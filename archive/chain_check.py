@@ -1,10 +1,16 @@
-"""The per-entry checks of verify_archive, over one range of `seq`: no Django, so that worker
+"""The per-entry checks of verify_archive, over one slice of `seq`: no Django, so that worker
 processes can run them in parallel, each on its own connection to the same database snapshot.
 
 For each entry: seq is the next one expected; the envelope is RFC 8785 canonical JSON holding only
 the allowed keys and values and naming its own seq, kind and time; leaf_hash and link recompute;
-each content row matches its commitment. The leaf hashes go back to the caller, which alone
-rebuilds the Merkle tree and checks checkpoints (archive/verify.py).
+each content row matches its commitment. A slice aligned on its size also hashes its part of the
+Merkle tree (archive/merkle.py subtree_levels), so the parent only joins slices: it adds each as a
+few perfect subtrees, checks the stored nodes and checkpoints (archive/verify.py).
+
+Where the time goes (1M entries, one process): the envelope's canonical check is most of it, so
+an envelope whose shape was already seen takes a fast path (`_fast_body`) that accepts only what
+`envelope_problem` accepts; anything it does not accept at once gets the full check, which names
+the problem.
 """
 
 import hashlib
@@ -29,11 +35,18 @@ from archive.envelope import (
     commitment,
     rfc3339,
 )
+from archive.merkle import range_cut, subtree_levels
 
 FETCH = 10_000
 MAX_PROBLEMS = 100
 HEX_COMMITMENT = re.compile(r"[0-9a-f]{64}")
 _decode = json.JSONDecoder().decode
+# The fast path parses with the decoder's scanner (no white-space skipping: a canonical envelope
+# has none) and finds integers that might be out of range by their digits.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+_SCALARS = frozenset(SCALAR_TYPES)
+_LONG_NUMBER = re.compile(r":-?[0-9]{16}")  # |n| < 2**53 has at most 16 digits; 15 always fit
+MAX_SHAPES = 10_000
 
 
 @dataclass(frozen=True)
@@ -50,15 +63,38 @@ class Problem:
         return f"ledger: {self.what}"
 
 
-@dataclass
-class ChunkResult:
-    """What one range's check found; `leaves` are the recomputed leaf hashes, concatenated."""
+@dataclass(frozen=True)
+class Slice:
+    """A worker's job: entries [start, end); `aligned` when start is a multiple of 2**level and
+    end - start <= 2**level, so the slice hashes its own perfect subtrees."""
 
+    start: int
+    end: int
+    level: int
+    aligned: bool
+    contents: bool = True
+    cuts: tuple[int, ...] = ()  # checkpoint sizes in (start, end]: their subtrees are wanted
+    node_min_level: int = 8  # stored Merkle nodes from this level up (archive.ledger)
+
+
+@dataclass
+class SliceResult:
+    """What one slice's check found.
+
+    `nodes[level]` are the complete nodes of that level inside the slice (node_min_level and
+    up), concatenated; `cuts[size]` the perfect subtrees covering [start, size), largest first.
+    An unaligned slice returns its recomputed `leaves` instead, for the parent to append.
+    """
+
+    start: int
+    end: int
     problems: list[Problem] = field(default_factory=list)
-    leaves: bytearray = field(default_factory=bytearray)
     entries: int = 0
     contents: int = 0
     last_link: bytes = ZERO_LINK
+    nodes: dict[int, bytes] = field(default_factory=dict)
+    cuts: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)
+    leaves: bytes = b""
 
     def add(self, problem: Problem) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -80,8 +116,13 @@ def envelope_problem(envelope: bytes, body: Any, known_keys: set[str]) -> str | 
             return f"envelope integer {key!r} is out of range"
         if key.startswith(COMMIT_PREFIX) and not HEX_COMMITMENT.fullmatch(str(value)):
             return f"commitment {key!r} is not 64 lowercase hex digits"
-    # Within the domain just checked canonical_json is RFC 8785 (archive/envelope.py).
-    if canonical_json(body) != envelope:
+    # Within the domain just checked canonical_json is RFC 8785 (archive/envelope.py); a lone
+    # surrogate (from a \\ud800 escape) is not Unicode, so not canonical either.
+    try:
+        canonical = canonical_json(body)
+    except UnicodeEncodeError:
+        canonical = b""
+    if canonical != envelope:
         return "envelope is not RFC 8785 canonical JSON"
     return None
 
@@ -89,43 +130,91 @@ def envelope_problem(envelope: bytes, body: Any, known_keys: set[str]) -> str | 
 def check_rows(
     entries: Iterator[tuple[Any, ...]],
     contents: Iterator[tuple[Any, ...]],
-    start: int,
-    end: int,
+    result: SliceResult,
     previous_link: bytes,
-) -> ChunkResult:
-    """Check entries with start <= seq < end (in seq order) and their content rows."""
-    result, sha256, known_keys = ChunkResult(), hashlib.sha256, set[str]()
-    expected, link = start, previous_link
+) -> bytearray:
+    """Check entries with result.start <= seq < result.end (in seq order) and their content rows;
+    return the recomputed leaf hashes, concatenated."""
+    sha256, add, leaves = hashlib.sha256, result.add, bytearray()
+    shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+    known_keys = set[str]()
+    expected, link, end = result.start, previous_link, result.end
     last_time: datetime | None = None
     time_text = ""
     content = next(contents, None)
     for seq, kind, envelope, stored_leaf, stored_link, sealed_at in entries:
-        result.entries += 1
         if seq != expected:
-            result.add(Problem(f"entry missing (the next one present is seq {seq})", expected))
+            add(Problem(f"entry missing (the next one present is seq {seq})", expected))
         leaf = sha256(b"\x00" + envelope).digest()
         if leaf != stored_leaf:
-            result.add(Problem("leaf_hash does not match the envelope", seq))
+            add(Problem("leaf_hash does not match the envelope", seq))
         if sha256(b"\x02" + link + leaf).digest() != stored_link:
-            result.add(Problem("link does not match the chain", seq))
+            add(Problem("link does not match the chain", seq))
         link, expected = stored_link, seq + 1
-        result.leaves += leaf
+        leaves += leaf
         if sealed_at != last_time:
             last_time, time_text = sealed_at, rfc3339(sealed_at)
-        body = _check_envelope(result, seq, kind, envelope, time_text, known_keys)
+        body = _fast_body(envelope, seq, kind, time_text, shapes)
+        if body is None:
+            body = _check_envelope(result, seq, kind, envelope, time_text, known_keys, shapes)
         if content is not None and content[0] <= seq:
             content = _check_contents(result, seq, body, content, contents)
+    result.entries = len(leaves) // 32
     if expected < end:
-        result.add(Problem(f"entries missing from seq {expected} to {end - 1}", expected))
+        add(Problem(f"entries missing from seq {expected} to {end - 1}", expected))
     while content is not None:
-        result.add(Problem("content row belongs to no entry", content[0]))
+        add(Problem("content row belongs to no entry", content[0]))
         content = next(contents, None)
     result.last_link = link
-    return result
+    return leaves
+
+
+def _fast_body(
+    envelope: bytes,
+    seq: int,
+    kind: str,
+    time_text: str,
+    shapes: dict[tuple[str, ...], tuple[str, ...]],
+) -> dict[str, Any] | None:
+    """The parsed envelope when it certainly passes `_check_envelope`, else None.
+
+    Sound by construction: the keys are a shape `_check_envelope` already accepted (valid names;
+    the shape lists its commitment keys), every value is a scalar, no integer has 16 digits or
+    more (so all are within +-2**53), each commitment is 64 lowercase hex digits, the names match,
+    and re-encoding gives back the same bytes. Everything else takes the full check.
+    """
+    try:
+        text = envelope.decode()
+        body, end = _scan(text, 0)
+    except (ValueError, StopIteration):
+        return None
+    if end != len(text) or type(body) is not dict:
+        return None
+    commits = shapes.get(tuple(body))
+    if commits is None or not _SCALARS.issuperset(map(type, body.values())):
+        return None
+    if _LONG_NUMBER.search(text):
+        return None
+    for key in commits:
+        value = body[key]
+        if type(value) is not str or not HEX_COMMITMENT.fullmatch(value):
+            return None
+    names = (body.get("v"), body.get("seq"), body.get("kind"), body.get("sealed_at"))
+    if names != (ENVELOPE_VERSION, seq, kind, time_text) or type(body["v"]) is not int:
+        return None
+    if canonical_json(body) != envelope:
+        return None
+    return body
 
 
 def _check_envelope(
-    result: ChunkResult, seq: int, kind: str, envelope: bytes, time_text: str, known: set[str]
+    result: SliceResult,
+    seq: int,
+    kind: str,
+    envelope: bytes,
+    time_text: str,
+    known: set[str],
+    shapes: dict[tuple[str, ...], tuple[str, ...]],
 ) -> dict[str, Any] | None:
     try:
         body = _decode(envelope.decode())
@@ -139,11 +228,13 @@ def _check_envelope(
     names = (body.get("v"), body.get("seq"), body.get("kind"), body.get("sealed_at"))
     if names != (ENVELOPE_VERSION, seq, kind, time_text) or type(body["v"]) is not int:
         result.add(Problem("envelope does not name this entry's version, seq, kind and time", seq))
+    elif len(shapes) < MAX_SHAPES:  # a shape seen intact: the next envelopes like it go fast
+        shapes[tuple(body)] = tuple(key for key in body if key.startswith(COMMIT_PREFIX))
     return dict(body)
 
 
 def _check_contents(
-    result: ChunkResult,
+    result: SliceResult,
     seq: int,
     body: dict[str, Any] | None,
     content: tuple[Any, ...] | None,
@@ -172,14 +263,13 @@ def stream(conn: psycopg.Connection, name: str, query: str, params: tuple[int, i
             yield from rows
 
 
-def check_range_on(
-    conn: psycopg.Connection, start: int, end: int, with_contents: bool
-) -> ChunkResult:
-    """Check [start, end) through `conn`, inside the caller's snapshot."""
+def check_slice_on(conn: psycopg.Connection, job: Slice) -> SliceResult:
+    """Check one slice through `conn`, inside the caller's snapshot."""
+    start, end = job.start, job.end
     previous = ZERO_LINK
     if start > 0:
         row = conn.execute(
-            "SELECT link FROM archive_ledgerentry WHERE seq = %s", [start - 1], binary=True
+            "SELECT link FROM archive_ledgerentry WHERE seq = %s", [start - 1]
         ).fetchone()
         previous = bytes(row[0]) if row else ZERO_LINK
     entries = stream(
@@ -197,17 +287,36 @@ def check_range_on(
             " WHERE seq >= %s AND seq < %s ORDER BY seq, name",
             (start, end),
         )
-        if with_contents
+        if job.contents
         else iter(())
     )
-    return check_rows(entries, contents, start, end, previous)
+    result = SliceResult(start, end)
+    leaves = bytes(check_rows(entries, contents, result, previous))
+    # The parent appends these one by one where it cannot add the slice's subtrees: an unaligned
+    # slice, or any slice after entries went missing (later roots are then reported against the
+    # leaves that are there, as a verifier reading the table in order would compute them).
+    result.leaves = leaves
+    if job.aligned and len(leaves) == 32 * (end - start):
+        levels = subtree_levels(leaves, job.level)
+        result.nodes = {level: levels[level] for level in range(job.node_min_level, len(levels))}
+        result.cuts = {size: range_cut(levels, size - start) for size in {*job.cuts, end}}
+    return result
 
 
-def check_range(
-    conninfo: dict[str, Any], snapshot: str, start: int, end: int, with_contents: bool
-) -> ChunkResult:
-    """A worker process's job: its own connection, the caller's exported snapshot."""
-    with psycopg.connect(**conninfo, autocommit=True) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-        return check_range_on(conn, start, end, with_contents)
+# A worker process's connection, in the parent's exported snapshot (set by `join_snapshot`).
+_worker_conn: psycopg.Connection | None = None
+
+
+def join_snapshot(conninfo: dict[str, Any], snapshot: str) -> None:
+    """A worker process's initializer: its own connection, the parent's exported snapshot."""
+    global _worker_conn
+    conn = psycopg.connect(**conninfo, autocommit=True)
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    _worker_conn = conn
+
+
+def check_slice(job: Slice) -> SliceResult:
+    """A worker process's job, on the connection `join_snapshot` opened."""
+    assert _worker_conn is not None, "join_snapshot() first"
+    return check_slice_on(_worker_conn, job)

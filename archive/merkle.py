@@ -123,6 +123,33 @@ class CompactRange:
         self._size += 1
         return completed
 
+    def append_node(self, level: int, node: bytes) -> list[Node]:
+        """Add the root of the perfect subtree of 2**level leaves starting at `size`; return the
+        nodes above it that this completed, lowest first.
+
+        verify_archive's workers hash aligned slices of the ledger themselves: the parent adds
+        each slice as its few perfect subtrees instead of as 2**level leaves.
+        """
+        if self._size % (1 << level):
+            raise ValueError(f"a level-{level} node cannot start at leaf {self._size}")
+        if len(node) != HASH_SIZE:
+            raise ValueError(f"a node hash is {HASH_SIZE} bytes, got {len(node)}")
+        added, index = 1 << level, self._size >> level
+        completed: list[Node] = []
+        while index & 1:  # as append(), from `level` up
+            node = node_hash(self._hashes.pop(), node)
+            level, index = level + 1, index >> 1
+            completed.append((level, index, node))
+        self._hashes.append(bytes(node))
+        self._size += added
+        return completed
+
+    def copy(self) -> "CompactRange":
+        """An independent range at the same size (e.g. to compute a root part-way)."""
+        other = CompactRange()
+        other._size, other._hashes = self._size, list(self._hashes)
+        return other
+
     def extend(self, leaves: Iterable[bytes]) -> list[Node]:
         """Append many leaf hashes; return every node they completed, in completion order."""
         completed: list[Node] = []
@@ -157,6 +184,35 @@ class CompactRange:
         compact._size = size
         compact._hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
         return compact
+
+
+def subtree_levels(leaves: bytes, top: int) -> list[bytes]:
+    """The complete nodes of levels 0..top over `leaves` (concatenated leaf hashes, the first
+    one aligned on 2**top), each level's hashes concatenated: levels[level][32 * i:] is node i.
+
+    verify_archive's workers hash their slice level by level: one `node_hash` per node, with
+    no per-leaf bookkeeping.
+    """
+    sha256, levels, current = hashlib.sha256, [bytes(leaves)], bytes(leaves)
+    for _level in range(top):
+        pairs = len(current) // (2 * HASH_SIZE) * 2 * HASH_SIZE
+        current = b"".join(
+            [sha256(b"\x01" + current[i : i + 2 * HASH_SIZE]).digest() for i in range(0, pairs, 64)]
+        )
+        levels.append(current)
+    return levels
+
+
+def range_cut(levels: list[bytes], size: int) -> list[tuple[int, bytes]]:
+    """The perfect subtrees covering the first `size` leaves of `levels` (subtree_levels),
+    largest first, as (level, hash)."""
+    cut, offset = [], 0
+    for level in range(len(levels) - 1, -1, -1):
+        if size >> level & 1:
+            at = (offset >> level) * HASH_SIZE
+            cut.append((level, levels[level][at : at + HASH_SIZE]))
+            offset += 1 << level
+    return cut
 
 
 # --------------------------------------------------------------------------- hash sources

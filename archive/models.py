@@ -151,6 +151,10 @@ class VerificationRun(AppendOnlyModel):
     first_bad_seq = models.BigIntegerField(null=True, blank=True)
     problem = models.TextField(blank=True)
     trigger = models.CharField(max_length=32)
+    # "full" re-checks every entry; "incremental" only those from `from_seq` on (archive/verify.py).
+    # Database defaults too: rows written by SQL from before these columns stay valid.
+    mode = models.CharField(max_length=16, default="full", db_default="full")
+    from_seq = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "archive_verificationrun"
@@ -160,6 +164,36 @@ class VerificationRun(AppendOnlyModel):
     def __str__(self) -> str:
         outcome = "intact" if self.intact else "BROKEN"
         return f"verification {self.finished_at:%Y-%m-%d %H:%M} {outcome}"
+
+
+class VerifiedCheckpoint(AppendOnlyModel):
+    """What an intact verification run established at a checkpoint: entries [0, tree_size) were
+    checked (by this run from `run.from_seq`, and before that by the run it started from), with
+    the root, the last link and the Merkle frontier it recomputed there.
+
+    An incremental run starts from the newest of these: the frontier must still give the signed
+    checkpoint's root and the link must still be the ledger's, so a forged row can only claim
+    that a genuinely signed prefix was checked. Written only by archive.verify.record_run().
+    """
+
+    run = models.OneToOneField(
+        VerificationRun, on_delete=models.PROTECT, related_name="verified_checkpoint"
+    )
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, db_column="tree_size", related_name="verifications"
+    )
+    root = models.BinaryField()
+    link = models.BinaryField()  # the link of entry tree_size - 1
+    frontier = models.BinaryField()  # CompactRange.to_bytes() at tree_size
+    verified_by = models.TextField()  # the OS user and host that ran the verification
+
+    class Meta:
+        db_table = "archive_verifiedcheckpoint"
+        ordering = ["-checkpoint_id", "-id"]
+        triggers = append_only_triggers()
+
+    def __str__(self) -> str:
+        return f"verified up to checkpoint {self.checkpoint_id}"
 
 
 class CheckpointTimestamp(AppendOnlyModel):

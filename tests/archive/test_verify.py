@@ -9,19 +9,30 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from archive import ledger
+from archive.checkpoints import create_checkpoint
 from archive.ledger import Fact, chain_link
-from archive.merkle import CompactRange, leaf_hash
-from archive.verify import verify_ledger
+from archive.merkle import CompactRange, InMemoryTree, leaf_hash, range_cut, subtree_levels
+from archive.models import Checkpoint, LedgerEntry, VerifiedCheckpoint
+from archive.verify import NotVerified, record_run, verify_ledger
 from tests.archive.conftest import SIZE
 
 
-@pytest.fixture(params=[1, 2], ids=["one process", "two workers"])
-def verify(request):
-    """Every tampering test runs in one process and with parallel workers."""
-    return functools.partial(verify_ledger, workers=request.param)
+@pytest.fixture(
+    params=[(1, 16), (2, 16), (2, 6)],
+    ids=["one process", "two workers", "two workers, 64-entry slices"],
+)
+def verify(request, monkeypatch):
+    """Every tampering test runs in one process and with parallel workers, and with slices
+    small enough that checkpoints, stored nodes and the tampering fall inside and across them."""
+    workers, level = request.param
+    monkeypatch.setattr("archive.verify.SLICE_LEVEL", level)
+    return functools.partial(verify_ledger, workers=workers)
 
 
 def first(report):
@@ -242,17 +253,18 @@ def test_it_finds_a_checkpoint_time_that_differs_from_its_note(attacker, verify)
 
 
 def test_it_splits_large_ledgers_across_workers(archive, monkeypatch):
-    monkeypatch.setattr("archive.verify.CHUNK_MAX_ENTRIES", 128)
+    monkeypatch.setattr("archive.verify.SLICE_LEVEL", 7)
     report = verify_ledger(workers=2)
     assert report.intact and report.workers == 2
     assert (report.entries, report.contents, report.checkpoints) == (SIZE, SIZE, 3)
 
 
-def test_it_finds_a_deleted_entry_at_a_chunk_boundary(attacker, monkeypatch):
-    monkeypatch.setattr("archive.verify.CHUNK_MAX_ENTRIES", 100)  # chunks [0,100), [100,200)…
-    attacker.execute("DELETE FROM archive_content WHERE seq = 99")
-    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq = 99")
-    assert first(verify_ledger(workers=2)) == (99, None)
+@pytest.mark.parametrize("seq", [127, 128, 255, 256])
+def test_it_finds_a_deleted_entry_at_a_slice_boundary(attacker, monkeypatch, seq):
+    monkeypatch.setattr("archive.verify.SLICE_LEVEL", 7)  # slices [0,128), [128,256)…
+    attacker.execute("DELETE FROM archive_content WHERE seq = %s", [seq])
+    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq = %s", [seq])
+    assert first(verify_ledger(workers=2)) == (seq, None)
 
 
 def test_it_verifies_in_one_process_inside_a_transaction(archive):
@@ -270,3 +282,261 @@ def test_it_uses_every_cpu_for_a_large_ledger_but_not_inside_a_daemon(monkeypatc
     assert module.auto_workers(module.PARALLEL_MIN_ENTRIES) == 4
     monkeypatch.setattr(module.multiprocessing.current_process(), "daemon", True)
     assert module.auto_workers(module.PARALLEL_MIN_ENTRIES) == 1
+
+
+# --------------------------------------------------------------------------- slices agree
+
+TAMPERINGS = {
+    "envelope": "UPDATE archive_ledgerentry SET envelope = overlay(envelope placing 'X' from 3)"
+    " WHERE seq = %(seq)s",
+    "link": "UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = %(seq)s",
+    "leaf_hash": "UPDATE archive_ledgerentry SET leaf_hash = sha256(leaf_hash) WHERE seq = %(seq)s",
+    "content": "UPDATE archive_content SET content = 'x' WHERE seq = %(seq)s",
+}
+
+
+def tampered(attacker, how, seq):
+    """Apply one tampering; the returned callable undoes it (the superuser can)."""
+    row = attacker.execute(
+        "SELECT e.envelope, e.leaf_hash, e.link, c.content FROM archive_ledgerentry e"
+        " JOIN archive_content c USING (seq) WHERE seq = %s",
+        [seq],
+    ).fetchone()
+    attacker.execute(TAMPERINGS[how], {"seq": seq})
+
+    def undo():
+        attacker.execute(
+            "UPDATE archive_ledgerentry SET envelope = %s, leaf_hash = %s, link = %s"
+            " WHERE seq = %s",
+            [*row[:3], seq],
+        )
+        attacker.execute("UPDATE archive_content SET content = %s WHERE seq = %s", [row[3], seq])
+
+    return undo
+
+
+def problems(report):
+    return [(p.seq, p.checkpoint, p.what) for p in report.problems]
+
+
+SLICE_EDGES = st.sampled_from([0, 31, 32, 63, 64, 99, 100, 127, 128, 255, 256, 299, 300, 599])
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(seq=st.integers(0, SIZE - 1) | SLICE_EDGES, how=st.sampled_from(sorted(TAMPERINGS)))
+def test_it_finds_the_same_problems_in_one_process_and_in_slices(attacker, monkeypatch, seq, how):
+    """Wherever the tampering lands (slice edges included), 32-entry slices on two workers
+    report exactly what one process reading the whole ledger reports."""
+    undo = tampered(attacker, how, seq)
+    try:
+        serial = verify_ledger(workers=1)
+        monkeypatch.setattr("archive.verify.SLICE_LEVEL", 5)
+        parallel = verify_ledger(workers=2)
+        monkeypatch.setattr("archive.verify.SLICE_LEVEL", 16)
+    finally:
+        undo()
+    assert first(serial) == (seq, None)
+    assert problems(parallel) == problems(serial)
+
+
+def test_it_keeps_the_leaf_hashes_of_every_slice_in_the_root(archive):
+    """The slices' subtrees join into the same roots as appending every leaf (CompactRange)."""
+    leaves = [
+        bytes(leaf) for (leaf,) in LedgerEntry.objects.order_by("seq").values_list("leaf_hash")
+    ]
+    for size in (1, 255, 256, 257, 511, 512, 600):
+        cut = subtree_levels(b"".join(leaves[:512]), 9)
+        frontier = CompactRange()
+        for level, node in range_cut(cut, min(size, 512)):
+            frontier.append_node(level, node)
+        for leaf in leaves[512:size]:
+            frontier.append(leaf)
+        assert frontier.root() == InMemoryTree(leaves).root(size)
+
+
+# --------------------------------------------------------------------------- incremental
+
+NEW = 200  # entries appended after the verified checkpoint at 600
+
+
+def grow(count=NEW, *, checkpoint=True):
+    """`count` more messages after the archive's 600, then (by default) a checkpoint."""
+    done = LedgerEntry.objects.count()
+    facts = [
+        Fact("test.message", {"n": n}, {"body": f"message {n}".encode()})
+        for n in range(done, done + count)
+    ]
+    for start in range(0, count, 50):
+        ledger.append(facts[start : start + 50])
+    if checkpoint:
+        create_checkpoint()
+
+
+@pytest.fixture
+def verified(archive):
+    """The 600-entry archive verified in full (recorded at its checkpoint 600), then 200 more
+    entries and a checkpoint at 800."""
+    record_run(verify_ledger(), trigger="command")
+    grow()
+
+
+def test_it_refuses_an_incremental_run_before_any_verification(archive):
+    with pytest.raises(NotVerified):
+        verify_ledger(incremental=True)
+
+
+def test_it_refuses_an_incremental_run_after_an_unrecorded_or_partial_one(archive):
+    verify_ledger()  # not recorded
+    record_run(verify_ledger(contents=False), trigger="command")  # contents not checked
+    with pytest.raises(NotVerified):
+        verify_ledger(incremental=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_it_checks_only_the_new_entries_incrementally(verified, workers, monkeypatch):
+    monkeypatch.setattr("archive.verify.SLICE_LEVEL", 6)  # [600,640) unaligned, then aligned
+    report = verify_ledger(incremental=True, workers=workers)
+    assert report.intact, report.problems
+    assert (report.mode, report.from_seq, report.entries, report.contents) == (
+        "incremental",
+        600,
+        NEW,
+        NEW,
+    )
+    assert report.checkpoints == 2  # the one it starts from, and 800
+    assert report.verified.tree_size == SIZE + NEW
+
+
+def test_it_records_where_the_next_incremental_run_starts(verified):
+    run = record_run(verify_ledger(incremental=True), trigger="schedule")
+    point = VerifiedCheckpoint.objects.get(run=run)
+    assert (run.mode, run.from_seq, run.entries) == ("incremental", SIZE, NEW)
+    assert point.checkpoint_id == SIZE + NEW and bytes(point.root) == bytes(
+        Checkpoint.objects.get(tree_size=SIZE + NEW).root
+    )
+    grow(50)
+    report = verify_ledger(incremental=True)
+    assert (report.intact, report.from_seq, report.entries) == (True, SIZE + NEW, 50)
+
+
+def test_it_checks_new_entries_after_the_last_checkpoint_and_the_chain_head(verified):
+    grow(30, checkpoint=False)
+    report = verify_ledger(incremental=True)
+    assert report.intact and report.entries == NEW + 30
+    assert report.verified.tree_size == SIZE + NEW  # no checkpoint covers the last 30 yet
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    seq=st.integers(SIZE, SIZE + NEW - 1) | st.sampled_from([600, 639, 640, 703, 704, 767, 799]),
+    how=st.sampled_from(sorted(TAMPERINGS)),
+)
+def test_it_finds_tampering_in_the_new_entries_incrementally(
+    verified, attacker, monkeypatch, seq, how
+):
+    monkeypatch.setattr("archive.verify.SLICE_LEVEL", 6)
+    undo = tampered(attacker, how, seq)
+    try:
+        report = verify_ledger(incremental=True)
+        full = verify_ledger()
+    finally:
+        undo()
+    assert first(report) == (seq, None)
+    assert problems(report) == problems(full)
+
+
+def test_it_finds_the_new_checkpoint_changed_incrementally(verified, attacker):
+    attacker.execute("UPDATE archive_checkpoint SET root = sha256(root) WHERE tree_size = 800")
+    assert first(verify_ledger(incremental=True)) == (None, 800)
+
+
+def test_it_finds_new_entries_removed_with_their_checkpoint_behind_a_saved_head(verified, attacker):
+    attacker.execute("DELETE FROM archive_content WHERE seq >= 700")
+    attacker.execute("DELETE FROM archive_ledgerentry WHERE seq >= 700")
+    report = verify_ledger(incremental=True)
+    assert not report.intact
+    assert first(report) == (None, 800)
+
+
+def test_it_finds_the_verified_checkpoint_changed(verified, attacker):
+    attacker.execute("UPDATE archive_checkpoint SET root = sha256(root) WHERE tree_size = 600")
+    report = verify_ledger(incremental=True)
+    assert first(report) == (None, 600)
+    assert "differs from the one verified" in report.first_problem.what
+
+
+def test_it_finds_the_link_it_started_from_changed(verified, attacker):
+    attacker.execute("UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = 599")
+    assert first(verify_ledger(incremental=True)) == (599, None)
+
+
+def test_it_refuses_a_forged_record_of_a_checkpoint_never_verified(verified, attacker):
+    """A row claiming checkpoint 800 was verified, with any frontier but the true one, does not
+    give the signed root: the incremental run reports it rather than start there."""
+    (run_id,) = attacker.execute(
+        "INSERT INTO archive_verificationrun (started_at, finished_at, intact, entries,"
+        " checkpoints, contents, problem, trigger, mode, from_seq)"
+        " VALUES (now(), now(), true, 800, 4, 800, '', 'forged', 'full', 0) RETURNING id"
+    ).fetchone()
+    attacker.execute(
+        "INSERT INTO archive_verifiedcheckpoint (run_id, tree_size, root, link, frontier,"
+        " verified_by) SELECT %s, tree_size, root, %s, %s, 'x' FROM archive_checkpoint"
+        " WHERE tree_size = 800",
+        [run_id, bytes(32), bytes(32 * (800).bit_count())],
+    )
+    report = verify_ledger(incremental=True)
+    assert first(report) == (None, 800)
+    assert "differs from the one verified" in report.first_problem.what
+
+
+def test_it_refuses_an_incremental_run_after_a_broken_one(verified, attacker):
+    attacker.execute("UPDATE archive_ledgerentry SET link = sha256(link) WHERE seq = 5")
+    record_run(verify_ledger(), trigger="command")  # broken: records no checkpoint
+    attacker.execute("UPDATE archive_ledgerentry SET link = %s WHERE seq = 5", [_link_of(4, 5)])
+    report = verify_ledger(incremental=True)
+    assert not report.intact
+    assert "found problems" in report.first_problem.what
+
+
+def _link_of(previous_seq, seq):
+    (previous,) = LedgerEntry.objects.filter(seq=previous_seq).values_list("link").get()
+    (leaf,) = LedgerEntry.objects.filter(seq=seq).values_list("leaf_hash").get()
+    return chain_link(bytes(previous), bytes(leaf))
+
+
+def test_it_verifies_incrementally_from_the_command_line(verified, capsys):
+    call_command("verify_archive", "--incremental")
+    assert "intact: 200 new entries (from seq 600)" in capsys.readouterr().out
+
+
+def test_it_says_to_run_a_full_verification_first(archive):
+    with pytest.raises(CommandError, match="full verify_archive first"):
+        call_command("verify_archive", "--incremental")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE archive_verifiedcheckpoint SET root = link",
+        "DELETE FROM archive_verifiedcheckpoint",
+        "TRUNCATE archive_verifiedcheckpoint CASCADE",
+    ],
+)
+def test_it_refuses_the_runtime_role_any_change_to_what_was_verified(verified, change):
+    from django.db import DatabaseError, connection, transaction
+
+    with (
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT set_config('pgtrigger.ignore', '*', true)")
+        cursor.execute(change)

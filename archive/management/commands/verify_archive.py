@@ -1,5 +1,6 @@
 """verify_archive: re-check the whole archive (archive/verify.py), optionally against the
-checkpoints published outside the database, and say what anchors each checkpoint."""
+checkpoints published outside the database, and say what anchors each checkpoint; or, with
+--incremental, only what was added since the last verified checkpoint."""
 
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from archive.models import Checkpoint, CheckpointTimestamp, Cosignature, Publication
-from archive.verify import Report, record_run, verify_ledger
+from archive.verify import NotVerified, Report, record_run, verify_ledger
 
 ANCHORS = ("timestamp", "published", "cosignatures")
 
@@ -42,17 +43,39 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-record", action="store_true", help="do not record the result in the archive"
         )
+        parser.add_argument(
+            "--incremental",
+            action="store_true",
+            help="check only the entries and checkpoints after the last verified checkpoint "
+            "(the full run, the default, is the audit)",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="processes checking entries in parallel (default: one per CPU on large ledgers)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             notes = [path.read_text() for path in options["against"]]
         except OSError as exc:
             raise CommandError(f"cannot read a saved checkpoint: {exc}") from None
-        report = verify_ledger(
-            contents=not options["skip_contents"],
-            saved_notes=notes,
-            against_published=options["against_published"],
-        )
+        if options["workers"] is not None and options["workers"] < 1:
+            raise CommandError("--workers must be at least 1")
+        full_only = notes or options["against_published"] or options["skip_contents"]
+        if options["incremental"] and full_only:
+            raise CommandError("--against, --against-published and --skip-contents need a full run")
+        try:
+            report = verify_ledger(
+                contents=not options["skip_contents"],
+                saved_notes=notes,
+                against_published=options["against_published"],
+                workers=options["workers"],
+                incremental=options["incremental"],
+            )
+        except NotVerified as exc:
+            raise CommandError(str(exc)) from None
         if not options["no_record"]:
             record_run(report, trigger="command")
         if options["json"]:
@@ -64,9 +87,13 @@ class Command(BaseCommand):
 
     def _write_text(self, report: Report, *, checkpoints: bool) -> None:
         if report.intact:
+            entries = f"{report.entries} entries"
+            if report.mode == "incremental":
+                entries = f"{report.entries} new entries (from seq {report.from_seq})"
             self.stdout.write(
-                f"intact: {report.entries} entries, {report.checkpoints} checkpoints, "
+                f"intact: {entries}, {report.checkpoints} checkpoints, "
                 f"{report.contents} contents checked in {report.seconds:.2f}s"
+                f" ({report.workers} process{'es' if report.workers > 1 else ''})"
             )
         else:
             self.stderr.write(f"BROKEN: {report.first_problem}")
