@@ -133,7 +133,8 @@ def stop_sealer(process: subprocess.Popen[bytes]) -> dict[str, Any]:
 
 
 def group_cpu(pid: int) -> float:
-    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+    """CPU of a process and all its descendants (qcluster's workers are its grandchildren)."""
+    return cpu_seconds(pid) + sum(group_cpu(c) for c in children(pid))
 
 
 # --------------------------------------------------------------------------- the archive
@@ -189,6 +190,7 @@ def sequencer_plans(first_delivery: int) -> list[str]:
     keys = sequencer.lookup_keys(items)
     channels = {c.phone_number_id: c for c in Channel.objects.all()}
     absent = sequencer.LookupKeys(
+        channels=keys.channels,
         wamids={w + "-new" for w in keys.wamids},
         participants={k + "0" for k in keys.participants},
         conversations={k + "0" for k in keys.conversations},
