@@ -14,11 +14,17 @@ the requests whose records are now gone.
 Each batch holds the chain head (the ledger's append lock) from its start: appenders lock the
 head before they lengthen retention records, so taking it first is what keeps the two from
 deadlocking. Webhooks are still received and committed throughout (the inbox needs no ledger
-lock); sealing waits at most one batch, which DISPOSITION_BATCH bounds.
+lock); sealing waits at most one batch. Batches are slices of about SLICE_SECONDS: the first
+has DISPOSITION_BATCH records, and the next grow (up to MAX_BATCH_FACTOR times) while they
+hold the head for less. PostgreSQL queues the head's waiters in order, so a sequencer waiting
+when a slice commits goes before the next slice; each slice then pays one wait for the
+sequencer's transaction, which larger slices amortise (measured beside capture with fsync on:
+tests/performance/test_bench_retention.py, test_dispose_beside_capture).
 """
 
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -258,8 +264,9 @@ def run(pk: int) -> Disposition:
     try:
         holds.refresh_active()
         after: int | None = -1
+        slices = Slices(settings.DISPOSITION_BATCH)
         while after is not None:
-            after = _batch(disposition, after)
+            after = _batch(disposition, after, slices)
     except Exception as exc:
         logger.exception("disposition %s failed", pk)
         Disposition.objects.filter(pk=pk).update(
@@ -277,23 +284,45 @@ def run(pk: int) -> Disposition:
     return disposition
 
 
-def _batch(disposition: Disposition, after: int) -> int | None:
+# A batch holds the chain head (capture's sealing waits for it) about this long.
+SLICE_SECONDS = 1.0
+MAX_BATCH_FACTOR = 20
+
+
+@dataclass
+class Slices:
+    """The size of the next batch: DISPOSITION_BATCH at first, then as many records as fit in
+    SLICE_SECONDS at the pace the last batch went (at most doubling, never below the first
+    size, at most MAX_BATCH_FACTOR times it)."""
+
+    first: int
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = self.size or self.first
+
+    def held(self, seconds: float, records: int) -> None:
+        if SLICE_SECONDS <= 0 or seconds <= 0 or records < self.size:
+            return  # fixed batches (SLICE_SECONDS 0), or a last, partial batch
+        wanted = int(self.size * SLICE_SECONDS / seconds)
+        self.size = max(self.first, min(wanted, 2 * self.size, self.first * MAX_BATCH_FACTOR))
+
+
+def _batch(disposition: Disposition, after: int, slices: Slices | None = None) -> int | None:
     """Dispose of one batch, the due records after seq `after`, in one transaction; return the
     last seq disposed of (where the next batch starts), or None when nothing was left."""
+    slices = slices or Slices(settings.DISPOSITION_BATCH)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DISPOSITION_LOCK])
         # The chain head first, as every appender takes it: the sequencer and the media fetcher
         # lock the head, then lengthen retention records; taking record locks first and the
         # head last deadlocked against them (measured under capture, tests/performance).
         cursor.execute("SELECT 1 FROM archive_chainhead WHERE id = 1 FOR UPDATE")
+        holding = time.perf_counter()
         records = due(disposition.upto_seq, disposition.cutoff).filter(entry_id__gt=after)
         if disposition.erasure is not None:
             records = for_erasure(records, disposition.erasure)
-        seqs = list(
-            records.order_by("entry_id").values_list("entry_id", flat=True)[
-                : settings.DISPOSITION_BATCH
-            ]
-        )
+        seqs = list(records.order_by("entry_id").values_list("entry_id", flat=True)[: slices.size])
         if not seqs:
             return None
         cursor.execute(
@@ -332,6 +361,8 @@ def _batch(disposition: Disposition, after: int) -> int | None:
         transaction.on_commit(
             lambda: delete_pending_media(not_tried_since=disposition.requested_at)
         )
+    # the commit included, and media deletions after it (a slower store: smaller batches)
+    slices.held(time.perf_counter() - holding, len(seqs))
     return int(disposed[-1][0])
 
 

@@ -456,7 +456,7 @@ def instrumented(monkeypatch: pytest.MonkeyPatch, lock_first: str) -> Iterator[R
     real_batch, real_report = disposition._batch, disposition.report
     real_refresh, real_append = holds.refresh_active, ledger.append
 
-    def batch(d: Disposition, after: int) -> int | None:
+    def batch(d: Disposition, after: int, *slices: Any) -> int | None:
         t0 = time.perf_counter()
         current = run.current = Batch(t0 - run.began, 0.0, 0)
         before = d.disposed
@@ -465,9 +465,9 @@ def instrumented(monkeypatch: pytest.MonkeyPatch, lock_first: str) -> Iterator[R
             if lock_first:
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute(*FIRST_LOCKS[lock_first])
-                    last = real_batch(d, after)
+                    last = real_batch(d, after, *slices)
             else:
-                last = real_batch(d, after)
+                last = real_batch(d, after, *slices)
             current.records = d.disposed - before
         except Exception as exc:
             current.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -1145,12 +1145,13 @@ def write_report() -> None:
 DISPOSE_RECORDS = int(os.environ.get("BENCH_DISPOSE_RECORDS", "20000"))
 CAPTURE_RATE = float(os.environ.get("BENCH_DISPOSE_CAPTURE_RATE", "1000"))
 CAPTURE_BATCH = 20
+# "design:batch[:slice seconds]"; slice 0 = fixed batches, as before issue 20
 DISPOSE_ROUNDS = [
-    (design, int(size))
-    for design, size in (
+    (parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else disposition.SLICE_SECONDS)
+    for parts in (
         item.split(":")
         for item in os.environ.get(
-            "BENCH_DISPOSE_ROUNDS", "row:1000,statement:1000,statement:250,statement:5000"
+            "BENCH_DISPOSE_ROUNDS", "row:1000:0,statement:1000:0,statement:1000,statement:5000:0"
         ).split(",")
     )
 ]
@@ -1274,8 +1275,9 @@ def build_dispose_archive() -> dict[str, Any]:
 
 
 def dispose_round(
-    design: str, batch: int, settings_line: str, monkeypatch: pytest.MonkeyPatch
+    design: str, batch: int, slice_s: float, settings_line: str, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
+    monkeypatch.setattr(disposition, "SLICE_SECONDS", slice_s)
     current = ["statement"]  # as migrated
     use_triggers(design, current)
     load = SealingLoad()
@@ -1296,13 +1298,17 @@ def dispose_round(
         use_triggers("statement", current)
     assert not load.errors, load.errors
     assert done is not None and done.state == Disposition.State.DONE, done and done.error
-    disposition_figures(run, done, f"{batch:,}, {design} triggers, beside capture")
+    sizes = [b.records for b in run.batches]
+    title = f"{batch:,}, slices of {slice_s:g} s, {design} triggers, beside capture"
+    disposition_figures(run, done, title)
     during = load.window(started, ended)
     spent = ended - started
     assert not disposition.due(disposition.frontier()[0]).exists()
     return {
         "design": design,
         "batch": batch,
+        "slice_s": slice_s,
+        "batch_sizes": sizes,
         "disposed": done.disposed,
         "seconds": spent,
         "records_per_s": done.disposed / spent,
@@ -1336,14 +1342,19 @@ def test_dispose_beside_capture(
     dispose_archive: dict[str, Any], server_settings: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rounds = []
-    for i, (design, batch) in enumerate(DISPOSE_ROUNDS):
+    for i, (design, batch, slice_s) in enumerate(DISPOSE_ROUNDS):
         if i:
             clone_database(DISPOSE_TEMPLATE, TEST_DB)
-        rounds.append(dispose_round(design, batch, server_settings, monkeypatch))
+        rounds.append(dispose_round(design, batch, slice_s, server_settings, monkeypatch))
         verify()  # raises if the chain does not verify
     rows = [
         [
-            f"{r['design']} triggers, DISPOSITION_BATCH {r['batch']:,}",
+            f"{r['design']} triggers, batch {r['batch']:,}"
+            + (
+                f", slices of {r['slice_s']:g} s (max {max(r['batch_sizes'], default=0):,})"
+                if r["slice_s"]
+                else ""
+            ),
             f"{r['disposed']:,}",
             seconds(r["seconds"]),
             rate(r["records_per_s"]),
