@@ -128,8 +128,8 @@ def ordered_ids(
     sort = data.get("sort") or "newest"
     if sort == "relevance" and query is not None:
         start = _offset(after) if after else 0
-        ranked = search._ranked(matching, query).values_list("id", flat=True)
-        return list(ranked[start : start + limit + 1]), start
+        ids, _ = search.ranked(matching, query, start, start + limit + 1)
+        return ids, start
     if after:
         matching = matching.filter(_after_hit(messages, after, sort == "oldest"))
     order = transcript.ASC if sort == "oldest" else transcript.DESC

@@ -582,13 +582,15 @@ def bare_search(params: dict[str, str]) -> list[tuple[str, list[Any]]]:
     matching = f"SELECT id FROM messaging_message WHERE {' AND '.join(where)} ORDER BY {order}"
     page = f"{matching} LIMIT {search.PAGE_SIZE + 1}"
     if params.get("sort") == "relevance":  # ranked within the newest matches, as search()
-        page = (
-            f"SELECT id FROM ({matching} LIMIT {search.RELEVANCE_WITHIN}) recent"
-            " JOIN messaging_message USING (id)"
-            f" ORDER BY ts_rank(search, websearch_to_tsquery('simple', %s)) DESC, {order}"
-            f" LIMIT {search.PAGE_SIZE + 1}"
+        ranked = (
+            "SELECT id, sent_at, ts_rank(search, websearch_to_tsquery('simple', %s)) AS rank"
+            f" FROM messaging_message WHERE {' AND '.join(where)} ORDER BY {order}"
         )
-        args.append(q)
+        page = (
+            f"SELECT id FROM ({ranked} LIMIT {search.RELEVANCE_WITHIN}) recent"
+            f" ORDER BY rank DESC, {order} LIMIT {search.PAGE_SIZE + 1}"
+        )
+        args.insert(0, q)
     statements_ = [(page, args)]
     if q and search._NUMBER.match(q):
         digits = "".join(ch for ch in q if ch.isdigit())

@@ -149,16 +149,30 @@ def test_it_counts_across_pages_and_caps_the_count(
     assert capped.total == 3 and capped.capped
 
 
-def test_it_says_more_than_when_counting_runs_out_of_time(
+def test_it_reads_a_page_and_its_count_in_one_statement(
+    words: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """The ids of the page and the count come together; then the participants and the hits."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    matching = Message.objects.filter(search=search.text_query("bond")).count()
+    with django_assert_num_queries(3):
+        results = search.search(Message.objects.all(), {"q": "bond"})
+    assert (results.total, results.capped, results.has_next) == (matching, False, True)
+    with django_assert_num_queries(3):
+        ranked = search.search(Message.objects.all(), {"q": "bond", "sort": "relevance"})
+    assert (ranked.total, ranked.capped, ranked.has_next) == (matching, False, True)
+
+
+def test_it_says_more_than_when_counting_a_phrase_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A count that overruns its budget is cancelled by PostgreSQL; the page says "more than"
-    what it has seen, and the connection is left as it was."""
-    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    """A phrase's count that overruns its budget is cancelled by PostgreSQL; the page says
+    "more than" what it has seen, and the connection is left as it was."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
-    results = search.search(slow, {})
-    assert (results.total, results.capped, len(results.hits)) == (2, True, 2)
+    results = search.search(slow, {"q": '"bond"'})
+    assert (results.total, results.capped, len(results.hits)) == (1, True, 1)
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
@@ -170,7 +184,7 @@ def test_it_leaves_the_callers_statement_timeout_as_it_was(
     monkeypatch.setattr(search, "PAGE_SIZE", 1)  # a second page: the count runs
     with connection.cursor() as cursor:  # the test runs inside a transaction, like a caller's
         cursor.execute("SET LOCAL statement_timeout = '7s'")
-        counted = search.search(Message.objects.all(), {"q": "bond"})
+        counted = search.search(Message.objects.all(), {"q": '"bond"'})  # a phrase: budgeted
         assert counted.has_next and counted.total > 1 and not counted.capped
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("7s",)
