@@ -18,7 +18,18 @@ from django import forms
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
+from django.db.models import (
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
 from django.db.models.functions import Coalesce, NullIf
 from django.forms.models import ModelChoiceIterator
 from django.utils import timezone
@@ -331,9 +342,8 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     The page and its count are one statement: the ids of the first COUNT_CAP + 1 matches in
     the page's order (or of the ranked window), which PostgreSQL reads from the GIN index or
     the time index, whichever is cheaper, in one round trip instead of five (a count in a
-    transaction of its own with a time budget). A phrase keeps the budgeted count: its
-    positions are checked on each row, and counting its matches can take far longer than
-    showing a page of them."""
+    transaction of its own with a time budget, which now serves only a page past the last).
+    A phrase is read a span of time at a time (_phrase_matches)."""
     q = (data.get("q") or "").strip()
     messages = filter_messages(messages, data)
     query = text_query(q) if q else None
@@ -347,17 +357,15 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
-        ordered = messages.order_by(*(ASC if sort == "oldest" else DESC)).values_list(
-            "id", flat=True
-        )
+        want = max(start + PAGE_SIZE + 1, COUNT_CAP + 1)
         if _PHRASE.search(q):
-            ids = list(ordered[start : start + PAGE_SIZE + 1])
-            seen = start + len(ids) if len(ids) <= PAGE_SIZE and (ids or start == 0) else None
+            first = _phrase_matches(messages, sort == "oldest", want)
         else:
-            first = list(ordered[: max(start + PAGE_SIZE + 1, COUNT_CAP + 1)])
-            ids, seen = first[start : start + PAGE_SIZE + 1], len(first)
-            if not ids and start > 0:
-                seen = None  # past the last page: how many there are is counted below
+            ordered = messages.order_by(*(ASC if sort == "oldest" else DESC))
+            first = list(ordered.values_list("id", flat=True)[:want])
+        ids, seen = first[start : start + PAGE_SIZE + 1], len(first)
+        if not ids and start > 0:
+            seen = None  # past the last page: how many there are is counted below
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
@@ -366,6 +374,48 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         results.total, results.capped = _capped_count(messages, start + len(ids))
     results.hits = hits(ids, query)
     return results
+
+
+# The spans of time a phrase is looked for in, newest (or oldest) first, before the whole archive.
+PHRASE_SPANS = (timedelta(days=7), timedelta(days=56), timedelta(days=448))
+
+
+def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> list[int]:
+    """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
+    time (the last week, then eight weeks, … then everything).
+
+    A phrase's positions are checked on each row, and the GIN index knows only that a row has
+    both words. Read in time order, a phrase of two common words rarely found walked the time
+    index through most of the archive (454,584 rows, 1.1 s at 1,000,000 messages); read from the
+    GIN index, a phrase of two very common words checked every row holding both. Within a span,
+    the rows with both words are read from the GIN index unordered and sorted here; the span
+    grows until it holds `want` matches, so a common phrase is found among recent rows and a
+    rare one costs what its words cost. The ids are those the plain ordered statement gives."""
+    edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    found: list[tuple[int, Any]] = []
+    if edge["last"] is not None:
+        for span in PHRASE_SPANS:
+            whole = edge["last"] - edge["first"] <= span
+            if whole:
+                window = Q(sent_at__isnull=False)
+            elif oldest:
+                window = Q(sent_at__lte=edge["first"] + span)
+            else:
+                window = Q(sent_at__gte=edge["last"] - span)
+            found = list(messages.filter(window).values_list("id", "sent_at"))
+            if len(found) >= want or whole:
+                break
+        else:
+            found = list(messages.filter(sent_at__isnull=False).values_list("id", "sent_at"))
+    found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
+    dated = [pk for pk, _ in found]
+    if oldest:  # undated messages come first (transcript.ASC)
+        undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
+        return [*undated.values_list("id", flat=True)[:want], *dated][:want]
+    if len(dated) < want:  # and last newest first
+        undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
+        dated += undated.values_list("id", flat=True)[: want - len(dated)]
+    return dated[:want]
 
 
 def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:

@@ -1,6 +1,6 @@
 """Search semantics on real PostgreSQL: web-search syntax, filters, names and partial numbers."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from messaging.models import Message
 from retention import holds
 from retention.holds import HoldScope
-from review import search
+from review import search, transcript
 from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
 from tests.review.conftest import NOW, inbound, seal
 
@@ -163,16 +163,35 @@ def test_it_reads_a_page_and_its_count_in_one_statement(
     assert (ranked.total, ranked.capped, ranked.has_next) == (matching, False, True)
 
 
-def test_it_says_more_than_when_counting_a_phrase_runs_out_of_time(
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+@pytest.mark.parametrize("q", ['"bond fund"', '"the bond"', '"see"', "a-b"])
+def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
+    words: Any, monkeypatch: pytest.MonkeyPatch, q: str, sort: str
+) -> None:
+    """Read a span of time at a time, a phrase's hits are those of the plain ordered statement."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    monkeypatch.setattr(search, "PHRASE_SPANS", (timedelta(seconds=1), timedelta(seconds=60)))
+    plain = Message.objects.filter(search=search.text_query(q))
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    visible = plain.exclude(type__in=["reaction", "revoke"]).order_by(*order)
+    expected = list(visible.values_list("id", flat=True))
+    for page in (1, 2):
+        results = search.search(Message.objects.all(), {"q": q, "sort": sort, "page": page})
+        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 2 : page * 2]
+        assert results.total == len(expected)
+
+
+def test_it_says_more_than_when_counting_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A phrase's count that overruns its budget is cancelled by PostgreSQL; the page says
-    "more than" what it has seen, and the connection is left as it was."""
+    """A page past the last counts the matches on its own, within a budget: a count that
+    overruns it is cancelled by PostgreSQL; the page says "more than" what it has seen, and
+    the connection is left as it was."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
-    results = search.search(slow, {"q": '"bond"'})
-    assert (results.total, results.capped, len(results.hits)) == (1, True, 1)
+    results = search.search(slow, {"page": 50})
+    assert (results.total, results.capped, len(results.hits)) == (49, True, 0)
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
@@ -181,11 +200,11 @@ def test_it_says_more_than_when_counting_a_phrase_runs_out_of_time(
 def test_it_leaves_the_callers_statement_timeout_as_it_was(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(search, "PAGE_SIZE", 1)  # a second page: the count runs
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)  # a page past the last: the count runs
     with connection.cursor() as cursor:  # the test runs inside a transaction, like a caller's
         cursor.execute("SET LOCAL statement_timeout = '7s'")
-        counted = search.search(Message.objects.all(), {"q": '"bond"'})  # a phrase: budgeted
-        assert counted.has_next and counted.total > 1 and not counted.capped
+        counted = search.search(Message.objects.all(), {"q": "bond", "page": 50})
+        assert not counted.hits and counted.total > 1 and not counted.capped
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("7s",)
 
