@@ -5,7 +5,8 @@ scope through `source.parts()` (exports/source.py: conversations, then decorated
 as of the export's checkpoint) and writes its file(s) with `target.open(prefix + name)`
 (exports/target.py). It never reads the wall clock (times come from the source), never holds
 more than a chunk of rows, and writes the same bytes for the same source apart from the export's
-own id and time. The evidence bundle calls the other writers with a prefix each.
+own id and time. The evidence bundle calls the other writers with a prefix each (PDF, CSV),
+or with a ZIP of their own nested in it (EML, RSMF: exports/bundle.py's ZipStream).
 """
 
 from collections.abc import Callable

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,11 +64,10 @@ MEDIA = "media"  # in the work directory: the images a renderer may read, named 
 def write(source: Source, target: Target, prefix: str = "") -> None:
     """Write `prefix + "transcript.pdf"`: the scope's transcript as PDF/A-3b."""
     signing = pdf_sign.load()  # before the work: a broken signing setup fails at once
-    parts = list(source.parts())
-    workers = max(1, min(WORKERS, -(-sum(part.count for part in parts) // RENDER_CHUNK)))
+    workers = max(1, min(WORKERS, -(-source.count() // RENDER_CHUNK)))
     with tempfile.TemporaryDirectory(prefix="cw-pdf-") as tmp, Renderers(workers) as pool:
         work = Path(tmp)
-        for n, html in enumerate(pieces(source, parts, work, signing=signing)):
+        for n, html in enumerate(pieces(source, source.parts(), work, signing=signing)):
             path = work / f"piece-{n:05d}.html"
             path.write_text(html, encoding="utf-8")
             pool.submit({"op": "body", "html": str(path), "pdf": f"{work}/body-{n:05d}.pdf",
@@ -106,7 +105,7 @@ def _stamp_job(source: Source, work: Path, n: int) -> dict[str, Any]:
 
 def pieces(
     source: Source,
-    parts: list[Part],
+    parts: Iterable[Part],
     work: Path,
     size: int = 0,
     signing: pdf_sign.Signing | None = None,
@@ -117,7 +116,7 @@ def pieces(
     place the renderers read images from."""
     (work / MEDIA).mkdir()
     manifest = Manifest(work / "manifest.json", _manifest_head(source))
-    cover = _cover(source, parts, signing)
+    cover = _cover(source, signing)
     for context in _contexts(parts, cover, work / MEDIA, manifest, size or RENDER_CHUNK):
         yield render_to_string(TEMPLATE, context)
     manifest.close()
@@ -272,7 +271,7 @@ def _copy_media(stored: MediaFile, media: Path) -> bool:
 
 
 def _contexts(
-    parts: list[Part],
+    parts: Iterable[Part],
     cover: dict[str, Any],
     media: Path,
     manifest: "Manifest",
@@ -300,7 +299,7 @@ def _period(part: Part) -> str:
     return f"{part.count:,} messages, {when(part.first_at)} to {when(part.last_at)}"
 
 
-def _cover(source: Source, parts: list[Part], signing: pdf_sign.Signing | None) -> dict[str, Any]:
+def _cover(source: Source, signing: pdf_sign.Signing | None) -> dict[str, Any]:
     checkpoint = source.checkpoint
     return {
         "export_id": source.export_id,
@@ -308,8 +307,8 @@ def _cover(source: Source, parts: list[Part], signing: pdf_sign.Signing | None) 
         "requester": source.requester,
         "created": when(source.created_at),
         "time_zone": timezone.get_current_timezone_name(),
-        "conversations": len(parts),
-        "messages": sum(part.count for part in parts),
+        "conversations": source.conversation_count(),
+        "messages": source.count(),
         "imported": source.messages().filter(source=PHONE_EXPORT).count(),
         "tree_size": checkpoint.tree_size,
         "root": bytes(checkpoint.root).hex(),

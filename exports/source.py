@@ -5,12 +5,14 @@ reactions, edits, a deletion, the quoted message, its attachment), as of one sig
 Everything is read as of the export's checkpoint: only entries with seq < its tree size are used,
 so the same scope against the same checkpoint always yields the same rows, whatever was sealed
 since. Writers (exports/pdf.py, eml.py, rsmf.py, csv.py, bundle.py) iterate `Source.parts()`
-as often as they need; nothing is held beyond one chunk, so memory stays flat at any size.
+as often as they need; nothing is held beyond one chunk of rows and one of conversations, so
+memory stays flat at any size.
 
 A subject access export (Scope.redact_others) is redacted here, once, as the rows are read
 (`Redaction`): every writer, and every pass over the rows, sees the same pseudonyms.
 """
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -246,6 +248,9 @@ class Source:
     def count(self) -> int:
         return self.messages().count()
 
+    def conversation_count(self) -> int:
+        return self.messages().values("conversation_id").distinct().count()
+
     def parts(self) -> Iterator[Part]:
         """The conversations in scope, ordered by their first message in scope, then id."""
         per_conversation = (
@@ -254,7 +259,12 @@ class Source:
             .annotate(first=Min("sent_at"), last=Max("sent_at"), n=Count("id"))
             .order_by(F("first").asc(nulls_first=True), "conversation_id")
         )
-        stats = list(per_conversation)
+        # CHUNK conversations at a time: an export may span tens of thousands of them.
+        stats = per_conversation.iterator(chunk_size=CHUNK)
+        while batch := list(itertools.islice(stats, CHUNK)):
+            yield from self._parts(batch)
+
+    def _parts(self, stats: list[dict[str, Any]]) -> Iterator[Part]:
         conversations = Conversation.objects.select_related("channel", "participant").in_bulk(
             [s["conversation_id"] for s in stats]
         )

@@ -2,6 +2,7 @@ from typing import Any
 
 from archive import ledger
 from archive.envelope import Fact
+from exports import source as source_module
 from exports.scope import Scope
 from tests.exports.conftest import SAMPLES, Rich
 
@@ -38,3 +39,13 @@ def test_it_exports_a_search_with_its_filters(rich: Rich, make_source: Any) -> N
     texts = [r.message.text for p in make_source(scope).parts() for r in p.rows()]
     assert "The statement was sent this morning." in texts
     assert all("statement" in t.lower() for t in texts)
+
+
+def test_it_reads_conversations_a_batch_at_a_time_in_the_same_order(
+    rich: Rich, make_source: Any, monkeypatch: Any
+) -> None:
+    source = make_source(Scope.for_search({"date_from": "2000-01-01"}))
+    whole = [(p.conversation.pk, p.count, p.name) for p in source.parts()]
+    monkeypatch.setattr(source_module, "CHUNK", 1)  # one conversation per batch
+    assert [(p.conversation.pk, p.count, p.name) for p in source.parts()] == whole
+    assert len(whole) == source.conversation_count() > 1
