@@ -14,7 +14,7 @@ A subject access export (Scope.redact_others) is redacted here, once, as the row
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -264,7 +264,7 @@ class Source:
         while batch := list(itertools.islice(stats, CHUNK)):
             yield from self._parts(batch)
 
-    def _parts(self, stats: list[dict[str, Any]]) -> Iterator[Part]:
+    def _parts(self, stats: Sequence[Mapping[str, Any]]) -> Iterator[Part]:
         conversations = Conversation.objects.select_related("channel", "participant").in_bulk(
             [s["conversation_id"] for s in stats]
         )
