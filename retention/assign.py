@@ -438,7 +438,8 @@ def write(plan: Plan) -> None:
 
 
 # As archive/ledger.py: a few rows INSERT in one pipelined round trip, more are COPYed (the
-# fastest way PostgreSQL takes rows; retention_record_guard checks each row either way).
+# fastest way PostgreSQL takes rows; retention_record_insert_guard checks the whole statement
+# either way).
 COPY_FROM_ROWS = 8
 INSERT_RECORD = (
     "INSERT INTO retention_record (seq, kind, channel_id, conversation_id, policy_id, sealed_at,"

@@ -293,7 +293,7 @@ class ErasureRequest(models.Model):
 class DisposableKind(models.Model):
     """A ledger kind that may have a retention record, and so be disposed of.
 
-    retention_record_guard() refuses a record of any other kind: audit entries (a hold, a
+    retention_record_insert_guard() refuses a record of any other kind: audit entries (a hold, a
     disposition, a GDPR decision) are never disposable. Each app's migration registers the
     kinds it seals (retention/migrations/0007_registries.py for messaging's, bridge 0003 for
     the bridge's); the runtime role may only read them (archive/privileges.py).
