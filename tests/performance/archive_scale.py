@@ -335,6 +335,9 @@ def open_archive(size: str | int, *, writable: bool = False) -> Iterator[ScaleAr
                 # The tree is worked on in parallel: a model whose migration is not written yet
                 # should not stop every benchmark; what the schema lacks, the figures show.
                 sys.stderr.write(f"archive_scale: migrate failed ({exc}); the archive as it is\n")
+            with cluster.connect() as conn:  # an archive built before 880235e kept 4 GB of WAL
+                conn.execute(f"ALTER SYSTEM SET max_wal_size = '{KEPT_WAL}'")
+                conn.execute("SELECT pg_reload_conf()")
             build = place.built() or {}
             if not writable:
                 yield ScaleArchive(label, messages, cluster, DATABASE, build)
