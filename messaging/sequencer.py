@@ -368,12 +368,12 @@ def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str
             _any(StatusEvent, "channel", ids), _any(StatusEvent, "wamid", wamids)
         ).values_list("channel_id", "wamid", "status", "occurred_at")
     if keys.participants:
-        participants = Participant.objects.filter(
-            _any(Participant, "key", sorted(keys.participants))
-        )
-        queries["participants"] = participants
+        by_key = _any(Participant, "key", sorted(keys.participants))
+        queries["participants"] = Participant.objects.filter(by_key)
+        # by_key names messaging_participant, which values_list's participant__key joins: a
+        # subquery instead ran once per profile row (168 ms at 1,000 participants)
         queries["profiles"] = (
-            ParticipantProfile.objects.filter(participant__in=participants.values("id"))
+            ParticipantProfile.objects.filter(by_key)
             .order_by("participant_id", "-id")
             .distinct("participant_id")
             .values_list("participant__key", "name", "username")

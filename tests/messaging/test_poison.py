@@ -174,6 +174,14 @@ def test_it_seals_a_delivery_the_database_refuses_among_copied_ones():
     assert Message.objects.count() == len(good) + 1
 
 
+def test_it_adds_a_profile_only_when_a_name_changes_between_batches():
+    seal(body("wamid.1"))
+    seal(body("wamid.2"))  # the same name, read back from the archive: no new profile
+    seal(body("wamid.3", contact={"profile": {"name": "Ann B."}}))
+    names = list(ParticipantProfile.objects.order_by("id").values_list("name", flat=True))
+    assert names == ["Ann", "Ann B."]
+
+
 def test_it_queues_every_new_delivery_until_it_is_sealed():
     Delivery.objects.bulk_create(Delivery(body=body(), headers={}) for _ in range(3))
     queued = set(PendingDelivery.objects.values_list("delivery_id", flat=True))
