@@ -1,9 +1,9 @@
 """The EML export: one RFC 5322 message per WhatsApp message, so that any e-mail archive,
 review tool or mail client can take a conversation in as ordinary mail.
 
-Each file is `eml/<conversation>/<ledger seq>.eml`. Headers carry who, when and the thread
-(Message-ID and In-Reply-To derived from the wamid, so replies thread even across exports) plus
-the evidence (ledger seq, leaf hash); the text body carries the message and everything that
+Each file is `eml/<conversation>/<ledger seq>.eml` (in the evidence bundle, inside `eml.zip`).
+Headers carry who, when and the thread (Message-ID and In-Reply-To derived from the wamid, so
+replies thread even across exports) plus the evidence (ledger seq, leaf hash); the text body carries the message and everything that
 happened to it afterwards (edits with their history, a deletion, reactions, delivery statuses);
 stored media travel as MIME parts with their exact bytes. `message_bytes()` renders one message
 and is what the archive journal (sending every message to an archive mailbox) reuses.

@@ -18,6 +18,7 @@ was mapped to is a participant of their own, by that name. A message an export r
 under "Also in phone export".
 
 Memory: events and transcript lines of one file (at most `MAX_EVENTS`); the ZIP spools to disk.
+The files are `rsmf/<conversation>/<day>.rsmf`; the evidence bundle nests them in `rsmf.zip`.
 """
 
 import base64
