@@ -245,13 +245,15 @@ def _insert(rows: Sequence[models.Model]) -> None:
             )
             for record, (pk,) in zip(rows, cursor.fetchall(), strict=True):
                 record.pk = pk
-        columns = ", ".join(quote(f.column) for f in fields)
+        columns = ", ".join(quote(str(f.column)) for f in fields)
         # names from the model, the values streamed: nothing from a delivery is SQL here
         statement = f"COPY {quote(opts.db_table)} ({columns}) FROM STDIN"
         with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
             for record in rows:
                 # what bulk_create does first: foreign keys from the records saved before it
-                record._prepare_related_fields_for_save(operation_name="bulk_create")
+                record._prepare_related_fields_for_save(  # type: ignore[attr-defined]
+                    operation_name="bulk_create"
+                )
                 copy.write_row(
                     [f.get_db_prep_save(f.pre_save(record, True), connection) for f in fields]
                 )
