@@ -269,6 +269,8 @@ def shapes(django_db_blocker: Any) -> Iterator[list[Shape]]:
                 entry_kinds(archive, shape)
                 batches(shape, explain=messages == largest)
                 linear_costs(archive, shape)
+                with archive.connect() as conn:  # the rolled-back batches' rows, from the end
+                    conn.execute("VACUUM")  # of the heaps: the cached archive keeps its size
             SHAPES.append(shape)
     yield SHAPES
     REPORT.parent.mkdir(parents=True, exist_ok=True)
