@@ -39,11 +39,27 @@ from archive.merkle import range_cut, subtree_levels
 
 FETCH = 10_000
 MAX_PROBLEMS = 100
+ENTRIES_QUERY = (
+    "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry"
+    " WHERE seq >= %s AND seq < %s ORDER BY seq"
+)
+CONTENTS_QUERY = (
+    "SELECT seq, name, salt, content FROM archive_content"
+    " WHERE seq >= %s AND seq < %s ORDER BY seq, name"
+)
 HEX_COMMITMENT = re.compile(r"[0-9a-f]{64}")
 _decode = json.JSONDecoder().decode
 # The fast path parses with the decoder's scanner (no white-space skipping: a canonical envelope
 # has none) and finds integers that might be out of range by their digits.
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+# canonical_json's encoder made once, as JSONEncoder.encode makes it on every call (sort_keys,
+# compact separators, no ASCII escaping); the pure-Python one where the C one is missing.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_encode_parts = (
+    _C_ENCODER(None, None, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    if _C_ENCODER is not None
+    else None
+)
 _SCALARS = frozenset(SCALAR_TYPES)
 _LONG_NUMBER = re.compile(r":-?[0-9]{16}")  # |n| < 2**53 has at most 16 digits; 15 always fit
 MAX_SHAPES = 10_000
@@ -202,9 +218,15 @@ def _fast_body(
     names = (body.get("v"), body.get("seq"), body.get("kind"), body.get("sealed_at"))
     if names != (ENVELOPE_VERSION, seq, kind, time_text) or type(body["v"]) is not int:
         return None
-    if canonical_json(body) != envelope:
+    try:
+        canonical = (
+            "".join(_encode_parts(body, 0)).encode()
+            if _encode_parts is not None
+            else canonical_json(body)
+        )
+    except UnicodeEncodeError:  # a lone surrogate: the full check names it
         return None
-    return body
+    return body if canonical == envelope else None
 
 
 def _check_envelope(
@@ -275,16 +297,14 @@ def check_slice_on(conn: psycopg.Connection, job: Slice) -> SliceResult:
     entries = stream(
         conn,
         f"verify_entries_{start}",
-        "SELECT seq, kind, envelope, leaf_hash, link, sealed_at FROM archive_ledgerentry"
-        " WHERE seq >= %s AND seq < %s ORDER BY seq",
+        ENTRIES_QUERY,
         (start, end),
     )
     contents = (
         stream(
             conn,
             f"verify_contents_{start}",
-            "SELECT seq, name, salt, content FROM archive_content"
-            " WHERE seq >= %s AND seq < %s ORDER BY seq, name",
+            CONTENTS_QUERY,
             (start, end),
         )
         if job.contents
@@ -320,3 +340,16 @@ def check_slice(job: Slice) -> SliceResult:
     """A worker process's job, on the connection `join_snapshot` opened."""
     assert _worker_conn is not None, "join_snapshot() first"
     return check_slice_on(_worker_conn, job)
+
+
+def stream_slice(job: Slice) -> int:
+    """Read what check_slice reads and check nothing: the ceiling the benchmark measures
+    check_slice against (tests/performance/test_bench_verify.py), on the same worker setup."""
+    assert _worker_conn is not None, "join_snapshot() first"
+    rows = 0
+    for name, query in (("entries", ENTRIES_QUERY), ("contents", CONTENTS_QUERY)):
+        for _row in stream(
+            _worker_conn, f"ceiling_{name}_{job.start}", query, (job.start, job.end)
+        ):
+            rows += 1
+    return rows

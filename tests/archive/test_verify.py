@@ -6,6 +6,7 @@ triggers do not stop them, only the hashes and the signatures do.
 
 import functools
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archive import ledger
+from archive.chain_check import SliceResult, _check_envelope, _fast_body
 from archive.checkpoints import create_checkpoint
+from archive.envelope import NAME_RE
 from archive.ledger import Fact, chain_link
 from archive.merkle import CompactRange, InMemoryTree, leaf_hash, range_cut, subtree_levels
 from archive.models import Checkpoint, LedgerEntry, VerifiedCheckpoint
@@ -540,3 +543,67 @@ def test_it_refuses_the_runtime_role_any_change_to_what_was_verified(verified, c
     ):
         cursor.execute("SELECT set_config('pgtrigger.ignore', '*', true)")
         cursor.execute(change)
+
+
+# --------------------------------------------------------------------------- the fast path
+
+SEQ, KIND, TIME = 7, "test.message", "2026-01-02T03:04:05.000006Z"
+SCALAR_VALUES = (
+    st.text(max_size=8)
+    | st.sampled_from(["\ud800", "\x00", "\u2028", '"', "\\", "é", "0" * 64, "a" * 64])
+    | st.integers(-(2**54), 2**54)
+    | st.sampled_from([2**53 - 1, 2**53, -(2**53) + 1, 10**15, 10**16, True, False, None, 1.0])
+)
+KEYS = st.sampled_from(["a", "b.c", "commit.body", "commit.x", "z_9", "B", "1a", "seq", "v"])
+
+
+@st.composite
+def envelopes(draw):
+    """Near-canonical envelopes of this entry, then maybe re-serialised or changed a little."""
+    body = {"v": 1, "seq": SEQ, "kind": KIND, "sealed_at": TIME}
+    body.update(draw(st.dictionaries(KEYS, SCALAR_VALUES, max_size=4)))
+    if draw(st.booleans()):
+        body["commit.body"] = draw(st.sampled_from(["ab" * 32, "AB" * 32, "ab" * 31, 5]))
+    style = draw(st.sampled_from(["canonical", "ascii", "spaced", "unsorted", "dup", "flip"]))
+    dumps = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+    if style == "ascii":
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    elif style == "spaced":
+        text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    elif style == "unsorted":
+        text = dumps(dict(reversed(list(body.items()))))
+    else:
+        text = dumps(body, sort_keys=True)
+    data = text.encode("utf-8", "surrogatepass")
+    if style == "dup":
+        data = data[:-1] + b',"v":1}'
+    if style == "flip" and data:
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1 :]
+    return data
+
+
+def full_check(envelope):
+    result = SliceResult(SEQ, SEQ + 1)
+    body = _check_envelope(result, SEQ, KIND, envelope, TIME, set(), {})
+    return body, result.problems
+
+
+@settings(max_examples=600, deadline=None)
+@given(envelope=envelopes())
+def test_it_takes_the_fast_path_only_for_envelopes_the_full_check_accepts(envelope):
+    """The shape memo is primed as if an envelope with these keys had passed before; the fast
+    path may still refuse (the full check then decides), but never accepts what it refuses."""
+    try:
+        keys = tuple(json.loads(envelope))
+    except (ValueError, TypeError):
+        keys = ()
+    valid_names = all(NAME_RE.fullmatch(key) for key in keys)  # as every shape in the memo
+    shapes = {keys: tuple(k for k in keys if k.startswith("commit."))} if valid_names else {}
+    fast = _fast_body(envelope, SEQ, KIND, TIME, shapes)
+    body, found = full_check(envelope)
+    if fast is not None:
+        assert found == [] and fast == body
+    if not found and valid_names and not re.search(rb":-?[0-9]{16}", envelope):
+        assert fast == body  # every envelope the full check accepts goes fast, once seen
+        # (but an integer of 16 digits, which may or may not be in range)
