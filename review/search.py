@@ -83,21 +83,25 @@ TYPE_CHOICES = [
 ]
 
 
-class _ListedIterator(ModelChoiceIterator):
-    def __iter__(self) -> Iterator[tuple[Any, str]]:
+class _ListedIterator(ModelChoiceIterator):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
-        for row in self.field.rows():
+        for row in self._rows():
             yield self.choice(row)
 
     def __len__(self) -> int:
-        return len(self.field.rows()) + (self.field.empty_label is not None)
+        return len(self._rows()) + (self.field.empty_label is not None)
 
     def __bool__(self) -> bool:
-        return self.field.empty_label is not None or bool(self.field.rows())
+        return self.field.empty_label is not None or bool(self._rows())
+
+    def _rows(self) -> list[Any]:
+        field: ListedChoiceField = self.field  # type: ignore[assignment]
+        return field.rows()
 
 
-class ListedChoiceField(forms.ModelChoiceField):
+class ListedChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
     """A ModelChoiceField over a short list (channels, tags) read once per form, in one plain
     statement. The stock field reads its queryset through a server-side cursor to draw the
     options (DECLARE, FETCH, CLOSE: three round trips) and once more to clean the value given:
@@ -116,7 +120,7 @@ class ListedChoiceField(forms.ModelChoiceField):
 
     def rows(self) -> list[Any]:
         if self._rows is None:
-            self._rows = list(self.queryset)
+            self._rows = list(self.queryset or [])
         return self._rows
 
     def to_python(self, value: Any) -> Any:
@@ -124,7 +128,7 @@ class ListedChoiceField(forms.ModelChoiceField):
             return None
         self.validate_no_null_characters(value)
         key = self.to_field_name or "pk"
-        if isinstance(value, self.queryset.model):
+        if self.queryset is not None and isinstance(value, self.queryset.model):
             value = getattr(value, key)
         for row in self.rows():
             if str(getattr(row, key)) == str(value):
@@ -513,7 +517,7 @@ def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
         )
     by_id = {m.pk: m for m in rows}
     also: dict[int, list[Imported]] = {}
-    repeated = [pk for pk, m in by_id.items() if m.repeated]  # type: ignore[attr-defined]
+    repeated = [pk for pk, m in by_id.items() if m.repeated]
     if repeated:
         links = ImportedMessage.objects.filter(message_id__in=repeated, created=False)
         for entry in links.select_related("export").order_by("export_id", "first_line"):
@@ -522,7 +526,7 @@ def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
     for pk in ids:
         message = by_id[pk]
         raw = getattr(message, "headline", None) or message.text[:240]
-        name = message.latest_name or ""  # type: ignore[attr-defined]
+        name = message.latest_name or ""
         hit = Hit(message, highlight(raw), name, imported(message), also.get(pk, []))
         if hit.imported is not None and not name and message.direction == "in":
             hit.name = author_name(hit.imported)
