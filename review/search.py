@@ -346,8 +346,9 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     The page and its count are one statement: the ids of the first COUNT_CAP + 1 matches in
     the page's order (or of the ranked window), which PostgreSQL reads from the GIN index or
     the time index, whichever is cheaper, in one round trip instead of five (a count in a
-    transaction of its own with a time budget, which now serves only a page past the last).
-    A phrase is read a span of time at a time (_phrase_matches)."""
+    transaction of its own with a time budget). A phrase's page is read a span of time at a
+    time (_phrase_matches) and its count keeps the budget: its positions are checked on each
+    row, and counting a phrase of common words can take far longer than showing a page."""
     q = (data.get("q") or "").strip()
     messages = filter_messages(messages, data)
     query = text_query(q) if q else None
@@ -361,15 +362,19 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
-        want = max(start + PAGE_SIZE + 1, COUNT_CAP + 1)
-        if _PHRASE.search(q):
-            first = _phrase_matches(messages, sort == "oldest", want)
+        if _PHRASE.search(q):  # the page only: counting a phrase has its own budget
+            first = _phrase_matches(messages, sort == "oldest", start + PAGE_SIZE + 1)
+            ids = first[start:]
+            last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
+            seen = len(first) if last_page else None
         else:
             ordered = messages.order_by(*(ASC if sort == "oldest" else DESC))
-            first = list(ordered.values_list("id", flat=True)[:want])
-        ids, seen = first[start : start + PAGE_SIZE + 1], len(first)
-        if not ids and start > 0:
-            seen = None  # past the last page: how many there are is counted below
+            first = list(
+                ordered.values_list("id", flat=True)[: max(start + PAGE_SIZE + 1, COUNT_CAP + 1)]
+            )
+            ids, seen = first[start : start + PAGE_SIZE + 1], len(first)
+            if not ids and start > 0:
+                seen = None  # past the last page: how many there are is counted below
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:

@@ -184,14 +184,16 @@ def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
 def test_it_says_more_than_when_counting_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page past the last counts the matches on its own, within a budget: a count that
-    overruns it is cancelled by PostgreSQL; the page says "more than" what it has seen, and
+    """A page past the last, or a phrase's, counts the matches on its own, within a budget: a
+    count that overruns it is cancelled by PostgreSQL; the page says "more than" what it has seen, and
     the connection is left as it was."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
     results = search.search(slow, {"page": 50})
     assert (results.total, results.capped, len(results.hits)) == (49, True, 0)
+    phrase = search.search(slow, {"q": '"bond"'})  # a phrase's count has the budget too
+    assert (phrase.total, phrase.capped, len(phrase.hits)) == (1, True, 1)
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
