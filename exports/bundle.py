@@ -94,8 +94,9 @@ def write(source: Source, target: Target, prefix: str = "") -> None:
     for fmt in formats.FORMATS:
         if fmt in NESTED:
             write_nested(source, listing, prefix, fmt)
-        elif fmt != "bundle":
-            formats.writer(fmt)(source, listing, f"{prefix}{fmt}/")
+        elif fmt != "bundle":  # eml/rsmf, not nested, would name their own folders
+            folder = f"{fmt}/" if formats.single_file(fmt) else ""
+            formats.writer(fmt)(source, listing, prefix + folder)
     write_attachments(source, listing, prefix)
     _write_fixed_files(source, listing, prefix, stamp)
     _write_sums(listing, prefix)

@@ -325,3 +325,17 @@ def load_verify() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.usefixtures("fake_writers")
+def test_it_still_verifies_the_earlier_layout(
+    rich_source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bundles made before EML and RSMF were nested list each of their files on its own."""
+    monkeypatch.setattr(bundle, "NESTED", ())
+    path = make_bundle(rich_source, tmp_path / "bundle.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert "eml.zip" not in names and any(n.startswith("eml/") for n in names)
+    code, out = system_verify(path, "--key", checkpoints.verifier_key_text())
+    assert code == 0, out
