@@ -15,8 +15,8 @@ around the sequencer.
 What differs from `make run`, for build speed only: the cluster runs with fsync,
 synchronous_commit and full_page_writes off (as the throwaway test clusters do) and with
 autovacuum off until the final VACUUM ANALYZE; shared_buffers 1 GB, max_wal_size 4 GB (1 GB kept
-after the build). A
-benchmark that needs durable commits starts it with CLIENTWINDOW_THROWAWAY_DURABLE=1.
+after the build). A benchmark that needs durable commits starts it with
+CLIENTWINDOW_THROWAWAY_DURABLE=1.
 
 The cache is keyed by a fingerprint of this builder's version and the generator's parameters
 (`fingerprint`); a build interrupted part way resumes where it stopped (the generator is
