@@ -343,12 +343,11 @@ def people(q: str) -> list[Conversation]:
 def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     """One page of hits, newest first unless asked otherwise, with a total capped at COUNT_CAP.
 
-    The page and its count are one statement: the ids of the first COUNT_CAP + 1 matches in
-    the page's order (or of the ranked window), which PostgreSQL reads from the GIN index or
-    the time index, whichever is cheaper, in one round trip instead of five (a count in a
-    transaction of its own with a time budget). A phrase's page is read a span of time at a
-    time (_phrase_matches) and its count keeps the budget: its positions are checked on each
-    row, and counting a phrase of common words can take far longer than showing a page."""
+    The page and its count are one statement (_page_and_count; for relevance, the ranked
+    window's size): one round trip instead of five (a count in a transaction of its own with a
+    time budget, which now serves a page past the last). A phrase's page is read a span of
+    time at a time (_phrase_matches) and its count keeps the budget: its positions are checked
+    on each row, and counting a phrase of common words can take far longer than showing it."""
     q = (data.get("q") or "").strip()
     messages = filter_messages(messages, data)
     query = text_query(q) if q else None
@@ -368,13 +367,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
             last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
             seen = len(first) if last_page else None
         else:
-            ordered = messages.order_by(*(ASC if sort == "oldest" else DESC))
-            first = list(
-                ordered.values_list("id", flat=True)[: max(start + PAGE_SIZE + 1, COUNT_CAP + 1)]
-            )
-            ids, seen = first[start : start + PAGE_SIZE + 1], len(first)
-            if not ids and start > 0:
-                seen = None  # past the last page: how many there are is counted below
+            ids, seen = _page_and_count(messages, sort == "oldest", start)
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
@@ -383,6 +376,30 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         results.total, results.capped = _capped_count(messages, start + len(ids))
     results.hits = hits(ids, query)
     return results
+
+
+def _page_and_count(
+    messages: QuerySet[Message], oldest: bool, start: int
+) -> tuple[list[int], int | None]:
+    """Ids of a page (and one more, to know there is a next) in its order, and the matches up
+    to COUNT_CAP + 1 (None past the last page), in one statement of two independent parts:
+    PostgreSQL reads the page in time order or from the GIN index, whichever is cheaper, and
+    counts unordered from the GIN index (reading the first 1,001 matches in order instead
+    walked the time index through 60,000 rows for a word in one message of 60: 77 ms p50 at
+    1,000,000 messages, against 3 ms for the page and 10 ms for the count)."""
+    ordered = messages.order_by(*(ASC if oldest else DESC)).values("id")
+    page_sql, page_params = ordered[start : start + PAGE_SIZE + 1].query.sql_with_params()
+    count_sql, count_params = (
+        messages.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        # the ORM's own statements, side by side: nothing from a request is SQL here
+        both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
+        cursor.execute(both, [*page_params, *count_params])
+        ids, seen = cursor.fetchone()
+    if not ids and start > 0:
+        return [], None  # past the last page: the count below says "more than" if it must
+    return list(ids), seen
 
 
 # The spans of time a phrase is looked for in, newest (or oldest) first, before the whole archive.
