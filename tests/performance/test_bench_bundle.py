@@ -1,5 +1,5 @@
 """Evidence bundle benchmark: time and peak memory of bundles of several sizes from one archive
-of BENCH_BUNDLE_MESSAGES (45,000) messages, part by part, beside a bare ZIP of the same bytes,
+of BENCH_BUNDLE_MESSAGES (18,000) messages, part by part, beside a bare ZIP of the same bytes,
 and of verify.py checking each.
 
 The archive is built through the real write path, as tests/performance/test_bench_review.py
@@ -18,17 +18,19 @@ their own). The whole export's bound is the sum of the two; the target is 500 MB
 is a bare ZIP of the same bytes: the bundle's members copied into a new ZIP by zipfile, in a
 child of its own. verify.py then checks the bundle with the system python3, also in a child.
 
-Environment: BENCH_BUNDLE_MESSAGES (45,000), BENCH_BUNDLE_SIZES (comma-separated message
+Environment: BENCH_BUNDLE_MESSAGES (18,000), BENCH_BUNDLE_SIZES (comma-separated message
 counts, default messages/9, messages/3, messages), BENCH_BUNDLE_PER_DELIVERY (100 messages per
 webhook body), BENCH_BUNDLE_MEDIA_BYTES (32,768), BENCH_BUNDLE_PROFILE=1 to print a cProfile
 of the manifest part, BENCH_BUNDLE_FORMATS (csv,eml,rsmf by default; add pdf for the PDF,
 about 145 pages per 1,000 messages at 7-10 pages/s: it dominates the time).
 
-Time here (2 shared cores): the archive builds at ~600 messages/s through the sequencer; the
-bundle without the PDF runs at ~40 messages/s (every writer re-reads and decorates the rows:
-review/transcript.py; RSMF validates each file against the schema). The documented 1M run,
-`BENCH_BUNDLE_MESSAGES=1000000 BENCH_BUNDLE_SIZES=1000000`, builds for ~30 minutes and
-exports for ~7 hours at that pace.
+Time here (2 cores shared with five other runs): the archive builds at 250-600 messages/s
+through the sequencer; a bundle without the PDF at 7-40 messages/s, most of it a fixed ~30 ms per
+conversation per format pass (every writer re-reads and decorates its rows) plus the EML and RSMF
+writers. The default run takes about 40 minutes at that load. The documented 1M run,
+`BENCH_BUNDLE_MESSAGES=1000000 BENCH_BUNDLE_SIZES=1000000`, builds for ~30 minutes and exports
+for ~7 hours; `BENCH_BUNDLE_ZIP_MEMBERS=1000000 ... -k nested_zip` measures the million-file
+part alone in ~10 minutes. Figures: docs/EXPORTS.md.
 """
 
 import cProfile
@@ -68,7 +70,7 @@ from tests.performance.conftest import Figure, record, say, seconds, store_deliv
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY = ROOT / "exports" / "verifier" / "verify.py"
-MESSAGES = int(os.environ.get("BENCH_BUNDLE_MESSAGES", "45000"))
+MESSAGES = int(os.environ.get("BENCH_BUNDLE_MESSAGES", "18000"))
 SIZES = [
     int(n)
     for n in os.environ.get(
