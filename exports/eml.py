@@ -3,10 +3,11 @@ review tool or mail client can take a conversation in as ordinary mail.
 
 Each file is `eml/<conversation>/<ledger seq>.eml` (in the evidence bundle, inside `eml.zip`).
 Headers carry who, when and the thread (Message-ID and In-Reply-To derived from the wamid, so
-replies thread even across exports) plus the evidence (ledger seq, leaf hash); the text body carries the message and everything that
-happened to it afterwards (edits with their history, a deletion, reactions, delivery statuses);
-stored media travel as MIME parts with their exact bytes. `message_bytes()` renders one message
-and is what the archive journal (sending every message to an archive mailbox) reuses.
+replies thread even across exports) plus the evidence (ledger seq, leaf hash); the text body
+carries the message and everything that happened to it afterwards (edits with their history, a
+deletion, reactions, delivery statuses); stored media travel as MIME parts with their exact
+bytes. `message_bytes()` renders one message and is what the archive journal (sending every
+message to an archive mailbox) reuses.
 
 A message imported from a phone export (review/provenance.py) says so in a header,
 `X-ClientWindow-Source: phone-export; custodian="…"; file="…"; lines=N`, and in the first line of
