@@ -3,9 +3,7 @@ sealed first by the sealer process (messaging/sealer.py); these are the fallback
 
 import time
 
-from django.db import connection
-
-from messaging.inbox import SEALER_CHANNEL, only_runner, queue, woken
+from messaging.inbox import only_runner, queue, woken
 from messaging.models import PendingDelivery
 from messaging.sequencer import BATCH, process_batch
 
@@ -31,26 +29,9 @@ def seal_deliveries() -> int:
             if count == 0:
                 break
     # after the lock is released: whatever a skipped run left is seen here
-    if PendingDelivery.objects.exists() and not sealer_listening():
+    if PendingDelivery.objects.exists():
         queue("messaging.tasks.seal_deliveries", "sequencer")
     return sealed
-
-
-def sealer_listening() -> bool:
-    """Whether a sealing process (`run_sequencer`) is LISTENing on this database: its listening
-    connection's last statement stays the LISTEN, which pg_stat_activity shows to its own role.
-
-    With one listening, the sweep seals for its second and leaves the rest to it instead of
-    queueing run after run: measured in tests/performance/test_bench_capture_e2e.py, those
-    runs kept a qcluster worker sealing beside the sealer through a burst, the two taking turns
-    on the sequencer's lock while the worker's CPU was the sealer's to lose on two cores."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query = %s)",
-            [f"LISTEN {SEALER_CHANNEL}"],
-        )
-        return bool(cursor.fetchone()[0])
 
 
 @woken("messaging.tasks.fetch_media")

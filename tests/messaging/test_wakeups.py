@@ -91,18 +91,6 @@ def test_a_run_out_of_time_queues_the_next(monkeypatch):
     assert not Wakeup.objects.get(func="messaging.tasks.seal_deliveries").queued
 
 
-def test_a_run_out_of_time_leaves_the_rest_to_a_listening_sealer(monkeypatch):
-    from messaging import sealer
-    from messaging.models import Delivery
-
-    Delivery.objects.create(body=b'{"object": "whatsapp_business_account", "entry": []}')
-    monkeypatch.setattr(messaging_tasks, "RUN_SECONDS", 0.0)
-    with sealer.listening():
-        assert messaging_tasks.sealer_listening()
-        assert messaging_tasks.seal_deliveries() == 0
-    assert waiting("messaging.tasks.seal_deliveries") == 0  # the sealer will seal it
-
-
 def test_the_bridge_checks_name_what_is_missing(settings):
     from bridge import checks
 
