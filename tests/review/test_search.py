@@ -185,8 +185,8 @@ def test_it_says_more_than_when_counting_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page past the last, or a phrase's, counts the matches on its own, within a budget: a
-    count that overruns it is cancelled by PostgreSQL; the page says "more than" what it has seen, and
-    the connection is left as it was."""
+    count that overruns it is cancelled by PostgreSQL; the page says "more than" what it has
+    seen, and the connection is left as it was."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
