@@ -87,7 +87,9 @@ def grant_statements(
     append_only: list[str],
     extend_only: dict[str, tuple[str, ...]] | None = None,
     read_only: list[str] | None = None,
+    functions: list[str] | None = None,
 ) -> list[sql.Composed]:
+    """The runtime role's grants; `functions` (default: every registered one) to execute."""
     who = sql.Identifier(role)
     statements = [
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who),
@@ -104,7 +106,7 @@ def grant_statements(
         statements.append(
             sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(sql.Identifier(table), who)
         )
-    for function in RUNTIME_FUNCTIONS:
+    for function in RUNTIME_FUNCTIONS if functions is None else functions:
         statements.append(
             sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), who)
         )
@@ -134,6 +136,16 @@ def auditor_statements(role: str, append_only: list[str]) -> list[sql.Composed]:
     ]
 
 
+def existing_functions(cursor: Any) -> list[str]:
+    """The registered runtime functions that exist in the database now."""
+    present = []
+    for signature in RUNTIME_FUNCTIONS:
+        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [signature])
+        if cursor.fetchone()[0]:
+            present.append(signature)
+    return present
+
+
 def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
     """post_migrate: (re)grant the runtime and auditor roles their privileges; idempotent."""
     if using != migration_alias():
@@ -142,17 +154,20 @@ def grant_runtime_privileges(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> No
     role = runtime_role()
     auditor = settings.DATABASE_AUDITOR_ROLE
     with connections[using].cursor() as cursor:
+        # A table or function that a reverse migrate dropped (`migrate archive 0006`) has
+        # nothing left to protect: grant on what exists, and the forward migrate grants the rest.
+        present = set(connections[using].introspection.table_names(cursor))
+        append_only = [table for table in append_only_tables() if table in present]
         if role is not None:
-            # a registry that a reverse migrate dropped has nothing left to protect
-            present = set(connections[using].introspection.table_names(cursor))
             read_only = [table for table in read_only_tables() if table in present]
+            extend_only = {t: c for t, c in extend_only_tables().items() if t in present}
             statements += grant_statements(
-                role, append_only_tables(), extend_only_tables(), read_only
+                role, append_only, extend_only, read_only, existing_functions(cursor)
             )
         if auditor:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [auditor])
             if cursor.fetchone():
-                statements += auditor_statements(auditor, append_only_tables())
+                statements += auditor_statements(auditor, append_only)
             else:
                 logger.warning("DATABASE_AUDITOR_ROLE %s does not exist; not granted", auditor)
         for statement in statements:

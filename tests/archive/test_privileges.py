@@ -8,7 +8,13 @@ from psycopg import sql
 
 from archive import ledger
 from archive.ledger import Fact
-from archive.privileges import append_only_tables, read_only_tables, runtime_role
+from archive.privileges import (
+    RUNTIME_FUNCTIONS,
+    append_only_tables,
+    grant_runtime_privileges,
+    read_only_tables,
+    runtime_role,
+)
 from tests.conftest import superuser_connect
 
 pytestmark = pytest.mark.django_db
@@ -148,3 +154,30 @@ def test_it_lets_the_runtime_role_only_read_a_read_only_table(table, change):
         connection.cursor() as cursor,
     ):
         cursor.execute(statement)
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_it_grants_after_a_reverse_migrate_that_dropped_a_table_or_function():
+    """`migrate archive 0006` drops archive_verifiedcheckpoint; the post_migrate grants that
+    follow must grant on what is left, not fail on what is gone (and take nothing away)."""
+    gone_table, gone_function = "archive_verifiedcheckpoint", "retention_dispose(bigint[], bigint)"
+    assert gone_table in append_only_tables()
+    assert gone_function in RUNTIME_FUNCTIONS
+    owner = connections["owner"]
+    with pytest.raises(_RolledBack), transaction.atomic(using="owner"):
+        with owner.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {gone_table} RENAME TO gone_for_the_test")
+            cursor.execute(f"ALTER FUNCTION {gone_function} RENAME TO gone_for_the_test")
+        grant_runtime_privileges(using="owner")
+        with owner.cursor() as cursor:
+            cursor.execute(
+                "SELECT has_table_privilege(%s, 'archive_ledgerentry', 'UPDATE'),"
+                " has_table_privilege(%s, 'archive_ledgerentry', 'INSERT')",
+                [runtime_role(), runtime_role()],
+            )
+            assert cursor.fetchone() == (False, True)
+        raise _RolledBack
+
+
+class _RolledBack(Exception):
+    pass
