@@ -18,6 +18,8 @@ and prints one JSON line of results on stdout. Two modes:
 Bodies: one entry whose `changes` each carry one text message and its contact (as Meta batches
 several updates into one POST), `per_delivery` messages per body, unique wamids, clients drawn
 from a fixed pool so conversations repeat. Everything is built and signed before the clock starts.
+The pool is `clients` numbers of the bench's own, or `contacts` ([wa_id, name] pairs): an
+archive's existing clients, so that the run writes to conversations the archive already holds.
 """
 
 import hashlib
@@ -61,6 +63,9 @@ def build_bodies(config: dict[str, Any]) -> list[bytes]:
     """`count` bodies of `per_delivery` text messages each, with unique wamids."""
     rng = random.Random(config.get("seed", 1))
     prefix, clients = config["prefix"], int(config.get("clients", 500))
+    contacts = [(str(w), str(n)) for w, n in config.get("contacts") or []]
+    if contacts:
+        clients = len(contacts)
     pnid, display, waba = config["phone_number_id"], config["display_number"], config["waba_id"]
     now, n = int(time.time()), 0
     bodies = []
@@ -68,7 +73,11 @@ def build_bodies(config: dict[str, Any]) -> list[bytes]:
         changes = []
         for _ in range(int(config.get("per_delivery", 1))):
             client = rng.randrange(clients)
-            wa_id = f"4477009{client:05d}"
+            wa_id, name = (
+                contacts[client]
+                if contacts
+                else (f"4477009{client:05d}", NAMES[client % len(NAMES)])
+            )
             message = {
                 "from": wa_id,
                 "id": f"wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgg{prefix}{n:010d}QzBBRjk3NDRCMDgA",
@@ -79,7 +88,7 @@ def build_bodies(config: dict[str, Any]) -> list[bytes]:
             value = {
                 "messaging_product": "whatsapp",
                 "metadata": {"display_phone_number": display, "phone_number_id": pnid},
-                "contacts": [{"profile": {"name": NAMES[client % len(NAMES)]}, "wa_id": wa_id}],
+                "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
                 "messages": [message],
             }
             changes.append({"value": value, "field": "messages"})

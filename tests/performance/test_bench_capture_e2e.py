@@ -21,14 +21,36 @@ of the same ledger; and the raw write of those entry and content rows into plain
 
 BENCH_CAPTURE_ARCHIVE=N seals N messages (20 per delivery, through the real sequencer, with
 synchronous_commit off for that session only) before the measured run, then VACUUM ANALYZEs as
-autovacuum would have, so that the run meets an archive of that size; the sequencer's per-batch
-queries are then EXPLAINed (ANALYZE, BUFFERS) on it. Both sizes are run in one go with
-BENCH_CAPTURE_ARCHIVE=0,1000000 (the ratio is the figure). A cached 10M archive (issue 20's
-tests/performance/archive_scale.py) would replace `fill_archive` by a restore of its snapshot.
+autovacuum would have, so that the run meets an archive of that size. A size name (10k, 100k, 1M,
+10M) runs instead on the cached benchmark archive of tests/performance/archive_scale.py (docs/
+SCALE.md §1; built once, hours at 10M): gunicorn, run_sequencer and qcluster get its cluster's
+environment, and its cluster is started with the durable settings when this file runs under
+CLIENTWINDOW_THROWAWAY_DURABLE=1 (localdev.Cluster reads it; the archive was built without
+them). Up to 1M the run writes to a copy of the archive (dropped afterwards); at 10M there is no
+disk for a copy, so it commits into the cached archive itself: each run adds its 10,000 messages
+(a channel of the archive, its existing clients) and the ceiling's ledger entries to it, and
+prints the ledger's size before and after. On a cached archive the load comes from that
+archive's first channel and its clients (bench_review.py's numbers and names), so the run
+writes to conversations the archive already holds, as a firm's day does.
+
+On every archive but an empty one the sequencer's per-batch queries are then EXPLAINed
+(ANALYZE, BUFFERS) on it, after the run, with ledger.append's ceiling on the same archive. Two
+sizes in one go make the figure: BENCH_CAPTURE_ARCHIVE=10k,1M (the ratio to the first).
+BENCH_SCALE=10M makes the default 10k,10M; otherwise it is 0 (an empty archive, `make bench`).
+
+The schedules qcluster runs daily or hourly (the full verification, disposition, sampling) are
+set as if they had just run: a ten-second run of a running system rarely meets them, while an
+archive opened hours after its build finds them all due at once. The every-minute ones (the
+sweep, the backlog alarm, anchoring, checkpoints) run as they would.
 
 Environment: BENCH_CAPTURE_E2E_MESSAGES (10000), BENCH_CAPTURE_ARCHIVE (0), BENCH_E2E_QCLUSTER
 (1), BENCH_E2E_DEBUG (unset: as `make run`), BENCH_SQL_TIMING=1 (the sealer's statements, timed),
 BENCH_E2E_PROFILE=1 (a cProfile of the sealer process), BENCH_E2E_PHASES=1 (its phases, timed).
+The 10M figure, once the 10M archive is built:
+
+    CLIENTWINDOW_THROWAWAY_DURABLE=1 BENCH_E2E_PHASES=1 BENCH_CAPTURE_ARCHIVE=10k,10M \
+      uv run --frozen python scripts/localdev.py throwaway -- uv run --frozen pytest \
+      tests/performance/test_bench_capture_e2e.py -q -s -p no:randomly --no-header
 """
 
 import contextlib
@@ -38,17 +60,31 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import connection, connections
+from psycopg import sql
 
 from archive import ledger
 from archive.verify import verify_ledger
 from messaging import sequencer
 from messaging.models import Channel, Delivery, Message
 from tests.conftest import superuser_connect
-from tests.performance import bench_load
-from tests.performance.conftest import Figure, rate, record, say, seconds, store_deliveries, table
+from tests.performance import bench_load, bench_review
+from tests.performance.archive_scale import ScaleArchive, open_archive, size_of
+from tests.performance.conftest import (
+    SCRATCH_TABLES,
+    Figure,
+    rate,
+    record,
+    say,
+    seconds,
+    store_deliveries,
+    table,
+)
 from tests.performance.test_bench_capture import (
     ROOT,
     app_env,
@@ -69,8 +105,31 @@ from tests.performance.test_bench_capture import (
 
 __all__ = ["inbox_table"]  # a fixture: reset() empties its table
 
+
+@dataclass(frozen=True)
+class ArchiveSize:
+    """What one run meets: `messages` sealed in this session first, or a cached scale archive."""
+
+    label: str
+    messages: int
+    cached: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "ArchiveSize":
+        text = text.strip()
+        if text.isdigit():
+            return cls(f"{int(text):,}", int(text), cached=False)
+        label, messages = size_of(text)
+        return cls(label, messages, cached=True)
+
+
 MESSAGES = int(os.environ.get("BENCH_CAPTURE_E2E_MESSAGES", "10000"))
-ARCHIVES = [int(n) for n in os.environ.get("BENCH_CAPTURE_ARCHIVE", "0").split(",")]
+SCALE = os.environ.get("BENCH_SCALE", "").upper()
+DEFAULT_ARCHIVES = "10k,10M" if SCALE == "10M" else "0"
+ARCHIVES = [
+    ArchiveSize.parse(n)
+    for n in os.environ.get("BENCH_CAPTURE_ARCHIVE", DEFAULT_ARCHIVES).split(",")
+]
 QCLUSTER = os.environ.get("BENCH_E2E_QCLUSTER", "1") != "0"
 DEBUG = os.environ.get("BENCH_E2E_DEBUG")  # None: as `make run` (DEBUG on under localdev)
 PER_DELIVERY = 20
@@ -78,12 +137,14 @@ SENDERS = 16
 DEADLINE = 300.0
 FILL_CHUNK = 500  # deliveries stored, then sealed, per round of the archive fill
 TARGET = 1_500.0
+PLAN_WIDTH = 160
+COPY_UP_TO = 1_000_000  # a cached archive up to this size is written on a copy (45 GB at 10M)
 
 
-def make_run_env() -> dict[str, str]:
+def make_run_env(archive: ScaleArchive | None = None) -> dict[str, str]:
     """The environment `make run` gives its processes (CLIENTWINDOW_LOCAL=1, settings'
-    defaults), pointed at this session's test database."""
-    env = app_env(60)
+    defaults), pointed at this session's test database or at a cached archive."""
+    env = {**app_env(60), **(archive.env() if archive else {})}
     env.pop("DATABASE_CONN_MAX_AGE")
     env.pop("CLIENTWINDOW_DEBUG")
     if DEBUG is not None:
@@ -91,8 +152,8 @@ def make_run_env() -> dict[str, str]:
     return env
 
 
-def durability() -> tuple[bool, str]:
-    with superuser_connect() as conn:
+def durability(connect: Callable[[], psycopg.Connection[Any]]) -> tuple[bool, str]:
+    with connect() as conn:
         shown = {
             name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
             for name in ("fsync", "synchronous_commit", "full_page_writes")
@@ -179,7 +240,12 @@ def explain(label: str, query: Any) -> list[str]:
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        return [f"-- {label}", *(row[0] for row in cursor.fetchall())]
+        return [f"-- {label}", *(shorten(row[0]) for row in cursor.fetchall())]
+
+
+def shorten(line: str) -> str:
+    """A plan line with its key arrays (2,000 wamids) cut to what a reader needs."""
+    return line if len(line) <= PLAN_WIDTH else line[: PLAN_WIDTH - 1] + "…"
 
 
 def sequencer_plans(first_delivery: int) -> list[str]:
@@ -204,20 +270,128 @@ def sequencer_plans(first_delivery: int) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- a cached archive
+
+
+def quiet_schedules(conn: psycopg.Connection[Any]) -> None:
+    """No queued tasks; the daily and hourly schedules as if they had just run (the module's
+    docstring says why); the every-minute ones left due."""
+    conn.execute("TRUNCATE django_q_ormq, django_q_task")
+    conn.execute(
+        "UPDATE django_q_schedule SET next_run = now() + CASE schedule_type"
+        " WHEN 'H' THEN interval '1 hour' WHEN 'D' THEN interval '1 day'"
+        " WHEN 'W' THEN interval '7 days' ELSE interval '28 days' END"
+        " WHERE schedule_type <> 'I'"
+    )
+
+
+@contextlib.contextmanager
+def raw_tables(archive: ScaleArchive) -> Iterator[Callable[[], None]]:
+    """conftest's `scratch` tables, in the archive's database (the raw write's ceiling must
+    write where the run wrote); dropped afterwards."""
+    runtime = sql.Identifier(settings.DATABASES["default"]["USER"])
+    names = [sql.Identifier(name) for name in SCRATCH_TABLES]
+    with archive.connect() as conn:
+        for name, columns in zip(names, SCRATCH_TABLES.values(), strict=True):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+            conn.execute(sql.SQL("CREATE TABLE {} ({})").format(name, sql.SQL(columns)))
+            conn.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(name, runtime))
+
+    def empty() -> None:
+        with archive.connect() as conn:
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(names)))
+
+    try:
+        yield empty
+    finally:
+        with archive.connect() as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(names)))
+
+
+def archive_load() -> dict[str, Any]:
+    """The load's channel and clients on a cached archive: its first channel and the clients
+    bench_review.py gave it, with their names (so no profile changes either)."""
+    channel = bench_review.CHANNELS[0]
+    contacts = [
+        [bench_review.client_number(c), bench_review.client_name(c)]
+        for c in range(bench_review.CLIENTS)
+        if bench_review.client_channel(c) == 0
+    ]
+    return {
+        "phone_number_id": channel["phone_number_id"],
+        "display_number": channel["display_number"],
+        "waba_id": channel["waba_id"],
+        "contacts": contacts,
+    }
+
+
+def ledger_size() -> tuple[int, int]:
+    """(ledger entries, the newest message id): cheap at any size."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT size FROM archive_chainhead WHERE id = 1),"
+            " (SELECT coalesce(max(id), 0) FROM messaging_message)"
+        )
+        entries, message = cursor.fetchone()
+    return int(entries), int(message)
+
+
+def cached_run(size: ArchiveSize, prefix: str) -> dict[str, Any]:
+    """One run on a cached archive (a copy up to COPY_UP_TO, else the archive itself)."""
+    writable = size.messages <= COPY_UP_TO
+    began = time.perf_counter()
+    with (
+        open_archive(size.label, writable=writable) as archive,
+        archive.django(),
+        raw_tables(archive) as scratch,
+    ):
+        opened = time.perf_counter() - began
+        durable, settings_text = durability(archive.connect)
+        where = "a copy of it" if writable else "the cached archive itself (no copy: no disk)"
+        say(
+            f"   cached archive {size.label} ({archive.build.get('messages', size.messages):,}"
+            f" messages), opened in {seconds(opened)}; {settings_text}"
+            + ("" if durable else " (NOT durable: run under CLIENTWINDOW_THROWAWAY_DURABLE=1)")
+            + f"; the run writes to {where}"
+        )
+        with archive.connect() as conn:
+            quiet_schedules(conn)
+        before = ledger_size()
+        run = e2e_run(size, prefix, scratch, make_run_env(archive), archive_load())
+        after = ledger_size()
+        run["durable"], run["growth"] = durable, (before, after, writable)
+        say(
+            f"   ledger {before[0]:,} → {after[0]:,} entries (+{after[0] - before[0]:,}: the run's"
+            f" {run['entries']:,} and the ceiling's as many), newest message id {before[1]:,} →"
+            f" {after[1]:,}"
+            + ("; on the copy, dropped now" if writable else "; kept in the cached archive")
+        )
+    return run
+
+
 # --------------------------------------------------------------------------- the run
 
 
-def e2e_run(archive: int, prefix: str, scratch: Callable[[], None]) -> dict[str, Any]:
+def e2e_run(
+    size: ArchiveSize,
+    prefix: str,
+    scratch: Callable[[], None],
+    env: dict[str, str],
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The measured run, then its checks, the plans, and the ceilings on the same database:
+    `env` points the processes at it, `source` overrides the load's channel and clients."""
     deliveries = MESSAGES // PER_DELIVERY
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM messaging_delivery")
         first_delivery = int(cursor.fetchone()[0])
         cursor.execute("SELECT coalesce(max(seq), 0) FROM archive_ledgerentry")
         first_seq = int(cursor.fetchone()[0])
-    postmaster, env = postmaster_pid(), make_run_env()
+    postmaster = postmaster_pid()
     config = load_config(
         "burst", 0, count=deliveries, per_delivery=PER_DELIVERY, connections=SENDERS, prefix=prefix
     )
+    config.update(source or {})
     sealer_command = [sys.executable, "-m", "tests.performance.bench_sequencer", "sealer"]
     qcluster = [sys.executable, "manage.py", "qcluster"] if QCLUSTER else ["sleep", "3600"]
     sealed_query = (
@@ -256,7 +430,7 @@ def e2e_run(archive: int, prefix: str, scratch: Callable[[], None]) -> dict[str,
     wall = done - posted["first_post"]
     check = check_run(first_delivery, deliveries)
     groups = ledger_transactions(since=first_seq)
-    plans = sequencer_plans(first_delivery) if archive and hasattr(sequencer, "pending") else []
+    plans = sequencer_plans(first_delivery) if size.messages else []
     began = time.perf_counter()
     for group in groups:
         ledger.append(group)
@@ -264,7 +438,7 @@ def e2e_run(archive: int, prefix: str, scratch: Callable[[], None]) -> dict[str,
     raw = raw_write(groups, scratch, since=first_seq)
     batches = batch_sizes(first_delivery)
     return {
-        "archive": archive,
+        "archive": size,
         "wall": wall,
         "ack": posted["last_answer"] - posted["first_post"],
         "post_p99": posted["latency"]["p99"],
@@ -292,7 +466,8 @@ def check_run(first_delivery: int, deliveries: int) -> str:
     assert count(f"SELECT count(*) {seals}") == deliveries
     assert count(f"SELECT coalesce(sum(duplicates + unparsed), 0) {seals}") == 0
     return (
-        f"verified: ledger intact ({report.entries:,} entries), {deliveries:,} deliveries sealed"
+        f"verified: ledger intact ({report.entries:,} entries, {seconds(report.seconds)}),"
+        f" {deliveries:,} deliveries sealed"
         f" once, {MESSAGES:,} messages, no duplicates/unparsed"
     )
 
@@ -317,44 +492,54 @@ def batch_sizes(first_delivery: int) -> dict[str, float]:
 def test_capture_end_to_end(
     empty_ledger: None, inbox_table: None, scratch: Callable[[], None], server_settings: str
 ) -> None:
-    durable, settings_text = durability()
+    durable, settings_text = durability(superuser_connect)
     say()
     say(
-        f"== capture end to end as `make run` runs it ({settings_text}"
+        f"== capture end to end as `make run` runs it (this session's cluster: {settings_text}"
         + ("" if durable else "; NOT durable: run under CLIENTWINDOW_THROWAWAY_DURABLE=1")
         + f"; {server_settings})"
     )
     runs = []
-    for number, archive in enumerate(ARCHIVES):
-        reset(scratch)
-        filled = fill_archive(archive) if archive else 0.0
-        if archive:
-            say(f"   archive of {archive:,} messages sealed in {filled:,.0f} s")
-        run = e2e_run(archive, f"E{number}", scratch)
+    for number, size in enumerate(ARCHIVES):
+        prefix = f"E{number}T{int(time.time())}"  # wamids new to a cached archive, run after run
+        if size.cached:
+            run = cached_run(size, prefix)
+        else:
+            reset(scratch)
+            with superuser_connect() as conn:
+                quiet_schedules(conn)
+            if size.messages:
+                filled = fill_archive(size.messages)
+                say(f"   archive of {size.label} messages sealed in {filled:,.0f} s")
+            run = e2e_run(size, prefix, scratch, make_run_env())
+            run["durable"] = durable
         runs.append(run)
         say(
-            f"   archive {archive:,}: {rate(MESSAGES / run['wall'])} messages/s end to end;"
+            f"   archive {archive_name(run)}: {rate(MESSAGES / run['wall'])} messages/s end to end;"
             f" {run['check']}"
         )
     rows, detail = [], []
+    base = MESSAGES / runs[0]["wall"]
     for run in runs:
         ceiling = MESSAGES / run["append"]
         rows.append(
             [
-                f"{run['archive']:,}",
+                archive_name(run),
+                "yes" if run["durable"] else "NO",
                 seconds(run["ack"]),
                 rate(MESSAGES / run["ack"]),
                 seconds(run["wall"]),
                 rate(MESSAGES / run["wall"]),
                 rate(ceiling),
                 f"{MESSAGES / run['wall'] / ceiling:.2f}",
+                f"{MESSAGES / run['wall'] / base:.2f}",
                 rate(MESSAGES / run["raw"]),
             ]
         )
         b = run["batches"]
         detail.append(
             [
-                f"{run['archive']:,}",
+                archive_name(run),
                 seconds(run["post_p99"]),
                 f"{b['count']:,}",
                 f"{b['mean']:.1f} / {b['p50']} / {b['max']}",
@@ -364,7 +549,7 @@ def test_capture_end_to_end(
         )
         record(
             Figure(
-                f"capture e2e as make run, {MESSAGES:,} msgs, archive {run['archive']:,}",
+                f"capture e2e as make run, {MESSAGES:,} msgs, archive {archive_name(run)}",
                 MESSAGES / run["wall"],
                 "messages/s",
                 ceiling,
@@ -377,12 +562,14 @@ def test_capture_end_to_end(
         table(
             [
                 "archive (messages)",
+                "durable",
                 "acknowledged in",
                 "acked msgs/s",
                 "first POST→all sealed",
                 "messages/s",
                 "ceiling msgs/s",
-                "ratio",
+                "÷ ceiling",
+                "÷ first archive",
                 "raw write msgs/s",
             ],
             rows,
@@ -414,15 +601,19 @@ def test_capture_end_to_end(
         report_sealer(run)
         if run["plans"]:
             say()
-            say(f"== the sequencer's per-batch queries on an archive of {run['archive']:,}")
+            say(f"== the sequencer's per-batch queries on an archive of {archive_name(run)}")
             say("\n".join(run["plans"]))
     if len(runs) > 1:
-        base = MESSAGES / runs[0]["wall"]
         for run in runs[1:]:
             say(
-                f"   archive {run['archive']:,} / archive {runs[0]['archive']:,}:"
+                f"   archive {archive_name(run)} / archive {archive_name(runs[0])}:"
                 f" {MESSAGES / run['wall'] / base:.2f} (target >= 0.90)"
             )
+
+
+def archive_name(run: dict[str, Any]) -> str:
+    size: ArchiveSize = run["archive"]
+    return f"{size.label} (cached)" if size.cached else size.label
 
 
 def report_sealer(run: dict[str, Any]) -> None:
@@ -433,7 +624,7 @@ def report_sealer(run: dict[str, Any]) -> None:
             table(
                 ["phase (nested by indent)", "calls", "time"],
                 [[name, f"{n:,}", seconds(t)] for name, n, t in report["phases"]],
-                title=f"== sealer phases (BENCH_E2E_PHASES), archive {run['archive']:,}",
+                title=f"== sealer phases (BENCH_E2E_PHASES), archive {archive_name(run)}",
             )
         )
     if report.get("sql"):
@@ -442,7 +633,7 @@ def report_sealer(run: dict[str, Any]) -> None:
             table(
                 ["statement (ORM, IN lists collapsed)", "calls", "time"],
                 [[q[:110], f"{n:,}", seconds(t)] for q, n, t in report["sql"]],
-                title=f"== sealer SQL, archive {run['archive']:,}",
+                title=f"== sealer SQL, archive {archive_name(run)}",
             )
         )
     for key, title in (("inclusive", "inclusive"), ("own", "own time")):
@@ -452,6 +643,6 @@ def report_sealer(run: dict[str, Any]) -> None:
                 table(
                     ["function", "calls", "own", "inclusive"],
                     [[f[:90], f"{c:,}", seconds(o), seconds(i)] for f, c, o, i in report[key]],
-                    title=f"== cProfile of the sealer process, {title}, archive {run['archive']:,}",
+                    title=f"== cProfile of the sealer, {title}, archive {archive_name(run)}",
                 )
             )
