@@ -134,6 +134,13 @@ class LastVerificationSerializer(serializers.Serializer[Any]):
     )
     problem = serializers.CharField(help_text="What was wrong; empty when intact.")
     trigger = serializers.CharField(help_text="What started the run.")
+    mode = serializers.CharField(
+        help_text="full (every entry) or incremental (only what follows from_seq)."
+    )
+    from_seq = serializers.IntegerField(
+        help_text="The first entry checked: 0 for a full run, the verified checkpoint's size"
+        " for an incremental one."
+    )
 
 
 class LastTimestampSerializer(serializers.Serializer[Any]):
@@ -191,7 +198,10 @@ class IntegritySerializer(serializers.Serializer[Any]):
     )
     last_checkpoint = LastCheckpointSerializer(allow_null=True, help_text="The newest checkpoint.")
     last_verification = LastVerificationSerializer(
-        allow_null=True, help_text="The latest verify_archive run."
+        allow_null=True, help_text="The latest verify_archive run, full or incremental."
+    )
+    last_full_verification = LastVerificationSerializer(
+        allow_null=True, help_text="The latest run that re-read every entry."
     )
     anchoring = AnchoringSerializer(
         help_text="What anchors checkpoints outside the database (docs/ANCHORING.md)."

@@ -53,4 +53,8 @@ class ArchiveConfig(AppConfig):
                 "func": "archive.tasks.verify_task",
                 "schedule_type": Schedule.DAILY,
             },
+            "archive verification, new entries": {
+                "func": "archive.tasks.verify_new_task",
+                "schedule_type": Schedule.HOURLY,
+            },
         }

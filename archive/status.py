@@ -51,6 +51,8 @@ class IntegritySummary:
     last_checkpoint: Checkpoint | None
     last_verification: VerificationRun | None
     anchoring: AnchoringSummary
+    # the hourly incremental runs are the latest; the daily full run is the audit
+    last_full_verification: VerificationRun | None = None
 
     @property
     def unsigned_entries(self) -> int:
@@ -77,4 +79,7 @@ def integrity_summary() -> IntegritySummary:
         last_checkpoint=Checkpoint.objects.order_by("-tree_size").first(),
         last_verification=VerificationRun.objects.order_by("-finished_at").first(),
         anchoring=anchoring_summary(),
+        last_full_verification=VerificationRun.objects.filter(mode="full")
+        .order_by("-finished_at")
+        .first(),
     )

@@ -86,4 +86,27 @@ def test_it_reports_the_last_checkpoint_and_verification(world: World, auditor: 
     assert shown["unsigned_entries"] == 0
     assert shown["last_verification"]["intact"] is False
     assert shown["last_verification"]["first_bad_seq"] == broken.first_bad_seq == 17
+    assert shown["last_verification"]["mode"] == "full"
+    assert shown["last_full_verification"] == shown["last_verification"]
     assert Checkpoint.objects.count() == 1
+
+
+def test_it_reports_an_incremental_run_beside_the_last_full_one(auditor: Any) -> None:
+    full = verification(intact=True)
+    VerificationRun.objects.create(
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        intact=True,
+        entries=10,
+        checkpoints=2,
+        contents=10,
+        trigger="schedule",
+        mode="incremental",
+        from_seq=1234,
+    )
+    shown = api(auditor).get("/api/v1/integrity/").json()
+    assert (shown["last_verification"]["mode"], shown["last_verification"]["from_seq"]) == (
+        "incremental",
+        1234,
+    )
+    assert shown["last_full_verification"]["entries"] == full.entries == 1234

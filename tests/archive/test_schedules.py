@@ -8,6 +8,7 @@ from archive import schedules
 NAMES = {
     "ledger checkpoint",
     "archive verification",
+    "archive verification, new entries",
     "delivery sweep",
     "backlog alarm",
     "media fetch",

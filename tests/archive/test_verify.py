@@ -21,7 +21,7 @@ from archive.checkpoints import create_checkpoint
 from archive.envelope import NAME_RE
 from archive.ledger import Fact, chain_link
 from archive.merkle import CompactRange, InMemoryTree, leaf_hash, range_cut, subtree_levels
-from archive.models import Checkpoint, LedgerEntry, VerifiedCheckpoint
+from archive.models import Checkpoint, LedgerEntry, VerificationRun, VerifiedCheckpoint
 from archive.verify import NotVerified, record_run, verify_ledger
 from tests.archive.conftest import SIZE
 
@@ -412,6 +412,25 @@ def test_it_checks_only_the_new_entries_incrementally(verified, workers, monkeyp
     )
     assert report.checkpoints == 2  # the one it starts from, and 800
     assert report.verified.tree_size == SIZE + NEW
+
+
+def test_the_hourly_task_waits_for_a_full_run_then_checks_only_what_is_new(archive, attacker):
+    from archive.tasks import verify_new_task
+
+    assert verify_new_task() is None  # nothing verified to start from: nothing recorded
+    assert not VerificationRun.objects.exists()
+    record_run(verify_ledger(), trigger="schedule")
+    grow()
+    assert verify_new_task() is True
+    run = VerificationRun.objects.latest("id")
+    assert (run.mode, run.from_seq, run.entries) == ("incremental", SIZE, NEW)
+    grow(checkpoint=False)
+    attacker.execute(
+        "UPDATE archive_content SET content = 'changed' WHERE seq = %s AND name = 'body'",
+        [SIZE + NEW + 5],
+    )
+    assert verify_new_task() is False  # found within the hour, and recorded
+    assert VerificationRun.objects.latest("id").first_bad_seq == SIZE + NEW + 5
 
 
 def test_it_records_where_the_next_incremental_run_starts(verified):

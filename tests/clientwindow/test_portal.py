@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -68,6 +70,22 @@ def test_it_shows_the_last_verification(login, auditor):
     record_run(verify_ledger(), trigger="command")
     page = login(auditor).get(reverse("home")).content.decode()
     assert "Intact" in page
+    assert "Last full verification" not in page  # the last run was the full one
+
+
+def test_it_shows_the_last_full_verification_beside_an_incremental_one(login, auditor):
+    from archive.verify import record_run, verify_ledger
+
+    ledger.append([Fact("test.fact")] * 3)
+    create_checkpoint()
+    record_run(verify_ledger(), trigger="command")
+    ledger.append([Fact("test.fact")] * 2)
+    create_checkpoint()
+    record_run(verify_ledger(incremental=True), trigger="schedule")
+    page = login(auditor).get(reverse("home")).content.decode()
+    shown = re.sub(r"\s+", " ", page)
+    assert re.search(r'id="last-verification">.*Intact.*2 new entries \(from seq 3\)', shown)
+    assert re.search(r'id="last-full-verification">.*Intact.*: 3 entries', shown)
 
 
 @pytest.mark.parametrize(("role", "sees_key"), [("reviewer", False), ("auditor", True)])
