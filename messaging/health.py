@@ -23,6 +23,7 @@ from messaging.models import (
     Delivery,
     DeliverySeal,
     MediaAttempt,
+    PendingDelivery,
     RejectedWebhook,
     Reseal,
     UnparsedItem,
@@ -55,21 +56,27 @@ class Backlog:
         return self.age > timedelta(minutes=self.threshold_minutes)
 
 
-def _pending() -> QuerySet[Delivery]:
-    return Delivery.objects.filter(seal__isnull=True)
+def _pending() -> QuerySet[PendingDelivery]:
+    """The deliveries waiting for their seal, read from the sequencer's queue: as short as the
+    backlog, where an anti-join of every delivery ever received with its seal grew with the
+    archive (68-80 ms at 200,000 messages, issue 20). Each queued delivery is still checked for
+    a seal (by key, one row each): one sealed is not pending, whatever the queue says."""
+    return PendingDelivery.objects.filter(delivery__seal__isnull=True)
 
 
 def measure_backlog() -> Backlog:
     """One query: the oldest pending delivery's arrival (by id, the order the sequencer seals)."""
-    oldest = _pending().order_by("id").values_list("received_at", flat=True).first()
+    oldest = (
+        _pending().order_by("delivery_id").values_list("delivery__received_at", flat=True).first()
+    )
     return Backlog(oldest_pending=oldest, measured_at=timezone.now())
 
 
 def check_backlog(backlog: Backlog | None = None) -> bool:
     """Raise or clear the backlog alarm; log at ERROR once when an episode starts. Returns whether
-    the alarm is raised. Two reads when nothing changes, but measuring is the sequencer's own
-    pending query, which reads every sealed delivery's key (0.3 s at 500,000): call it about once
-    a minute, not on every tick of a loop."""
+    the alarm is raised. Two short reads when nothing changes (the queue's head, the alarm's
+    row), whatever the archive's size; still meant for about once a minute, not every tick of
+    a loop."""
     if backlog is None:
         backlog = measure_backlog()
     raised = BacklogAlarm.objects.filter(pk=1, raised_at__isnull=False).exists()
