@@ -317,22 +317,26 @@ class LookupKeys:
     """The keys a batch looks up in the archive before planning."""
 
     channels: set[str]  # phone_number_id
-    wamids: set[str]
+    wamids: set[str]  # the messages'
+    statuses: set[str]  # the wamids the statuses are about
     participants: set[str]
     conversations: set[str]  # the participants' keys and the groups'
 
 
 def lookup_keys(items: list[Item]) -> LookupKeys:
     channels = {i.phone_number_id for i in items}
-    wamids = {
-        i.raw["id"]
-        for i in items
-        if i.kind in ("message", "status")
-        and isinstance(i.raw, dict)
-        and isinstance(i.raw.get("id"), str)
-    }
+    wamids: dict[str, set[str]] = {"message": set(), "status": set()}
+    for i in items:
+        if i.kind in wamids and isinstance(i.raw, dict) and isinstance(i.raw.get("id"), str):
+            wamids[i.kind].add(i.raw["id"])
     participants = {key for item in items for key in _participant_keys(item)}
-    return LookupKeys(channels, wamids, participants, participants | _group_keys(items))
+    return LookupKeys(
+        channels,
+        wamids["message"],
+        wamids["status"],
+        participants,
+        participants | _group_keys(items),
+    )
 
 
 def pending(size: int) -> QuerySet[Any]:
@@ -361,13 +365,15 @@ def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str
     archive). Keys go as one array parameter each (= ANY), not thousand-placeholder IN lists."""
     ids = sorted(channels[c].pk for c in keys.channels if c in channels)
     queries: dict[str, QuerySet[Any]] = {}
+    # a message's wamid is looked up among messages, a status's among statuses: a batch of
+    # 2,000 messages used to probe the statuses' index for all 2,000 as well
     if keys.wamids and ids:
-        wamids = sorted(keys.wamids)
         queries["messages"] = Message.objects.filter(
-            _any(Message, "channel", ids), _any(Message, "wamid", wamids)
+            _any(Message, "channel", ids), _any(Message, "wamid", sorted(keys.wamids))
         ).values_list("channel_id", "wamid")
+    if keys.statuses and ids:
         queries["statuses"] = StatusEvent.objects.filter(
-            _any(StatusEvent, "channel", ids), _any(StatusEvent, "wamid", wamids)
+            _any(StatusEvent, "channel", ids), _any(StatusEvent, "wamid", sorted(keys.statuses))
         ).values_list("channel_id", "wamid", "status", "occurred_at")
     if keys.participants:
         by_key = _any(Participant, "key", sorted(keys.participants))
@@ -403,6 +409,7 @@ def _load_existing(batch: Batch, items: list[Item]) -> None:
     queries = existing_queries(batch.channels, lookup_keys(items))
     if "messages" in queries:
         batch.messages = set(queries["messages"])
+    if "statuses" in queries:
         batch.statuses = set(queries["statuses"])
     if "participants" in queries:
         batch.participants = {p.key: p for p in queries["participants"]}

@@ -45,7 +45,8 @@ sweep, the backlog alarm, anchoring, checkpoints) run as they would.
 
 Environment: BENCH_CAPTURE_E2E_MESSAGES (10000), BENCH_CAPTURE_ARCHIVE (0), BENCH_E2E_QCLUSTER
 (1), BENCH_E2E_DEBUG (unset: as `make run`), BENCH_SQL_TIMING=1 (the sealer's statements, timed),
-BENCH_E2E_PROFILE=1 (a cProfile of the sealer process), BENCH_E2E_PHASES=1 (its phases, timed).
+BENCH_E2E_PROFILE=1 (a cProfile of the sealer process), BENCH_E2E_PHASES=1 (its phases, timed),
+BENCH_E2E_WARMUP (2000: messages sealed in this process before the clock starts, `warm_up`).
 The 10M figure, once the 10M archive is built:
 
     CLIENTWINDOW_THROWAWAY_DURABLE=1 BENCH_E2E_PHASES=1 BENCH_CAPTURE_ARCHIVE=10k,10M \
@@ -53,7 +54,9 @@ The 10M figure, once the 10M archive is built:
       tests/performance/test_bench_capture_e2e.py -q -s -p no:randomly --no-header
 """
 
+import collections
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -71,7 +74,7 @@ from psycopg import sql
 from archive import ledger
 from archive.verify import verify_ledger
 from messaging import sequencer
-from messaging.models import Channel, Delivery, Message
+from messaging.models import Channel, Delivery, Message, StatusEvent
 from tests.conftest import superuser_connect
 from tests.performance import bench_load, bench_review
 from tests.performance.archive_scale import ScaleArchive, open_archive, size_of
@@ -137,6 +140,7 @@ SENDERS = 16
 DEADLINE = 300.0
 FILL_CHUNK = 500  # deliveries stored, then sealed, per round of the archive fill
 TARGET = 1_500.0
+WARMUP = int(os.environ.get("BENCH_E2E_WARMUP", "2000"))  # messages sealed before the clock
 PLAN_WIDTH = 160
 COPY_UP_TO = 1_000_000  # a cached archive up to this size is written on a copy (45 GB at 10M)
 
@@ -253,11 +257,18 @@ def sequencer_plans(first_delivery: int) -> list[str]:
     run's newest deliveries reads (present keys) and what a batch of new ones would (absent)."""
     deliveries = list(Delivery.objects.filter(id__gt=first_delivery).order_by("-id")[:100])
     items = [i for d in deliveries for i in sequencer.cloud_api.parse(bytes(d.body))]
-    keys = sequencer.lookup_keys(items)
     channels = {c.phone_number_id: c for c in Channel.objects.all()}
+    # a batch of the run's messages, and as many statuses as the archive's newest (a capture
+    # batch of text messages looks no status up; a delivery of statuses does)
+    keys = dataclasses.replace(
+        sequencer.lookup_keys(items),
+        channels=set(channels),
+        statuses=set(StatusEvent.objects.order_by("-id").values_list("wamid", flat=True)[:2000]),
+    )
     absent = sequencer.LookupKeys(
         channels=keys.channels,
         wamids={w + "-new" for w in keys.wamids},
+        statuses={w + "-new" for w in keys.wamids},
         participants={k + "0" for k in keys.participants},
         conversations={k + "0" for k in keys.conversations},
     )
@@ -361,9 +372,9 @@ def cached_run(size: ArchiveSize, prefix: str) -> dict[str, Any]:
         after = ledger_size()
         run["durable"], run["growth"] = durable, (before, after, writable)
         say(
-            f"   ledger {before[0]:,} → {after[0]:,} entries (+{after[0] - before[0]:,}: the run's"
-            f" {run['entries']:,} and the ceiling's as many), newest message id {before[1]:,} →"
-            f" {after[1]:,}"
+            f"   ledger {before[0]:,} → {after[0]:,} entries (+{after[0] - before[0]:,}: the"
+            f" warm-up's {run['warmed']:,}, the run's {run['entries']:,} and the ceiling's as"
+            f" many), newest message id {before[1]:,} → {after[1]:,}"
             + ("; on the copy, dropped now" if writable else "; kept in the cached archive")
         )
     return run
@@ -382,16 +393,17 @@ def e2e_run(
     """The measured run, then its checks, the plans, and the ceilings on the same database:
     `env` points the processes at it, `source` overrides the load's channel and clients."""
     deliveries = MESSAGES // PER_DELIVERY
+    config = load_config(
+        "burst", 0, count=deliveries, per_delivery=PER_DELIVERY, connections=SENDERS, prefix=prefix
+    )
+    config.update(source or {})
+    warmed = warm_up(config)
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM messaging_delivery")
         first_delivery = int(cursor.fetchone()[0])
         cursor.execute("SELECT coalesce(max(seq), 0) FROM archive_ledgerentry")
         first_seq = int(cursor.fetchone()[0])
     postmaster = postmaster_pid()
-    config = load_config(
-        "burst", 0, count=deliveries, per_delivery=PER_DELIVERY, connections=SENDERS, prefix=prefix
-    )
-    config.update(source or {})
     sealer_command = [sys.executable, "-m", "tests.performance.bench_sequencer", "sealer"]
     qcluster = [sys.executable, "manage.py", "qcluster"] if QCLUSTER else ["sleep", "3600"]
     sealed_query = (
@@ -437,8 +449,11 @@ def e2e_run(
     appended = time.perf_counter() - began
     raw = raw_write(groups, scratch, since=first_seq)
     batches = batch_sizes(first_delivery)
+    kinds = collections.Counter(fact.kind for group in groups for fact in group)
     return {
         "archive": size,
+        "warmed": warmed,
+        "kinds": kinds,
         "wall": wall,
         "ack": posted["last_answer"] - posted["first_post"],
         "post_p99": posted["latency"]["p99"],
@@ -452,6 +467,30 @@ def e2e_run(
         "check": check,
         "plans": plans,
     }
+
+
+def warm_up(config: dict[str, Any]) -> int:
+    """Seal WARMUP messages like the run's (same channel and clients, new wamids) in this
+    process before the clock starts, after flushing the page cache's dirty pages (os.sync: a
+    copy of the archive just made is still being written back): a running system's write
+    paths are in memory, a cluster just started or copied has them on disk. Returns the
+    ledger entries it added."""
+    os.sync()
+    if not WARMUP:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT size FROM archive_chainhead WHERE id = 1")
+        before = int(cursor.fetchone()[0])
+    bodies = bench_load.build_bodies(
+        {**config, "count": WARMUP // PER_DELIVERY, "prefix": config["prefix"] + "W", "seed": 7}
+    )
+    received = int(time.time())
+    store_deliveries([(body, received) for body in bodies])
+    while sequencer.process_deliveries():
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT size FROM archive_chainhead WHERE id = 1")
+        return int(cursor.fetchone()[0]) - before
 
 
 def check_run(first_delivery: int, deliveries: int) -> str:
@@ -517,6 +556,10 @@ def test_capture_end_to_end(
         say(
             f"   archive {archive_name(run)}: {rate(MESSAGES / run['wall'])} messages/s end to end;"
             f" {run['check']}"
+        )
+        say(
+            "   its ledger entries by kind (the sealer's and what qcluster's tasks appended): "
+            + ", ".join(f"{kind} {n:,}" for kind, n in run["kinds"].most_common(8))
         )
     rows, detail = [], []
     base = MESSAGES / runs[0]["wall"]
