@@ -31,7 +31,9 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pgtrigger
 import pytest
+from django.apps import apps
 from django.db import connection, connections, transaction
 from psycopg import sql
 
@@ -39,7 +41,7 @@ from archive import ledger, signing
 from archive.checkpoints import checkpoint_body, create_checkpoint, key_name, signing_key
 from archive.ledger import Fact, rfc3339
 from archive.merkle import CompactRange, leaf_hash
-from archive.models import Checkpoint
+from archive.models import AppendOnlyModel, Checkpoint, append_only_triggers
 from archive.verify import verify_ledger
 from tests.conftest import superuser_connect, wipe_archive
 from tests.performance.conftest import Figure, median_of, rate, record, say, seconds, table
@@ -643,11 +645,39 @@ def test_checkpoint(million: int) -> None:
 # under the row triggers (archive 0002/0004, retention 0007) and under the statement triggers
 # that replaced them (archive 0006, retention 0010), in alternating rounds of one run, beside
 # the same rows COPYed into plain tables. BENCH_TRIGGER_ENTRIES per round and batch size.
+# The designs (BENCH_TRIGGER_MODES, "row,statement"): "row", everything as before issue 20;
+# "guards", the chain check and retention_record's guards per statement but the append-only
+# tables' `append_only` trigger still per row (the tree before archive 0008, messaging 0015,
+# retention 0011 and review 0006); "statement", everything as migrated now.
 TRIGGER_ENTRIES = int(os.environ.get("BENCH_TRIGGER_ENTRIES", "20000"))
 TRIGGER_BATCHES = (20, 1_000)
 TRIGGER_ROUNDS = 2
+TRIGGER_MODES = os.environ.get("BENCH_TRIGGER_MODES", "row,statement").split(",")
 RECORD_COLUMNS = "seq, kind, channel_id, conversation_id, policy_id, sealed_at, retain_until"
 RAW_RECORD = "bench_raw_record"
+# mode -> (chain check and retention guards, append-only protection)
+TRIGGER_DESIGNS = {
+    "row": ("row", "row"),
+    "guards": ("statement", "row"),
+    "statement": ("statement", "statement"),
+}
+
+
+def append_only_sql(level: str) -> str:
+    """Every append-only table's `append_only` trigger, per row (pgtrigger.Protect, as archive
+    0001 and the other apps' first migrations installed it) or as archive/models.py has it now.
+    Same name and pgid either way: pgtrigger's install SQL drops and recreates it."""
+    if level == "row":
+        trigger = pgtrigger.Protect(
+            name="append_only", operation=pgtrigger.Update | pgtrigger.Delete
+        )
+    else:
+        (trigger,) = [t for t in append_only_triggers() if t.name == "append_only"]
+    return "".join(
+        trigger.compile(model).install_sql
+        for model in apps.get_models()
+        if issubclass(model, AppendOnlyModel) and model._meta.managed
+    )
 
 
 def trigger_sql() -> dict[str, str]:
@@ -660,10 +690,17 @@ def trigger_sql() -> dict[str, str]:
 
 
 def use_triggers(mode: str, current: list[str]) -> None:
-    """Swap the triggers as the owner role (what the migration and its reverse do)."""
+    """Swap the triggers as the owner role (what the migrations and their reverses do)."""
     if current[0] != mode:
+        (guards, append_only), (was_guards, was_append_only) = (
+            TRIGGER_DESIGNS[mode],
+            TRIGGER_DESIGNS[current[0]],
+        )
         with connections["owner"].cursor() as cursor:
-            cursor.execute(trigger_sql()[mode])
+            if guards != was_guards:
+                cursor.execute(trigger_sql()[guards])
+            if append_only != was_append_only:
+                cursor.execute(append_only_sql(append_only))
         connections["owner"].close()
         current[0] = mode
 
@@ -735,7 +772,7 @@ def test_append_row_vs_statement_triggers(
     try:
         for batch in TRIGGER_BATCHES:
             for _ in range(TRIGGER_ROUNDS):
-                for mode in ("row", "statement"):
+                for mode in TRIGGER_MODES:
                     use_triggers(mode, current)
                     for with_records in (False, True):
                         facts = captured(ledger_size(), TRIGGER_ENTRIES)
@@ -778,14 +815,15 @@ def test_append_row_vs_statement_triggers(
             conn.execute(f"DROP TABLE IF EXISTS {RAW_RECORD}")
     total = TRIGGER_ENTRIES * TRIGGER_ROUNDS
     names = {
-        "row": "append, row triggers (before)",
-        "statement": "append, statement triggers (after)",
+        "row": "append, row triggers (before issue 20)",
+        "guards": "append, statement guards, row append_only",
+        "statement": "append, statement triggers (as migrated)",
         "copy": "bare COPY (ceiling)",
         "python": "append's Python work alone",
     }
     rows = []
     for batch in TRIGGER_BATCHES:
-        for what in ("row", "statement", "copy", "python"):
+        for what in (*TRIGGER_MODES, "copy", "python"):
             alone, backed = spent.get((what, batch, False)), spent.get((what, batch, True))
             rows.append(
                 [
@@ -804,14 +842,18 @@ def test_append_row_vs_statement_triggers(
         )
     )
     for batch in TRIGGER_BATCHES:
+        mode = TRIGGER_MODES[-1]
+        others = ", ".join(
+            f"{m}: {rate(total / spent[m, batch, True])}" for m in TRIGGER_MODES[:-1]
+        )
         record(
             Figure(
-                f"append + records, statement triggers, batch {batch:,}",
-                total / spent["statement", batch, True],
+                f"append + records, {mode} triggers, batch {batch:,}",
+                total / spent[mode, batch, True],
                 "entries/s",
                 total / spent["copy", batch, True],
                 "bare COPY",
-                f"row triggers: {rate(total / spent['row', batch, True])}",
+                others,
             )
         )
     report = verify_ledger()

@@ -723,6 +723,65 @@ def explain_dispose(batch: int) -> dict[str, Any]:
     return {"seqs": len(seqs), "totals": totals, "steps": steps}
 
 
+# Issue 20: the append-only trigger per row or per statement, on the same 1,000 seqs in one run.
+# retention_dispose() rolled back, the designs alternated forward then backward
+# (BENCH_DISPOSE_PAIRED rounds), so that the machine's noise and the dead rows each rolled-back
+# call leaves fall on every design alike; "all triggers off" is the ceiling (no trigger at all).
+PAIRED = int(os.environ.get("BENCH_DISPOSE_PAIRED", "4"))
+PAIRED_VARIANTS = {
+    "row triggers (before issue 20)": ("row", []),
+    "statement guards, append_only per row (before archive 0008)": ("guards", []),
+    "statement triggers (as migrated)": ("statement", []),
+    "all triggers off (session_replication_role = replica)": (
+        "statement",
+        ["SET LOCAL session_replication_role = replica"],
+    ),
+}
+
+
+def paired_dispose(batch: int) -> dict[str, list[float]]:
+    seqs = list(
+        disposition.due(disposition.frontier()[0])
+        .order_by("entry_id")
+        .values_list("entry_id", flat=True)[:batch]
+    )
+    current = ["statement"]  # as migrated
+    spent: dict[str, list[float]] = {name: [] for name in PAIRED_VARIANTS}
+    order = list(PAIRED_VARIANTS)
+    try:
+        dispose_rolled_back(seqs, [])  # warm
+        for i in range(PAIRED):
+            for name in order if i % 2 == 0 else order[::-1]:
+                design, setup = PAIRED_VARIANTS[name]
+                use_triggers(design, current)
+                took, rows, _ = dispose_rolled_back(seqs, setup)
+                assert rows == len(seqs)
+                spent[name].append(took)
+    finally:
+        use_triggers("statement", current)
+    say()
+    say(
+        table(
+            ["design", "median", "min", "max", "per 1,000 records", "1M at this rate"],
+            [
+                [
+                    name,
+                    seconds(statistics.median(times)),
+                    seconds(min(times)),
+                    seconds(max(times)),
+                    seconds(statistics.median(times) * 1_000 / len(seqs)),
+                    seconds(statistics.median(times) * 1_000_000 / len(seqs)),
+                ]
+                for name, times in spent.items()
+            ],
+            title=f"== retention_dispose() on the same {len(seqs):,} seqs, rolled back, designs"
+            f" alternated ({PAIRED} rounds, forward then backward); retention_dispose() alone,"
+            " not a whole batch",
+        )
+    )
+    return spent
+
+
 # --------------------------------------------------------------------------- correctness
 
 
@@ -1137,7 +1196,9 @@ def write_report() -> None:
 # 1,000 msg/s while it runs". An archive of BENCH_DISPOSE_RECORDS due records (about that many
 # messages on the two 0-day channels, 20 per webhook body, sealed by the sequencer), copied
 # once; each round restores it, swaps in the trigger design it names ("row": archive 0002/0004
-# and retention 0007, as before issue 20; "statement": archive 0006 and retention 0010), starts
+# and retention 0007, as before issue 20; "guards": archive 0006 and retention 0010 with the
+# append-only tables' `append_only` trigger still per row; "statement": as migrated, that trigger
+# once per statement too; tests/performance/test_bench_ledger.py use_triggers()), starts
 # capture beside it (a webhook thread storing 20-message deliveries for the 10-year channel at
 # BENCH_DISPOSE_CAPTURE_RATE messages/s, a sequencer thread sealing them with process_batch()),
 # and runs plan() with DISPOSITION_BATCH as the round names. Rounds: BENCH_DISPOSE_ROUNDS,
@@ -1328,6 +1389,8 @@ def dispose_archive(django_db_setup: None, django_db_blocker: Any) -> Iterator[d
             vacuum_analyze()
             if EXPLAIN:  # where a batch's time goes, statement by statement and in triggers
                 built["explain"] = explain_dispose(1_000)
+            if PAIRED:  # the trigger designs on the same seqs, alternated
+                built["paired"] = paired_dispose(1_000)
             clone_database(TEST_DB, DISPOSE_TEMPLATE)
             yield built
         finally:
