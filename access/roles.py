@@ -8,7 +8,8 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import connection
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -135,14 +136,51 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# A user's groups and both kinds of permission in one statement (the three that Django's
+# ModelBackend and a plain `groups` read would send): every portal request asks for the roles
+# (role_required) and for a permission (review.access), and reads them fresh, so a role or
+# permission taken away counts from the next request, in every process, with nothing to
+# invalidate. The tables are django.contrib.auth's own.
+_AUTHORIZATION = """
+SELECT
+  ARRAY(SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id
+        WHERE ug.user_id = %(user)s),
+  ARRAY(SELECT ct.app_label || '.' || p.codename FROM auth_permission p
+        JOIN django_content_type ct ON ct.id = p.content_type_id
+        JOIN auth_user_user_permissions up ON up.permission_id = p.id
+        WHERE up.user_id = %(user)s),
+  ARRAY(SELECT ct.app_label || '.' || p.codename FROM auth_permission p
+        JOIN django_content_type ct ON ct.id = p.content_type_id
+        JOIN auth_group_permissions gp ON gp.permission_id = p.id
+        JOIN auth_user_groups ug ON ug.group_id = gp.group_id
+        WHERE ug.user_id = %(user)s)
+"""
+
+
 def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    """The user's roles, read once per request (the user object is the request's own).
+
+    A user model other than django.contrib.auth's, or a superuser (whom ModelBackend gives
+    every permission), is read the ordinary way. For the others, the permissions read with the
+    roles are handed to ModelBackend as the caches it would have filled itself (`_user_perm_cache`,
+    `_group_perm_cache`, `_perm_cache`), so `has_perm` sends no statement of its own."""
     if not user.is_authenticated:
         return []
     cached: list[str] | None = getattr(user, "_clientwindow_roles", None)
     if cached is not None:  # asked by role_required and again by the template context
         return cached
-    groups = getattr(user, "groups", None)
-    names = set(groups.values_list("name", flat=True)) if groups is not None else set()
+    if not isinstance(user, User) or user.pk is None:
+        groups = getattr(user, "groups", None)
+        names = set(groups.values_list("name", flat=True)) if groups is not None else set()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_AUTHORIZATION, {"user": user.pk})
+            group_names, own, through_groups = cursor.fetchone()
+        names = set(group_names)
+        if user.is_active and not user.is_superuser and not hasattr(user, "_perm_cache"):
+            user._user_perm_cache = set(own)  # type: ignore[attr-defined]
+            user._group_perm_cache = set(through_groups)  # type: ignore[attr-defined]
+            user._perm_cache = {*own, *through_groups}  # type: ignore[attr-defined]
     roles = [role for role in ROLES if role in names]
     user._clientwindow_roles = roles  # type: ignore[attr-defined]
     return roles

@@ -1,8 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission, User
+from django.urls import reverse
 from rest_framework.test import APIClient
 
-from access.roles import ROLE_PERMISSIONS, ROLES
+from access.roles import REVIEWER, ROLE_PERMISSIONS, ROLES, roles_of
 from clientwindow.tokens import new_token
 
 pytestmark = pytest.mark.django_db
@@ -33,3 +35,54 @@ def test_the_api_schema_answers_only_users_with_a_role(outsider, auditor):
 
     assert schema(outsider).status_code == 403
     assert schema(auditor).status_code == 200
+
+
+def fresh(user):
+    """The user as a request sees it: read again, nothing cached on it."""
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_it_reads_roles_and_permissions_in_one_statement(
+    role, make_user, django_assert_num_queries
+):
+    user = fresh(make_user(f"one-{role}", role))
+    with django_assert_num_queries(1):
+        assert roles_of(user) == [role]
+        assert user.has_perm("review.read_archive")
+        assert not user.has_perm("archive.add_ledgerentry")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_it_gives_the_permissions_django_would(role, make_user):
+    user = make_user(f"same-{role}", role)
+    user.user_permissions.add(Permission.objects.get(codename="create_export"))
+    folded, plain = fresh(user), fresh(user)
+    roles_of(folded)
+    assert folded.get_all_permissions() == ModelBackend().get_all_permissions(plain)
+    assert folded.get_group_permissions() == ModelBackend().get_group_permissions(plain)
+    assert folded.get_user_permissions() == {"exports.create_export"}
+
+
+def test_it_leaves_a_superuser_every_permission(make_user):
+    user = make_user("root")
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    user = fresh(user)
+    roles_of(user)
+    assert user.has_perm("archive.view_ledgerentry")
+
+
+def test_a_revoked_reviewer_loses_access_at_the_next_request(reviewer, client):
+    client.force_login(reviewer)
+    assert client.get(reverse("review:search"), {"q": "fund"}).status_code == 200
+    reviewer.groups.clear()
+    assert client.get(reverse("review:search"), {"q": "fund"}).status_code == 403
+
+
+def test_a_permission_taken_from_a_role_counts_at_the_next_request(reviewer, client):
+    client.force_login(reviewer)
+    assert client.get(reverse("review:conversations")).status_code == 200
+    group = Group.objects.get(name=REVIEWER)
+    group.permissions.remove(Permission.objects.get(codename="read_archive"))
+    assert client.get(reverse("review:conversations")).status_code == 403
