@@ -142,7 +142,12 @@ class SearchForm(forms.Form):
     """The search page's query string: what is valid, with a message for what is not."""
 
     q = forms.CharField(required=False, max_length=500, label="Search")
-    channel = ListedChoiceField(Channel.objects.all(), required=False, empty_label="any")
+    # What a channel's label shows (Channel.__str__), never its access token.
+    channel = ListedChoiceField(
+        Channel.objects.only("id", "name", "display_number", "phone_number_id"),
+        required=False,
+        empty_label="any",
+    )
     participant = forms.CharField(
         required=False, max_length=100, help_text="A name or part of a number."
     )
