@@ -282,3 +282,18 @@ def test_legal_hold_names_and_contents_do_not_reach_reviewers_through_search(
     assert held.context["form"].errors == missing.context["form"].errors != {}
     client.force_login(legal)
     assert client.get(reverse("review:search"), {"hold": hold.pk}).context["results"].hits
+
+
+def test_the_page_lists_the_clients_a_search_names(client: Any, reviewer: Any, words: Any) -> None:
+    client.force_login(reviewer)
+    html = client.get(reverse("review:search"), {"q": "jonas"}).content.decode()
+    (convo,) = search.people("jonas")
+    link = reverse("review:conversation", args=[convo.pk])
+    assert f'<li><a href="{link}">+4915112345678</a>' in html
+    assert f"{convo.summary.message_count} messages, last <time" in html
+
+
+def test_the_page_says_when_nothing_matches(client: Any, reviewer: Any, words: Any) -> None:
+    client.force_login(reviewer)
+    html = client.get(reverse("review:search"), {"q": "nowhere-to-be-found"}).content.decode()
+    assert "<li>No messages match.</li>" in html and "0 messages" in html
