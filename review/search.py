@@ -52,7 +52,10 @@ from review.transcript import ASC, DESC
 
 PAGE_SIZE = 25
 COUNT_CAP = 1000  # counting every match of a common word costs more than it tells
-RELEVANCE_WITHIN = 5_000  # relevance ranks the newest matches only (see _ranked)
+# Relevance ranks the newest matches only (see ranked): each costs a ts_rank over its vector,
+# ~20-30 us read in time order, so 5,000 took 100-400 ms at 1,000,000 messages and 1,000 takes
+# 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
+RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
