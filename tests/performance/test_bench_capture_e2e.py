@@ -57,7 +57,6 @@ The 10M figure, once the 10M archive is built:
 
 import collections
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -259,12 +258,17 @@ def sequencer_plans(first_delivery: int) -> list[str]:
     deliveries = list(Delivery.objects.filter(id__gt=first_delivery).order_by("-id")[:100])
     items = [i for d in deliveries for i in sequencer.cloud_api.parse(bytes(d.body))]
     channels = {c.phone_number_id: c for c in Channel.objects.all()}
-    # a batch of the run's messages, and as many statuses as the archive's newest (a capture
-    # batch of text messages looks no status up; a delivery of statuses does)
-    keys = dataclasses.replace(
-        sequencer.lookup_keys(items),
-        channels=set(channels),
-        statuses=set(StatusEvent.objects.order_by("-id").values_list("wamid", flat=True)[:2000]),
+    keys = sequencer.lookup_keys(items)  # a batch of the run's messages: no status among them
+    # a batch of statuses: the archive's newest 2,000 (on whichever channels they are)
+    newest = list(
+        StatusEvent.objects.order_by("-id").values_list("channel__phone_number_id", "wamid")[:2000]
+    )
+    statuses = sequencer.LookupKeys(
+        channels={c for c, _ in newest},
+        wamids=set(),
+        statuses={w for _, w in newest},
+        participants=set(),
+        conversations=set(),
     )
     absent = sequencer.LookupKeys(
         channels=keys.channels,
@@ -276,7 +280,7 @@ def sequencer_plans(first_delivery: int) -> list[str]:
     lines: list[str] = []
     lines += explain("pending deliveries (none pending)", sequencer.pending(sequencer.BATCH))
     lines += explain("channels", Channel.objects.all())
-    for name, found in (("present", keys), ("absent", absent)):
+    for name, found in (("present", keys), ("present", statuses), ("absent", absent)):
         for label, query in sequencer.existing_queries(channels, found).items():
             lines += explain(f"{label}, {name} keys", query)
     return lines
