@@ -68,14 +68,30 @@ class PendingDelivery(models.Model):
     batch reads this short table instead of anti-joining every delivery ever received with its
     seal (25 ms at 31,000 deliveries, growing with the archive: issue 20).
 
-    The truth stays `DeliverySeal`: a delivery without one is pending (messaging/health.py's
-    backlog alarm reads that). A row is added by Delivery's `queue_pending` trigger and deleted
-    by the sequencer in the transaction that seals its delivery, so a batch rolled back leaves
-    it queued. Not evidence, so an ordinary table (the runtime role may delete from it)."""
+    A row is added by Delivery's `queue_pending` trigger and deleted by the sequencer in the
+    transaction that seals its delivery, so a batch rolled back leaves it queued. The backlog
+    alarm (messaging/health.py) reads the queue too, so a row deleted without its seal would hide
+    a delivery from both for ever: `leaves_with_seal` refuses that at commit, whoever deletes.
+    Not evidence, so an ordinary table otherwise (the runtime role may delete from it)."""
 
     delivery = models.OneToOneField(
         Delivery, on_delete=models.DO_NOTHING, primary_key=True, related_name="+"
     )
+
+    class Meta:
+        triggers = [
+            pgtrigger.Trigger(
+                name="leaves_with_seal",
+                when=pgtrigger.After,
+                operation=pgtrigger.Delete,
+                timing=pgtrigger.Deferred,  # the sequencer takes the row before it seals
+                func="IF NOT EXISTS (SELECT 1 FROM messaging_deliveryseal"
+                " WHERE delivery_id = OLD.delivery_id) THEN"
+                " RAISE EXCEPTION 'messaging: delivery % left the queue without its seal',"
+                " OLD.delivery_id USING ERRCODE = 'integrity_constraint_violation';"
+                " END IF; RETURN NULL;",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"delivery {self.delivery_id} pending"

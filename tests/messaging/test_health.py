@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
@@ -177,3 +178,18 @@ def test_it_raises_the_alarm_for_what_came_in_after_a_sealing(oldest, errors):
         "ingestion backlog: 1 deliveries waiting to be sealed, the oldest for 6 minutes"
         " (alarm after 5)"
     ]
+
+
+def test_a_delivery_leaves_the_queue_only_with_its_seal(oldest):
+    """The alarm and the sequencer both read the queue: a row deleted without its seal would
+    hide a delivery from both, so PostgreSQL refuses it at commit, whoever deletes it."""
+    process_deliveries()  # takes each row before it seals: checked at commit, as here
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    late = Delivery.objects.create(body=b"{}")
+    with (
+        pytest.raises(IntegrityError, match="left the queue without its seal"),
+        transaction.atomic(),
+    ):
+        PendingDelivery.objects.filter(delivery=late).delete()
+    assert measure_backlog().oldest_pending == late.received_at
