@@ -27,7 +27,7 @@ Each round, one per BENCH_RETENTION_BATCHES size:
 
 Before the rounds: EXPLAIN (ANALYZE, BUFFERS) of a batch's candidate query, of the counting
 query and of two of the sequencer's per-call queries, and retention_dispose() on the first batch
-in transactions rolled back: as it runs, with the row triggers off (their cost), and under
+in transactions rolled back: as it runs, with every trigger off (their cost), and under
 auto_explain (each statement inside it).
 Figures go to var/bench/retention.json. Benchmarks report figures; they assert correctness only.
 
@@ -656,8 +656,8 @@ def dispose_rolled_back(seqs: list[int], setup: list[str]) -> tuple[float, int, 
 
 
 def explain_dispose(batch: int) -> dict[str, Any]:
-    """retention_dispose() on the first batch, each time rolled back: as it runs, with the row
-    triggers off (their cost), and under auto_explain (each statement inside it)."""
+    """retention_dispose() on the first batch, each time rolled back: as it runs, with every
+    trigger off (their cost), and under auto_explain (each statement inside it)."""
     seqs = list(
         disposition.due(disposition.frontier()[0])
         .order_by("entry_id")
@@ -665,7 +665,7 @@ def explain_dispose(batch: int) -> dict[str, Any]:
     )
     variants = {
         "as it runs (first call: cold)": [],
-        "row triggers off (session_replication_role = replica)": [
+        "every trigger off (session_replication_role = replica)": [
             "SET LOCAL session_replication_role = replica"
         ],
         "as it runs (again: warm)": [],
