@@ -1,8 +1,18 @@
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
 from hypothesis import given
 from hypothesis import strategies as st
 
-from review.templatetags.review_tags import conversation_url, preview
+from review.templatetags.review_tags import conversation_url, pk_url, preview, when
 
 
 @given(st.integers(min_value=1, max_value=2**63 - 1))
@@ -18,3 +28,47 @@ def test_it_previews_a_text_as_truncatechars_would(text: str, length: int) -> No
         assert shown == text
     else:
         assert shown == text[: length - 1] + "…"
+
+
+@pytest.mark.parametrize("name", ["review:conversation", "review:media", "review:flag_message"])
+@given(pk=st.integers(min_value=1, max_value=2**63 - 1))
+def test_it_gives_an_address_with_an_id_as_reverse_does(name: str, pk: int) -> None:
+    assert pk_url(name, pk) == reverse(name, args=[pk])
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1),  # strftime writes year 999 as "999", the filter "0999"
+        timezones=st.sampled_from([UTC, ZoneInfo("Asia/Kolkata")]),
+    )
+)
+def test_it_shows_a_time_as_the_date_filter_would(moment: datetime) -> None:
+    local = timezone.localtime(moment)
+    expected = format_html(
+        '<time datetime="{}" title="{} UTC">{}</time>',
+        moment.isoformat(),
+        moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        date_format(local, "Y-m-d H:i"),
+    )
+    assert when(moment) == expected
+    assert when(moment, "Y-m-d H:i:s").endswith(f">{date_format(local, 'Y-m-d H:i:s')}</time>")
+    assert when(moment, "j M Y").endswith(f">{date_format(local, 'j M Y')}</time>")
+
+
+@pytest.mark.django_db
+def test_a_transcript_asks_the_users_permissions_and_csrf_token_once_a_page(
+    client: Any, reviewer: Any, world: Any
+) -> None:
+    """The per-row actions (tag picker, flag form) keep what they look up for the whole page,
+    not for one row: every row renders in a partial of its own."""
+    tags = mock.patch.object(User, "has_perm", autospec=True, side_effect=User.has_perm)
+    client.force_login(reviewer)
+    with tags as has_perm:
+        response = client.get(reverse("review:conversation", args=[world.amelia.pk]))
+    html = response.content.decode()
+    rows = html.count('<li class="msg ')
+    assert rows >= 3
+    asked = [c.args[1] for c in has_perm.call_args_list]
+    assert asked.count("review.raise_flag") == 1 and asked.count("review.tag_archive") <= 2
+    assert html.count('<details class="flagform">') == rows + 1  # and the conversation's
+    assert html.count('<details class="tagform">') == rows
