@@ -5,7 +5,7 @@ import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import template
@@ -158,8 +158,7 @@ def _page(context: template.Context) -> dict[str, Any]:
     itself: every partial (each row's, template_partials) renders in a fresh isolated state of
     it, so a cache kept there lasted one row. Its bottom layer lives as long as the page's
     Context, i.e. one render."""
-    page: dict[str, Any] = context.render_context.dicts[0]
-    return page
+    return cast(dict[str, Any], context.render_context.dicts[0])
 
 
 def _allowed(context: template.Context, permission: str) -> bool:
