@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Exists, Max, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
-from messaging.media import due_messages
+from messaging.media import count_due
 from messaging.models import (
     Attachment,
     BacklogAlarm,
@@ -142,7 +142,7 @@ def ingestion_health() -> IngestionHealth:
         duplicates=seals["duplicates"] or 0,
         unparsed=UnparsedItem.objects.count(),
         unknown_channel=UnparsedItem.objects.filter(reason__startswith="unknown channel").count(),
-        media_pending=len(due_messages(limit=1000)),
+        media_pending=count_due(limit=1000),
         media_failed_attempts=MediaAttempt.objects.count(),
         media_unavailable=Attachment.objects.exclude(outcome=Attachment.Outcome.STORED).count(),
         rejected=list(RejectedWebhook.objects.order_by("-day", "reason")[:30]),

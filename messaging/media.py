@@ -8,12 +8,12 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from archive import ledger, objectstore
@@ -44,21 +44,39 @@ def _sha256_matches(declared: object, hex_digest: str) -> bool:
         return False
 
 
-def due_messages(limit: int = 50) -> Sequence[Message]:
-    """Messages with media, no attachment record yet, and no retry waiting."""
-    now = timezone.now()
-    candidates = (
+def _candidates(limit: int) -> QuerySet[Message]:
+    """The oldest 4 * `limit` messages with media and no attachment record, with their tries."""
+    return (
         Message.objects.filter(type__in=MEDIA_TYPES, attachment__isnull=True)
         .annotate(tries=Count("media_attempts"), last_try=Max("media_attempts__attempted_at"))
-        .select_related("channel", "delivery")
         .order_by("id")[: limit * 4]
     )
-    due = []
-    for message in candidates:
-        wait = min(timedelta(minutes=2 ** max(message.tries - 1, 0)), MAX_BACKOFF)
-        if message.tries == 0 or message.last_try + wait <= now:
-            due.append(message)
-    return due[:limit]
+
+
+def _due(tries: int, last_try: datetime | None, now: datetime) -> bool:
+    """Never tried, or the backoff since the last try (2^(tries-1) minutes, at most 6 h) over."""
+    wait = min(timedelta(minutes=2 ** max(tries - 1, 0)), MAX_BACKOFF)
+    return tries == 0 or last_try is None or last_try + wait <= now
+
+
+def due_messages(limit: int = 50) -> Sequence[Message]:
+    """Messages with media, no attachment record yet, and no retry waiting. Their delivery is
+    read for its time only: not its body (a whole webhook POST, kilobytes to megabytes each)."""
+    now = timezone.now()
+    candidates = (
+        _candidates(limit)
+        .select_related("channel", "delivery")
+        .defer("delivery__body", "delivery__headers")
+    )
+    return [m for m in candidates if _due(m.tries, m.last_try, now)][:limit]
+
+
+def count_due(limit: int = 1000) -> int:
+    """How many messages due_messages(limit) would give (the health page's figure), from the
+    tries alone."""
+    now = timezone.now()
+    tries = _candidates(limit).values_list("tries", "last_try")
+    return min(sum(1 for n, last in tries if _due(n, last, now)), limit)
 
 
 def fetch_pending_media(limit: int = 50) -> int:

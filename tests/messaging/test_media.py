@@ -133,11 +133,15 @@ def test_it_stores_the_same_bytes_once(meta, post, channels_for, image_message):
 def test_it_retries_a_server_error_with_backoff(meta, image_message):
     meta.files[media_id(image_message)] = PHOTO
     meta.plan = [500]
+    assert (media.count_due(), len(media.due_messages())) == (1, 1)
     assert fetch_pending_media() == 0
     assert MediaAttempt.objects.get().error == "media lookup: HTTP 500"
+    assert (media.count_due(), len(media.due_messages())) == (0, 0)  # the health page's figure
     assert fetch_pending_media() == 0  # not due yet: the retry waits
     MediaAttempt.objects.update(attempted_at=timezone.now() - timedelta(minutes=5))
+    assert (media.count_due(), len(media.due_messages())) == (1, 1)
     assert fetch_pending_media() == 1
+    assert (media.count_due(), len(media.due_messages())) == (0, 0)
 
 
 def test_it_retries_a_hash_that_does_not_match(meta, image_message):

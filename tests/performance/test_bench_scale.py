@@ -17,6 +17,9 @@ sequencer; built on first use: ~1 min at 10k, ~1 h at 1M here, hours at 10M). Fo
    large table (what VACUUM's freeze pass and the chain check read), building one btree on
    messages and one on the ledger (rolled back), and a fixed-size disposition read (the oldest
    10,000 due retention records).
+5. What the running system reads about itself whatever the traffic: the health figures the home
+   page and /api/v1/health/ show (messaging.health.ingestion_health) and the every-minute
+   backlog alarm (check_backlog), each statement timed, median of 3.
 
 Environment: BENCH_SCALE (unset: 10k and 1M; "10M": 10k, 1M and 10M), BENCH_SCALE_SIZES
 (a comma list, overrides both), BENCH_SCALE_BATCHES (3). Figures go to var/bench/scale.json
@@ -81,6 +84,7 @@ class Shape:
     linear: dict[str, float] = field(default_factory=dict)
     kinds: dict[str, dict[str, int]] = field(default_factory=dict)
     build: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, float] = field(default_factory=dict)
 
 
 SHAPES: list[Shape] = []
@@ -261,6 +265,39 @@ def linear_costs(archive: ScaleArchive, shape: Shape) -> None:
         shape.linear["the oldest 10,000 due retention records"] = time.perf_counter() - t0
 
 
+# --------------------------------------------------------------------------- status pages
+
+
+def status_pages(shape: Shape) -> None:
+    """ingestion_health() and check_backlog() as the home page, the monitoring API and the
+    every-minute alarm call them (read-only), each statement timed: median of 3."""
+    from messaging.health import check_backlog, ingestion_health
+
+    runs: list[dict[str, float]] = []
+    seen: dict[str, float] = {}
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = normalized(sql)
+            seen[key] = seen.get(key, 0.0) + time.perf_counter() - t0
+
+    for _ in range(3):
+        seen.clear()
+        with connection.execute_wrapper(timed):
+            t0 = time.perf_counter()
+            ingestion_health()
+            seen["ingestion_health(), whole"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            check_backlog()
+            seen["check_backlog(), whole"] = time.perf_counter() - t0
+        runs.append(dict(seen))
+    keys = {k for r in runs for k in r}
+    shape.status = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+
+
 # --------------------------------------------------------------------------- the benchmark
 
 
@@ -295,6 +332,8 @@ def shapes(django_db_blocker: Any) -> Iterator[list[Shape]]:
                 table_sizes(archive, shape)
                 entry_kinds(archive, shape)
                 linear_costs(archive, shape)
+                with archive.django():
+                    status_pages(shape)
                 with on_a_copy(archive) as scratch, scratch.django():
                     batches(shape, explain=messages == largest)
             SHAPES.append(shape)
@@ -471,3 +510,35 @@ def test_linear_costs(shapes: list[Shape]) -> None:
             title="== what grows with the archive (the partitioning question)",
         )
     )
+
+
+def test_status_pages(shapes: list[Shape]) -> None:
+    base, top = shapes[0], shapes[-1]
+    keys = sorted(top.status, key=lambda k: (not k.endswith("whole"), -top.status[k]))
+    rows = [
+        [
+            key[:PLAN_WIDTH],
+            *[seconds(s.status.get(key, 0.0)) for s in shapes],
+            f"{top.status[key] / base.status[key]:.1f}" if base.status.get(key) else "-",
+        ]
+        for key in keys
+    ]
+    labels = [s.label for s in shapes]
+    say(
+        table(
+            ["statement", *labels, f"{top.label}/{base.label}"],
+            rows,
+            title="== what the running system reads about itself: the health figures (home"
+            " page, /api/v1/health/) and the every-minute backlog alarm, median of 3",
+        )
+    )
+    for name in ("ingestion_health(), whole", "check_backlog(), whole"):
+        record(
+            Figure(
+                f"{name.split(',')[0]} at {top.label}",
+                top.status[name],
+                "s",
+                ceiling=base.status[name],
+                ceiling_label=f"at {base.label}",
+            )
+        )
