@@ -84,8 +84,14 @@ class Content(AppendOnlyModel):
     The envelope holds only `sha256(tag ‖ salt ‖ content)`; this row lets anyone recompute it.
     """
 
+    # No index of its own: content_unique_per_entry (seq, name) leads with it, and a second
+    # btree on seq cost 50 bytes and one more index insertion per content (three a message).
     entry = models.ForeignKey(
-        LedgerEntry, on_delete=models.PROTECT, db_column="seq", related_name="contents"
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        db_column="seq",
+        related_name="contents",
+        db_index=False,
     )
     name = models.TextField()
     salt = models.BinaryField()

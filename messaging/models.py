@@ -205,8 +205,10 @@ class Message(AppendOnlyModel):
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
     wamid = models.CharField(max_length=250)
+    # Indexed by message_transcript and message_conversation_seq, which lead with it: an index
+    # of its own was one more insertion a message and 22 bytes (docs/SCALE.md §2).
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.PROTECT, related_name="messages"
+        Conversation, on_delete=models.PROTECT, related_name="messages", db_index=False
     )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     source = models.CharField(max_length=32)  # messages, smb_message_echoes, history
@@ -297,7 +299,7 @@ class ConversationSummary(models.Model):
 class StatusEvent(AppendOnlyModel):
     """One status Meta reported for an outbound message: history, never overwritten."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, db_index=False)  # status_once
     wamid = models.CharField(max_length=250)
     status = models.CharField(max_length=32)
     occurred_at = models.DateTimeField()

@@ -186,7 +186,10 @@ class RetentionRecord(models.Model):
     )
     kind = models.CharField(max_length=32)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, null=True, blank=True)
-    conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, null=True, blank=True)
+    # Indexed once, by retention_conversation below (the ForeignKey's own index was a copy).
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.PROTECT, null=True, blank=True, db_index=False
+    )
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT)
     sealed_at = models.DateTimeField()
     retain_until = models.DateTimeField()
