@@ -9,11 +9,11 @@ import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from archive import ledger, objectstore
@@ -44,7 +44,7 @@ def _sha256_matches(declared: object, hex_digest: str) -> bool:
         return False
 
 
-def _candidates(limit: int) -> QuerySet[Message]:
+def _candidates(limit: int) -> Any:  # QuerySet[Message] annotated with tries and last_try
     """The oldest 4 * `limit` messages with media and no attachment record, with their tries."""
     return (
         Message.objects.filter(type__in=MEDIA_TYPES, attachment__isnull=True)
