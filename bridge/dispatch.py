@@ -31,8 +31,7 @@ from django.utils import timezone
 from archive.models import ChainHead
 from exports import eml
 from messaging.inbox import queue
-from messaging.media import MEDIA_TYPES
-from messaging.models import PHONE_EXPORT, Direction, Message
+from messaging.models import MEDIA_TYPES, PHONE_EXPORT, Direction, Message
 from review.transcript import Row, decorate
 
 from . import chat, mail

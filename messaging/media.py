@@ -19,10 +19,9 @@ from django.utils import timezone
 from archive import ledger, objectstore
 from archive.envelope import Fact
 from messaging import graph, hooks
-from messaging.models import Attachment, MediaAttempt, MediaFile, Message
+from messaging.models import MEDIA_TYPES, Attachment, MediaAttempt, MediaFile, Message
 
 logger = logging.getLogger(__name__)
-MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 MEDIA_ID_LIFETIME = timedelta(days=7)  # Meta's media ids from webhooks expire after 7 days
 MAX_BACKOFF = timedelta(hours=6)
 

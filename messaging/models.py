@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -199,6 +199,10 @@ class Direction(models.TextChoices):
 PHONE_EXPORT = "phone_export"
 
 
+# The message types whose payload names a media file to fetch (messaging/media.py).
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+
+
 class Message(AppendOnlyModel):
     """Every item Meta reports as a message, whatever its type: text and media, but also
     reactions, edits and revocations (which point at their target by `target_wamid`)."""
@@ -261,6 +265,10 @@ class Message(AppendOnlyModel):
             # newest-first search (read backwards, stopping at a page), exports, the dashboard
             models.Index(F("sent_at").asc(nulls_first=True), F("id"), name="message_sent"),
             GinIndex(fields=["search"], name="message_search"),
+            # the media still to fetch (messaging/media.py, every minute, and the health page's
+            # count) are read among the messages that carry media, oldest first: without it a
+            # scan of every message (3.6 s at 10M, docs/SCALE.md §7c)
+            models.Index(fields=["id"], condition=Q(type__in=MEDIA_TYPES), name="message_media"),
         ]
 
     def __str__(self) -> str:

@@ -25,8 +25,8 @@ from archive import ledger
 from archive.envelope import Fact, Scalar, rfc3339
 from messaging import hooks, hygiene, summaries
 from messaging.inbox import wake_media_fetcher
-from messaging.media import MEDIA_TYPES
 from messaging.models import (
+    MEDIA_TYPES,
     AccountEvent,
     Channel,
     Conversation,

@@ -37,8 +37,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from access import boundary
-from messaging.media import MEDIA_TYPES
 from messaging.models import (
+    MEDIA_TYPES,
     Channel,
     Conversation,
     Direction,
