@@ -3,7 +3,7 @@ text escaped with its links made inert, and WhatsApp's status ticks."""
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -138,12 +138,13 @@ def tag_options(context: template.Context, tags: Iterable[Any]) -> SafeString:
     """The <option>s of a tag picker, built once per page: a transcript has a picker on every
     message, and rendering the options through the template engine each time cost about a tenth
     of the page with eight tags."""
-    cache = _page(context)
-    if "review_tags:tag_options" not in cache:
-        cache["review_tags:tag_options"] = format_html_join(
+    options: SafeString = _once(
+        context,
+        "tag_options",
+        lambda: format_html_join(
             "", '<option value="{}">{}</option>', ((t.pk, t.name) for t in tags)
-        )
-    options: SafeString = cache["review_tags:tag_options"]
+        ),
+    )
     return options
 
 
@@ -153,31 +154,28 @@ def tag_options(context: template.Context, tags: Iterable[Any]) -> SafeString:
 # (templates/review/transcript.html calls these from them), character for character.
 
 
-def _page(context: template.Context) -> dict[str, Any]:
-    """What these helpers keep for the rest of the page being rendered. Not `render_context`
-    itself: every partial (each row's, template_partials) renders in a fresh isolated state of
-    it, so a cache kept there lasted one row. Its bottom layer lives as long as the page's
-    Context, i.e. one render."""
-    return cast(dict[str, Any], context.render_context.dicts[0])
+def _once(context: template.Context, key: str, make: Callable[[], Any]) -> Any:
+    """`make()` once per page rendered, kept under `key` for the rest of it. Not in
+    `render_context` itself: every partial (each row's, template_partials) renders in a fresh
+    isolated state of it, so a value kept there lasted one row. Its bottom layer lives as long as
+    the page's Context, i.e. one render."""
+    page = cast(dict[str, Any], context.render_context.dicts[0])
+    key = f"review_tags:{key}"
+    if key not in page:
+        page[key] = make()
+    return page[key]
 
 
 def _allowed(context: template.Context, permission: str) -> bool:
     """A permission of the user rendering the page, looked up once per page."""
-    cache = _page(context)
-    key = f"review_tags:perm:{permission}"
-    if key not in cache:
-        user = context.get("user")
-        cache[key] = bool(user is not None and user.has_perm(permission))
-    allowed: bool = cache[key]
-    return allowed
+    user = context.get("user")
+    return bool(
+        _once(context, f"perm:{permission}", lambda: user is not None and user.has_perm(permission))
+    )
 
 
 def _csrf(context: template.Context) -> str:
-    cache = _page(context)
-    if "review_tags:csrf" not in cache:
-        cache["review_tags:csrf"] = CsrfTokenNode().render(context)
-    csrf: str = cache["review_tags:csrf"]
-    return csrf
+    return str(_once(context, "csrf", lambda: CsrfTokenNode().render(context)))
 
 
 @register.simple_tag(takes_context=True)

@@ -174,6 +174,27 @@ def one_batch(seed: int, explain: bool) -> tuple[float, dict[str, float], list[s
     from messaging.sequencer import process_batch
     from tests.performance.conftest import store_deliveries
 
+    plans: list[str] = []
+    spent = 0.0
+    try:
+        with transaction.atomic():
+            store_deliveries(fresh_bodies(seed))
+            t0 = time.perf_counter()
+            with timed_statements() as seen:
+                sealed = process_batch(BATCH_DELIVERIES)
+            spent = time.perf_counter() - t0
+            assert sealed == BATCH_DELIVERIES
+            if explain:
+                plans = explain_selects(seen)
+            raise Rollback
+    except Rollback:
+        pass
+    return spent, by_statement(seen), plans
+
+
+@contextlib.contextmanager
+def timed_statements() -> Iterator[list[tuple[str, Any, float]]]:
+    """Every statement the ORM sends inside the block: its SQL, parameters and seconds."""
     seen: list[tuple[str, Any, float]] = []
 
     def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -183,28 +204,25 @@ def one_batch(seed: int, explain: bool) -> tuple[float, dict[str, float], list[s
         finally:
             seen.append((sql, params, time.perf_counter() - t0))
 
-    plans: list[str] = []
-    spent = 0.0
-    try:
-        with transaction.atomic():
-            store_deliveries(fresh_bodies(seed))
-            t0 = time.perf_counter()
-            with connection.execute_wrapper(timed):
-                sealed = process_batch(BATCH_DELIVERIES)
-            spent = time.perf_counter() - t0
-            assert sealed == BATCH_DELIVERIES
-            if explain:
-                plans = explain_selects(seen)
-            raise Rollback
-    except Rollback:
-        pass
-    by_statement: dict[str, float] = {}
+    with connection.execute_wrapper(timed):
+        yield seen
+
+
+def by_statement(seen: list[tuple[str, Any, float]]) -> dict[str, float]:
+    """Seconds per statement (normalized), savepoints left out."""
+    spent: dict[str, float] = {}
     for sql, _, took in seen:
         if sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):
             continue
         key = normalized(sql)
-        by_statement[key] = by_statement.get(key, 0.0) + took
-    return spent, by_statement, plans
+        spent[key] = spent.get(key, 0.0) + took
+    return spent
+
+
+def median_by_key(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's median over the runs (0 in a run that lacks it)."""
+    keys = {k for r in runs for k in r}
+    return {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
 
 
 def explain_selects(seen: list[tuple[str, Any, float]]) -> list[str]:
@@ -222,8 +240,7 @@ def explain_selects(seen: list[tuple[str, Any, float]]) -> list[str]:
 def batches(shape: Shape, explain: bool) -> None:
     runs = [one_batch(seed, explain and n == 0) for n, seed in enumerate(range(101, 101 + BATCHES))]
     shape.batch_s = statistics.median(r[0] for r in runs)
-    keys = {k for r in runs for k in r[1]}
-    shape.statements = {k: statistics.median(r[1].get(k, 0.0) for r in runs) for k in keys}
+    shape.statements = median_by_key([r[1] for r in runs])
     shape.plans = runs[0][2]
 
 
@@ -274,28 +291,19 @@ def status_pages(shape: Shape) -> None:
     from messaging.health import check_backlog, ingestion_health
 
     runs: list[dict[str, float]] = []
-    seen: dict[str, float] = {}
-
-    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            key = normalized(sql)
-            seen[key] = seen.get(key, 0.0) + time.perf_counter() - t0
-
     for _ in range(3):
-        seen.clear()
-        with connection.execute_wrapper(timed):
+        with timed_statements() as seen:
             t0 = time.perf_counter()
             ingestion_health()
-            seen["ingestion_health(), whole"] = time.perf_counter() - t0
+            health = time.perf_counter() - t0
             t0 = time.perf_counter()
             check_backlog()
-            seen["check_backlog(), whole"] = time.perf_counter() - t0
-        runs.append(dict(seen))
-    keys = {k for r in runs for k in r}
-    shape.status = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+            backlog = time.perf_counter() - t0
+        run = by_statement(seen)
+        run["ingestion_health(), whole"] = health
+        run["check_backlog(), whole"] = backlog
+        runs.append(run)
+    shape.status = median_by_key(runs)
 
 
 # --------------------------------------------------------------------------- the benchmark

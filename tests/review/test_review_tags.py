@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
+from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -61,14 +62,20 @@ def test_a_transcript_asks_the_users_permissions_and_csrf_token_once_a_page(
 ) -> None:
     """The per-row actions (tag picker, flag form) keep what they look up for the whole page,
     not for one row: every row renders in a partial of its own."""
-    tags = mock.patch.object(User, "has_perm", autospec=True, side_effect=User.has_perm)
+    perms = mock.patch.object(User, "has_perm", autospec=True, side_effect=User.has_perm)
+    csrf = mock.patch.object(
+        CsrfTokenNode, "render", autospec=True, side_effect=CsrfTokenNode.render
+    )
     client.force_login(reviewer)
-    with tags as has_perm:
+    with perms as has_perm, csrf as csrf_rendered:
         response = client.get(reverse("review:conversation", args=[world.amelia.pk]))
     html = response.content.decode()
     rows = html.count('<li class="msg ')
     assert rows >= 3
     asked = [c.args[1] for c in has_perm.call_args_list]
     assert asked.count("review.raise_flag") == 1 and asked.count("review.tag_archive") <= 2
+    # the rows' forms share one; the page's own {% csrf_token %} forms render theirs
+    assert csrf_rendered.call_count < rows
+    assert html.count('name="csrfmiddlewaretoken"') >= 2 * rows
     assert html.count('<details class="flagform">') == rows + 1  # and the conversation's
     assert html.count('<details class="tagform">') == rows
