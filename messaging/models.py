@@ -207,11 +207,7 @@ class Message(AppendOnlyModel):
     """Every item Meta reports as a message, whatever its type: text and media, but also
     reactions, edits and revocations (which point at their target by `target_wamid`)."""
 
-    # Indexed by message_once_per_channel and message_target, which lead with it. An index of its
-    # own was one more insertion a message, and search's planner ANDed its bitmap of a third of
-    # the archive with a word's few rows (docs/SCALE.md §7d): search filters the channel through
-    # CHANNEL_UNINDEXED below instead.
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, db_index=False)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT)
     wamid = models.CharField(max_length=250)
     # Indexed by message_transcript and message_conversation_seq, which lead with it: an index
     # of its own was one more insertion a message and 22 bytes (docs/SCALE.md §2).

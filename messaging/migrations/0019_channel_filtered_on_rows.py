@@ -1,16 +1,14 @@
-"""Search filters the channel on the rows its other conditions find (docs/SCALE.md §7d).
+"""Statistics for search's channel condition (review/search.py, docs/SCALE.md §7d).
 
-The foreign key's own index on channel_id goes: message_once_per_channel and message_target
-lead with the channel and serve every lookup by it, and at 10M messages the planner ANDed that
-index's bitmap of a whole channel (3.2M rows, 350-540 ms) with a word's GIN bitmap of a few
-hundred. Search now writes its channel condition as `channel_id + 0`, which no index serves;
-the statistics on that expression give the planner the channel's true share of the messages
-(without them it assumes 0.5 % and sorts every match of a common word instead of reading the
-newest messages first). ANALYZE fills them now rather than at the next autovacuum.
+At 10M messages the planner ANDed the channel index's bitmap of a whole channel (3.2M rows,
+350-540 ms) with a word's GIN bitmap of a few hundred. Search now writes its channel condition
+as `channel_id + 0`, which no index serves; the statistics on that expression give the planner
+the channel's true share of the messages (without them it assumes 0.5 % and sorts every match
+of a common word instead of reading the newest messages first). ANALYZE fills them now rather
+than at the next autovacuum.
 """
 
-import django.db.models.deletion
-from django.db import migrations, models
+from django.db import migrations
 
 
 class Migration(migrations.Migration):
@@ -19,15 +17,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name="message",
-            name="channel",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                to="messaging.channel",
-            ),
-        ),
         migrations.RunSQL(
             "CREATE STATISTICS message_channel_unindexed ON ((channel_id + 0))"
             " FROM messaging_message",
