@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -203,6 +203,11 @@ PHONE_EXPORT = "phone_export"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 
 
+# A message's adjacent word pairs ("the_and"), each a lexeme: what a phrase's words must be
+# (review/search.py). The SQL function is messaging 0020's.
+WORD_PAIRS = Func(F("search"), function="message_word_pairs", output_field=SearchVectorField())
+
+
 class Message(AppendOnlyModel):
     """Every item Meta reports as a message, whatever its type: text and media, but also
     reactions, edits and revocations (which point at their target by `target_wamid`)."""
@@ -265,6 +270,8 @@ class Message(AppendOnlyModel):
             # newest-first search (read backwards, stopping at a page), exports, the dashboard
             models.Index(F("sent_at").asc(nulls_first=True), F("id"), name="message_sent"),
             GinIndex(fields=["search"], name="message_search"),
+            # phrases: the rows where the words stand side by side (messaging 0020)
+            GinIndex(WORD_PAIRS, name="message_phrase_pairs"),
             # the media still to fetch (messaging/media.py, every minute, and the health page's
             # count) are read among the messages that carry media, oldest first: without it a
             # scan of every message (3.6 s at 10M, docs/SCALE.md §7c)

@@ -20,9 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Exists,
     ExpressionWrapper,
     F,
+    Func,
     Max,
     Min,
     OuterRef,
@@ -41,6 +43,7 @@ from django.utils.safestring import SafeString, mark_safe
 from access import boundary
 from messaging.models import (
     MEDIA_TYPES,
+    WORD_PAIRS,
     Channel,
     Conversation,
     Direction,
@@ -48,6 +51,7 @@ from messaging.models import (
     Message,
     ParticipantProfile,
 )
+from review import phrases
 from review.models import ConversationTag, Flag, MessageTag, Tag
 from review.provenance import Imported, author_name, chat_name, imported, linked
 from review.transcript import ASC, DESC
@@ -323,6 +327,26 @@ def text_query(q: str) -> SearchQuery:
     return SearchQuery(q, search_type="websearch", config="simple")
 
 
+def phrase_pairs(q: str) -> Func | None:
+    """The condition on messaging's word-pair index that the phrases `q` requires imply
+    (review/phrases.py), or None. PostgreSQL parses `q` as the search does, so the pairs are
+    those of the very query that runs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT websearch_to_tsquery('simple', %s)::text", [q])
+        (parsed,) = cursor.fetchone()
+    wanted = phrases.pairs_query(parsed)
+    if wanted is None:
+        return None
+    pairs = Func(Value(wanted), template="%(expressions)s::tsquery")
+    return Func(
+        WORD_PAIRS,
+        pairs,
+        template="%(expressions)s",
+        arg_joiner=" @@ ",
+        output_field=BooleanField(),
+    )
+
+
 def participant_conversations(text: str) -> QuerySet[Conversation]:
     """Conversations whose participant's number contains the digits given, or whose name
     (any name they have shown) contains every word given."""
@@ -377,15 +401,19 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     time at a time (_phrase_matches) and its count keeps the budget: its positions are checked
     on each row, and counting a phrase of common words can take far longer than showing it."""
     q = (data.get("q") or "").strip()
-    # A phrase's rows are the rows holding all its words, each read to check their positions:
-    # for two common words, hundreds of thousands at 10M. There the channel index's bitmap
-    # (ANDed before any row is read) saves two thirds of the reads; for every other query it
-    # costs more than it saves (CHANNEL_UNINDEXED).
+    # A phrase's rows are found by its word pairs (phrase_pairs). A phrase that implies none (one
+    # under OR) is checked on every row holding all its words, for two common words hundreds
+    # of thousands at 10M: there the channel index's bitmap, ANDed before any row is read,
+    # saves two thirds of the reads; for every other query it costs more than it saves
+    # (CHANNEL_UNINDEXED).
     phrase = bool(_PHRASE.search(q))
-    messages = filter_messages(messages, data, channel_index=phrase)
+    pairs = phrase_pairs(q) if phrase else None
+    messages = filter_messages(messages, data, channel_index=phrase and pairs is None)
     query = text_query(q) if q else None
     if query is not None:
         messages = messages.filter(search=query)
+    if pairs is not None:
+        messages = messages.filter(pairs)
     sort = data.get("sort") or "newest"
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE

@@ -1,0 +1,154 @@
+"""The word pairs a phrase query implies, for messaging's `message_phrase_pairs` index.
+
+`websearch_to_tsquery` makes `'will' <-> 'you'` of "will you": PostgreSQL's GIN index on the
+search vector finds the rows holding both words and checks their positions on each row, which
+for two common words is most of the archive (1.03M rows for "the and" in one channel at 10M
+messages, 9.3 s). messaging 0020 indexes each message's adjacent pairs as lexemes ("will_you");
+`pairs_query` turns a query into the pairs every match must hold, so the index finds the rows
+where the words stand side by side and the phrase is checked on those only.
+
+The pairs are a necessary condition, never a narrower one: they come only from the phrases the
+query requires (its top-level AND), never from a phrase under OR or NOT, and a pair the index
+leaves out (longer than a lexeme may be) is not asked for. tests/review/test_phrases.py checks
+on PostgreSQL that adding them never changes what a query finds.
+"""
+
+import itertools
+import re
+from dataclasses import dataclass
+
+# A tsquery as PostgreSQL prints it: quoted lexemes ('' and \\ escaped inside, then an optional
+# :* prefix or weights), and the operators ! & | <-> <N> and parentheses.
+_TOKEN = re.compile(r"\s*(?:'((?:[^'\\]|''|\\.)*)'(:[*A-Da-d]+)?|(<->|<\d+>|[!&|()]))")
+LEXEME_LIMIT = 2046  # bytes: PostgreSQL's longest lexeme; the index leaves out longer pairs
+
+
+@dataclass(frozen=True)
+class _Node:
+    op: str  # "word", "!", "&", "|", "<1>", "<2>", ...
+    word: str = ""
+    exact: bool = True  # a word without prefix or weights
+    left: "_Node | None" = None
+    right: "_Node | None" = None
+
+
+def _tokens(text: str) -> list[tuple[str, str, bool]]:
+    found, at = [], 0
+    while at < len(text):
+        if not text[at:].strip():
+            break
+        match = _TOKEN.match(text, at)
+        if match is None:
+            raise ValueError(f"not a tsquery at {at}: {text[at : at + 20]!r}")
+        quoted, suffix, operator = match.groups()
+        if operator is not None:
+            found.append(("<1>" if operator == "<->" else operator, "", True))
+        else:
+            found.append(("word", re.sub(r"''|\\(.)", _unescape, quoted), not suffix))
+        at = match.end()
+    return found
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return "'" if match.group(0) == "''" else match.group(1)
+
+
+class _Parser:
+    """Precedence as PostgreSQL's: ! binds tightest, then <->, then &, then |."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.at = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.at][0] if self.at < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str, bool]:
+        if self.at >= len(self.tokens):
+            raise ValueError("unbalanced tsquery")
+        token = self.tokens[self.at]
+        self.at += 1
+        return token
+
+    def parse(self) -> _Node | None:
+        if not self.tokens:
+            return None
+        node = self.either()
+        if self.peek() is not None:
+            raise ValueError("unbalanced tsquery")
+        return node
+
+    def either(self) -> _Node:
+        node = self.both()
+        while self.peek() == "|":
+            self.take()
+            node = _Node("|", left=node, right=self.both())
+        return node
+
+    def both(self) -> _Node:
+        node = self.followed()
+        while self.peek() == "&":
+            self.take()
+            node = _Node("&", left=node, right=self.followed())
+        return node
+
+    def followed(self) -> _Node:
+        node = self.single()
+        while (op := self.peek()) is not None and op.startswith("<"):
+            self.take()
+            node = _Node(op, left=node, right=self.single())
+        return node
+
+    def single(self) -> _Node:
+        op, word, exact = self.take()
+        if op == "!":
+            return _Node("!", left=self.single())
+        if op == "(":
+            node = self.either()
+            if self.take()[0] != ")":
+                raise ValueError("unbalanced tsquery")
+            return node
+        if op != "word":
+            raise ValueError(f"unexpected {op!r} in tsquery")
+        return _Node("word", word=word, exact=exact)
+
+
+def _required(node: _Node) -> list[_Node]:
+    """The parts every match must satisfy: the operands of the top-level AND."""
+    if node.op == "&":
+        assert node.left is not None and node.right is not None
+        return _required(node.left) + _required(node.right)
+    return [node]
+
+
+def _phrase_words(node: _Node) -> list[str] | None:
+    """The words of a phrase of exact words each right after the last, in order; else None."""
+    if node.op == "word":
+        return [node.word] if node.exact else None
+    if node.op != "<1>":
+        return None
+    assert node.left is not None and node.right is not None
+    left, right = _phrase_words(node.left), _phrase_words(node.right)
+    return None if left is None or right is None else left + right
+
+
+def pairs(tsquery: str) -> list[str]:
+    """The word pairs (as message_word_pairs writes them) every match of `tsquery` holds."""
+    root = _Parser(tsquery).parse()
+    found: list[str] = []
+    for part in _required(root) if root is not None else []:
+        words = _phrase_words(part)
+        if words is None or len(words) < 2:
+            continue
+        for first, second in itertools.pairwise(words):
+            if len(first.encode()) + len(second.encode()) < LEXEME_LIMIT:
+                pair = f"{first}_{second}"
+                if pair not in found:
+                    found.append(pair)
+    return found
+
+
+def pairs_query(tsquery: str) -> str | None:
+    """`pairs` as a tsquery (each pair a quoted lexeme, ANDed), or None when there are none."""
+    quoted = ["'" + p.replace("\\", "\\\\").replace("'", "''") + "'" for p in pairs(tsquery)]
+    return " & ".join(quoted) or None

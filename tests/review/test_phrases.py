@@ -1,0 +1,133 @@
+"""Phrases found through their word pairs (review/phrases.py, messaging 0020), on PostgreSQL:
+the pairs a query implies hold for every message it matches, and search uses their index."""
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from messaging.models import Message
+from review import phrases, search
+from tests.review.conftest import NOW, inbound, seal
+
+
+def tsquery(q: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT websearch_to_tsquery('simple', %s)::text", [q])
+        (text,) = cursor.fetchone()
+    return str(text)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ('"will you"', ["will_you"]),
+        ('"will you" call', ["will_you"]),
+        ('"can you call" "me now"', ["can_you", "you_call", "me_now"]),
+        ("follow-up", ["follow-up_follow", "follow_up"]),  # the parser's hyphenated word
+        ('"will you" OR call', []),  # a phrase under OR is not required
+        ('-"will you" call', []),  # nor one excluded
+        ("will you", []),  # words anywhere, no phrase
+        ("\"it's O'Neil\"", ["it_s", "s_o", "o_neil"]),
+        ('"Grüße aus Köln"', ["grüße_aus", "aus_köln"]),
+    ],
+)
+def test_it_asks_for_the_pairs_the_required_phrases_imply(
+    db: None, q: str, expected: list[str]
+) -> None:
+    assert phrases.pairs(tsquery(q)) == expected
+
+
+def test_it_reads_escaped_lexemes_as_postgresql_prints_them() -> None:
+    assert phrases.pairs(r"'it''s' <-> 'a\\b'") == ["it's_a\\b"]
+    assert phrases.pairs_query(r"'it''s' <-> 'a\\b'") == r"'it''s_a\\b'"
+    assert phrases.pairs("'a' <-> 'b':*") == []  # a prefix is not a whole word
+    assert phrases.pairs("") == []
+    with pytest.raises(ValueError, match="tsquery"):
+        phrases.pairs("'a' <-> (")
+
+
+WORDS = ["the", "and", "you", "will", "it's", "o'neil", "a\\b", "e-mail", "köln", "x:y", "é"]
+texts = st.lists(st.sampled_from(WORDS), min_size=0, max_size=8).map(" ".join)
+part = st.one_of(
+    st.sampled_from(WORDS),
+    st.lists(st.sampled_from(WORDS), min_size=2, max_size=3).map(lambda w: f'"{" ".join(w)}"'),
+)
+queries = st.lists(st.tuples(st.sampled_from(["", "-", "OR "]), part), min_size=1, max_size=3).map(
+    lambda parts: " ".join(prefix + p for prefix, p in parts)
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(q=queries, bodies=st.lists(texts, min_size=1, max_size=12))
+def test_every_message_a_query_matches_holds_its_pairs(db: None, q: str, bodies: list[str]) -> None:
+    """The pairs are a necessary condition: never a message the phrase finds left out."""
+    wanted = phrases.pairs_query(tsquery(q))
+    if wanted is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT body, to_tsvector('simple', body) @@ websearch_to_tsquery('simple', %s),"
+            " message_word_pairs(to_tsvector('simple', body)) @@ %s::tsquery"
+            " FROM unnest(%s::text[]) body",
+            [q, wanted, bodies],
+        )
+        for body, matches, paired in cursor.fetchall():
+            assert paired or not matches, (q, wanted, body)
+
+
+def test_a_pair_too_long_for_a_lexeme_is_left_out(db: None) -> None:
+    long = "x" * 1500
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT message_word_pairs(to_tsvector('simple', %s))::text", [f"{long} {long} ok"]
+        )
+        (vector,) = cursor.fetchone()
+    assert vector == f"'{long}_ok'"
+    assert phrases.pairs(tsquery(f'"{long} {long} ok"')) == [f"{long}_ok"]
+
+
+@pytest.fixture
+def sayings(world: Any) -> Any:
+    bodies = ["will you call me", "you will call", "call you will", "will call you"]
+    seal(
+        *[
+            inbound(
+                "4915112345678",
+                "Jonas Weber",
+                {"id": f"p.{n}", "timestamp": str(NOW + n), "type": "text", "text": {"body": b}},
+            )
+            for n, b in enumerate(bodies)
+        ]
+    )
+    return world
+
+
+def test_search_finds_a_phrase_through_its_pairs_index(sayings: Any) -> None:
+    results = search.search(Message.objects.all(), {"q": '"will you" call'})
+    assert [hit.message.wamid for hit in results.hits] == ["p.0"]
+    assert {
+        h.message.wamid for h in search.search(Message.objects.all(), {"q": '"you will"'}).hits
+    } == {
+        "p.1",
+        "p.2",
+    }
+    condition = search.phrase_pairs('"will you"')
+    assert condition is not None
+    # the condition alone, so that no other index can serve the statement: the expression
+    # search writes must be the index's for PostgreSQL to use it
+    sql, params = Message.objects.filter(condition).values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            (document,) = cursor.fetchone()
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    plan = json.dumps(document if isinstance(document, list) else json.loads(document))
+    assert "message_phrase_pairs" in plan
