@@ -3,13 +3,14 @@
 `websearch_to_tsquery` makes `'will' <-> 'you'` of "will you": PostgreSQL's GIN index on the
 search vector finds the rows holding both words and checks their positions on each row, which
 for two common words is most of the archive (1.03M rows for "the and" in one channel at 10M
-messages, 9.3 s). messaging 0020 indexes each message's adjacent pairs as lexemes ("will_you");
-`pairs_query` turns a query into the pairs every match must hold, so the index finds the rows
-where the words stand side by side and the phrase is checked on those only.
+messages, 9.3 s). messaging 0020 indexes each message's adjacent pairs of short words (at most
+SHORT characters each: the most frequent words) as lexemes ("will_you"); `pairs_query` turns a
+query into the pairs every match must hold, so the index finds the rows where the words stand
+side by side and the phrase is checked on those only.
 
 The pairs are a necessary condition, never a narrower one: they come only from the phrases the
-query requires (its top-level AND), never from a phrase under OR or NOT, and a pair the index
-leaves out (longer than a lexeme may be) is not asked for. tests/review/test_phrases.py checks
+query requires (its top-level AND), never from a phrase under OR or NOT, and only pairs of
+short words, the only ones the index has. tests/review/test_phrases.py checks
 on PostgreSQL that adding them never changes what a query finds.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 # A tsquery as PostgreSQL prints it: quoted lexemes ('' and \\ escaped inside, then an optional
 # :* prefix or weights), and the operators ! & | <-> <N> and parentheses.
 _TOKEN = re.compile(r"\s*(?:'((?:[^'\\]|''|\\.)*)'(:[*A-Da-d]+)?|(<->|<\d+>|[!&|()]))")
-LEXEME_LIMIT = 2046  # bytes: PostgreSQL's longest lexeme; the index leaves out longer pairs
+SHORT = 4  # characters: the words messaging 0020's message_word_pairs pairs
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def pairs(tsquery: str) -> list[str]:
         if words is None or len(words) < 2:
             continue
         for first, second in itertools.pairwise(words):
-            if len(first.encode()) + len(second.encode()) < LEXEME_LIMIT:
+            if len(first) <= SHORT and len(second) <= SHORT:
                 pair = f"{first}_{second}"
                 if pair not in found:
                     found.append(pair)
