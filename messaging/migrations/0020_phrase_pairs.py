@@ -21,7 +21,7 @@ from django.db import migrations
 from django.db.models import F, Func
 
 PAIRS = """
-CREATE FUNCTION message_word_pairs(words tsvector) RETURNS tsvector
+CREATE OR REPLACE FUNCTION message_word_pairs(words tsvector) RETURNS tsvector
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT coalesce(
     pg_catalog.array_to_tsvector(pg_catalog.array_agg(DISTINCT a.lexeme || '_' || b.lexeme)),
@@ -35,6 +35,12 @@ $$
 """
 
 
+INDEX = GinIndex(
+    Func(F("search"), function="message_word_pairs", output_field=SearchVectorField()),
+    name="message_phrase_pairs",
+)
+
+
 class Migration(migrations.Migration):
     atomic = False
 
@@ -42,13 +48,18 @@ class Migration(migrations.Migration):
         ("messaging", "0019_channel_filtered_on_rows"),
     ]
 
+    # Run again after an interruption (minutes at 10M): the function is replaced, and an
+    # index a cancelled CONCURRENTLY build left invalid is dropped before the build.
     operations = [
         migrations.RunSQL(PAIRS, "DROP FUNCTION message_word_pairs(tsvector)"),
-        AddIndexConcurrently(
-            model_name="message",
-            index=GinIndex(
-                Func(F("search"), function="message_word_pairs", output_field=SearchVectorField()),
-                name="message_phrase_pairs",
-            ),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[migrations.AddIndex(model_name="message", index=INDEX)],
+            database_operations=[
+                migrations.RunSQL(
+                    "DROP INDEX CONCURRENTLY IF EXISTS message_phrase_pairs",
+                    migrations.RunSQL.noop,
+                ),
+                AddIndexConcurrently(model_name="message", index=INDEX),
+            ],
         ),
     ]
