@@ -63,6 +63,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 # 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
 RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
+SEARCH_WORK_MEM = "64MB"  # a page's statement keeps a common word's bitmap exact (_page_and_count)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
@@ -347,6 +348,13 @@ def phrase_pairs(q: str) -> Func | None:
     )
 
 
+def _matched(query: SearchQuery | None) -> Q | Func:
+    """`search @@ query` as a function call, which no index serves (or no condition)."""
+    if query is None:
+        return Q()
+    return Func(F("search"), query, function="ts_match_vq", output_field=BooleanField())
+
+
 def participant_conversations(text: str) -> QuerySet[Conversation]:
     """Conversations whose participant's number contains the digits given, or whose name
     (any name they have shown) contains every word given."""
@@ -397,9 +405,11 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
 
     The page and its count are one statement (_page_and_count; for relevance, the ranked
     window's size): one round trip instead of five (a count in a transaction of its own with a
-    time budget, which now serves a page past the last). A phrase's page is read a span of
-    time at a time (_phrase_matches) and its count keeps the budget: its positions are checked
-    on each row, and counting a phrase of common words can take far longer than showing it."""
+    time budget, which now serves a page past the last). A phrase is found through its word
+    pairs' index (phrase_pairs) like any word. One that implies no pairs (under OR, or of long
+    words only) is read a span of time at a time (_phrase_matches) and its count keeps the
+    budget: its positions are checked on each row, and counting a phrase of common words can
+    take far longer than showing it."""
     q = (data.get("q") or "").strip()
     # A phrase's rows are found by its word pairs (phrase_pairs). A phrase that implies none (one
     # under OR) is checked on every row holding all its words, for two common words hundreds
@@ -410,10 +420,12 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     pairs = phrase_pairs(q) if phrase else None
     messages = filter_messages(messages, data, channel_index=phrase and pairs is None)
     query = text_query(q) if q else None
-    if query is not None:
-        messages = messages.filter(search=query)
     if pairs is not None:
-        messages = messages.filter(pairs)
+        # The pairs' index finds the rows; the query is checked on each of them, written so that
+        # the words' own index is not read too (for "the and", 5.3M rows to AND with 0.7M pairs).
+        messages = messages.filter(pairs, _matched(query))
+    elif query is not None:
+        messages = messages.filter(search=query)
     sort = data.get("sort") or "newest"
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE
@@ -422,7 +434,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
-        if phrase:  # the page only: counting a phrase has its own budget
+        if phrase and pairs is None:  # the page only: counting it has its own budget
             first = _phrase_matches(messages, sort == "oldest", start + PAGE_SIZE + 1)
             ids = first[start:]
             last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
@@ -453,11 +465,23 @@ def _page_and_count(
     count_sql, count_params = (
         messages.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
     )
-    with connection.cursor() as cursor:
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A common word's or word pair's bitmap (725,928 rows for "the_and" at 10M) overflows
+        # the default 4 MB of work_mem and turns lossy: every row of its pages is checked again,
+        # computing each one's word pairs (968 ms for the count, 1,001 rows). Local to this
+        # transaction; inside a caller's it is put back afterwards.
+        cursor.execute(
+            "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)",
+            [SEARCH_WORK_MEM],
+        )
+        (previous, _) = cursor.fetchone()
         # the ORM's own statements, side by side: nothing from a request is SQL here
         both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
         cursor.execute(both, [*page_params, *count_params])
         ids, seen = cursor.fetchone()
+        if nested:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
     if not ids and start > 0:
         return [], None  # past the last page: the count below says "more than" if it must
     return list(ids), seen

@@ -261,7 +261,8 @@ def migrate_forward(place: Place, cluster: Any) -> list[str]:
     where = {"host": str(cluster.run_dir), "port": PORT, "user": "postgres", "dbname": DATABASE}
     with psycopg.connect(**where) as conn:
         applied = conn.execute("SELECT app || '.' || name FROM django_migrations").fetchall()
-    gone = sorted(name for (name,) in applied if name not in current and ".0" in name)
+    ours = {key.split(".", 1)[0] for key in current}  # the project's apps, not the libraries'
+    gone = sorted(n for (n,) in applied if n.split(".", 1)[0] in ours and n not in current)
     if gone:
         # Applied here and since deleted from the tree (an experiment reverted): what it did
         # stays in the archive, and nothing here can undo it. The 10M archive kept a statistics
