@@ -166,6 +166,14 @@ def wipe_archive() -> None:
         conn.execute("DELETE FROM retention_retentionpolicy WHERE NOT is_default")
 
 
+def wipe_task_queue() -> None:
+    """The tasks a test queued and no worker ran, their results, and the wake-up marks that say
+    a run of them is waiting (messaging/inbox.py): a mark left set would keep a later test from
+    queueing that task, and the test that looks at the marks from seeing only its own."""
+    with superuser_connect() as conn:
+        conn.execute("TRUNCATE django_q_ormq, django_q_task, messaging_wakeup")
+
+
 @pytest.fixture
 def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """For tests that need committed rows: other connections, concurrency, tampering."""
@@ -175,3 +183,4 @@ def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
         finally:
             connections.close_all()
             wipe_archive()
+            wipe_task_queue()

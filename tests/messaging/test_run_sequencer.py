@@ -49,9 +49,12 @@ def sealer(committed: None) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def listeners() -> int:
+    """Sessions listening on this test database (pg_stat_activity spans the cluster: a sealer
+    that another xdist worker started listens on its own database)."""
     with superuser_connect() as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = %s",
             [f"LISTEN {inbox.SEALER_CHANNEL}"],
         ).fetchone()
     return int(row[0])
