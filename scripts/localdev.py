@@ -218,10 +218,18 @@ def database_env(cluster: Cluster) -> dict[str, str]:
     }
 
 
+# The command run on a throwaway cluster may start throwaway clusters of its own under
+# THROWAWAY_DIR/NESTED/<name> (the test suite does, one per pytest-xdist worker); they are
+# stopped with the outer one, even when the process that started them was killed.
+THROWAWAY_DIR = "CLIENTWINDOW_THROWAWAY_DIR"
+NESTED = "nested"
+
+
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
+def throwaway_cluster(base: Path | None = None) -> Iterator[Cluster]:
+    """A cluster for one command, in `base` (a new temporary directory unless given)."""
     ensure_account()
-    base = Path(tempfile.mkdtemp(prefix="clientwindow-pg-"))
+    base = base or Path(tempfile.mkdtemp(prefix="clientwindow-pg-"))
     cluster = Cluster(base, port=5432, tcp=False)
     try:
         cluster.initdb()
@@ -229,6 +237,8 @@ def throwaway_cluster() -> Iterator[Cluster]:
         cluster.bootstrap()
         yield cluster
     finally:
+        for data in sorted(base.glob(f"{NESTED}/*/data")):
+            Cluster(data.parent, port=5432, tcp=False).stop()
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
 
@@ -236,6 +246,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
 def run_with_throwaway(command: list[str]) -> int:
     with throwaway_cluster() as cluster:
         env = {**os.environ, **database_env(cluster), "CLIENTWINDOW_LOCAL": "1"}
+        env[THROWAWAY_DIR] = str(cluster.base)
         return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
 
 

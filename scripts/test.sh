@@ -36,5 +36,11 @@ env -u CLIENTWINDOW_LOCAL -u CLIENTWINDOW_DEBUG \
   python manage.py check --deploy --fail-level WARNING
 [ "${1:-}" = "--lint-only" ] && exit 0
 
-echo "== tests"
-run pytest "$@"
+# On every core (pytest-xdist): each worker has a test database of its own (tests/conftest.py).
+# worksteal: a worker that runs out takes tests from the other's queue, so the slow ones (the
+# two-node deployment, the schemathesis runs) do not leave one core idle at the end.
+# PYTEST_WORKERS=0 runs them in this one process, as a bare `uv run pytest` does.
+workers=${PYTEST_WORKERS:-$(nproc)}
+[ "$workers" -lt 2 ] && workers=0
+echo "== tests ($([ "$workers" -eq 0 ] && echo "one process" || echo "$workers workers"))"
+run pytest -n "$workers" --dist worksteal "$@"

@@ -1,8 +1,10 @@
 """The test world: a test database created and migrated by the owner role, used by the runtime
 role exactly as in production, and a superuser connection for tests that play the attacker."""
 
+import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
@@ -16,10 +18,61 @@ from django.db import connections
 from psycopg import sql
 
 from access import roles
+from scripts import localdev
 
-TEST_DB = "clientwindow_test"
+# Under pytest-xdist every worker (gw0, gw1 ...) has a test database of its own: the workers run
+# at once, and each empties, truncates and inspects its database as if it were alone. xdist sets
+# PYTEST_XDIST_WORKER before a worker imports anything, so modules importing TEST_DB see it too.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_DB = f"clientwindow_test_{_WORKER}" if _WORKER else "clientwindow_test"
 pytest_plugins = ["tests.s3", "tests.tsa"]
 pytest_plugins += ["tests.witness"]  # the loopback witness (cosignature tests)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _WORKER:
+        _own_cluster(config)
+    elif getattr(config.option, "numprocesses", None):
+        _create_local_keys()
+
+
+def _own_cluster(config: pytest.Config) -> None:
+    """An xdist worker in a throwaway run (`make test`) also has a PostgreSQL cluster of its own,
+    not only a database: some of what the tests check spans the cluster. The events feed serves
+    an event once no transaction older than it runs (api/events.py), and transaction ids are the
+    cluster's: another worker's test transaction, in another database, would hold the feed back.
+    The worker's cluster takes the place of the one `localdev.py throwaway` gave, here and in
+    every process a test starts (they take DATABASE_* from the environment)."""
+    outer = os.environ.get(localdev.THROWAWAY_DIR)
+    if not outer:
+        return  # a database server of the developer's: the workers share it
+    stack = contextlib.ExitStack()
+    config.add_cleanup(stack.close)
+    cluster = stack.enter_context(
+        localdev.throwaway_cluster(Path(outer) / localdev.NESTED / _WORKER)
+    )
+    os.environ.update(localdev.database_env(cluster))
+    for alias, variable in (("default", "DATABASE_URL"), ("owner", "DATABASE_OWNER_URL")):
+        if alias in settings.DATABASES:
+            parsed = dj_database_url.parse(os.environ[variable])
+            settings.DATABASES[alias].update({key: parsed[key] for key in CONNECTION_KEYS})
+            connections[alias].close()
+
+
+CONNECTION_KEYS = ("NAME", "USER", "PASSWORD", "HOST", "PORT")  # not CONN_MAX_AGE and the like
+
+
+def _create_local_keys() -> None:
+    """The xdist controller creates the local run's keys under var/ (made on first use by a
+    local run) before any worker starts: two workers creating them at once could each write one,
+    a transcript key of one with the other's certificate, or read a key half written."""
+    from archive import checkpoints
+    from exports import pdf_sign
+
+    if settings.LEDGER_SIGNING_KEY_AUTOCREATE:
+        checkpoints.signing_key()
+    if settings.TRANSCRIPT_SIGNING_AUTOCREATE:
+        pdf_sign.load()
 
 
 def _libpq(alias: str, dbname: str) -> dict[str, Any]:
