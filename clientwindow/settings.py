@@ -197,11 +197,14 @@ def _embedded_database(user: str) -> dict[str, Any]:
 
 def _database(url_var: str, embedded_user: str) -> dict[str, Any]:
     url = env_str(url_var)
-    config = dict(dj_database_url.parse(url)) if url else _embedded_database(embedded_user)
+    config: dict[str, Any] = (
+        dict(dj_database_url.parse(url)) if url else _embedded_database(embedded_user)
+    )
     # No JIT compilation: it compiled for a second before a 0.6 s search statement at 10M
     # messages (docs/SCALE.md §7d), and no statement here runs long enough to repay it.
-    options = config.setdefault("OPTIONS", {})
+    options = dict(config.get("OPTIONS") or {})
     options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    config["OPTIONS"] = options
     config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     config["CONN_HEALTH_CHECKS"] = True
     config["TIME_ZONE"] = None
