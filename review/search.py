@@ -63,7 +63,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 # 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
 RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
-SEARCH_WORK_MEM = "64MB"  # a page's statement keeps a common word's bitmap exact (_page_and_count)
+SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page_and_count)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
@@ -440,7 +440,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
             last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
             seen = len(first) if last_page else None
         else:
-            ids, seen = _page_and_count(messages, sort == "oldest", start)
+            ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=pairs is not None)
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
@@ -452,36 +452,44 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
 
 
 def _page_and_count(
-    messages: QuerySet[Message], oldest: bool, start: int
+    messages: QuerySet[Message], oldest: bool, start: int, *, pairs: bool = False
 ) -> tuple[list[int], int | None]:
     """Ids of a page (and one more, to know there is a next) in its order, and the matches up
     to COUNT_CAP + 1 (None past the last page), in one statement of two independent parts:
     PostgreSQL reads the page in time order or from the GIN index, whichever is cheaper, and
     counts unordered from the GIN index (reading the first 1,001 matches in order instead
     walked the time index through 60,000 rows for a word in one message of 60: 77 ms p50 at
-    1,000,000 messages, against 3 ms for the page and 10 ms for the count)."""
+    1,000,000 messages, against 3 ms for the page and 10 ms for the count).
+
+    `pairs`: the rows come from the word pairs' index (phrase_pairs), and the statement runs
+    with SEARCH_WORK_MEM. A common pair's bitmap (725,928 rows for "the_and" at 10M) overflows
+    the default 4 MB and turns lossy: every row of its pages is checked again, its pairs
+    computed (968 ms of the count). For words the default stays: with 64 MB the planner ANDed
+    a common word's whole GIN bitmap (1M rows, 207 ms) with the last 30 days' 12,000."""
     ordered = messages.order_by(*(ASC if oldest else DESC)).values("id")
     page_sql, page_params = ordered[start : start + PAGE_SIZE + 1].query.sql_with_params()
     count_sql, count_params = (
         messages.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
     )
-    nested = connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A common word's or word pair's bitmap (725,928 rows for "the_and" at 10M) overflows
-        # the default 4 MB of work_mem and turns lossy: every row of its pages is checked again,
-        # computing each one's word pairs (968 ms for the count, 1,001 rows). Local to this
-        # transaction; inside a caller's it is put back afterwards.
-        cursor.execute(
-            "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)",
-            [SEARCH_WORK_MEM],
-        )
-        (previous, _) = cursor.fetchone()
-        # the ORM's own statements, side by side: nothing from a request is SQL here
-        both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
-        cursor.execute(both, [*page_params, *count_params])
-        ids, seen = cursor.fetchone()
-        if nested:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
+    # the ORM's own statements, side by side: nothing from a request is SQL here
+    both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
+    if not pairs:
+        with connection.cursor() as cursor:
+            cursor.execute(both, [*page_params, *count_params])
+            ids, seen = cursor.fetchone()
+    else:
+        nested = connection.in_atomic_block
+        with transaction.atomic(), connection.cursor() as cursor:
+            # local to this transaction; inside a caller's it is put back afterwards
+            cursor.execute(
+                "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)",
+                [SEARCH_WORK_MEM],
+            )
+            (previous, _) = cursor.fetchone()
+            cursor.execute(both, [*page_params, *count_params])
+            ids, seen = cursor.fetchone()
+            if nested:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
     if not ids and start > 0:
         return [], None  # past the last page: the count below says "more than" if it must
     return list(ids), seen
