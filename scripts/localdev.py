@@ -247,7 +247,15 @@ def run_with_throwaway(command: list[str]) -> int:
     with throwaway_cluster() as cluster:
         env = {**os.environ, **database_env(cluster), "CLIENTWINDOW_LOCAL": "1"}
         env[THROWAWAY_DIR] = str(cluster.base)
-        return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
+        with subprocess.Popen(command, env=env, cwd=ROOT) as child:
+            # A plain kill (SIGTERM) is passed on to the command and its end awaited: the
+            # clusters are then removed, not left running by a launcher that died at once.
+            signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the command too; as subprocess.run does
+                child.kill()
+                raise
 
 
 def local_cluster() -> Cluster:
