@@ -384,7 +384,12 @@ class Supervisor:
         me = os.getpid()
         state = {"pid": me, "started": started_at(me), "groups": groups, "born": born}
         state["children"] = names
-        self.state.write_text(json.dumps(state))
+        # Whole or not at all (a new file renamed over the old): a reader never finds it empty
+        # or cut short, as it could between write_text's truncation and its write, nor does a
+        # run killed at that moment leave a file that says nothing about its children.
+        part = self.state.with_name(f".{self.state.name}.{me}")
+        part.write_text(json.dumps(state))
+        part.replace(self.state)
 
 
 RESTART_FIRST, RESTART_MAX = 1.0, 10.0  # seconds before a crashed child is started again
