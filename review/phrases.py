@@ -16,6 +16,7 @@ on PostgreSQL that adding them never changes what a query finds.
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # A tsquery as PostgreSQL prints it: quoted lexemes ('' and \\ escaped inside, then an optional
@@ -80,24 +81,20 @@ class _Parser:
         return node
 
     def either(self) -> _Node:
-        node = self.both()
-        while self.peek() == "|":
-            self.take()
-            node = _Node("|", left=node, right=self.both())
-        return node
+        return self._chain(lambda op: op == "|", self.both)
 
     def both(self) -> _Node:
-        node = self.followed()
-        while self.peek() == "&":
-            self.take()
-            node = _Node("&", left=node, right=self.followed())
-        return node
+        return self._chain(lambda op: op == "&", self.followed)
 
     def followed(self) -> _Node:
-        node = self.single()
-        while (op := self.peek()) is not None and op.startswith("<"):
+        return self._chain(lambda op: op.startswith("<"), self.single)
+
+    def _chain(self, joins: Callable[[str], bool], operand: Callable[[], _Node]) -> _Node:
+        """Operands joined left to right by the operators `joins` accepts."""
+        node = operand()
+        while (op := self.peek()) is not None and joins(op):
             self.take()
-            node = _Node(op, left=node, right=self.single())
+            node = _Node(op, left=node, right=operand())
         return node
 
     def single(self) -> _Node:

@@ -8,6 +8,7 @@ conversations they belong to. Results are newest first by default; ranking by re
 choice, among the newest matches.
 """
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -275,13 +276,13 @@ def filter_messages(
 
     `channel_index`: let the planner read the channel from its index (a phrase: see search)."""
     messages = messages.exclude(type__in=("reaction", "revoke"))
-    if data.get("channel") and channel_index:
-        messages = messages.filter(channel=data["channel"])
-    elif data.get("channel"):
-        channel = data["channel"]
-        messages = messages.alias(channel_unindexed=CHANNEL_UNINDEXED).filter(
-            channel_unindexed=getattr(channel, "pk", channel)
-        )
+    if channel := data.get("channel"):
+        if channel_index:
+            messages = messages.filter(channel=channel)
+        else:
+            messages = messages.alias(channel_unindexed=CHANNEL_UNINDEXED).filter(
+                channel_unindexed=getattr(channel, "pk", channel)
+            )
     if data.get("direction"):
         messages = messages.filter(direction=data["direction"])
     if data.get("type"):
@@ -348,10 +349,8 @@ def phrase_pairs(q: str) -> Func | None:
     )
 
 
-def _matched(query: SearchQuery | None) -> Q | Func:
-    """`search @@ query` as a function call, which no index serves (or no condition)."""
-    if query is None:
-        return Q()
+def _matched(query: SearchQuery) -> Func:
+    """`search @@ query` as a function call, which no index serves."""
     return Func(F("search"), query, function="ts_match_vq", output_field=BooleanField())
 
 
@@ -420,7 +419,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     pairs = phrase_pairs(q) if phrase else None
     messages = filter_messages(messages, data, channel_index=phrase and pairs is None)
     query = text_query(q) if q else None
-    if pairs is not None:
+    if pairs is not None and query is not None:  # a phrase: q is not empty
         # The pairs' index finds the rows; the query is checked on each of them, written so that
         # the words' own index is not read too (for "the and", 5.3M rows to AND with 0.7M pairs).
         messages = messages.filter(pairs, _matched(query))
@@ -473,23 +472,12 @@ def _page_and_count(
     )
     # the ORM's own statements, side by side: nothing from a request is SQL here
     both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
-    if not pairs:
-        with connection.cursor() as cursor:
-            cursor.execute(both, [*page_params, *count_params])
-            ids, seen = cursor.fetchone()
-    else:
-        nested = connection.in_atomic_block
-        with transaction.atomic(), connection.cursor() as cursor:
-            # local to this transaction; inside a caller's it is put back afterwards
-            cursor.execute(
-                "SELECT current_setting('work_mem'), set_config('work_mem', %s, true)",
-                [SEARCH_WORK_MEM],
-            )
-            (previous, _) = cursor.fetchone()
-            cursor.execute(both, [*page_params, *count_params])
-            ids, seen = cursor.fetchone()
-            if nested:
-                cursor.execute("SELECT set_config('work_mem', %s, true)", [previous])
+    with (
+        _local_setting("work_mem", SEARCH_WORK_MEM) if pairs else contextlib.nullcontext(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(both, [*page_params, *count_params])
+        ids, seen = cursor.fetchone()
     if not ids and start > 0:
         return [], None  # past the last page: the count below says "more than" if it must
     return list(ids), seen
@@ -537,6 +525,20 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> lis
     return dated[:want]
 
 
+@contextlib.contextmanager
+def _local_setting(name: str, value: str) -> Iterator[None]:
+    """A transaction (a savepoint inside a caller's) in which the setting `name` is `value`:
+    undone with it if it fails; inside a caller's transaction put back as it was afterwards,
+    since a released savepoint keeps what SET LOCAL did. `name` is one of ours, never input."""
+    nested = connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT current_setting('{name}'), set_config('{name}', %s, true)", [value])
+        (previous, _) = cursor.fetchone()
+        yield
+        if nested:
+            cursor.execute(f"SELECT set_config('{name}', %s, true)", [previous])
+
+
 def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:
     """(total, capped): the matches up to COUNT_CAP, within COUNT_BUDGET_MS of database time.
 
@@ -546,20 +548,9 @@ def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:
     than to show; past the budget the page says "more than" what it has seen, rather than keep
     the reviewer waiting for a number."""
     counted = messages.order_by().values("id")[: COUNT_CAP + 1]
-    nested = connection.in_atomic_block
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            # Local to this transaction (or savepoint: undone with it if the count is cut
-            # off); inside a caller's transaction it is put back as it was afterwards.
-            cursor.execute(
-                "SELECT current_setting('statement_timeout'),"
-                " set_config('statement_timeout', %s, true)",
-                [COUNT_BUDGET_MS],
-            )
-            (previous, _) = cursor.fetchone()
+        with _local_setting("statement_timeout", COUNT_BUDGET_MS):
             total = counted.count()
-            if nested:
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
     except OperationalError:  # QueryCanceled: the budget ran out
         return seen, True
     return min(total, COUNT_CAP), total > COUNT_CAP

@@ -43,3 +43,13 @@ def test_it_ignores_a_debug_request_outside_local_runs():
 def test_it_explains_a_malformed_boolean(value):
     result = run_settings(CLIENTWINDOW_LOCAL=value)
     assert "CLIENTWINDOW_LOCAL must be a boolean" in result.stderr
+
+
+@pytest.mark.django_db
+def test_the_application_connections_run_without_jit():
+    """JIT compiled for a second before a 0.6 s search statement at 10M (docs/SCALE.md §7d)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)

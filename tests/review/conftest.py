@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.models import QuerySet
 
 from messaging import media, simulator
 from messaging.graph import Download
@@ -29,6 +31,22 @@ def envelope(field: str, value: dict[str, Any]) -> bytes:
 def inbound(wa_id: str, name: str, message: dict[str, Any]) -> bytes:
     contact = {"profile": {"name": name}, "wa_id": wa_id}
     return envelope("messages", {"contacts": [contact], "messages": [{"from": wa_id, **message}]})
+
+
+def explain(rows: QuerySet[Any], *, verbose: bool = False, seqscan: bool = True) -> dict[str, Any]:
+    """PostgreSQL's plan of `rows` (its top node, as EXPLAIN's JSON gives it). seqscan=False
+    prices sequential scans out, so that any index that can serve a condition is used for it."""
+    sql, params = rows.query.sql_with_params()
+    options = "VERBOSE, FORMAT JSON" if verbose else "FORMAT JSON"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET enable_seqscan = {'on' if seqscan else 'off'}")
+        try:
+            cursor.execute(f"EXPLAIN ({options}) {sql}", params)
+            (document,) = cursor.fetchone()
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    plan: dict[str, Any] = (document if isinstance(document, list) else json.loads(document))[0]
+    return plan["Plan"]  # type: ignore[no-any-return]
 
 
 def seal(*bodies: bytes) -> None:

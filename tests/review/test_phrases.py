@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from messaging.models import Message
 from review import phrases, search
-from tests.review.conftest import NOW, inbound, seal
+from tests.review.conftest import NOW, explain, inbound, seal
 
 
 def tsquery(q: str) -> str:
@@ -83,8 +83,7 @@ queries = st.lists(st.tuples(st.sampled_from(["", "-", "OR "]), part), min_size=
 def test_every_message_a_query_matches_holds_its_pairs(db: None, q: str, bodies: list[str]) -> None:
     """The pairs are a necessary condition: never a message the phrase finds left out."""
     wanted = phrases.pairs_query(tsquery(q))
-    if wanted is None:
-        return
+    assume(wanted is not None)  # a query that implies no pairs asks nothing of the index
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT body, to_tsvector('simple', body) @@ websearch_to_tsquery('simple', %s),"
@@ -135,13 +134,19 @@ def test_search_finds_a_phrase_through_its_pairs_index(sayings: Any) -> None:
     assert condition is not None
     # the condition alone, so that no other index can serve the statement: the expression
     # search writes must be the index's for PostgreSQL to use it
-    sql, params = Message.objects.filter(condition).values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        try:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            (document,) = cursor.fetchone()
-        finally:
-            cursor.execute("RESET enable_seqscan")
-    plan = json.dumps(document if isinstance(document, list) else json.loads(document))
+    plan = json.dumps(explain(Message.objects.filter(condition).values("id"), seqscan=False))
     assert "message_phrase_pairs" in plan
+
+
+def test_a_phrase_read_by_its_pairs_leaves_work_mem_as_it_was(sayings: Any) -> None:
+    """Its statement runs with search.SEARCH_WORK_MEM, and inside a caller's transaction (this
+    test's) the setting is put back: a released savepoint keeps what SET LOCAL did."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        (before,) = cursor.fetchone()
+        with search._local_setting("work_mem", search.SEARCH_WORK_MEM):
+            cursor.execute("SHOW work_mem")
+            assert cursor.fetchone() == (search.SEARCH_WORK_MEM,)
+        assert search.search(Message.objects.all(), {"q": '"will you" call'}).total == 1
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone() == (before,) != (search.SEARCH_WORK_MEM,)

@@ -10,7 +10,7 @@ from django.db import connection
 
 from messaging.models import Channel, Message
 from review import search
-from tests.review.conftest import NOW, seal
+from tests.review.conftest import NOW, explain, seal
 
 
 def _delivery(phone_number_id: str, first: int, count: int) -> bytes:
@@ -48,17 +48,7 @@ def _plan(data: dict[str, Any], *, text: str = "") -> dict[str, Any]:
     messages = search.filter_messages(Message.objects.all(), data)
     if text:
         messages = messages.filter(search=search.text_query(text))
-    sql, params = messages.values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        # with sequential scans priced out, any index that can serve a condition is used for it
-        cursor.execute("SET enable_seqscan = off")
-        try:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            (document,) = cursor.fetchone()
-        finally:
-            cursor.execute("RESET enable_seqscan")
-    plan: dict[str, Any] = (document if isinstance(document, list) else json.loads(document))[0]
-    return plan["Plan"]
+    return explain(messages.values("id"), seqscan=False)
 
 
 def _conditions(node: dict[str, Any]) -> list[str]:
@@ -90,11 +80,7 @@ def test_the_statistics_are_on_the_expression_search_writes(
         (expressions,) = cursor.fetchone()
     assert expressions == ["(channel_id + 0)"]
     messages = search.filter_messages(Message.objects.all(), {"channel": big})
-    sql, params = messages.values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}", params)
-        (document,) = cursor.fetchone()
-    plan = (document if isinstance(document, list) else json.loads(document))[0]["Plan"]
+    plan = explain(messages.values("id"), verbose=True)
     written = plan["Filter"].replace("messaging_message.", "")
     assert "((channel_id + 0) = " in written, written
 
