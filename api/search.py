@@ -120,11 +120,8 @@ def ordered_ids(
 ) -> tuple[list[int], int]:
     """Up to limit + 1 ids of hits after the cursor, in the page's order; and the offset of the
     first (relevance only)."""
-    q = (data.get("q") or "").strip()
-    matching = search.filter_messages(messages, data)
-    query = search.text_query(q) if q else None
-    if query is not None:
-        matching = matching.filter(search=query)
+    matching, how = search.matching(messages, data)
+    query = how.query
     sort = data.get("sort") or "newest"
     if sort == "relevance" and query is not None:
         start = _offset(after) if after else 0
@@ -133,7 +130,8 @@ def ordered_ids(
     if after:
         matching = matching.filter(_after_hit(messages, after, sort == "oldest"))
     order = transcript.ASC if sort == "oldest" else transcript.DESC
-    return list(matching.order_by(*order).values_list("id", flat=True)[: limit + 1]), 0
+    with search.pairs_memory(how.pairs):
+        return list(matching.order_by(*order).values_list("id", flat=True)[: limit + 1]), 0
 
 
 def _hit(hit: search.Hit) -> dict[str, Any]:

@@ -221,9 +221,7 @@ class Scope:
             if not form.is_valid():
                 raise ValidationError("The stored search is no longer valid.")
             data = form.cleaned_data
-            messages = search.filter_messages(messages, data)
-            if (data.get("q") or "").strip():
-                messages = messages.filter(search=search.text_query(data["q"].strip()))
+            messages, _ = search.matching(messages, data)
         if self.date_from:
             messages = messages.filter(sent_at__gte=_day_start(self.date_from))
         if self.date_to:

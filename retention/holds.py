@@ -152,9 +152,7 @@ class HoldScope:
                 form = search.SearchForm(self.query)
                 form.is_valid()
                 data = form.cleaned_data
-                found = search.filter_messages(Message.objects.all(), data)
-                if (data.get("q") or "").strip():
-                    found = found.filter(search=search.text_query(data["q"].strip()))
+                found, _ = search.matching(Message.objects.all(), data)
                 chosen |= Q(pk__in=found.values("pk"))
         messages = Message.objects.filter(chosen)
         if self.date_from:

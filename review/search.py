@@ -326,7 +326,20 @@ def _flag_filter(messages: QuerySet[Message], state: str) -> QuerySet[Message]:
 
 
 def text_query(q: str) -> SearchQuery:
-    return SearchQuery(q, search_type="websearch", config="simple")
+    return SearchQuery(once(q), search_type="websearch", config="simple")
+
+
+def once(q: str) -> str:
+    """`q` without a word it repeats, when it is plain words (no quotes, OR or exclusion), which
+    websearch_to_tsquery ANDs: the same query. PostgreSQL estimates "wume wume" ('wume' &
+    'wume') as two independent words, 65 times rarer than "wume" (2,105 rows for 134,435 at
+    10M messages), and read its every row from the GIN index (440-580 ms) instead of the newest
+    messages backwards (docs/SCALE.md §7e). Only a word repeated exactly: PostgreSQL's lower
+    case need not be Python's."""
+    words = q.split()
+    if any(c in q for c in '"-') or any(word.lower() == "or" for word in words):
+        return q
+    return q if len(set(words)) == len(words) else " ".join(dict.fromkeys(words))
 
 
 def phrase_pairs(q: str) -> Func | None:
@@ -352,6 +365,43 @@ def phrase_pairs(q: str) -> Func | None:
 def _matched(query: SearchQuery) -> Func:
     """`search @@ query` as a function call, which no index serves."""
     return Func(F("search"), query, function="ts_match_vq", output_field=BooleanField())
+
+
+@dataclass(frozen=True)
+class Matching:
+    """How `matching` wrote a text query: the query (None: no text), whether it holds a phrase,
+    and whether its rows come from the word pairs' index."""
+
+    query: SearchQuery | None = None
+    phrase: bool = False
+    pairs: bool = False
+
+
+def matching(
+    messages: QuerySet[Message], data: dict[str, Any]
+) -> tuple[QuerySet[Message], Matching]:
+    """The messages a search's filters (filter_messages) and text query select, the text written
+    for the index that reads the fewest rows; the search page, the API, holds and exports alike.
+
+    A phrase's rows are found by its word pairs (phrase_pairs). A phrase that implies none (one
+    under OR, or of long words) is checked on every row holding all its words, for two common
+    words hundreds of thousands at 10M: there the channel index's bitmap, ANDed before any row
+    is read, saves two thirds of the reads; for every other query it costs more than it saves
+    (CHANNEL_UNINDEXED). Found by its pairs, the whole query is checked on the rows they give,
+    written so that the words' own index is not read too (for "the and", 5.3M rows to AND with
+    0.7M pairs)."""
+    q = (data.get("q") or "").strip()
+    phrase = bool(_PHRASE.search(q))
+    pairs = phrase_pairs(q) if phrase else None
+    messages = filter_messages(messages, data, channel_index=phrase and pairs is None)
+    if not q:
+        return messages, Matching()
+    query = text_query(q)
+    if pairs is None:
+        messages = messages.filter(search=query)
+    else:
+        messages = messages.filter(pairs, _matched(query))
+    return messages, Matching(query, phrase=phrase, pairs=pairs is not None)
 
 
 def participant_conversations(text: str) -> QuerySet[Conversation]:
@@ -408,23 +458,10 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     pairs' index (phrase_pairs) like any word. One that implies no pairs (under OR, or of long
     words only) is read a span of time at a time (_phrase_matches) and its count keeps the
     budget: its positions are checked on each row, and counting a phrase of common words can
-    take far longer than showing it."""
+    take far longer than showing it. The messages are those `matching` selects."""
     q = (data.get("q") or "").strip()
-    # A phrase's rows are found by its word pairs (phrase_pairs). A phrase that implies none (one
-    # under OR) is checked on every row holding all its words, for two common words hundreds
-    # of thousands at 10M: there the channel index's bitmap, ANDed before any row is read,
-    # saves two thirds of the reads; for every other query it costs more than it saves
-    # (CHANNEL_UNINDEXED).
-    phrase = bool(_PHRASE.search(q))
-    pairs = phrase_pairs(q) if phrase else None
-    messages = filter_messages(messages, data, channel_index=phrase and pairs is None)
-    query = text_query(q) if q else None
-    if pairs is not None and query is not None:  # a phrase: q is not empty
-        # The pairs' index finds the rows; the query is checked on each of them, written so that
-        # the words' own index is not read too (for "the and", 5.3M rows to AND with 0.7M pairs).
-        messages = messages.filter(pairs, _matched(query))
-    elif query is not None:
-        messages = messages.filter(search=query)
+    messages, how = matching(messages, data)
+    query = how.query
     sort = data.get("sort") or "newest"
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE
@@ -433,13 +470,13 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
-        if phrase and pairs is None:  # the page only: counting it has its own budget
+        if how.phrase and not how.pairs:  # the page only: counting it has its own budget
             first = _phrase_matches(messages, sort == "oldest", start + PAGE_SIZE + 1)
             ids = first[start:]
             last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
             seen = len(first) if last_page else None
         else:
-            ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=pairs is not None)
+            ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=how.pairs)
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
@@ -472,10 +509,7 @@ def _page_and_count(
     )
     # the ORM's own statements, side by side: nothing from a request is SQL here
     both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
-    with (
-        _local_setting("work_mem", SEARCH_WORK_MEM) if pairs else contextlib.nullcontext(),
-        connection.cursor() as cursor,
-    ):
+    with pairs_memory(pairs), connection.cursor() as cursor:
         cursor.execute(both, [*page_params, *count_params])
         ids, seen = cursor.fetchone()
     if not ids and start > 0:
@@ -523,6 +557,12 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> lis
         undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
         dated += undated.values_list("id", flat=True)[: want - len(dated)]
     return dated[:want]
+
+
+def pairs_memory(pairs: bool) -> contextlib.AbstractContextManager[None]:
+    """For a statement that reads its rows from the word pairs' index (`pairs`), SEARCH_WORK_MEM
+    while it runs (_page_and_count says why); else nothing."""
+    return _local_setting("work_mem", SEARCH_WORK_MEM) if pairs else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

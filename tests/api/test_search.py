@@ -69,6 +69,8 @@ def api_ids(user: Any, query: dict[str, str], limit: int) -> list[int]:
         {"q": "portfolio", "sort": "oldest"},
         {"q": "portfolio urgent", "sort": "relevance"},
         {"q": '"portfolio note" -urgent'},
+        {"q": '"note 1"'},  # short words: found through their pairs (search.matching)
+        {"q": 'portfolio "note 2" -urgent', "sort": "oldest"},
         {"participant": "amelia", "sort": "oldest"},
         {"direction": "in", "date_from": "2026-09-21", "date_to": "2026-09-22"},
         {},

@@ -150,3 +150,80 @@ def test_a_phrase_read_by_its_pairs_leaves_work_mem_as_it_was(sayings: Any) -> N
         assert search.search(Message.objects.all(), {"q": '"will you" call'}).total == 1
         cursor.execute("SHOW work_mem")
         assert cursor.fetchone() == (before,) != (search.SEARCH_WORK_MEM,)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("wume wume", "wume"),
+        ("risk  charge risk", "risk charge"),
+        ("Risk risk", "Risk risk"),  # only exact repeats: PostgreSQL lowers the case, not Python
+        ("tax tax", "tax"),
+        ('"the and" the', '"the and" the'),  # quotes, OR, exclusion: left as they are
+        ("tax OR tax", "tax OR tax"),
+        ("tax -tax", "tax -tax"),
+        ("tax", "tax"),
+        ("", ""),
+    ],
+)
+def test_a_word_repeated_exactly_is_asked_once(q: str, expected: str) -> None:
+    assert search.once(q) == expected
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    q=st.lists(st.sampled_from([*WORDS, "OR", "-the", "The", "THE"]), min_size=1, max_size=6).map(
+        " ".join
+    ),
+    bodies=st.lists(texts, min_size=1, max_size=12),
+)
+def test_the_query_asked_once_matches_what_the_query_matches(
+    db: None, q: str, bodies: list[str]
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT body, to_tsvector('simple', body) @@ websearch_to_tsquery('simple', %s),"
+            " to_tsvector('simple', body) @@ websearch_to_tsquery('simple', %s)"
+            " FROM unnest(%s::text[]) body",
+            [q, search.once(q), bodies],
+        )
+        for body, matches, once in cursor.fetchall():
+            assert matches == once, (q, search.once(q), body)
+
+
+def test_a_repeated_word_is_estimated_as_the_word(db: None) -> None:
+    """The planner's estimate for "wume wume" is the word's, not its square (on a table of this
+    test's own, which ANALYZE sees whole inside the test's transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE said AS SELECT to_tsvector('simple', CASE WHEN n % 2 = 0"
+            " THEN 'wume report' ELSE 'report' END) AS search FROM generate_series(1, 2000) n"
+        )
+        cursor.execute("ANALYZE said")
+
+        def estimate(q: str) -> int:
+            cursor.execute(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM said"
+                " WHERE search @@ websearch_to_tsquery('simple', %s)",
+                [search.once(q)],
+            )
+            (document,) = cursor.fetchone()
+            plan = document if isinstance(document, list) else json.loads(document)
+            return int(plan[0]["Plan"]["Plan Rows"])
+
+        assert 900 <= estimate("wume") <= 1100
+        assert estimate("wume wume") == estimate("wume")
+
+
+@pytest.mark.parametrize("q", ['"will you" call', '"you will"', '"call you"'])
+def test_the_api_holds_and_exports_find_a_phrase_through_its_pairs(sayings: Any, q: str) -> None:
+    """search.matching is what every reader of a stored or given search uses."""
+    rows, how = search.matching(Message.objects.all(), {"q": q})
+    assert how.phrase and how.pairs
+    plain = Message.objects.filter(search=search.text_query(q))
+    assert sorted(rows.values_list("wamid", flat=True)) == sorted(
+        plain.values_list("wamid", flat=True)
+    )
+    assert "message_phrase_pairs" in json.dumps(explain(rows.values("id"), seqscan=False))
