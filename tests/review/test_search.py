@@ -181,6 +181,65 @@ def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
         assert results.total == len(expected)
 
 
+@pytest.fixture
+def statements(world: Any) -> Any:
+    """A phrase of long words (no word pairs) in 14 of 30 messages, some sent at the same second,
+    and its words the other way round in the rest."""
+    seal(
+        *[
+            inbound(
+                "4915112345678",
+                "Jonas Weber",
+                {
+                    "id": f"s.{n}",
+                    "timestamp": str(NOW + 300 + n // 3),
+                    "type": "text",
+                    "text": {
+                        "body": "quarterly statement due" if n % 2 else "statement quarterly due"
+                    },
+                },
+            )
+            for n in range(28)
+        ]
+    )
+    return world
+
+
+@pytest.mark.parametrize("walk", [1, 5, 9, 10_000])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_walked_in_order_finds_the_plain_orders_hits(
+    statements: Any, monkeypatch: pytest.MonkeyPatch, walk: int, sort: str
+) -> None:
+    """Looked for among the first PHRASE_WALK messages, then span by span, a phrase without
+    pairs gives the plain ordered statement's hits, page after page."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_WALK", walk)
+    q = '"quarterly statement"'
+    assert search.phrase_pairs(q) is None  # long words: the walk's path, not the pairs'
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
+    expected = list(plain.values_list("id", flat=True))
+    assert len(expected) == 14
+    for page in range(1, 7):
+        results = search.search(Message.objects.all(), {"q": q, "sort": sort, "page": page})
+        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
+        assert results.has_next == (page * 3 < 14)
+
+
+def test_a_walk_that_finds_the_page_reads_no_span(
+    statements: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """The parse, the participants, the walk, the count (in its budget: five statements inside
+    the test's transaction) and the hits; a walk that falls short goes on to the spans (the
+    archive's edges and one span: the whole archive is within the first)."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    with django_assert_num_queries(9):
+        search.search(Message.objects.all(), {"q": '"quarterly statement"'})
+    monkeypatch.setattr(search, "PHRASE_WALK", 2)
+    with django_assert_num_queries(11):
+        search.search(Message.objects.all(), {"q": '"quarterly statement"'})
+
+
 def test_it_says_more_than_when_counting_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
