@@ -67,7 +67,7 @@ def build_bodies(config: dict[str, Any]) -> list[bytes]:
     if contacts:
         clients = len(contacts)
     pnid, display, waba = config["phone_number_id"], config["display_number"], config["waba_id"]
-    now, n = int(time.time()), 0
+    now, n = int(config.get("start") or time.time()), 0
     bodies = []
     for _ in range(int(config["count"])):
         changes = []
