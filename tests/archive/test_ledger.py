@@ -132,11 +132,14 @@ def test_it_builds_envelopes_that_round_trip_canonically(fields):
 # --- The chain check holds for every statement shape (archive/migrations/0006) -------------
 
 SHAPES = ("values", "rows", "copy", "select")
-DEFECTS = ("leaf", "link", "gap", "envelope")
+# "repeat": an entry with its predecessor's link; no unique index refuses it (archive 0010), the
+# chain check does
+DEFECTS = ("leaf", "link", "repeat", "gap", "envelope")
 REFUSALS = {
     "leaf": "does not match its envelope",
     "envelope": "does not match its envelope",
     "link": "does not extend the chain",
+    "repeat": "does not extend the chain",
     "gap": "would leave a gap",
 }
 Row = tuple[int, str, bytes, bytes, bytes]
@@ -163,6 +166,9 @@ def damaged(rows: list[Row], at: int, defect: str) -> list[Row]:
         out[at] = (seq, kind, envelope + b" ", leaf, link)
     elif defect == "link":
         out[at] = (seq, kind, envelope, leaf, hashlib.sha256(link).digest())
+    elif defect == "repeat":
+        previous = out[at - 1][4] if at else bytes(ChainHead.objects.get().link)
+        out[at] = (seq, kind, envelope, leaf, previous)
     else:  # this entry and the rest one seq further: seq - 1 of this one was never written
         out[at:] = [(s + 1, *rest) for s, *rest in out[at:]]
     return out
