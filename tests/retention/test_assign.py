@@ -1,9 +1,12 @@
 """retain_until is fixed when an entry is sealed: its channel's policy, and what depends on it."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archive.models import LedgerEntry
 from messaging.models import (
@@ -16,7 +19,7 @@ from messaging.models import (
     ParticipantProfile,
 )
 from retention import policies
-from retention.assign import KINDS
+from retention.assign import KINDS, Policy, lengthened
 from retention.models import RetentionPolicy, RetentionRecord
 from tests.retention.conftest import (
     NOW,
@@ -149,9 +152,12 @@ def test_it_keeps_dependents_as_long_as_the_longest_message_across_batches(
     seal(bodies[first])
     seal(*(body for name, body in bodies.items() if name != first))
     longest = max(until(seq("wamid.short")), until(seq("wamid.long")))
+    # sealed with the first message, exactly as long as it; lengthened by a later batch, to the
+    # end of that day (assign.lengthened)
+    expected = longest if first == "long" else lengthened(longest, Policy(0, 400))
     person = dependents("wamid.short")
-    assert until(person["participant"]) == longest
-    assert until(person["profile 0"]) == longest
+    assert until(person["participant"]) == expected
+    assert until(person["profile 0"]) == expected
     assert kept_at_least_as_long("wamid.short") and kept_at_least_as_long("wamid.long")
 
 
@@ -166,11 +172,49 @@ def test_it_keeps_a_name_shown_later_as_long_as_its_participant(db: None, desks:
 
 
 def test_it_keeps_a_conversation_as_long_as_its_last_message(db: None, desks: Desks) -> None:
+    """Lengthened by a later batch, to the end of that day: the record is then left alone by
+    every batch of the same day (no UPDATE: its row is where it was)."""
     make_policy("Desk", 100, [desks.desk])
     seal(text(ANN, "Ann", "wamid.1", "first", NOW))
     seal(text(ANN, "Ann", "wamid.2", "second", NOW + 60))
     conversation = Conversation.objects.get()
-    assert until(conversation.entry_id) == until(seq("wamid.2")) > until(seq("wamid.1"))
+    last = until(seq("wamid.2"))
+    assert last > until(seq("wamid.1"))
+    assert until(conversation.entry_id) == lengthened(last, Policy(0, 100)) >= last
+    version = row_version(conversation.entry_id)
+    seal(text(ANN, "Ann", "wamid.3", "third", NOW + 120))
+    if until(seq("wamid.3")) <= until(conversation.entry_id):  # not sealed past midnight
+        assert row_version(conversation.entry_id) == version
+
+
+def test_a_zero_day_policy_lengthens_exactly(db: None, desks: Desks) -> None:
+    make_policy("Nothing kept", 0, [desks.desk])
+    seal(text(ANN, "Ann", "wamid.1", "first", NOW))
+    seal(text(ANN, "Ann", "wamid.2", "second", NOW + 60))
+    assert until(Conversation.objects.get().entry_id) == until(seq("wamid.2"))
+
+
+def row_version(entry_seq: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ctid::text FROM retention_record WHERE seq = %s", [entry_seq])
+        return str(cursor.fetchone()[0])
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    days=st.integers(0, 4000),
+)
+def test_a_lengthened_record_is_kept_at_least_as_long_and_at_most_to_that_days_end(
+    moment: datetime, days: int
+) -> None:
+    kept = lengthened(moment, Policy(1, days))
+    if days == 0:
+        assert kept == moment
+        return
+    assert moment <= kept < moment + timedelta(days=1)
+    assert (kept.hour, kept.minute, kept.second, kept.microsecond) == (0, 0, 0, 0)
 
 
 def test_it_keeps_a_webhook_body_as_long_as_the_statuses_it_carried(db: None, desks: Desks) -> None:
