@@ -125,9 +125,9 @@ def open_world(archive: ScaleArchive) -> World:
     biggest = ConversationSummary.objects.select_related("conversation").get(
         conversation__participant__wa_id=BIG_WA_ID
     )
-    # the capture benchmark at 10M commits into the cached archive, its clients included: a few
-    # more messages than the generator's 5,000 (13 after one run)
-    assert BIG <= biggest.message_count < BIG + 100, biggest.message_count
+    # the capture benchmark at 10M committed into the cached archive with this client among its
+    # own until 4 December (13-18 messages a run, 117 after seven); it leaves the client out now
+    assert BIG <= biggest.message_count < BIG + 200, biggest.message_count
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     first_day = timezone.localdate(edge["first"])
     last_day = timezone.localdate(edge["last"])
