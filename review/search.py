@@ -257,11 +257,12 @@ class Results:
 
 
 # The channel as search filters it: checked on the rows the other conditions find (the words'
-# GIN index, or the newest messages read backwards), never through an index of its own. At 10M
-# messages the planner ANDed the GIN's few hundred rows of a rare word with a bitmap of the
-# whole channel (3.2M rows, 350-540 ms, page and count alike); `+ 0` is an expression no index
-# serves, and messaging 0019's statistics on it give the planner the channel's true share of
-# the messages (docs/SCALE.md §7d).
+# GIN index), or read with the time from message_channel_sent (messaging 0022: the newest
+# messages of one channel, not through a burst on another), never as a bitmap of a whole
+# channel. At 10M messages the planner ANDed the GIN's few hundred rows of a rare word with a
+# bitmap of the whole channel (3.2M rows, 350-540 ms, page and count alike) from the foreign
+# key's index on `channel_id`, which `+ 0` does not match; messaging 0019's statistics on it
+# give the planner the channel's true share of the messages (docs/SCALE.md §7d, §7e).
 CHANNEL_UNINDEXED = ExpressionWrapper(F("channel_id") + 0, output_field=BigIntegerField())
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from messaging.models import Channel, Message
-from review import search
+from review import search, transcript
 from tests.review.conftest import NOW, explain, seal
 
 
@@ -51,18 +51,40 @@ def _plan(data: dict[str, Any], *, text: str = "") -> dict[str, Any]:
     return explain(messages.values("id"), seqscan=False)
 
 
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
+
+
 def _conditions(node: dict[str, Any]) -> list[str]:
-    found = [node[key] for key in ("Index Cond", "Recheck Cond") if key in node]
-    for child in node.get("Plans", []):
-        found += _conditions(child)
-    return found
+    return [n[key] for n in _nodes(node) for key in ("Index Cond", "Recheck Cond") if key in n]
 
 
-def test_no_index_serves_the_channel_condition(skewed: tuple[Channel, Channel]) -> None:
+def test_the_channel_is_never_read_as_a_bitmap(skewed: tuple[Channel, Channel]) -> None:
+    """Not from the foreign key's index, which `channel_id + 0` does not match, nor from
+    message_channel_sent, which serves it only to read a channel's messages in time order."""
     big, _ = skewed
     for text in ("", "report", "report -quarterly"):
         plan = _plan({"channel": big}, text=text)
-        assert not [c for c in _conditions(plan) if "channel_id" in c], (text, plan)
+        for node in _nodes(plan):
+            if "channel_id" in node.get("Index Cond", "") + node.get("Recheck Cond", ""):
+                assert node["Node Type"] in ("Index Scan", "Index Only Scan"), (text, plan)
+                assert node["Index Name"] == "message_channel_sent", (text, plan)
+
+
+def test_a_channels_newest_messages_are_read_from_its_own_time_index(
+    skewed: tuple[Channel, Channel],
+) -> None:
+    """Not backwards through every newer message of the other channels (messaging 0022)."""
+    _, small = skewed
+    for text in ("", "report"):
+        messages = search.filter_messages(Message.objects.all(), {"channel": small})
+        if text:
+            messages = messages.filter(search=search.text_query(text))
+        page = messages.order_by(*transcript.DESC).values("id")[:26]
+        scans = [n for n in _nodes(explain(page, seqscan=False)) if "Index Name" in n]
+        assert [(n["Index Name"], n["Scan Direction"]) for n in scans][:1] == [
+            ("message_channel_sent", "Backward")
+        ], (text, scans)
 
 
 def test_the_statistics_are_on_the_expression_search_writes(
@@ -81,7 +103,9 @@ def test_the_statistics_are_on_the_expression_search_writes(
     assert expressions == ["(channel_id + 0)"]
     messages = search.filter_messages(Message.objects.all(), {"channel": big})
     plan = explain(messages.values("id"), verbose=True)
-    written = plan["Filter"].replace("messaging_message.", "")
+    written = " ".join(
+        n.get(key, "") for n in _nodes(plan) for key in ("Filter", "Index Cond")
+    ).replace("messaging_message.", "")
     assert "((channel_id + 0) = " in written, written
 
 
