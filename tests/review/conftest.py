@@ -33,18 +33,24 @@ def inbound(wa_id: str, name: str, message: dict[str, Any]) -> bytes:
     return envelope("messages", {"contacts": [contact], "messages": [{"from": wa_id, **message}]})
 
 
-def explain(rows: QuerySet[Any], *, verbose: bool = False, seqscan: bool = True) -> dict[str, Any]:
+def explain(
+    rows: QuerySet[Any], *, verbose: bool = False, seqscan: bool = True, bitmapscan: bool = True
+) -> dict[str, Any]:
     """PostgreSQL's plan of `rows` (its top node, as EXPLAIN's JSON gives it). seqscan=False
-    prices sequential scans out, so that any index that can serve a condition is used for it."""
+    prices sequential scans out, so that any index that can serve a condition is used for it;
+    bitmapscan=False bitmap scans, so that a few rows are read from an index in its order as
+    they would be among millions."""
     sql, params = rows.query.sql_with_params()
     options = "VERBOSE, FORMAT JSON" if verbose else "FORMAT JSON"
     with connection.cursor() as cursor:
         cursor.execute(f"SET enable_seqscan = {'on' if seqscan else 'off'}")
+        cursor.execute(f"SET enable_bitmapscan = {'on' if bitmapscan else 'off'}")
         try:
             cursor.execute(f"EXPLAIN ({options}) {sql}", params)
             (document,) = cursor.fetchone()
         finally:
             cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_bitmapscan")
     plan: dict[str, Any] = (document if isinstance(document, list) else json.loads(document))[0]
     return plan["Plan"]  # type: ignore[no-any-return]
 
