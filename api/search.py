@@ -8,6 +8,7 @@ repeated); by relevance it is an offset among the newest RELEVANCE_WITHIN matche
 ranks. Every call is a SEARCH access event, as the page's search is.
 """
 
+import dataclasses
 from typing import Any
 
 from django import forms
@@ -127,9 +128,17 @@ def ordered_ids(
         start = _offset(after) if after else 0
         ids, _ = search.ranked(matching, query, start, start + limit + 1)
         return ids, start
+    oldest = sort == "oldest"
     if after:
-        matching = matching.filter(_after_hit(messages, after, sort == "oldest"))
-    order = transcript.ASC if sort == "oldest" else transcript.DESC
+        later = _after_hit(messages, after, oldest)
+        matching = matching.filter(later)
+        if how.filtered is not None:
+            how = dataclasses.replace(how, filtered=how.filtered.filter(later))
+    if how.phrase and not how.pairs:  # as the search page: the first messages, then the GIN
+        walked = search.walked(how, oldest, limit + 1)
+        if walked is not None:
+            return walked, 0
+    order = transcript.ASC if oldest else transcript.DESC
     with search.pairs_memory(how.pairs):
         return list(matching.order_by(*order).values_list("id", flat=True)[: limit + 1]), 0
 

@@ -372,7 +372,7 @@ def _matched(query: SearchQuery) -> Func:
 class Matching:
     """How `matching` wrote a text query: the query (None: no text), whether it holds a phrase,
     whether its rows come from the word pairs' index, and the messages the filters alone select
-    (for a phrase without pairs: _walked)."""
+    (for a phrase without pairs: walked)."""
 
     query: SearchQuery | None = None
     phrase: bool = False
@@ -460,7 +460,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     window's size): one round trip instead of five (a count in a transaction of its own with a
     time budget, which now serves a page past the last). A phrase is found through its word
     pairs' index (phrase_pairs) like any word. One that implies no pairs (under OR, or with a
-    long word) is looked for among the first messages in the page's order (_walked), then a
+    long word) is looked for among the first messages in the page's order (walked), then a
     span of time at a time (_phrase_matches), and its count keeps the budget: its positions are
     checked on each row, and counting a phrase of common words can take far longer than showing
     it. The messages are those `matching` selects."""
@@ -477,7 +477,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     else:
         if how.phrase and not how.pairs:  # the page only: counting it has its own budget
             oldest, want = sort == "oldest", start + PAGE_SIZE + 1
-            first = _walked(how, oldest, want) or _phrase_matches(messages, oldest, want)
+            first = walked(how, oldest, want) or _phrase_matches(messages, oldest, want)
             ids = first[start:]
             last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
             seen = len(first) if last_page else None
@@ -529,7 +529,7 @@ def _page_and_count(
 PHRASE_WALK = 40_000
 
 
-def _walked(how: Matching, oldest: bool, want: int) -> list[int] | None:
+def walked(how: Matching, oldest: bool, want: int) -> list[int] | None:
     """The first `want` matches of a phrase in the page's order, looked for among the first
     PHRASE_WALK messages the filters select in that order; None if fewer are there.
 

@@ -8,6 +8,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from review import search
 from review.models import AccessEvent
 from tests.api.conftest import World, api
 from tests.api.test_conversations import matches_schema
@@ -51,15 +52,18 @@ def page_ids(user: Any, query: dict[str, str]) -> list[int]:
 
 
 def api_ids(user: Any, query: dict[str, str], limit: int) -> list[int]:
+    """Every hit through the API, cursor after cursor (a cursor that does not move on fails
+    here rather than paging forever)."""
     client, ids, following = api(user), [], None
     body = client.get(SEARCH, {**query, "limit": str(limit)}).json()
-    while True:
+    for _ in range(500):
         matches_schema(client, "SearchPage", body)
         ids += [hit["id"] for hit in body["results"]]
         following = body["next"]
         if following is None:
             return ids
         body = client.get(following).json()
+    raise AssertionError(f"the pages never ended: {len(ids)} hits, {len(set(ids))} distinct")
 
 
 @pytest.mark.parametrize(
@@ -157,3 +161,17 @@ def test_no_parameter_value_is_a_server_error(
 def test_an_outsider_is_refused_and_nothing_is_logged(world: World, outsider: Any) -> None:
     assert api(outsider).get(SEARCH, {"q": "portfolio"}).status_code == 403
     assert not AccessEvent.objects.exists()
+
+
+@pytest.mark.parametrize("walk", [3, 12, 40_000])
+def test_a_phrase_pages_as_the_page_does_whatever_its_walk(
+    notes: World, reviewer: Any, monkeypatch: pytest.MonkeyPatch, walk: int
+) -> None:
+    """A phrase without word pairs is looked for among the first search.PHRASE_WALK messages
+    after the cursor, then through the GIN: the same hits in the same order either way."""
+    monkeypatch.setattr(search, "PHRASE_WALK", walk)
+    query = {"q": '"portfolio note" -urgent'}
+    expected = page_ids(reviewer, query)
+    assert len(expected) > 7
+    for limit in (2, 7):
+        assert api_ids(reviewer, query, limit) == expected
