@@ -8,7 +8,6 @@ repeated); by relevance it is an offset among the newest RELEVANCE_WITHIN matche
 ranks. Every call is a SEARCH access event, as the page's search is.
 """
 
-import dataclasses
 from typing import Any
 
 from django import forms
@@ -129,13 +128,11 @@ def ordered_ids(
         ids, _ = search.ranked(matching, query, start, start + limit + 1)
         return ids, start
     oldest = sort == "oldest"
-    if after:
-        later = _after_hit(messages, after, oldest)
-        matching = matching.filter(later)
-        if how.filtered is not None:
-            how = dataclasses.replace(how, filtered=how.filtered.filter(later))
-    if how.phrase and not how.pairs:  # as the search page: the first messages, then the GIN
-        walked = search.walked(how, oldest, limit + 1)
+    later = _after_hit(messages, after, oldest) if after else Q()
+    matching = matching.filter(later)
+    if query is not None and how.phrase and not how.pairs:  # as the search page: the first
+        # messages after the cursor, then the GIN
+        walked = search.walked(how.filtered.filter(later), query, oldest, limit + 1)
         if walked is not None:
             return walked, 0
     order = transcript.ASC if oldest else transcript.DESC

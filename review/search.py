@@ -20,10 +20,8 @@ from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRa
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import (
-    BigIntegerField,
     BooleanField,
     Exists,
-    ExpressionWrapper,
     F,
     Func,
     Max,
@@ -44,6 +42,7 @@ from django.utils.safestring import SafeString, mark_safe
 from access import boundary
 from messaging.models import (
     MEDIA_TYPES,
+    SEARCH_CHANNEL,
     WORD_PAIRS,
     Channel,
     Conversation,
@@ -262,8 +261,8 @@ class Results:
 # channel. At 10M messages the planner ANDed the GIN's few hundred rows of a rare word with a
 # bitmap of the whole channel (3.2M rows, 350-540 ms, page and count alike) from the foreign
 # key's index on `channel_id`, which `+ 0` does not match; messaging 0019's statistics on it
-# give the planner the channel's true share of the messages (docs/SCALE.md §7d, §7e).
-CHANNEL_UNINDEXED = ExpressionWrapper(F("channel_id") + 0, output_field=BigIntegerField())
+# give the planner the channel's true share of the messages (docs/SCALE.md §7d, §7e). The
+# expression is messaging's SEARCH_CHANNEL, the one message_channel_sent indexes.
 
 
 def _day_start(day: date) -> datetime:
@@ -281,8 +280,8 @@ def filter_messages(
         if channel_index:
             messages = messages.filter(channel=channel)
         else:
-            messages = messages.alias(channel_unindexed=CHANNEL_UNINDEXED).filter(
-                channel_unindexed=getattr(channel, "pk", channel)
+            messages = messages.alias(search_channel=SEARCH_CHANNEL).filter(
+                search_channel=getattr(channel, "pk", channel)
             )
     if data.get("direction"):
         messages = messages.filter(direction=data["direction"])
@@ -370,14 +369,14 @@ def _matched(query: SearchQuery) -> Func:
 
 @dataclass(frozen=True)
 class Matching:
-    """How `matching` wrote a text query: the query (None: no text), whether it holds a phrase,
-    whether its rows come from the word pairs' index, and the messages the filters alone select
-    (for a phrase without pairs: walked)."""
+    """How `matching` wrote a text query: the messages the filters alone select (for a phrase
+    without pairs, what `walked` reads), the query (None: no text), whether it holds a phrase,
+    and whether its rows come from the word pairs' index."""
 
+    filtered: QuerySet[Message]
     query: SearchQuery | None = None
     phrase: bool = False
     pairs: bool = False
-    filtered: QuerySet[Message] | None = None
 
 
 def matching(
@@ -390,7 +389,7 @@ def matching(
     under OR, or of long words) is checked on every row holding all its words, for two common
     words hundreds of thousands at 10M: there the channel index's bitmap, ANDed before any row
     is read, saves two thirds of the reads; for every other query it costs more than it saves
-    (CHANNEL_UNINDEXED). Found by its pairs, the whole query is checked on the rows they give,
+    (SEARCH_CHANNEL). Found by its pairs, the whole query is checked on the rows they give,
     written so that the words' own index is not read too (for "the and", 5.3M rows to AND with
     0.7M pairs)."""
     q = (data.get("q") or "").strip()
@@ -398,14 +397,14 @@ def matching(
     pairs = phrase_pairs(q) if phrase else None
     filtered = filter_messages(messages, data, channel_index=phrase and pairs is None)
     if not q:
-        return filtered, Matching(filtered=filtered)
+        return filtered, Matching(filtered)
     query = text_query(q)
     if pairs is None:
         found = filtered.filter(search=query)
     else:
         found = filtered.filter(pairs, _matched(query))
     walkable = filter_messages(messages, data) if phrase and pairs is None else filtered
-    return found, Matching(query, phrase=phrase, pairs=pairs is not None, filtered=walkable)
+    return found, Matching(walkable, query, phrase=phrase, pairs=pairs is not None)
 
 
 def participant_conversations(text: str) -> QuerySet[Conversation]:
@@ -474,15 +473,14 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     if sort == "relevance" and query is not None:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
+    elif query is not None and how.phrase and not how.pairs:  # counting has its own budget
+        oldest, want = sort == "oldest", start + PAGE_SIZE + 1
+        first = walked(how.filtered, query, oldest, want) or _phrase_matches(messages, oldest, want)
+        ids = first[start:]
+        last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
+        seen = len(first) if last_page else None
     else:
-        if how.phrase and not how.pairs:  # the page only: counting it has its own budget
-            oldest, want = sort == "oldest", start + PAGE_SIZE + 1
-            first = walked(how, oldest, want) or _phrase_matches(messages, oldest, want)
-            ids = first[start:]
-            last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
-            seen = len(first) if last_page else None
-        else:
-            ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=how.pairs)
+        ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=how.pairs)
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
@@ -529,18 +527,20 @@ def _page_and_count(
 PHRASE_WALK = 40_000
 
 
-def walked(how: Matching, oldest: bool, want: int) -> list[int] | None:
-    """The first `want` matches of a phrase in the page's order, looked for among the first
-    PHRASE_WALK messages the filters select in that order; None if fewer are there.
+def walked(
+    filtered: QuerySet[Message], query: SearchQuery, oldest: bool, want: int
+) -> list[int] | None:
+    """The first `want` matches of `query` in the page's order, looked for among the first
+    PHRASE_WALK of the `filtered` messages (Matching.filtered) in that order; None if fewer
+    are there.
 
     Through the GIN index a phrase's positions are checked on every row holding its words: for
     "confirm to" 300,294 rows at 10M messages (1.2 s), where it is found once in 560 messages
     of its channel. Read in order, with the phrase checked on each row and the walk stopping at
     the `want`-th match, a common phrase costs the rows up to its page's last match."""
-    assert how.query is not None and how.filtered is not None
     window = (
-        how.filtered.order_by(*(ASC if oldest else DESC))
-        .annotate(hit=_matched(how.query))
+        filtered.order_by(*(ASC if oldest else DESC))
+        .annotate(hit=_matched(query))
         .values("id", "hit")[:PHRASE_WALK]
     )
     sql, params = window.query.sql_with_params()
