@@ -9,7 +9,9 @@ from django.db import connection
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from exports.scope import Scope
 from messaging.models import Message
+from retention.holds import HoldScope
 from review import phrases, search
 from tests.review.conftest import NOW, explain, inbound, seal
 
@@ -218,12 +220,10 @@ def test_a_repeated_word_is_estimated_as_the_word(db: None) -> None:
 
 
 @pytest.mark.parametrize("q", ['"will you" call', '"you will"', '"call you"'])
-def test_the_api_holds_and_exports_find_a_phrase_through_its_pairs(sayings: Any, q: str) -> None:
-    """search.matching is what every reader of a stored or given search uses."""
-    rows, how = search.matching(Message.objects.all(), {"q": q})
-    assert how.phrase and how.pairs
-    plain = Message.objects.filter(search=search.text_query(q))
-    assert sorted(rows.values_list("wamid", flat=True)) == sorted(
-        plain.values_list("wamid", flat=True)
-    )
-    assert "message_phrase_pairs" in json.dumps(explain(rows.values("id"), seqscan=False))
+def test_a_hold_and_an_export_find_a_phrase_through_its_pairs(sayings: Any, q: str) -> None:
+    """A hold's and an export's stored search are written by search.matching, as the page's:
+    the same messages as the plain query, found through the word pairs' index."""
+    plain = sorted(Message.objects.filter(search=search.text_query(q)).values_list("id", flat=True))
+    for rows in (HoldScope(query={"q": q}).messages(), Scope("search", query={"q": q}).messages()):
+        assert sorted(rows.values_list("id", flat=True)) == plain
+        assert "message_phrase_pairs" in json.dumps(explain(rows.values("id"), seqscan=False))
