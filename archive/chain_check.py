@@ -8,9 +8,12 @@ Merkle tree (archive/merkle.py subtree_levels), so the parent only joins slices:
 few perfect subtrees, checks the stored nodes and checkpoints (archive/verify.py).
 
 Where the time goes (1M entries, one process): the envelope's canonical check is most of it, so
-an envelope whose shape was already seen takes a fast path (`_fast_body`) that accepts only what
-`envelope_problem` accepts; anything it does not accept at once gets the full check, which names
-the problem.
+an envelope whose shape was already seen takes a fast path (`_fast_body`, parsed and re-encoded
+with orjson) that accepts only what `envelope_problem` accepts; anything it does not accept at
+once gets the full check (the json module and canonical_json, the definition), which names the
+problem. Measured on the 10M archive's first 65,536 entries (2.83 contents each): 11.8 us of CPU
+an entry to check them with the json module, 7.6 us with orjson and each content name's tag
+hashed once; reading the rows is another 3-8 us.
 """
 
 import hashlib
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -32,7 +36,7 @@ from archive.envelope import (
     SCALAR_TYPES,
     ZERO_LINK,
     canonical_json,
-    commitment,
+    commitment_tag,
     rfc3339,
 )
 from archive.merkle import range_cut, subtree_levels
@@ -49,19 +53,9 @@ CONTENTS_QUERY = (
 )
 HEX_COMMITMENT = re.compile(r"[0-9a-f]{64}")
 _decode = json.JSONDecoder().decode
-# The fast path parses with the decoder's scanner (no white-space skipping: a canonical envelope
-# has none) and finds integers that might be out of range by their digits.
-_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
-# canonical_json's encoder made once, as JSONEncoder.encode makes it on every call (sort_keys,
-# compact separators, no ASCII escaping); the pure-Python one where the C one is missing.
-_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
-_encode_parts = (
-    _C_ENCODER(None, None, json.encoder.encode_basestring, None, ":", ",", True, False, True)
-    if _C_ENCODER is not None
-    else None
-)
+_SORTED = orjson.OPT_SORT_KEYS
 _SCALARS = frozenset(SCALAR_TYPES)
-_LONG_NUMBER = re.compile(r":-?[0-9]{16}")  # |n| < 2**53 has at most 16 digits; 15 always fit
+_LONG_NUMBER = re.compile(rb":-?[0-9]{16}")  # |n| < 2**53 has at most 16 digits; 15 always fit
 MAX_SHAPES = 10_000
 
 
@@ -198,18 +192,22 @@ def _fast_body(
     the shape lists its commitment keys), every value is a scalar, no integer has 16 digits or
     more (so all are within +-2**53), each commitment is 64 lowercase hex digits, the names match,
     and re-encoding gives back the same bytes. Everything else takes the full check.
+
+    Parsed and re-encoded with orjson, which writes exactly what canonical_json writes for these
+    values (sorted keys, no white space, the same escapes, UTF-8; tests/archive/test_verify.py
+    checks it for every character): a third of the json module's time, and most of verifying an
+    entry was these two steps (3.6 of 10.6 us of CPU an entry).
     """
     try:
-        text = envelope.decode()
-        body, end = _scan(text, 0)
-    except (ValueError, StopIteration):
+        body = orjson.loads(envelope)
+    except orjson.JSONDecodeError:
         return None
-    if end != len(text) or type(body) is not dict:
+    if type(body) is not dict:
         return None
     commits = shapes.get(tuple(body))
     if commits is None or not _SCALARS.issuperset(map(type, body.values())):
         return None
-    if _LONG_NUMBER.search(text):
+    if _LONG_NUMBER.search(envelope):
         return None
     for key in commits:
         value = body[key]
@@ -219,14 +217,9 @@ def _fast_body(
     if names != (ENVELOPE_VERSION, seq, kind, time_text) or type(body["v"]) is not int:
         return None
     try:
-        canonical = (
-            "".join(_encode_parts(body, 0)).encode()
-            if _encode_parts is not None
-            else canonical_json(body)
-        )
-    except UnicodeEncodeError:  # a lone surrogate: the full check names it
+        return body if orjson.dumps(body, option=_SORTED) == envelope else None
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate; the full check names it
         return None
-    return body if canonical == envelope else None
 
 
 def _check_envelope(
@@ -269,11 +262,30 @@ def _check_contents(
             result.add(Problem("content row belongs to no entry", content_seq))
         else:
             result.contents += 1
-            expected = (body or {}).get(COMMIT_PREFIX + name)
-            if expected != commitment(name, bytes(salt), bytes(data)).hex():
+            expected = body.get(COMMIT_PREFIX + name) if body is not None else None
+            if expected is None or expected != _commitment_hex(name, salt, data):
                 result.add(Problem(f"content {name!r} does not match its commitment", seq))
         content = next(contents, None)
     return content
+
+
+# sha256 already fed each content name's tag (archive.envelope.commitment), copied for each row:
+# the tag is hashed once per name instead of built and hashed once per row.
+_TAGGED: dict[str, Any] = {}
+
+
+def _commitment_hex(name: str, salt: bytes, data: bytes) -> str:
+    """commitment(name, salt, data).hex(); `name` is one an intact envelope commits to (its
+    key names are ASCII, so the tag can be made)."""
+    tagged = _TAGGED.get(name)
+    if tagged is None:
+        tagged = hashlib.sha256(commitment_tag(name))
+        if len(_TAGGED) < MAX_SHAPES:  # a ledger of made-up names does not fill memory
+            _TAGGED[name] = tagged
+    digest = tagged.copy()
+    digest.update(salt)
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def stream(conn: psycopg.Connection, name: str, query: str, params: tuple[int, int]) -> Iterator:  # type: ignore[type-arg]

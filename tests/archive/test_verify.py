@@ -8,6 +8,7 @@ import functools
 import json
 import re
 
+import orjson
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from archive import ledger
 from archive.chain_check import SliceResult, _check_envelope, _fast_body
 from archive.checkpoints import create_checkpoint
-from archive.envelope import NAME_RE
+from archive.envelope import NAME_RE, canonical_json
 from archive.ledger import Fact, chain_link
 from archive.merkle import CompactRange, InMemoryTree, leaf_hash, range_cut, subtree_levels
 from archive.models import Checkpoint, LedgerEntry, VerificationRun, VerifiedCheckpoint
@@ -102,6 +103,16 @@ def test_it_finds_changed_content(attacker, verify):
     report = verify()
     assert first(report) == (10, None)
     assert "commitment" in report.first_problem.what
+
+
+@pytest.mark.parametrize("name", ["other", "bödy", "commit.body", ""])
+def test_it_finds_content_moved_under_another_name(attacker, verify, name):
+    """A name the envelope commits to nothing under, including one that is not ASCII (no
+    commitment tag can be made of it): reported at its entry, not a crash."""
+    attacker.execute("UPDATE archive_content SET name = %s WHERE seq = 10", [name])
+    report = verify()
+    assert first(report) == (10, None)
+    assert f"content {name!r} does not match its commitment" == report.first_problem.what
 
 
 def test_it_skips_content_checks_when_asked(attacker, verify):
@@ -626,3 +637,31 @@ def test_it_takes_the_fast_path_only_for_envelopes_the_full_check_accepts(envelo
     if not found and valid_names and not re.search(rb":-?[0-9]{16}", envelope):
         assert fast == body  # every envelope the full check accepts goes fast, once seen
         # (but an integer of 16 digits, which may or may not be in range)
+
+
+CANONICAL_VALUES = (
+    st.text()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.sampled_from([2**53 - 1, -(2**53) + 1, 0, True, False, None])
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.from_regex(NAME_RE, fullmatch=True), CANONICAL_VALUES, max_size=12))
+def test_the_fast_paths_encoder_writes_what_canonical_json_writes(body):
+    """The fast path re-encodes with orjson; it is sound only while orjson writes, for every
+    envelope body, the bytes canonical_json (the definition) writes, or refuses the body."""
+    try:
+        expected = canonical_json(body)
+    except UnicodeEncodeError:  # a lone surrogate: orjson must refuse it too
+        with pytest.raises(TypeError):
+            orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return
+    assert orjson.dumps(body, option=orjson.OPT_SORT_KEYS) == expected
+
+
+def test_the_fast_paths_encoder_escapes_every_character_as_canonical_json_does():
+    for first in range(0, 0x110000, 0x1000):
+        text = "".join(chr(c) for c in range(first, first + 0x1000) if not 0xD800 <= c < 0xE000)
+        body = {"a": text, "b": '\\"' + text[:32]}
+        assert orjson.dumps(body, option=orjson.OPT_SORT_KEYS) == canonical_json(body)
