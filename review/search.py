@@ -63,7 +63,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 # 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
 RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
-SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page_and_count)
+SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
@@ -455,14 +455,15 @@ def people(q: str) -> list[Conversation]:
 def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     """One page of hits, newest first unless asked otherwise, with a total capped at COUNT_CAP.
 
-    The page and its count are one statement (_page_and_count; for relevance, the ranked
-    window's size): one round trip instead of five (a count in a transaction of its own with a
-    time budget, which now serves a page past the last). A phrase is found through its word
-    pairs' index (phrase_pairs) like any word. One that implies no pairs (under OR, or with a
-    long word) is looked for among the first messages in the page's order (walked), then a
-    span of time at a time (_phrase_matches), and its count keeps the budget: its positions are
-    checked on each row, and counting a phrase of common words can take far longer than showing
-    it. The messages are those `matching` selects."""
+    The page is one statement (_page; a phrase that implies no pairs, under OR or with a long
+    word, is looked for among the first messages in the page's order, walked, then a span of
+    time at a time, _phrase_matches). A page that is the last one knows its total; any other
+    counts its matches up to COUNT_CAP in a statement of its own within COUNT_BUDGET_MS
+    (_capped_count), and past the budget says "more than" what it has seen: counting to 1,001
+    costs 1,001 divided by the matches' share of the rows, or a word's whole posting list, and
+    both grow with the archive (at 10M, 50-400 ms for a common word, an OR, an exclusion, where
+    the page takes 2-16 ms). For relevance, the ranked window's size. The messages are those
+    `matching` selects."""
     q = (data.get("q") or "").strip()
     messages, how = matching(messages, data)
     query = how.query
@@ -473,52 +474,38 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     if sort == "relevance" and query is not None:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
-    elif query is not None and how.phrase and not how.pairs:  # counting has its own budget
-        oldest, want = sort == "oldest", start + PAGE_SIZE + 1
-        first = walked(how.filtered, query, oldest, want) or _phrase_matches(messages, oldest, want)
-        ids = first[start:]
-        last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
-        seen = len(first) if last_page else None
     else:
-        ids, seen = _page_and_count(messages, sort == "oldest", start, pairs=how.pairs)
+        oldest, want = sort == "oldest", start + PAGE_SIZE + 1
+        if query is not None and how.phrase and not how.pairs:
+            first = walked(how.filtered, query, oldest, want)
+            ids = (first or _phrase_matches(messages, oldest, want))[start:]
+        else:
+            ids = _page(messages, oldest, start, pairs=how.pairs)
+        last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
+        seen = start + len(ids) if last_page else None
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is not None:
         results.total, results.capped = min(seen, COUNT_CAP), seen > COUNT_CAP
     else:
-        results.total, results.capped = _capped_count(messages, start + len(ids))
+        results.total, results.capped = _capped_count(messages, start + len(ids), pairs=how.pairs)
     results.hits = hits(ids, query)
     return results
 
 
-def _page_and_count(
+def _page(
     messages: QuerySet[Message], oldest: bool, start: int, *, pairs: bool = False
-) -> tuple[list[int], int | None]:
-    """Ids of a page (and one more, to know there is a next) in its order, and the matches up
-    to COUNT_CAP + 1 (None past the last page), in one statement of two independent parts:
-    PostgreSQL reads the page in time order or from the GIN index, whichever is cheaper, and
-    counts unordered from the GIN index (reading the first 1,001 matches in order instead
-    walked the time index through 60,000 rows for a word in one message of 60: 77 ms p50 at
-    1,000,000 messages, against 3 ms for the page and 10 ms for the count).
+) -> list[int]:
+    """Ids of a page (and one more, to know there is a next) in its order.
 
     `pairs`: the rows come from the word pairs' index (phrase_pairs), and the statement runs
     with SEARCH_WORK_MEM. A common pair's bitmap (725,928 rows for "the_and" at 10M) overflows
     the default 4 MB and turns lossy: every row of its pages is checked again, its pairs
-    computed (968 ms of the count). For words the default stays: with 64 MB the planner ANDed
+    computed (968 ms of its count). For words the default stays: with 64 MB the planner ANDed
     a common word's whole GIN bitmap (1M rows, 207 ms) with the last 30 days' 12,000."""
-    ordered = messages.order_by(*(ASC if oldest else DESC)).values("id")
-    page_sql, page_params = ordered[start : start + PAGE_SIZE + 1].query.sql_with_params()
-    count_sql, count_params = (
-        messages.order_by().values("id")[: COUNT_CAP + 1].query.sql_with_params()
-    )
-    # the ORM's own statements, side by side: nothing from a request is SQL here
-    both = f"SELECT ARRAY({page_sql}), (SELECT count(*) FROM ({count_sql}) matching)"  # noqa: S608
-    with pairs_memory(pairs), connection.cursor() as cursor:
-        cursor.execute(both, [*page_params, *count_params])
-        ids, seen = cursor.fetchone()
-    if not ids and start > 0:
-        return [], None  # past the last page: the count below says "more than" if it must
-    return list(ids), seen
+    ordered = messages.order_by(*(ASC if oldest else DESC)).values_list("id", flat=True)
+    with pairs_memory(pairs):
+        return list(ordered[start : start + PAGE_SIZE + 1])
 
 
 # Rows a phrase without pairs is looked for in, in the page's order, before its spans of time:
@@ -596,35 +583,44 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> lis
 
 def pairs_memory(pairs: bool) -> contextlib.AbstractContextManager[None]:
     """For a statement that reads its rows from the word pairs' index (`pairs`), SEARCH_WORK_MEM
-    while it runs (_page_and_count says why); else nothing."""
-    return _local_setting("work_mem", SEARCH_WORK_MEM) if pairs else contextlib.nullcontext()
+    while it runs (_page says why); else nothing."""
+    return _local_settings(work_mem=SEARCH_WORK_MEM) if pairs else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
-def _local_setting(name: str, value: str) -> Iterator[None]:
-    """A transaction (a savepoint inside a caller's) in which the setting `name` is `value`:
-    undone with it if it fails; inside a caller's transaction put back as it was afterwards,
-    since a released savepoint keeps what SET LOCAL did. `name` is one of ours, never input."""
+def _local_settings(**values: str) -> Iterator[None]:
+    """A transaction (a savepoint inside a caller's) in which each setting named is its value:
+    undone with it if it fails; inside a caller's transaction put back as they were afterwards,
+    since a released savepoint keeps what SET LOCAL did. The names are ours, never input."""
     nested = connection.in_atomic_block
+    names = list(values)
+    read = ", ".join(f"current_setting('{name}'), set_config('{name}', %s, true)" for name in names)
+    put_back = ", ".join(f"set_config('{name}', %s, true)" for name in names)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SELECT current_setting('{name}'), set_config('{name}', %s, true)", [value])
-        (previous, _) = cursor.fetchone()
+        cursor.execute(f"SELECT {read}", [values[name] for name in names])
+        previous = cursor.fetchone()[::2]
         yield
         if nested:
-            cursor.execute(f"SELECT set_config('{name}', %s, true)", [previous])
+            cursor.execute(f"SELECT {put_back}", list(previous))
 
 
-def _capped_count(messages: QuerySet[Message], seen: int) -> tuple[int, bool]:
-    """(total, capped): the matches up to COUNT_CAP, within COUNT_BUDGET_MS of database time.
+def _capped_count(
+    messages: QuerySet[Message], seen: int, *, pairs: bool = False
+) -> tuple[int, bool]:
+    """(total, capped): the matches up to COUNT_CAP, within COUNT_BUDGET_MS of database time
+    (with SEARCH_WORK_MEM for `pairs`, as the page).
 
-    Counting is unordered, so PostgreSQL collects matches from the GIN index (walking
-    message_sent in order to the 1,001st match read the whole table for a phrase with fewer
-    matches: 1.2 s at 1,000,000 messages). A phrase of common words still takes longer to count
-    than to show; past the budget the page says "more than" what it has seen, rather than keep
+    Counting is unordered, so PostgreSQL collects matches from the GIN index or the first rows
+    of the table, whichever it expects to be cheaper (walking message_sent in order to the
+    1,001st match read the whole table for a phrase with fewer matches: 1.2 s at 1,000,000
+    messages). Past the budget the page says "more than" the `seen` it has, rather than keep
     the reviewer waiting for a number."""
     counted = messages.order_by().values("id")[: COUNT_CAP + 1]
+    settings = {"statement_timeout": COUNT_BUDGET_MS}
+    if pairs:
+        settings["work_mem"] = SEARCH_WORK_MEM
     try:
-        with _local_setting("statement_timeout", COUNT_BUDGET_MS):
+        with _local_settings(**settings):
             total = counted.count()
     except OperationalError:  # QueryCanceled: the budget ran out
         return seen, True

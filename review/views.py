@@ -354,6 +354,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                     if v not in (None, "", False, "newest") and k not in ("q", "page")
                 },
                 "results": results.total,
+                "more": results.capped,  # "more than `results`": counting stopped there
             },
         )
     query = request.GET.copy()

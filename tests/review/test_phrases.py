@@ -146,12 +146,35 @@ def test_a_phrase_read_by_its_pairs_leaves_work_mem_as_it_was(sayings: Any) -> N
     with connection.cursor() as cursor:
         cursor.execute("SHOW work_mem")
         (before,) = cursor.fetchone()
-        with search._local_setting("work_mem", search.SEARCH_WORK_MEM):
+        with search._local_settings(work_mem=search.SEARCH_WORK_MEM):
             cursor.execute("SHOW work_mem")
             assert cursor.fetchone() == (search.SEARCH_WORK_MEM,)
         assert search.search(Message.objects.all(), {"q": '"will you" call'}).total == 1
         cursor.execute("SHOW work_mem")
         assert cursor.fetchone() == (before,) != (search.SEARCH_WORK_MEM,)
+
+
+@pytest.mark.parametrize("page_size", [1, 25])
+def test_every_statement_reading_the_pairs_runs_with_their_work_mem(
+    sayings: Any, monkeypatch: pytest.MonkeyPatch, page_size: int
+) -> None:
+    """The page's and (when the page is not the last) the count's; no other statement."""
+    monkeypatch.setattr(search, "PAGE_SIZE", page_size)
+    seen: list[tuple[bool, str]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "set_config" not in sql and not sql.startswith(("SAVEPOINT", "RELEASE", "SHOW")):
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW work_mem")
+                seen.append(("message_word_pairs" in sql, cursor.fetchone()[0]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        results = search.search(Message.objects.all(), {"q": '"will call"'})
+    assert results.total == 2 and results.has_next == (page_size == 1)
+    pairs = [memory for reads_pairs, memory in seen if reads_pairs]
+    assert pairs == [search.SEARCH_WORK_MEM] * (2 if page_size == 1 else 1)
+    assert search.SEARCH_WORK_MEM not in [memory for reads, memory in seen if not reads]
 
 
 @pytest.mark.parametrize(

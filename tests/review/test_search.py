@@ -149,15 +149,25 @@ def test_it_counts_across_pages_and_caps_the_count(
     assert capped.total == 3 and capped.capped
 
 
-def test_it_reads_a_page_and_its_count_in_one_statement(
+def test_a_last_page_knows_its_total_and_any_other_counts_within_the_budget(
     words: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
-    """The ids of the page and the count come together; then the participants and the hits."""
-    monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    matching = Message.objects.filter(search=search.text_query("bond")).count()
+    """A page holding every match counts nothing: the participants, its ids, the hits. One with
+    more after it counts them in a statement of its own under COUNT_BUDGET_MS (a savepoint, the
+    setting, the count, the setting put back, the release: this test runs in a transaction).
+    Relevance counts its ranked window in the page's statement."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 50)
     with django_assert_num_queries(3):
         results = search.search(Message.objects.all(), {"q": "bond"})
+    matching = len(results.hits)
+    assert (results.total, results.capped, results.has_next) == (matching, False, False)
+    assert matching > 1
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    with django_assert_num_queries(8) as captured:
+        results = search.search(Message.objects.all(), {"q": "bond"})
     assert (results.total, results.capped, results.has_next) == (matching, False, True)
+    settings = [q["sql"] for q in captured.captured_queries if "set_config" in q["sql"]]
+    assert len(settings) == 2 and "statement_timeout" in settings[0]
     with django_assert_num_queries(3):
         ranked = search.search(Message.objects.all(), {"q": "bond", "sort": "relevance"})
     assert (ranked.total, ranked.capped, ranked.has_next) == (matching, False, True)
@@ -243,14 +253,16 @@ def test_a_walk_that_finds_the_page_reads_no_span(
 def test_it_says_more_than_when_counting_runs_out_of_time(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page past the last, or a phrase's, counts the matches on its own, within a budget: a
-    count that overruns it is cancelled by PostgreSQL; the page says "more than" what it has
-    seen, and the connection is left as it was."""
+    """A page that is not the last (or is past it) counts the matches on its own, within a
+    budget: a count that overruns it is cancelled by PostgreSQL; the page says "more than"
+    what it has seen, and the connection is left as it was."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
     results = search.search(slow, {"page": 50})
     assert (results.total, results.capped, len(results.hits)) == (49, True, 0)
+    first = search.search(slow, {"q": "bond"})
+    assert (first.total, first.capped, len(first.hits), first.has_next) == (1, True, 1, True)
     phrase = search.search(slow, {"q": '"bond"'})  # a phrase's count has the budget too
     assert (phrase.total, phrase.capped, len(phrase.hits)) == (1, True, 1)
     with connection.cursor() as cursor:
@@ -284,6 +296,24 @@ def test_it_runs_searches_from_the_page_and_records_them(
         event.detail["filters"] == {"direction": "in", "sort": "newest"}
         or event.detail["filters"]["direction"] == "in"
     )
+
+
+def test_the_access_event_says_when_the_count_stopped_at_its_cap(
+    client: Any, reviewer: Any, admin_user: Any, words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "More than 1 results", not "1 results", in the access log: the count stopped there."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    client.force_login(reviewer)
+    client.get(reverse("review:search"), {"q": "bond"})
+    monkeypatch.setattr(search, "COUNT_CAP", 1)
+    client.get(reverse("review:search"), {"q": "bond"})
+    counted, capped = AccessEvent.objects.order_by("pk")
+    assert counted.detail["results"] > 1 and not counted.detail["more"]
+    assert (capped.detail["results"], capped.detail["more"]) == (1, True)
+    client.force_login(admin_user)
+    log = client.get(reverse("review:access_log")).content.decode()
+    assert "more than 1 results" in log
+    assert f"· {counted.detail['results']} results" in log
 
 
 def test_it_explains_a_bad_filter_instead_of_failing(
