@@ -62,7 +62,8 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 # ~20-30 us read in time order, so 5,000 took 100-400 ms at 1,000,000 messages and 1,000 takes
 # 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
 RELEVANCE_WITHIN = 1_000
-COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see _capped_count)
+COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see search)
+COUNT_LATER_BUDGET_MS = "3000"  # the longest the count asked for afterwards may take (count)
 SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page)
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
@@ -249,7 +250,10 @@ class Hit:
 class Results:
     hits: list[Hit] = field(default_factory=list)
     total: int = 0
-    capped: bool = False
+    capped: bool = False  # "more than `total`"
+    # the count ran out of COUNT_BUDGET_MS: `total` is what the page has seen, and the page asks
+    # for the count in a request of its own (`count`)
+    counting: bool = False
     page: int = 1
     has_next: bool = False
     people: list[Conversation] = field(default_factory=list)
@@ -459,7 +463,8 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     word, is looked for among the first messages in the page's order, walked, then a span of
     time at a time, _phrase_matches). A page that is the last one knows its total; any other
     counts its matches up to COUNT_CAP in a statement of its own within COUNT_BUDGET_MS
-    (_capped_count), and past the budget says "more than" what it has seen: counting to 1,001
+    (_capped_count); past the budget it says "more than" what it has seen and asks for the count
+    in a request of its own (`count`, Results.counting): counting to 1,001
     costs 1,001 divided by the matches' share of the rows, or a word's whole posting list, and
     both grow with the archive (at 10M, 50-400 ms for a common word, an OR, an exclusion, where
     the page takes 2-16 ms). For relevance, the ranked window's size. The messages are those
@@ -485,12 +490,22 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         seen = start + len(ids) if last_page else None
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
-    if seen is not None:
-        results.total, results.capped = min(seen, COUNT_CAP), seen > COUNT_CAP
-    else:
-        results.total, results.capped = _capped_count(messages, start + len(ids), pairs=how.pairs)
+    if seen is None:
+        within = _capped_count(messages, COUNT_BUDGET_MS, pairs=how.pairs)
+        results.counting = within is None
+        seen = within if within is not None else start + len(ids)
+    results.total, results.capped = min(seen, COUNT_CAP), seen > COUNT_CAP or results.counting
     results.hits = hits(ids, query)
     return results
+
+
+def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:
+    """The matches of a search up to COUNT_CAP + 1, within COUNT_LATER_BUDGET_MS; None past it.
+
+    What a page whose own count ran out of its budget (Results.counting) asks for next, in a
+    request of its own: the reviewer reads the hits meanwhile."""
+    messages, how = matching(messages, data)
+    return _capped_count(messages, COUNT_LATER_BUDGET_MS, pairs=how.pairs)
 
 
 def _page(
@@ -604,27 +619,23 @@ def _local_settings(**values: str) -> Iterator[None]:
             cursor.execute(f"SELECT {put_back}", list(previous))
 
 
-def _capped_count(
-    messages: QuerySet[Message], seen: int, *, pairs: bool = False
-) -> tuple[int, bool]:
-    """(total, capped): the matches up to COUNT_CAP, within COUNT_BUDGET_MS of database time
-    (with SEARCH_WORK_MEM for `pairs`, as the page).
+def _capped_count(messages: QuerySet[Message], budget_ms: str, *, pairs: bool) -> int | None:
+    """The matches up to COUNT_CAP + 1, within `budget_ms` of database time (with
+    SEARCH_WORK_MEM for `pairs`, as the page); None when the budget ran out.
 
     Counting is unordered, so PostgreSQL collects matches from the GIN index or the first rows
     of the table, whichever it expects to be cheaper (walking message_sent in order to the
     1,001st match read the whole table for a phrase with fewer matches: 1.2 s at 1,000,000
-    messages). Past the budget the page says "more than" the `seen` it has, rather than keep
-    the reviewer waiting for a number."""
+    messages)."""
     counted = messages.order_by().values("id")[: COUNT_CAP + 1]
-    settings = {"statement_timeout": COUNT_BUDGET_MS}
+    settings = {"statement_timeout": budget_ms}
     if pairs:
         settings["work_mem"] = SEARCH_WORK_MEM
     try:
         with _local_settings(**settings):
-            total = counted.count()
+            return counted.count()
     except OperationalError:  # QueryCanceled: the budget ran out
-        return seen, True
-    return min(total, COUNT_CAP), total > COUNT_CAP
+        return None
 
 
 def ranked(

@@ -18,6 +18,7 @@ urlpatterns = [
     path("messages/<int:pk>/tags/", views.tag_message, name="tag_message"),
     path("messages/<int:pk>/flag/", views.flag_message, name="flag_message"),
     path("search/", views.search_page, name="search"),
+    path("search/count/", views.search_count, name="search_count"),
     path("search/saved/", views.save_search, name="save_search"),
     path("search/saved/<int:pk>/delete/", views.delete_saved_search, name="delete_saved_search"),
     path("review/", queue_views.queue, name="queue"),

@@ -373,6 +373,29 @@ def search_page(request: HttpRequest) -> HttpResponse:
 
 
 @role_required
+@require_GET
+def search_count(request: HttpRequest) -> HttpResponse:
+    """The heading of a search page whose own count ran out of its budget (Results.counting),
+    counted within search.COUNT_LATER_BUDGET_MS; the page asks for it once shown (htmx).
+
+    No access event: it shows no message, and the page's event records the search itself."""
+    messages = access.messages_for_user(request)
+    form = search.SearchForm(request.GET, user=request.user)
+    if not form.is_valid():
+        return HttpResponse("Not a search this page could have made.\n", status=400)
+    counted = search.count(messages, form.cleaned_data)
+    if counted is None:  # still too long: "more than" what the page had seen (it says how many)
+        total, capped = min(whole_number(request.GET.get("seen", "")) or 0, search.COUNT_CAP), True
+    else:
+        total, capped = min(counted, search.COUNT_CAP), counted > search.COUNT_CAP
+    return render(
+        request,
+        "review/_hits_title.html",
+        {"total": total, "capped": capped, "unknown": counted is None},
+    )
+
+
+@role_required
 @require_POST
 def save_search(request: HttpRequest) -> HttpResponse:
     access.saved_searches_for_user(request)

@@ -6,7 +6,8 @@ from typing import Any
 
 from archive.models import LedgerEntry
 from messaging import simulator
-from messaging.models import Channel
+from messaging.models import Channel, Message
+from review import search
 from review.models import AccessEvent, Flag, ReviewDecision, Tag
 from tests.e2e.conftest import VIEWPORT, login, screenshot
 from tests.review.conftest import NOW, seal
@@ -96,3 +97,31 @@ def test_it_shows_the_conversation_list_and_opens_a_transcript(
     page.click("table.list tbody tr >> nth=0 >> a")
     page.wait_for_selector("ol.transcript li.msg")
     assert page.locator("ol.transcript li.msg").count() == 4
+
+
+def test_a_search_page_shows_its_hits_then_its_count_when_counting_is_slow(
+    live_server: Any, reviewer: Any, page: Any, monkeypatch: Any
+) -> None:
+    """A count over the page's budget does not hold its hits back: the heading says "more than"
+    what the page has, then fills in the count from a request of its own (htmx)."""
+    build_archive()
+    real = search._capped_count
+    budgets: list[str] = []
+
+    def page_runs_out(messages: Any, budget_ms: str, *, pairs: bool) -> int | None:
+        budgets.append(budget_ms)
+        return (
+            None if budget_ms == search.COUNT_BUDGET_MS else real(messages, budget_ms, pairs=pairs)
+        )
+
+    monkeypatch.setattr(search, "_capped_count", page_runs_out)
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    login(page, live_server, reviewer)
+    page.goto(f"{live_server.url}/search/?q=bond")
+    page.wait_for_selector("ol.hits li")
+    title = page.locator("#hits-title")
+    title.filter(has_not_text="counting").wait_for()
+    matching = Message.objects.filter(search=search.text_query("bond")).count()
+    assert matching > 1
+    assert title.inner_text() == f"{matching} messages"
+    assert budgets == [search.COUNT_BUDGET_MS, search.COUNT_LATER_BUDGET_MS]

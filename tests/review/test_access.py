@@ -71,6 +71,7 @@ def fragment_urls(world: Any, flag: Flag) -> list[tuple[str, str, dict[str, Any]
         ),
         ("get", reverse("review:media", args=[image.pk]), {}),
         ("get", reverse("review:leave"), {"to": "https://example.org/"}),
+        ("get", reverse("review:search_count"), {"q": "fund"}),
         ("post", reverse("review:tag_conversation", args=[world.amelia.pk]), {"tag": 1}),
         ("post", reverse("review:tag_message", args=[message.pk]), {"tag": 1}),
         ("post", reverse("review:flag_message", args=[message.pk]), {"note": "x"}),

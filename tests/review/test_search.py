@@ -1,5 +1,6 @@
 """Search semantics on real PostgreSQL: web-search syntax, filters, names and partial numbers."""
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -314,6 +315,59 @@ def test_the_access_event_says_when_the_count_stopped_at_its_cap(
     log = client.get(reverse("review:access_log")).content.decode()
     assert "more than 1 results" in log
     assert f"· {counted.detail['results']} results" in log
+
+
+def test_a_page_whose_count_ran_out_of_time_asks_for_it_afterwards(
+    client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page shows its hits and "more than" what it has seen at once; its heading then asks
+    for the count (htmx), which has a budget of its own and records no second access event."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
+    real = search._capped_count
+
+    def slow(messages: Any, budget_ms: str, *, pairs: bool) -> Any:
+        return real(messages.extra(where=["pg_sleep(0.03) IS NOT NULL"]), budget_ms, pairs=pairs)
+
+    monkeypatch.setattr(search, "_capped_count", slow)
+    client.force_login(reviewer)
+    page = client.get(reverse("review:search"), {"q": "bond", "direction": "in"})
+    html = page.content.decode()
+    heading = re.search(r'<h2 id="hits-title"[^>]*>.*?</h2>', html, re.S)
+    assert heading is not None and "More than 1 message " in heading.group(0)
+    asks = re.search(r'hx-get="([^"]+)" hx-trigger="load"', heading.group(0))
+    assert asks is not None and "counting" in heading.group(0)
+    url = asks.group(1).replace("&amp;", "&")
+    assert url.startswith(reverse("review:search_count")) and "direction=in" in url
+    assert "seen=1" in url and "q=bond" in url
+    event = AccessEvent.objects.get()
+    assert (event.detail["results"], event.detail["more"]) == (1, True)
+
+    counted = client.get(url).content.decode()  # within COUNT_LATER_BUDGET_MS
+    matching = Message.objects.filter(search=search.text_query("bond"), direction="in").count()
+    assert f">{matching} messages</h2>" in counted and "hx-get" not in counted
+    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "10")  # and when that runs out too
+    late = client.get(url).content.decode()
+    assert "More than 1 message " in late and "too many to count quickly" in late
+    assert "hx-get" not in late
+    assert AccessEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("seen", ["", "²", "9" * 5000, "-3", "12"])
+def test_the_count_request_takes_any_seen_and_refuses_a_bad_search(
+    client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch, seen: str
+) -> None:
+    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "1")
+    monkeypatch.setattr(
+        search, "_capped_count", lambda messages, budget_ms, *, pairs: None
+    )  # always too long: the heading falls back to `seen`
+    client.force_login(reviewer)
+    response = client.get(reverse("review:search_count"), {"q": "bond", "seen": seen})
+    assert response.status_code == 200
+    expected = "12 messages" if seen == "12" else "0 messages"
+    assert f"More than {expected}" in response.content.decode()
+    bad = client.get(reverse("review:search_count"), {"q": "bond", "date_from": "not a day"})
+    assert bad.status_code == 400
 
 
 def test_it_explains_a_bad_filter_instead_of_failing(
