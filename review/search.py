@@ -273,20 +273,13 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def filter_messages(
-    messages: QuerySet[Message], data: dict[str, Any], *, channel_index: bool = False
-) -> QuerySet[Message]:
-    """Every filter but the text query (exports reuse this for "the current search").
-
-    `channel_index`: let the planner read the channel from its index (a phrase: see search)."""
+def filter_messages(messages: QuerySet[Message], data: dict[str, Any]) -> QuerySet[Message]:
+    """Every filter but the text query (exports reuse this for "the current search")."""
     messages = messages.exclude(type__in=("reaction", "revoke"))
     if channel := data.get("channel"):
-        if channel_index:
-            messages = messages.filter(channel=channel)
-        else:
-            messages = messages.alias(search_channel=SEARCH_CHANNEL).filter(
-                search_channel=getattr(channel, "pk", channel)
-            )
+        messages = messages.alias(search_channel=SEARCH_CHANNEL).filter(
+            search_channel=getattr(channel, "pk", channel)
+        )
     if data.get("direction"):
         messages = messages.filter(direction=data["direction"])
     if data.get("type"):
@@ -390,16 +383,17 @@ def matching(
     for the index that reads the fewest rows; the search page, the API, holds and exports alike.
 
     A phrase's rows are found by its word pairs (phrase_pairs). A phrase that implies none (one
-    under OR, or of long words) is checked on every row holding all its words, for two common
-    words hundreds of thousands at 10M: there the channel index's bitmap, ANDed before any row
-    is read, saves two thirds of the reads; for every other query it costs more than it saves
-    (SEARCH_CHANNEL). Found by its pairs, the whole query is checked on the rows they give,
-    written so that the words' own index is not read too (for "the and", 5.3M rows to AND with
-    0.7M pairs)."""
+    under OR, or of long words) is checked on every row holding all its words. The channel is
+    never read as a bitmap (SEARCH_CHANNEL), phrases included: at 10M the channel index's bitmap
+    of a third of the archive (3.16M rows, 92 ms of a 148 ms statement for "i sedou") cost a
+    phrase's spans more than the position checks it saved (phrase + channel, search() p95 315
+    -> 196 ms, docs/SCALE.md §7f). Found by its pairs, the whole query is checked on the rows
+    they give, written so that the words' own index is not read too (for "the and", 5.3M rows
+    to AND with 0.7M pairs)."""
     q = (data.get("q") or "").strip()
     phrase = bool(_PHRASE.search(q))
     pairs = phrase_pairs(q) if phrase else None
-    filtered = filter_messages(messages, data, channel_index=phrase and pairs is None)
+    filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
     query = text_query(q)
@@ -407,8 +401,7 @@ def matching(
         found = filtered.filter(search=query)
     else:
         found = filtered.filter(pairs, _matched(query))
-    walkable = filter_messages(messages, data) if phrase and pairs is None else filtered
-    return found, Matching(walkable, query, phrase=phrase, pairs=pairs is not None)
+    return found, Matching(filtered, query, phrase=phrase, pairs=pairs is not None)
 
 
 def participant_conversations(text: str) -> QuerySet[Conversation]:
