@@ -13,7 +13,7 @@ with orjson) that accepts only what `envelope_problem` accepts; anything it does
 once gets the full check (the json module and canonical_json, the definition), which names the
 problem. Measured on the 10M archive's first 65,536 entries (2.83 contents each): 11.8 us of CPU
 an entry to check them with the json module, 7.6 us with orjson and each content name's tag
-hashed once; reading the rows is another 3-8 us.
+hashed once (archive.envelope.commitment); reading the rows is another 3-8 us.
 """
 
 import hashlib
@@ -36,7 +36,7 @@ from archive.envelope import (
     SCALAR_TYPES,
     ZERO_LINK,
     canonical_json,
-    commitment_tag,
+    commitment,
     rfc3339,
 )
 from archive.merkle import range_cut, subtree_levels
@@ -262,30 +262,12 @@ def _check_contents(
             result.add(Problem("content row belongs to no entry", content_seq))
         else:
             result.contents += 1
+            # a name the envelope commits nothing to (it may not even be ASCII) is not hashed
             expected = body.get(COMMIT_PREFIX + name) if body is not None else None
-            if expected is None or expected != _commitment_hex(name, salt, data):
+            if expected is None or expected != commitment(name, salt, data).hex():
                 result.add(Problem(f"content {name!r} does not match its commitment", seq))
         content = next(contents, None)
     return content
-
-
-# sha256 already fed each content name's tag (archive.envelope.commitment), copied for each row:
-# the tag is hashed once per name instead of built and hashed once per row.
-_TAGGED: dict[str, Any] = {}
-
-
-def _commitment_hex(name: str, salt: bytes, data: bytes) -> str:
-    """commitment(name, salt, data).hex(); `name` is one an intact envelope commits to (its
-    key names are ASCII, so the tag can be made)."""
-    tagged = _TAGGED.get(name)
-    if tagged is None:
-        tagged = hashlib.sha256(commitment_tag(name))
-        if len(_TAGGED) < MAX_SHAPES:  # a ledger of made-up names does not fill memory
-            _TAGGED[name] = tagged
-    digest = tagged.copy()
-    digest.update(salt)
-    digest.update(data)
-    return digest.hexdigest()
 
 
 def stream(conn: psycopg.Connection, name: str, query: str, params: tuple[int, int]) -> Iterator:  # type: ignore[type-arg]

@@ -3,6 +3,7 @@
 Pure functions, no Django: `verify_archive`'s worker processes import this module alone.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -42,8 +43,19 @@ def commitment_tag(name: str) -> bytes:
 
 
 def commitment(name: str, salt: bytes, content: bytes) -> bytes:
-    """sha256(tag ‖ salt ‖ content): hides the content, and binds it once it is disclosed."""
-    return hashlib.sha256(commitment_tag(name) + salt + content).digest()
+    """sha256(tag ‖ salt ‖ content): hides the content, and binds it once it is disclosed.
+
+    From a copy of sha256 already fed the name's tag: the few names in use are tagged once, not
+    once per content (a quarter of checking a content row in verify_archive)."""
+    digest = _tagged(name).copy()
+    digest.update(salt)
+    digest.update(content)
+    return digest.digest()
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: verify_archive reads the names from the database
+def _tagged(name: str) -> "hashlib._Hash":
+    return hashlib.sha256(commitment_tag(name))
 
 
 def chain_link(previous: bytes, leaf: bytes) -> bytes:

@@ -487,9 +487,15 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         within = _capped_count(messages, COUNT_BUDGET_MS, pairs=how.pairs)
         results.counting = within is None
         seen = within if within is not None else start + len(ids)
-    results.total, results.capped = min(seen, COUNT_CAP), seen > COUNT_CAP or results.counting
+    results.total, results.capped = shown(seen, counted=not results.counting)
     results.hits = hits(ids, query)
     return results
+
+
+def shown(seen: int, *, counted: bool = True) -> tuple[int, bool]:
+    """(total, more): what a page says of `seen` matches, at most COUNT_CAP; "more than" past
+    it, or whenever the count did not finish (`counted` False: `seen` is a lower bound)."""
+    return min(seen, COUNT_CAP), seen > COUNT_CAP or not counted
 
 
 def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:

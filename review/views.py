@@ -385,9 +385,9 @@ def search_count(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Not a search this page could have made.\n", status=400)
     counted = search.count(messages, form.cleaned_data)
     if counted is None:  # still too long: "more than" what the page had seen (it says how many)
-        total, capped = min(whole_number(request.GET.get("seen", "")) or 0, search.COUNT_CAP), True
+        total, capped = search.shown(whole_number(request.GET.get("seen", "")) or 0, counted=False)
     else:
-        total, capped = min(counted, search.COUNT_CAP), counted > search.COUNT_CAP
+        total, capped = search.shown(counted)
     return render(
         request,
         "review/_hits_title.html",

@@ -357,7 +357,6 @@ def test_a_page_whose_count_ran_out_of_time_asks_for_it_afterwards(
 def test_the_count_request_takes_any_seen_and_refuses_a_bad_search(
     client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch, seen: str
 ) -> None:
-    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "1")
     monkeypatch.setattr(
         search, "_capped_count", lambda messages, budget_ms, *, pairs: None
     )  # always too long: the heading falls back to `seen`

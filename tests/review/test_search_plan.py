@@ -53,10 +53,6 @@ def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
 
 
-def _conditions(node: dict[str, Any]) -> list[str]:
-    return [n[key] for n in _nodes(node) for key in ("Index Cond", "Recheck Cond") if key in n]
-
-
 def test_the_channel_is_never_anded_with_the_words(skewed: tuple[Channel, Channel]) -> None:
     """No bitmap of a whole channel ANDed with the words' GIN rows: the foreign key's index does
     not match `channel_id + 0`, and message_channel_sent (which does) is not combined with the
@@ -78,9 +74,7 @@ def test_a_channels_newest_messages_are_read_from_its_own_time_index(
     """Not backwards through every newer message of the other channels (messaging 0022)."""
     _, small = skewed
     for text in ("", "report"):
-        messages = search.filter_messages(Message.objects.all(), {"channel": small})
-        if text:
-            messages = messages.filter(search=search.text_query(text))
+        messages, _ = search.matching(Message.objects.all(), {"channel": small, "q": text})
         page = messages.order_by(*transcript.DESC).values("id")[:26]
         plan = explain(page, seqscan=False, bitmapscan=False)
         scans = [n for n in _nodes(plan) if "Index Name" in n]
