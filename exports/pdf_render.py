@@ -10,13 +10,13 @@ stdout (with its peak memory and the job's time):
 - `stamp`: the furniture of a body's pages (the export id and "page x of y" in @page margin
   boxes, on blank pages), laid over them. The first piece's stamp is PDF/A-3b with
   manifest.json attached, and is kept: the joined file takes its catalog from it.
-- `join`: the stamped pieces, one after the other, as one PDF/A-3b file with an outline.
+- `join`: the stamped pieces, one after the other, as one PDF/A-3b file with an outline
+  (exports/pdf_join.py: a piece at a time, so memory does not grow with the transcript).
 
 Only files named by their SHA-256 in the job's media directory are ever read for images:
 nothing is fetched from the network or elsewhere on disk.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -27,21 +27,19 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import weasyprint
 import weasyprint.draw.text
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, NameObject
 from weasyprint.images import RasterImage
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from exports import pdf_join
+
 VARIANT = "pdf/a-3b"
 MEDIA_URL = re.compile(r"media:([0-9a-f]{64})")
-# What the first stamp lends the joined file: XMP metadata (pdfaid), the sRGB output intent,
-# the embedded manifest (/Names and /AF) and the document's language.
-CATALOG_KEYS = ("/Metadata", "/OutputIntents", "/Names", "/AF", "/Lang")
 
 Job = dict[str, Any]
 
@@ -101,60 +99,8 @@ def stamp(job: Job) -> Job:
 
 
 def join(job: Job) -> Job:
-    writer, digest, index = PdfWriter(), hashlib.sha256(), 0
-    for path, outline in zip(job["pieces"], job["outlines"], strict=True):
-        digest.update(Path(path).read_bytes())
-        first = index
-        for page in PdfReader(path).pages:
-            writer.add_page(page)
-            index += 1
-        for label, page_number in outline:
-            writer.add_outline_item(title=label, page_number=first + page_number)
-    _retag_fonts(writer)
-    _furnish(writer, PdfReader(job["furniture"]), digest.digest()[:16])
-    writer.write(job["out"])
-    return {"pages": index}
-
-
-def _furnish(writer: PdfWriter, furniture: PdfReader, identifier: bytes) -> None:
-    """Give the joined file the first stamp's PDF/A catalog and document information."""
-    root = furniture.root_object
-    for key in CATALOG_KEYS:
-        if key in root:
-            writer.root_object[NameObject(key)] = root.raw_get(key).clone(writer)
-    # WeasyPrint lists the manifest's file specification twice in /AF: once is enough.
-    specs = writer.root_object.get("/AF", ArrayObject())
-    writer.root_object[NameObject("/AF")] = ArrayObject({s.idnum: s for s in specs}.values())
-    # /Info must say what the XMP says (PDF/A): WeasyPrint's producer and dates, not pypdf's.
-    writer.metadata = furniture.metadata
-    writer.pdf_header = "%PDF-1.7"
-    # PDF/A requires a file identifier; pypdf only makes random ones, so derive it from the
-    # content: the same pieces give the same bytes.
-    writer._ID = ArrayObject([ByteStringObject(identifier), ByteStringObject(identifier)])
-
-
-def _retag_fonts(writer: PdfWriter) -> None:
-    """Give every font subset a tag of its own. WeasyPrint tags a subset after its font, not
-    its glyphs, so each piece and stamp bring different subsets under the same name, which
-    PDF forbids (ISO 32000-1, 9.6.4)."""
-    seen: set[int] = set()
-    for page in writer.pages:
-        fonts = cast(DictionaryObject, page["/Resources"].get_object()).get("/Font")
-        for ref in fonts.get_object().values() if fonts is not None else ():
-            if ref.idnum not in seen:
-                n = len(seen)
-                _retag(ref.get_object(), "".join(chr(65 + n // 26**i % 26) for i in range(6)))
-                seen.add(ref.idnum)
-
-
-def _retag(font: Any, tag: str) -> None:
-    named = [font, *(d.get_object() for d in font.get("/DescendantFonts", ()))]
-    named += [f["/FontDescriptor"].get_object() for f in list(named) if "/FontDescriptor" in f]
-    for obj in named:
-        for key in ("/BaseFont", "/FontName"):
-            name = str(obj.get(key, ""))
-            if "+" in name:
-                obj[NameObject(key)] = NameObject(f"/{tag}+{name.split('+', 1)[1]}")
+    pages = pdf_join.join(job["pieces"], job["outlines"], job["furniture"], job["out"])
+    return {"pages": pages}
 
 
 _EMOJI: dict[str, Any] = {}
