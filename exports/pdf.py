@@ -14,10 +14,12 @@ whole document while it does, so the messages are rendered as separate pieces of
 messages by renderer processes (exports/pdf_render.py), one per core, while this process reads
 the next chunk. "Page x of y" and the export id are not known to a piece, so once every piece
 has its page count each gets a stamp: blank pages with that furniture in @page margin boxes,
-laid over its pages, again in parallel. The pieces are then joined; the first stamp brings the
-PDF/A-3b metadata and the attached manifest. Memory stays at one piece per renderer, plus the
-joined file's objects while it is written (~160 MB for 10,000 messages). Last, the joined file
-is signed (exports/pdf_sign.py), and the cover says by whom, or that it is not.
+laid over its pages, again in parallel. The pieces are then joined a piece at a time
+(exports/pdf_join.py); the first stamp brings the PDF/A-3b metadata and the attached manifest.
+So memory stays at one piece per renderer whatever the transcript's length. Last, once the
+renderers have ended, the joined file is signed (exports/pdf_sign.py: pyHanko reads its
+cross-reference table, about 0.25 KB per object), and the cover says by whom, or that it is
+not.
 
 The same source gives the same rendered bytes apart from the export id and time: the PDF's
 dates are the checkpoint's and its file identifier is a hash of the content. The signature
@@ -56,6 +58,7 @@ TEMPLATE = "exports/transcript_pdf.html"
 NAME = "transcript.pdf"
 RENDER_CHUNK = 250  # messages per rendered piece: ~17 pages, a few MB of layout
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))  # renderers: one per core, 4 at most
+RECYCLE_AFTER = 50  # jobs a renderer takes before a fresh one replaces it (~1 s to start)
 INLINE = {"image/jpeg", "image/png", "image/gif", "image/webp"}  # what WeasyPrint can draw
 ROOT = Path(__file__).resolve().parent.parent  # where `python -m exports.pdf_render` runs
 MEDIA = "media"  # in the work directory: the images a renderer may read, named by SHA-256
@@ -65,33 +68,41 @@ def write(source: Source, target: Target, prefix: str = "") -> None:
     """Write `prefix + "transcript.pdf"`: the scope's transcript as PDF/A-3b."""
     signing = pdf_sign.load()  # before the work: a broken signing setup fails at once
     workers = max(1, min(WORKERS, -(-source.count() // RENDER_CHUNK)))
-    with tempfile.TemporaryDirectory(prefix="cw-pdf-") as tmp, Renderers(workers) as pool:
+    with tempfile.TemporaryDirectory(prefix="cw-pdf-") as tmp:
         work = Path(tmp)
-        for n, html in enumerate(pieces(source, source.parts(), work, signing=signing)):
-            path = work / f"piece-{n:05d}.html"
-            path.write_text(html, encoding="utf-8")
-            pool.submit({"op": "body", "html": str(path), "pdf": f"{work}/body-{n:05d}.pdf",
-                         "media": f"{work}/{MEDIA}"})  # fmt: skip
-        bodies = pool.results()
-        # Only now is the page count known: each piece gets its "page x of y" in parallel.
-        total, first = sum(body["pages"] for body in bodies), 1
-        for n, body in enumerate(bodies):
-            path = work / f"stamp-{n:05d}.html"
-            path.write_text(stamp_html(source, first, body["pages"], total), encoding="utf-8")
-            pool.submit(_stamp_job(source, work, n))
-            first += body["pages"]
-        pool.results()
-        pool.run(
-            {"op": "join", "pieces": [f"{work}/stamped-{n:05d}.pdf" for n in range(len(bodies))],
-             "outlines": [body["outline"] for body in bodies],
-             "furniture": f"{work}/stamp-00000.pdf", "out": f"{work}/{NAME}"}
-        )  # fmt: skip
+        with Renderers(workers) as pool:
+            render(source, work, pool, signing)
+        # The renderers have ended: signing (which reads the file's cross-reference table,
+        # ~0.25 KB an object) does not add to their memory.
         done = work / NAME
         if signing is not None:
             done = work / f"signed-{NAME}"
             pdf_sign.sign(work / NAME, done, signing)
         with done.open("rb") as finished, target.open(prefix + NAME) as sink:
             shutil.copyfileobj(finished, sink, 1 << 20)
+
+
+def render(source: Source, work: Path, pool: "Renderers", signing: pdf_sign.Signing | None) -> None:
+    """Render the transcript in pieces, stamp them and join them into `work/transcript.pdf`."""
+    for n, html in enumerate(pieces(source, source.parts(), work, signing=signing)):
+        path = work / f"piece-{n:05d}.html"
+        path.write_text(html, encoding="utf-8")
+        pool.submit({"op": "body", "html": str(path), "pdf": f"{work}/body-{n:05d}.pdf",
+                     "media": f"{work}/{MEDIA}"})  # fmt: skip
+    bodies = pool.results()
+    # Only now is the page count known: each piece gets its "page x of y" in parallel.
+    total, first = sum(body["pages"] for body in bodies), 1
+    for n, body in enumerate(bodies):
+        path = work / f"stamp-{n:05d}.html"
+        path.write_text(stamp_html(source, first, body["pages"], total), encoding="utf-8")
+        pool.submit(_stamp_job(source, work, n))
+        first += body["pages"]
+    pool.results()
+    pool.run(
+        {"op": "join", "pieces": [f"{work}/stamped-{n:05d}.pdf" for n in range(len(bodies))],
+         "outlines": [body["outline"] for body in bodies],
+         "furniture": f"{work}/stamp-00000.pdf", "out": f"{work}/{NAME}"}
+    )  # fmt: skip
 
 
 def _stamp_job(source: Source, work: Path, n: int) -> dict[str, Any]:
@@ -395,23 +406,29 @@ class Renderers:
     process, which multiprocessing forbids to have children. Their stderr is this process's
     (WeasyPrint's warnings reach the worker's log); the export's error text only ever says
     which job failed and how, never what a renderer printed.
+
+    A renderer is replaced by a fresh one after RECYCLE_AFTER jobs: WeasyPrint's process grows
+    with every document it lays out (its caches, and the Python heap, which does not shrink),
+    by ~60 MB over 120 pieces, so a long transcript would otherwise grow its renderers.
     """
 
     def __init__(self, count: int) -> None:
-        self.procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "exports.pdf_render"],
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-            )
-            for _ in range(count)
-        ]
+        self.procs = [self._start() for _ in range(count)]
         self.busy: list[int | None] = [None] * count  # the job index each one is working on
+        self.served = [0] * count  # jobs each one has been given since it started
         self.answers: dict[int, dict[str, Any]] = {}
         self.jobs = 0
+
+    @staticmethod
+    def _start() -> "subprocess.Popen[str]":
+        return subprocess.Popen(
+            [sys.executable, "-m", "exports.pdf_render"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
 
     def __enter__(self) -> "Renderers":
         return self
@@ -423,7 +440,11 @@ class Renderers:
         """Queue a job on the next renderer in turn, first waiting for its previous one."""
         slot = self.jobs % len(self.procs)
         self._collect(slot)
+        if self.served[slot] >= RECYCLE_AFTER:
+            self._stop(self.procs[slot])
+            self.procs[slot], self.served[slot] = self._start(), 0
         proc = self.procs[slot]
+        self.served[slot] += 1
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(job) + "\n")
         proc.stdin.flush()
@@ -467,6 +488,12 @@ class Renderers:
             elif proc.stdin is not None:
                 proc.stdin.close()
         for proc in self.procs:
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            self._stop(proc)
+
+    @staticmethod
+    def _stop(proc: "subprocess.Popen[str]") -> None:
+        if proc.stdin is not None:
+            proc.stdin.close()  # its end of input: it exits once its last answer is read
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

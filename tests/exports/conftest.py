@@ -61,6 +61,7 @@ class WarmRenderers(pdf.Renderers):
         super().__init__(count - len(reused))  # starts the ones missing
         self.procs = reused + self.procs
         self.busy = [None] * count
+        self.served = [0] * count
 
     def close(self, *, kill: bool = False) -> None:
         if kill or any(job is not None for job in self.busy):

@@ -217,6 +217,25 @@ def test_it_renders_inside_a_daemonic_process(real_renderers: None, tmp_path: Pa
     assert daemon.exitcode == 0
 
 
+def test_a_renderer_is_replaced_after_recycle_after_jobs(
+    real_renderers: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "RECYCLE_AFTER", 2)
+    (tmp_path / "a.html").write_text("<p>one page</p>", encoding="utf-8")
+    pids, ended = [], []
+    with pdf.Renderers(1) as pool:
+        for n in range(5):
+            before = pool.procs[0]
+            pool.submit({"op": "body", "html": f"{tmp_path}/a.html", "pdf": f"{tmp_path}/{n}.pdf"})
+            if pool.procs[0] is not before:
+                ended.append(before.returncode)  # it was let finish, not killed
+            pids.append(pool.procs[0].pid)
+        answers = pool.results()
+    assert [answer["pages"] for answer in answers] == [1] * 5
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert ended == [0, 0]
+
+
 def test_it_gives_times_in_utc_and_the_firm_zone(settings: Any) -> None:
     settings.TIME_ZONE = "Europe/Paris"
     evening = datetime(2026, 9, 21, 22, 30, tzinfo=UTC)

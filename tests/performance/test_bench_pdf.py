@@ -13,6 +13,8 @@ messages (a distinct 640x480 JPEG of ~60 KB each) stored by the media module.
   piece) rendered to PDF/A-3b by one warmed-up renderer process: WeasyPrint alone, without
   the database, the templates, the processes' start-up, the stamps or the join. Its wall and
   CPU time and peak RSS; "HTML" is what making that HTML took this process.
+- export peak: the resident memory of the writer process and its renderers together, sampled
+  every 50 ms (the writer and its renderers need not peak at the same moment).
 
 Ratios are ours / alone: on an idle 2-core machine the wall ratio is what parallel rendering
 buys back from our overhead, which the CPU ratio shows. The load average is printed because
@@ -29,6 +31,7 @@ import os
 import random
 import resource
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -51,7 +54,9 @@ from messaging.graph import Download
 from messaging.models import Channel, Conversation, Delivery, Message
 from messaging.sequencer import process_deliveries
 from tests.performance.conftest import Figure, record, say, seconds, table
+from tests.performance.test_bench_capture import children
 
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SIZES = [int(n) for n in os.environ.get("BENCH_PDF_SIZES", "1000,10000").split(",")]
 CEILING_MAX = int(os.environ.get("BENCH_PDF_CEILING_MAX", "10000"))
 T0 = 1_790_000_000
@@ -189,6 +194,19 @@ def _export(conversation_pk: int, directory: str, answers: Any) -> None:
     connections.close_all()
 
 
+def tree_rss_kb(pid: int) -> int:
+    """The resident memory of a process and all its descendants, in kB."""
+    total, family = 0, [pid]
+    while family:
+        member = family.pop()
+        try:
+            total += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * PAGE_KB
+        except OSError:  # it ended meanwhile
+            continue
+        family += children(member)
+    return total
+
+
 def ours(conversation: Conversation, directory: Path) -> dict[str, Any]:
     connections.close_all()  # the forked process opens its own connection
     context = multiprocessing.get_context("fork")
@@ -197,10 +215,22 @@ def ours(conversation: Conversation, directory: Path) -> dict[str, Any]:
         target=_export, args=(conversation.pk, str(directory), answers), daemon=True
     )
     job.start()
+    # The whole export's memory, renderers included, sampled: the writer's own peak and the
+    # renderers' do not add up, as they need not peak at once.
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], tree_rss_kb(job.pid or 0))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     result: dict[str, Any] = answers.get(timeout=1800)
+    done.set()
+    sampler.join()
     job.join(timeout=60)
     assert job.exitcode == 0
-    return result
+    return {**result, "tree_kb": peak[0]}
 
 
 def ceiling(conversation: Conversation, work: Path) -> dict[str, Any]:
@@ -260,6 +290,7 @@ def measure(count: int, conversation: Conversation) -> list[str]:
         seconds(alone["html_seconds"]) if alone else "-",
         mb(result["gained_kb"]),
         mb(result["renderers_kb"]),
+        mb(result["tree_kb"]),
         mb(alone["peak_rss_kb"]) if alone else "-",
         mb(size / 1024),
     ]
@@ -269,7 +300,8 @@ def test_bench_pdf_transcript(conversations: dict[int, Conversation]) -> None:
     rows = [measure(count, conversation) for count, conversation in conversations.items()]
     headers = [
         *("messages", "pages", "ours", "ours CPU", "alone", "alone CPU", "wall ratio"),
-        *("CPU ratio", "HTML", "writer +RSS", "renderers peak", "alone peak", "size"),
+        *("CPU ratio", "HTML", "writer +RSS", "renderers peak", "export peak", "alone peak"),
+        "size",
     ]
     title = (
         f"== PDF transcript: {pdf.WORKERS} renderers, pieces of {pdf.RENDER_CHUNK} messages;"
