@@ -15,11 +15,11 @@ messages by renderer processes (exports/pdf_render.py), one per core, while this
 the next chunk. "Page x of y" and the export id are not known to a piece, so once every piece
 has its page count each gets a stamp: blank pages with that furniture in @page margin boxes,
 laid over its pages, again in parallel. The pieces are then joined a piece at a time
-(exports/pdf_join.py); the first stamp brings the PDF/A-3b metadata and the attached manifest.
-So memory stays at one piece per renderer whatever the transcript's length. Last, once the
-renderers have ended, the joined file is signed (exports/pdf_sign.py: pyHanko reads its
-cross-reference table, about 0.25 KB per object), and the cover says by whom, or that it is
-not.
+(exports/pdf_join.py), which attaches the manifest as it reads it; the first stamp brings the
+PDF/A-3b metadata. So memory stays at one piece per renderer whatever the transcript's length.
+Last, once the renderers have ended, the joined file is signed (exports/pdf_sign.py: pyHanko
+reads its cross-reference table, about 0.25 KB per object), and the cover says by whom, or
+that it is not.
 
 The same source gives the same rendered bytes apart from the export id and time: the PDF's
 dates are the checkpoint's and its file identifier is a hash of the content. The signature
@@ -95,23 +95,21 @@ def render(source: Source, work: Path, pool: "Renderers", signing: pdf_sign.Sign
     for n, body in enumerate(bodies):
         path = work / f"stamp-{n:05d}.html"
         path.write_text(stamp_html(source, first, body["pages"], total), encoding="utf-8")
-        pool.submit(_stamp_job(source, work, n))
+        pool.submit(_stamp_job(work, n))
         first += body["pages"]
     pool.results()
+    created = source.checkpoint.created_at.astimezone(UTC).replace(microsecond=0)
     pool.run(
         {"op": "join", "pieces": [f"{work}/stamped-{n:05d}.pdf" for n in range(len(bodies))],
          "outlines": [body["outline"] for body in bodies],
-         "furniture": f"{work}/stamp-00000.pdf", "out": f"{work}/{NAME}"}
+         "furniture": f"{work}/stamp-00000.pdf", "out": f"{work}/{NAME}",
+         "manifest": f"{work}/manifest.json", "created": created.isoformat()}
     )  # fmt: skip
 
 
-def _stamp_job(source: Source, work: Path, n: int) -> dict[str, Any]:
-    job = {"op": "stamp", "html": f"{work}/stamp-{n:05d}.html", "pdf": f"{work}/stamp-{n:05d}.pdf",
-           "body": f"{work}/body-{n:05d}.pdf", "out": f"{work}/stamped-{n:05d}.pdf"}  # fmt: skip
-    if n == 0:  # the first piece's stamp carries the manifest and the file's PDF/A metadata
-        created = source.checkpoint.created_at.astimezone(UTC).replace(microsecond=0)
-        job.update(manifest=f"{work}/manifest.json", created=created.isoformat())
-    return job
+def _stamp_job(work: Path, n: int) -> dict[str, Any]:
+    return {"op": "stamp", "html": f"{work}/stamp-{n:05d}.html", "pdf": f"{work}/stamp-{n:05d}.pdf",
+            "body": f"{work}/body-{n:05d}.pdf", "out": f"{work}/stamped-{n:05d}.pdf"}  # fmt: skip
 
 
 def pieces(

@@ -22,15 +22,19 @@ No Django here: it runs in the renderer process (exports/pdf_render.py).
 
 import gc
 import hashlib
+import zlib
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from pypdf import PdfReader
 from pypdf.generic import (
     ArrayObject,
+    ByteStringObject,
     DictionaryObject,
     IndirectObject,
     NameObject,
@@ -42,9 +46,9 @@ from pypdf.generic import (
 )
 
 HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
-# What the first stamp lends the joined file: XMP metadata (pdfaid), the sRGB output intent,
-# the embedded manifest (/Names and /AF) and the document's language.
-CATALOG_KEYS = ("/Metadata", "/OutputIntents", "/Names", "/AF", "/Lang")
+# What the first stamp lends the joined file: XMP metadata (pdfaid), the sRGB output intent
+# and the document's language.
+CATALOG_KEYS = ("/Metadata", "/OutputIntents", "/Lang")
 INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")  # ISO 32000-1, 7.7.3.4
 CATALOG, PAGES = 1, 2  # the numbers every joined file gives these
 _BUFFER = 1 << 20
@@ -52,9 +56,27 @@ _BUFFER = 1 << 20
 Outline = Iterable[tuple[str, int]]  # (label, page number within its piece, from 0)
 
 
-def join(pieces: list[str], outlines: list[Outline], furniture: str, out: str) -> int:
+@dataclass(frozen=True)
+class Attachment:
+    """A file embedded in the joined PDF as associated data (PDF/A-3, ISO 19005-3 6.8)."""
+
+    path: str
+    name: str
+    description: str
+    created: datetime
+    media_type: str = "application/json"
+
+
+def join(
+    pieces: list[str],
+    outlines: list[Outline],
+    furniture: str,
+    out: str,
+    attachment: Attachment | None = None,
+) -> int:
     """Write `out`: the PDFs `pieces` one after the other, with `outlines[i]` pointing into
-    `pieces[i]`, and the PDF/A catalog and information of `furniture`. Returns the page count."""
+    `pieces[i]`, the PDF/A catalog and information of `furniture`, and `attachment` embedded.
+    Returns the page count."""
     with Path(out).open("wb", buffering=_BUFFER) as stream:
         writer, tags, digest = _Writer(stream), _Tags(), hashlib.sha256()
         marks = _Marks(writer)
@@ -69,15 +91,68 @@ def join(pieces: list[str], outlines: list[Outline], furniture: str, out: str) -
             gc.collect()  # the piece's objects refer to their reader and back: let them go now
         marks.close()
         writer.write(PAGES, _pages(kids, pages))
-        _catalog(writer, PdfReader(furniture), outline=marks.root)
+        attached = (attachment.name, _embed(writer, attachment)) if attachment else None
+        _catalog(writer, PdfReader(furniture), outline=marks.root, attached=attached)
         # PDF/A requires a file identifier: derived from the content, so the same pieces give
         # the same bytes.
         writer.finish(digest.digest()[:16])
     return pages
 
 
-def _catalog(writer: "_Writer", furniture: PdfReader, outline: int) -> None:
-    """The catalog and document information, with the first stamp's PDF/A parts."""
+def _embed(writer: "_Writer", attachment: Attachment) -> int:
+    """Write the attachment's embedded file stream, read and deflated a megabyte at a time,
+    and its file specification; returns the specification's number. WeasyPrint held an
+    attached file several times over (~1.4 KB of memory per message for the manifest)."""
+    digest, size = hashlib.md5(usedforsecurity=False), 0  # /CheckSum is MD5 (ISO 32000-1)
+    with Path(attachment.path).open("rb") as source:
+        while chunk := source.read(_BUFFER):
+            digest.update(chunk)
+            size += len(chunk)
+    moment = TextStringObject(attachment.created.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ"))
+    params = {"/CheckSum": ByteStringObject(digest.digest()), "/Size": NumberObject(size)}
+    params |= {"/CreationDate": moment, "/ModDate": moment}
+    length, stream = writer.new(), writer.new()
+    head = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/EmbeddedFile"),
+            NameObject("/Subtype"): NameObject("/" + attachment.media_type),
+            NameObject("/Params"): DictionaryObject({NameObject(k): v for k, v in params.items()}),
+            NameObject("/Filter"): NameObject("/FlateDecode"),
+            NameObject("/Length"): _Fixed(length),  # known once the data is written
+        }
+    )
+    written = writer.write_stream(stream, head, _deflated(attachment.path))
+    writer.write(length, NumberObject(written))
+    spec = writer.new()
+    writer.write(
+        spec,
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Filespec"),
+                NameObject("/F"): TextStringObject(attachment.name),
+                NameObject("/UF"): TextStringObject(attachment.name),
+                NameObject("/EF"): DictionaryObject({NameObject("/F"): _Fixed(stream)}),
+                NameObject("/Desc"): TextStringObject(attachment.description),
+                NameObject("/AFRelationship"): NameObject("/Data"),
+            }
+        ),
+    )
+    return spec
+
+
+def _deflated(path: str) -> Iterator[bytes]:
+    squeeze = zlib.compressobj()
+    with Path(path).open("rb") as source:
+        while chunk := source.read(_BUFFER):
+            yield squeeze.compress(chunk)
+    yield squeeze.flush()
+
+
+def _catalog(
+    writer: "_Writer", furniture: PdfReader, outline: int, attached: tuple[str, int] | None
+) -> None:
+    """The catalog and document information, with the first stamp's PDF/A parts and the
+    attachment's name and file specification (`attached`, when there is one)."""
     root = furniture.root_object
     catalog = DictionaryObject({NameObject("/Type"): NameObject("/Catalog")})
     catalog[NameObject("/Pages")] = _Fixed(PAGES)
@@ -86,9 +161,12 @@ def _catalog(writer: "_Writer", furniture: PdfReader, outline: int) -> None:
     for key in CATALOG_KEYS:
         if key in root:
             catalog[NameObject(key)] = root.raw_get(key)
-    if "/AF" in root:  # WeasyPrint lists the manifest's file specification twice: once will do
-        specs = cast(ArrayObject, root["/AF"])
-        catalog[NameObject("/AF")] = ArrayObject({s.idnum: s for s in specs}.values())
+    if attached:
+        name, spec = attached
+        names = {NameObject("/Names"): ArrayObject([TextStringObject(name), _Fixed(spec)])}
+        files = DictionaryObject({NameObject("/EmbeddedFiles"): DictionaryObject(names)})
+        catalog[NameObject("/Names")] = files
+        catalog[NameObject("/AF")] = ArrayObject([_Fixed(spec)])
     copier = _Copier(writer, furniture)
     copier.reach(catalog)
     # /Info must say what the XMP says (PDF/A): WeasyPrint's producer and dates, kept as written.
@@ -137,6 +215,19 @@ class _Writer:
         self.stream.write(b"%d 0 obj\n" % number)
         _serialize(obj, self.stream, renumber)
         self.stream.write(b"\nendobj\n")
+
+    def write_stream(self, number: int, head: DictionaryObject, data: Iterable[bytes]) -> int:
+        """A stream object whose data comes in chunks; returns its length."""
+        self.offsets[number] = self.stream.tell()
+        self.stream.write(b"%d 0 obj\n" % number)
+        _dictionary(head, self.stream, int)
+        self.stream.write(b"\nstream\n")
+        length = 0
+        for chunk in data:
+            self.stream.write(chunk)
+            length += len(chunk)
+        self.stream.write(b"\nendstream\nendobj\n")
+        return length
 
     def finish(self, identifier: bytes) -> None:
         missing = [n for n, at in enumerate(self.offsets) if n and not at]

@@ -8,10 +8,11 @@ stdout (with its peak memory and the job's time):
 - `body`: an HTML file of messages to a PDF file of A4 pages without page furniture; answers
   its page count and the conversations that start in it (for the outline).
 - `stamp`: the furniture of a body's pages (the export id and "page x of y" in @page margin
-  boxes, on blank pages), laid over them. The first piece's stamp is PDF/A-3b with
-  manifest.json attached, and is kept: the joined file takes its catalog from it.
-- `join`: the stamped pieces, one after the other, as one PDF/A-3b file with an outline
-  (exports/pdf_join.py: a piece at a time, so memory does not grow with the transcript).
+  boxes, on blank pages), laid over them. The first piece's stamp is kept: the joined file
+  takes its PDF/A-3b metadata from it.
+- `join`: the stamped pieces, one after the other, as one PDF/A-3b file with an outline and
+  manifest.json attached (exports/pdf_join.py: a piece at a time, and the manifest a megabyte
+  at a time, so memory does not grow with the transcript).
 
 Only files named by their SHA-256 in the job's media directory are ever read for images:
 nothing is fetched from the network or elsewhere on disk.
@@ -72,20 +73,7 @@ def body(job: Job) -> Job:
 
 
 def stamp(job: Job) -> Job:
-    attachments = []
-    if job.get("manifest"):
-        moment = datetime.fromisoformat(job["created"])
-        attachments.append(
-            weasyprint.Attachment(
-                filename=job["manifest"],
-                name="manifest.json",
-                description="Ledger seq and leaf hash of every message, and the checkpoint",
-                created=moment,
-                modified=moment,
-                relationship="Data",
-            )
-        )
-    _html(job).write_pdf(job["pdf"], pdf_variant=VARIANT, attachments=attachments)
+    _html(job).write_pdf(job["pdf"], pdf_variant=VARIANT)
     furniture, writer = PdfReader(job["pdf"]), PdfWriter()
     pages = PdfReader(job["body"]).pages
     if len(pages) != len(furniture.pages):
@@ -99,7 +87,13 @@ def stamp(job: Job) -> Job:
 
 
 def join(job: Job) -> Job:
-    pages = pdf_join.join(job["pieces"], job["outlines"], job["furniture"], job["out"])
+    manifest = pdf_join.Attachment(
+        path=job["manifest"],
+        name="manifest.json",
+        description="Ledger seq and leaf hash of every message, and the checkpoint",
+        created=datetime.fromisoformat(job["created"]),
+    )
+    pages = pdf_join.join(job["pieces"], job["outlines"], job["furniture"], job["out"], manifest)
     return {"pages": pages}
 
 
