@@ -13,8 +13,12 @@ messages (a distinct 640x480 JPEG of ~60 KB each) stored by the media module.
   piece) rendered to PDF/A-3b by one warmed-up renderer process: WeasyPrint alone, without
   the database, the templates, the processes' start-up, the stamps or the join. Its wall and
   CPU time and peak RSS; "HTML" is what making that HTML took this process.
-- export peak: the resident memory of the writer process and its renderers together, sampled
-  every 50 ms (the writer and its renderers need not peak at the same moment).
+- export peak: the memory of the writer process and its renderers together (their PSS, so the
+  libraries and fonts they share count once), sampled every 50 ms: the writer and its
+  renderers need not peak at the same moment. The writer is forked from this process, and a
+  fork shares the memory of the fork's parent, which grows with each size measured before: for
+  the memory figures of one size, run it alone (BENCH_PDF_SIZES=60000). "renderers peak" is
+  their ru_maxrss, which on Linux starts at the RSS of the process that started them.
 
 Ratios are ours / alone: on an idle 2-core machine the wall ratio is what parallel rendering
 buys back from our overhead, which the CPU ratio shows. The load average is printed because
@@ -56,7 +60,6 @@ from messaging.sequencer import process_deliveries
 from tests.performance.conftest import Figure, record, say, seconds, table
 from tests.performance.test_bench_capture import children
 
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SIZES = [int(n) for n in os.environ.get("BENCH_PDF_SIZES", "1000,10000").split(",")]
 CEILING_MAX = int(os.environ.get("BENCH_PDF_CEILING_MAX", "10000"))
 T0 = 1_790_000_000
@@ -194,15 +197,17 @@ def _export(conversation_pk: int, directory: str, answers: Any) -> None:
     connections.close_all()
 
 
-def tree_rss_kb(pid: int) -> int:
-    """The resident memory of a process and all its descendants, in kB."""
+def tree_pss_kb(pid: int) -> int:
+    """The proportional set size of a process and all its descendants, in kB: pages shared
+    (the libraries and fonts the renderers all map) counted once between them, not once each."""
     total, family = 0, [pid]
     while family:
         member = family.pop()
         try:
-            total += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * PAGE_KB
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
         except OSError:  # it ended meanwhile
             continue
+        total += next(int(line.split()[1]) for line in rollup.splitlines() if line[:4] == "Pss:")
         family += children(member)
     return total
 
@@ -221,7 +226,7 @@ def ours(conversation: Conversation, directory: Path) -> dict[str, Any]:
 
     def sample() -> None:
         while not done.wait(0.05):
-            peak[0] = max(peak[0], tree_rss_kb(job.pid or 0))
+            peak[0] = max(peak[0], tree_pss_kb(job.pid or 0))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
