@@ -1,13 +1,16 @@
 """Join the transcript's stamped pieces into one PDF file, a piece at a time.
 
-pypdf's PdfWriter keeps every object of the joined file until it writes it: about 160 MB per
-10,000 messages, 16 GB for a million. Here each piece is read, its objects renumbered and
-written out, and the piece let go before the next is opened, so memory is one piece (a few MB)
-plus eight bytes per object for the cross-reference table and an entry per piece in the page
-tree. The file written is what pypdf wrote before, in the same PDF 1.7 syntax:
+pypdf's PdfWriter keeps every object of the joined file until it writes it (the join used it
+until 5 December 2026: its memory grew with the transcript, ~16 GB for a million messages by
+the PDF benchmark's figures). Here each piece is read, its objects renumbered and written out,
+and the piece let go before the next is opened, so memory is one piece (a few MB) plus eight
+bytes per object for the cross-reference table and an entry per piece in the page tree. The
+file written is what pypdf wrote, in the same PDF 1.7 syntax:
 
 - a catalog with the first stamp's PDF/A-3b parts (XMP metadata, the sRGB output intent, the
-  embedded manifest and its /AF, the language) and its document information;
+  language) and its document information;
+- the attached file (manifest.json) as associated data (/AF, /EmbeddedFiles), read and
+  deflated a megabyte at a time;
 - a page tree of one node per piece under the root, every page keeping the attributes it
   inherited in its piece;
 - an outline of one item per conversation start;
