@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -162,6 +163,44 @@ def children(pid: int) -> list[int]:
             if stat is not None and int(stat[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def tree_pss_kb(pid: int) -> int:
+    """The proportional set size of a process and all its descendants, in kB: pages they share
+    (libraries, fonts) counted once between them, not once each as RSS would."""
+    total, family = 0, [pid]
+    while family:
+        member = family.pop()
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        total += next(int(line.split()[1]) for line in rollup.splitlines() if line[:4] == "Pss:")
+        family += children(member)
+    return total
+
+
+class TreePeak:
+    """`with TreePeak(pid) as peak: …`: the highest `tree_pss_kb(pid)` seen meanwhile, sampled
+    every 50 ms in a thread (`peak.kb`). Processes need not peak at once, so this is less than
+    the sum of their own peaks, and it is what the machine had to hold."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.kb = pid, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.05):
+            self.kb = max(self.kb, tree_pss_kb(self.pid))
+
+    def __enter__(self) -> "TreePeak":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 TICK = os.sysconf("SC_CLK_TCK")

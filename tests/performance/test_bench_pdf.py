@@ -35,7 +35,6 @@ import os
 import random
 import resource
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -58,7 +57,7 @@ from messaging.graph import Download
 from messaging.models import Channel, Conversation, Delivery, Message
 from messaging.sequencer import process_deliveries
 from tests.performance.conftest import Figure, record, say, seconds, table
-from tests.performance.test_bench_capture import children
+from tests.performance.test_bench_capture import TreePeak
 
 SIZES = [int(n) for n in os.environ.get("BENCH_PDF_SIZES", "1000,10000").split(",")]
 CEILING_MAX = int(os.environ.get("BENCH_PDF_CEILING_MAX", "10000"))
@@ -197,21 +196,6 @@ def _export(conversation_pk: int, directory: str, answers: Any) -> None:
     connections.close_all()
 
 
-def tree_pss_kb(pid: int) -> int:
-    """The proportional set size of a process and all its descendants, in kB: pages shared
-    (the libraries and fonts the renderers all map) counted once between them, not once each."""
-    total, family = 0, [pid]
-    while family:
-        member = family.pop()
-        try:
-            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:  # it ended meanwhile
-            continue
-        total += next(int(line.split()[1]) for line in rollup.splitlines() if line[:4] == "Pss:")
-        family += children(member)
-    return total
-
-
 def ours(conversation: Conversation, directory: Path) -> dict[str, Any]:
     connections.close_all()  # the forked process opens its own connection
     context = multiprocessing.get_context("fork")
@@ -222,20 +206,11 @@ def ours(conversation: Conversation, directory: Path) -> dict[str, Any]:
     job.start()
     # The whole export's memory, renderers included, sampled: the writer's own peak and the
     # renderers' do not add up, as they need not peak at once.
-    peak, done = [0], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.05):
-            peak[0] = max(peak[0], tree_pss_kb(job.pid or 0))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    result: dict[str, Any] = answers.get(timeout=1800)
-    done.set()
-    sampler.join()
+    with TreePeak(job.pid or 0) as peak:
+        result: dict[str, Any] = answers.get(timeout=1800)
     job.join(timeout=60)
     assert job.exitcode == 0
-    return {**result, "tree_kb": peak[0]}
+    return {**result, "tree_kb": peak.kb}
 
 
 def ceiling(conversation: Conversation, work: Path) -> dict[str, Any]:
