@@ -407,7 +407,8 @@ class Renderers:
 
     A renderer is replaced by a fresh one after RECYCLE_AFTER jobs: WeasyPrint's process grows
     with every document it lays out (its caches, and the Python heap, which does not shrink),
-    by ~60 MB over 120 pieces, so a long transcript would otherwise grow its renderers.
+    by ~27 MB over 50 pieces of 250 messages (115 -> 142 MB RSS), so a long transcript would
+    otherwise grow its renderers.
     """
 
     def __init__(self, count: int) -> None:
