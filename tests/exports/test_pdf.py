@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from exports import pdf
+from exports import pdf, pdf_render
 from exports.pdf_render import MediaFetcher
 from exports.scope import Scope
 from exports.source import Source
@@ -234,6 +234,20 @@ def test_a_renderer_is_replaced_after_recycle_after_jobs(
     assert [answer["pages"] for answer in answers] == [1] * 5
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
     assert ended == [0, 0]
+
+
+def test_a_renderer_reports_its_own_peak_memory_not_its_parents(
+    real_renderers: None, tmp_path: Path
+) -> None:
+    # Linux starts a child's ru_maxrss at its parent's peak: from a 400 MB parent, a renderer
+    # holding 100 MB would say 400.
+    ballast = b"x" * (250 << 20)  # touched, so resident
+    parent = pdf_render.peak_rss_kb()
+    (tmp_path / "a.html").write_text("<p>one page</p>", encoding="utf-8")
+    with pdf.Renderers(1) as pool:
+        answer = pool.run({"op": "body", "html": f"{tmp_path}/a.html", "pdf": f"{tmp_path}/a.pdf"})
+    assert len(ballast) and parent > 250 << 10
+    assert 20 << 10 < answer["peak_rss_kb"] < parent - (150 << 10)
 
 
 def test_it_gives_times_in_utc_and_the_firm_zone(settings: Any) -> None:
