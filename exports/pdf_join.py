@@ -173,11 +173,9 @@ def _catalog(
     copier = _Copier(writer, furniture)
     copier.reach(catalog)
     # /Info must say what the XMP says (PDF/A): WeasyPrint's producer and dates, kept as written.
-    info = furniture.trailer.raw_get("/Info")
-    copier.reach(info)
+    writer.info = copier.number(furniture.trailer.raw_get("/Info").idnum)  # pydyf's is indirect
     writer.write(CATALOG, catalog, copier.numbers.__getitem__)
     copier.drain()
-    writer.info = copier.numbers[info.idnum]
 
 
 def _pages(kids: list[int], count: int, parent: int = 0) -> DictionaryObject:
