@@ -104,8 +104,8 @@ def join(
 
 def _embed(writer: "_Writer", attachment: Attachment) -> int:
     """Write the attachment's embedded file stream, read and deflated a megabyte at a time,
-    and its file specification; returns the specification's number. WeasyPrint held an
-    attached file several times over (~1.4 KB of memory per message for the manifest)."""
+    and its file specification; returns the specification's number. WeasyPrint read an
+    attached file whole (35 MB of peak memory for a 32 MB manifest; ~0.2 KB per message)."""
     digest, size = hashlib.md5(usedforsecurity=False), 0  # /CheckSum is MD5 (ISO 32000-1)
     with Path(attachment.path).open("rb") as source:
         while chunk := source.read(_BUFFER):

@@ -162,8 +162,8 @@ def test_memory_does_not_grow_with_the_pieces(pieces: list[str], tmp_path: Path)
 
 
 def test_memory_does_not_grow_with_the_manifest(pieces: list[str], tmp_path: Path) -> None:
-    """The manifest holds a line per message: 150 MB for a million. WeasyPrint attached it
-    at ~1.4 KB of memory per message; here it streams through a megabyte at a time."""
+    """The manifest holds ~0.2 KB per message: 200 MB for a million. WeasyPrint read it whole
+    to attach it; here it streams through a megabyte at a time."""
     small = tmp_path / "small.json"
     small.write_text('{"messages":[]}')
     large = tmp_path / "large.json"
