@@ -25,6 +25,7 @@ No Django here: it runs in the renderer process (exports/pdf_render.py).
 
 import gc
 import hashlib
+import io
 import zlib
 from array import array
 from collections import deque
@@ -85,8 +86,9 @@ def join(
         marks = _Marks(writer)
         kids, pages = [], 0
         for path, outline in zip(pieces, outlines, strict=True):
-            digest.update(Path(path).read_bytes())
-            node, numbers = _piece(writer, PdfReader(path), tags)
+            data = Path(path).read_bytes()  # what PdfReader(path) would read: hashed as well
+            digest.update(data)
+            node, numbers = _piece(writer, PdfReader(io.BytesIO(data)), tags)
             kids.append(node)
             for label, page in outline:
                 marks.add(label, numbers[page])
@@ -103,29 +105,31 @@ def join(
 
 
 def _embed(writer: "_Writer", attachment: Attachment) -> int:
-    """Write the attachment's embedded file stream, read and deflated a megabyte at a time,
-    and its file specification; returns the specification's number. WeasyPrint read an
-    attached file whole (35 MB of peak memory for a 32 MB manifest; ~0.2 KB per message)."""
-    digest, size = hashlib.md5(usedforsecurity=False), 0  # /CheckSum is MD5 (ISO 32000-1)
-    with Path(attachment.path).open("rb") as source:
-        while chunk := source.read(_BUFFER):
-            digest.update(chunk)
-            size += len(chunk)
-    moment = TextStringObject(attachment.created.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ"))
-    params = {"/CheckSum": ByteStringObject(digest.digest()), "/Size": NumberObject(size)}
-    params |= {"/CreationDate": moment, "/ModDate": moment}
-    length, stream = writer.new(), writer.new()
+    """Write the attachment's embedded file stream, read once and deflated a megabyte at a
+    time, and its file specification; returns the specification's number. Its length and its
+    parameters (size, MD5) are known only once the file has been read, so they are objects of
+    their own written after it. WeasyPrint read an attached file whole (35 MB of peak memory
+    for a 32 MB manifest; ~0.2 KB per message)."""
+    read = _Deflating(attachment.path)
+    length, params, stream = writer.new(), writer.new(), writer.new()
     head = DictionaryObject(
         {
             NameObject("/Type"): NameObject("/EmbeddedFile"),
             NameObject("/Subtype"): NameObject("/" + attachment.media_type),
-            NameObject("/Params"): DictionaryObject({NameObject(k): v for k, v in params.items()}),
+            NameObject("/Params"): _Fixed(params),
             NameObject("/Filter"): NameObject("/FlateDecode"),
-            NameObject("/Length"): _Fixed(length),  # known once the data is written
+            NameObject("/Length"): _Fixed(length),
         }
     )
-    written = writer.write_stream(stream, head, _deflated(attachment.path))
-    writer.write(length, NumberObject(written))
+    writer.write(length, NumberObject(writer.write_stream(stream, head, read.chunks())))
+    moment = TextStringObject(attachment.created.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ"))
+    facts = {
+        "/CheckSum": ByteStringObject(read.md5.digest()),
+        "/Size": NumberObject(read.size),
+        "/CreationDate": moment,
+        "/ModDate": moment,
+    }
+    writer.write(params, DictionaryObject({NameObject(k): v for k, v in facts.items()}))
     spec = writer.new()
     writer.write(
         spec,
@@ -143,12 +147,22 @@ def _embed(writer: "_Writer", attachment: Attachment) -> int:
     return spec
 
 
-def _deflated(path: str) -> Iterator[bytes]:
-    squeeze = zlib.compressobj()
-    with Path(path).open("rb") as source:
-        while chunk := source.read(_BUFFER):
-            yield squeeze.compress(chunk)
-    yield squeeze.flush()
+class _Deflating:
+    """A file deflated as it is read (`chunks`), its size and MD5 (/CheckSum, ISO 32000-1
+    7.11.4) counted on the way."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.size = path, 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def chunks(self) -> Iterator[bytes]:
+        squeeze = zlib.compressobj()
+        with Path(self.path).open("rb") as source:
+            while chunk := source.read(_BUFFER):
+                self.md5.update(chunk)
+                self.size += len(chunk)
+                yield squeeze.compress(chunk)
+        yield squeeze.flush()
 
 
 def _catalog(
