@@ -191,6 +191,31 @@ def test_it_says_on_the_cover_who_signs(
     assert "without a trusted timestamp" in cover
 
 
+def test_it_signs_once_the_renderers_have_ended(
+    local_signer: Path, real_renderers: None, transcript: Callable[[], bytes], monkeypatch: Any
+) -> None:
+    """Signing holds the file's cross-reference table (~0.25 KB an object): not beside the
+    renderers' memory."""
+    started: list[Any] = []
+    start, sign = pdf.Renderers._start, pdf_sign.sign
+
+    def starting() -> Any:
+        started.append(start())
+        return started[-1]
+
+    monkeypatch.setattr(pdf.Renderers, "_start", staticmethod(starting))
+    alive_at_signing: list[list[int | None]] = []
+
+    def signing(*args: Any) -> None:
+        alive_at_signing.append([proc.poll() for proc in started])
+        sign(*args)
+
+    monkeypatch.setattr(pdf_sign, "sign", signing)
+    assert PdfReader(io.BytesIO(transcript())).trailer
+    (codes,) = alive_at_signing
+    assert started and codes == [0] * len(started)  # every renderer exited, and cleanly
+
+
 def test_it_creates_the_local_key_private(
     local_signer: Path, transcript: Callable[[], bytes]
 ) -> None:
