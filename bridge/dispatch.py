@@ -63,6 +63,9 @@ class Routes:
             else:
                 self.by_conversation[route.conversation_id] = route
 
+    def any(self) -> bool:
+        return bool(self.by_channel or self.by_conversation)
+
     def notify(self, message: Message) -> Route | None:
         """Whose staff hear about this message: its conversation's route, else its channel's."""
         return self.by_conversation.get(message.conversation_id) or self.by_channel.get(
@@ -101,22 +104,34 @@ def staff_kinds(route: Route) -> list[str]:
     return kinds
 
 
+# What `_plan` and `Routes` read of a message: not its text, search vector or payload.
+PLANNED = ("id", "entry_id", "channel_id", "conversation_id", "direction", "source")
+
+
 def plan() -> int:
     """Turn messages sealed since the last pass into notifications; return how many messages
-    were planned."""
+    were planned.
+
+    With no active route the cursor moves to the head without reading a message (none would
+    have become a notification or a journal copy), as the lexicon scan does (docs/SCALE.md §7j)."""
     planned = 0
     while True:
         with transaction.atomic():
             cursor, _ = BridgeCursor.objects.select_for_update().get_or_create(pk=1)
             # every seq below the committed head is committed (appends hold the head lock)
             head = ChainHead.objects.values_list("size", flat=True).first() or 0
+            routes = Routes()
+            if not routes.any():
+                cursor.planned_through = max(cursor.planned_through, head - 1)
+                cursor.save(update_fields=["planned_through"])
+                return planned
             batch = list(
-                Message.objects.filter(
-                    entry_id__gt=cursor.planned_through, entry_id__lt=head
-                ).order_by("entry_id")[:CHUNK]
+                Message.objects.filter(entry_id__gt=cursor.planned_through, entry_id__lt=head)
+                .only(*PLANNED)
+                .order_by("entry_id")[:CHUNK]
             )
             if batch:
-                _plan(batch, Routes())
+                _plan(batch, routes)
             cursor.planned_through = batch[-1].entry_id if len(batch) == CHUNK else head - 1
             cursor.save(update_fields=["planned_through"])
             planned += len(batch)

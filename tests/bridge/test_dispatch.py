@@ -11,6 +11,7 @@ from email.utils import getaddresses, parseaddr
 import time_machine
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bridge import dispatch, mail, outbound
@@ -295,6 +296,30 @@ def test_messages_sealed_while_no_route_existed_are_never_notified(capture, chan
     assert "after the route" in plain(received.message)
     assert "before the route" not in plain(received.message)
     assert len(journal_mail(smtp)) == 1
+
+
+def test_without_a_route_the_planner_moves_past_messages_without_reading_them(
+    capture, channel, smtp
+):
+    """A worker meeting an archive the bridge never read (a restore, an upgrade) planned it
+    row by row, 1,000 whole messages a transaction, with no route to plan them for."""
+    capture(text_body("no route yet", wamid=wamid()), text_body("nor here", wamid=wamid()))
+    Route.objects.create(channel=channel, email_recipients=STAFF, active=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.plan() == 0
+    assert [q for q in queries.captured_queries if '"messaging_message"' in q["sql"]] == []
+    head = Message.objects.order_by("-entry_id").first().entry_id
+    assert BridgeCursor.objects.get().planned_through >= head
+
+
+def test_the_planner_reads_of_a_message_only_what_it_plans_with(capture, route, smtp):
+    capture(text_body("hello", wamid=wamid()))
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.plan() == 1
+    (read,) = [q["sql"] for q in queries.captured_queries if 'FROM "messaging_message"' in q["sql"]]
+    assert '"messaging_message"."direction"' in read
+    for column in ("text", "search", "payload"):
+        assert f'"messaging_message"."{column}"' not in read
 
 
 def test_install_starts_the_cursor_at_the_ledger_head(capture, channel, smtp):

@@ -8,9 +8,12 @@ import pytest
 import regex
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import strategies as st
 
+from archive.models import ChainHead
 from messaging.models import Channel, Message
 from review import lexicon
 from review.models import Flag, LexiconPolicy, LexiconScan, LexiconTerm
@@ -46,6 +49,37 @@ def test_it_flags_new_messages_once_sealed(world: Any) -> None:
     lexicon.scan_new_messages()
     assert Flag.objects.count() == 2
     assert LexiconScan.objects.get().scanned_through >= Message.objects.get(wamid="x.1").entry_id
+
+
+def message_reads(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if '"messaging_message"' in q["sql"]]
+
+
+def test_without_a_policy_it_moves_past_new_messages_without_reading_them(world: Any) -> None:
+    """A worker meeting an archive it never scanned (a restore, an upgrade) caught up row by
+    row, 2,000 whole messages a transaction, with nothing to match them against."""
+    policy(("term", "guaranteed"), active=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert lexicon.scan_new_messages() == 0
+    assert message_reads(queries) == []
+    head = ChainHead.objects.get().size
+    assert LexiconScan.objects.get().scanned_through == head - 1
+    say("guaranteed, sealed and scanned while no policy was active", "x.1")
+    assert lexicon.scan_new_messages() == 0
+    policy(("term", "guaranteed"), name="Now active")
+    assert lexicon.scan_new_messages() == 0  # as before: scan_range is for what was scanned
+    say("guaranteed now", "x.2")
+    assert lexicon.scan_new_messages() == 1
+    assert Flag.objects.get().message.wamid == "x.2"
+
+
+def test_it_reads_of_a_message_only_what_it_matches(world: Any) -> None:
+    policy(("term", "guaranteed"))
+    with CaptureQueriesContext(connection) as queries:
+        assert lexicon.scan_new_messages() == 1
+    (read,) = message_reads(queries)  # one statement, and no message loaded field by field
+    assert '"messaging_message"."text"' in read
+    assert '"messaging_message"."search"' not in read and "payload" not in read
 
 
 def test_it_matches_whole_words_unless_told_otherwise(world: Any) -> None:
