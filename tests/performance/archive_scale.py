@@ -49,6 +49,7 @@ import io
 import json
 import os
 import pstats
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,10 @@ SERVER_SETTINGS = {
     "max_wal_size": "4GB",
     "checkpoint_timeout": "30min",
     "maintenance_work_mem": "512MB",
+    # autoprewarm: shared buffers written to data/autoprewarm.blocks every 5 minutes and at a
+    # stop, read back at the next start (start waits for it): each open starts where the last
+    # one left off, as a server that runs for months does, not with empty buffers
+    "shared_preload_libraries": "pg_prewarm",
 }
 KEPT_WAL = "1GB"
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
@@ -190,8 +195,46 @@ def start(place: Place) -> Any:
         return cluster
     if cluster.running():  # left by a process killed while it had the archive open
         cluster.stop()
+    settle_settings(cluster)
+    dump = cluster.data / "autoprewarm.blocks"
+    if os.environ.get("BENCH_ARCHIVE_COLD") == "1":
+        dump.unlink(missing_ok=True)  # empty buffers; the stop writes the dump again
+    logged = cluster.log.stat().st_size if cluster.log.exists() else 0
     cluster.start()
+    if dump.exists():
+        prewarmed(cluster, logged)
     return cluster
+
+
+def settle_settings(cluster: Any) -> None:
+    """SERVER_SETTINGS an archive built before them lacks, added while it is stopped."""
+    conf = cluster.data / "postgresql.auto.conf"
+    text = conf.read_text()
+    missing = [k for k in SERVER_SETTINGS if not re.search(rf"^{k}\s*=", text, re.M)]
+    if missing:
+        conf.write_text(text + "".join(f"{k} = '{SERVER_SETTINGS[k]}'\n" for k in missing))
+
+
+PREWARM_WAIT = 900  # seconds: 6 GB of buffers read back at ~100 MB/s from a cold disk is 60 s
+
+
+def prewarmed(cluster: Any, logged: int) -> None:
+    """Wait until autoprewarm has read back the buffers its dump lists (the leader logs a line
+    when every database's worker is done); say how many and how long it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < PREWARM_WAIT:
+        with cluster.log.open("rb") as log:
+            log.seek(logged)
+            done = re.search(rb"autoprewarm successfully prewarmed (\d+) of (\d+)", log.read())
+        if done:
+            loaded, listed = (int(n) for n in done.groups())
+            sys.stderr.write(
+                f"archive_scale: autoprewarm read back {loaded:,} of {listed:,} buffers"
+                f" ({loaded * 8 / 1024:,.0f} MB) in {time.monotonic() - began:.1f} s\n"
+            )
+            return
+        time.sleep(0.5)
+    sys.stderr.write(f"archive_scale: autoprewarm not done after {PREWARM_WAIT} s; going on\n")
 
 
 def environment(cluster: Any, database: str = DATABASE) -> dict[str, str]:
