@@ -148,5 +148,32 @@ def pairs(tsquery: str) -> list[str]:
 
 def pairs_query(tsquery: str) -> str | None:
     """`pairs` as a tsquery (each pair a quoted lexeme, ANDed), or None when there are none."""
-    quoted = ["'" + p.replace("\\", "\\\\").replace("'", "''") + "'" for p in pairs(tsquery)]
+    return _all_of(pairs(tsquery))
+
+
+def long_words(tsquery: str) -> list[str]:
+    """The words longer than SHORT that every match of `tsquery` holds, when it requires a short
+    word too; else none. For a phrase that implies no pair ("nakuwou the").
+
+    Such a phrase is found through its words' index (messaging's GIN on `search`), which reads
+    the posting list of every word the query names: at 10M messages the short word's ("the",
+    half the archive) was 6,019 pages, 51-57 ms of each statement, where the long word's own
+    was 414 (docs/SCALE.md §7k). The long words alone are a necessary condition (they come, as
+    the pairs do, only from what the query requires: its top-level AND, never under OR or NOT),
+    and the query itself is checked on the rows they give."""
+    root = _Parser(tsquery).parse()
+    required = _required(root) if root is not None else []
+    words = [word for part in required for word in _phrase_words(part) or []]
+    if all(len(word) > SHORT for word in words):
+        return []  # no short word the index would read in vain
+    return list(dict.fromkeys(word for word in words if len(word) > SHORT))
+
+
+def long_words_query(tsquery: str) -> str | None:
+    """`long_words` as a tsquery (ANDed), or None when there are none."""
+    return _all_of(long_words(tsquery))
+
+
+def _all_of(lexemes: list[str]) -> str | None:
+    quoted = ["'" + x.replace("\\", "\\\\").replace("'", "''") + "'" for x in lexemes]
     return " & ".join(quoted) or None

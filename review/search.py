@@ -343,16 +343,30 @@ def phrase_pairs(q: str) -> Func | None:
     """The condition on messaging's word-pair index that the phrases `q` requires imply
     (review/phrases.py), or None. PostgreSQL parses `q` as the search does, so the pairs are
     those of the very query that runs."""
+    return _holds(WORD_PAIRS, phrases.pairs_query(_parsed(q)))
+
+
+def phrase_words(q: str) -> Func | None:
+    """For a query `q` that implies no word pairs: the condition on the words' own index that
+    its required long words make (phrases.long_words), or None. "nakuwou the" at 10M: each
+    span's statement 66.7 -> 27.9 ms, 120.4 -> 75.8 ms (docs/SCALE.md §7k)."""
+    return _holds(F("search"), phrases.long_words_query(_parsed(q)))
+
+
+def _parsed(q: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT websearch_to_tsquery('simple', %s)::text", [q])
         (parsed,) = cursor.fetchone()
-    wanted = phrases.pairs_query(parsed)
+    return str(parsed)
+
+
+def _holds(vector: Any, wanted: str | None) -> Func | None:
+    """`vector @@ wanted::tsquery`, as the vector's GIN index reads it; None for no `wanted`."""
     if wanted is None:
         return None
-    pairs = Func(Value(wanted), template="%(expressions)s::tsquery")
     return Func(
-        WORD_PAIRS,
-        pairs,
+        vector,
+        Func(Value(wanted), template="%(expressions)s::tsquery"),
         template="%(expressions)s",
         arg_joiner=" @@ ",
         output_field=BooleanField(),
@@ -389,18 +403,23 @@ def matching(
     phrase's spans more than the position checks it saved (phrase + channel, search() p95 315
     -> 196 ms, docs/SCALE.md §7f). Found by its pairs, the whole query is checked on the rows
     they give, written so that the words' own index is not read too (for "the and", 5.3M rows
-    to AND with 0.7M pairs)."""
+    to AND with 0.7M pairs). A phrase without pairs but with a short word is read through its
+    long words alone (phrase_words), and the whole query checked on their rows."""
     q = (data.get("q") or "").strip()
     phrase = bool(_PHRASE.search(q))
-    pairs = phrase_pairs(q) if phrase else None
+    parsed = _parsed(q) if phrase else ""
+    pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
+    words = _holds(F("search"), phrases.long_words_query(parsed)) if pairs is None else None
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
     query = text_query(q)
-    if pairs is None:
-        found = filtered.filter(search=query)
-    else:
+    if pairs is not None:
         found = filtered.filter(pairs, _matched(query))
+    elif words is not None:
+        found = filtered.filter(words, _matched(query))
+    else:
+        found = filtered.filter(search=query)
     return found, Matching(filtered, query, phrase=phrase, pairs=pairs is not None)
 
 
@@ -474,13 +493,24 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         seen = counted if ids or start == 0 else None
     else:
         oldest, want = sort == "oldest", start + PAGE_SIZE + 1
+        spans = None
         if query is not None and how.phrase and not how.pairs:
             first = walked(how.filtered, query, oldest, want)
-            ids = (first or _phrase_matches(messages, oldest, want))[start:]
+            if first is None:
+                spans = _phrase_matches(messages, oldest, want)
+                first = spans.ids
+            ids = first[start:]
         else:
             ids = _page(messages, oldest, start, pairs=how.pairs)
         last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
         seen = start + len(ids) if last_page else None
+        if seen is None and spans is not None and (spans.found > COUNT_CAP or not spans.whole):
+            # More than the cap in one span: the total is known to be "more than". A span short
+            # of the archive held the page: counting the rest reads every row with its words
+            # across the archive, past any budget (50 ms spent in vain by every such page at
+            # 10M, §7k), so the count is asked for afterwards, as when a count runs out.
+            seen = spans.found if spans.found > COUNT_CAP else start + len(ids[:PAGE_SIZE])
+            results.counting = spans.found <= COUNT_CAP
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is None:
@@ -553,13 +583,26 @@ def walked(
     return ids if len(ids) >= want else None
 
 
-# The spans of time a phrase is looked for in, newest (or oldest) first, before the whole archive.
-PHRASE_SPANS = (timedelta(days=7), timedelta(days=56), timedelta(days=448))
+# The first span of time a phrase is looked for in, newest (or oldest) first; each next span
+# is the last times 1.5 x the share of the page it lacked, at least PHRASE_GROWTH[0] times and
+# at most PHRASE_GROWTH[1] (when it found nothing), until it holds the page or is the archive.
+PHRASE_FIRST_SPAN = timedelta(days=7)
+PHRASE_GROWTH = (2.0, 8.0)
 
 
-def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> list[int]:
+@dataclass(frozen=True)
+class Spans:
+    """What _phrase_matches read: the page's ids, how many matches its last span held, and
+    whether that span was the whole archive (then `found` is every dated match)."""
+
+    ids: list[int]
+    found: int
+    whole: bool
+
+
+def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
-    time (the last week, then eight weeks, … then everything).
+    time (the last week, then a span grown by what it lacked, … then everything).
 
     A phrase's positions are checked on each row, and the GIN index knows only that a row has
     both words. Read in time order, a phrase of two common words rarely found walked the time
@@ -567,11 +610,15 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> lis
     GIN index, a phrase of two very common words checked every row holding both. Within a span,
     the rows with both words are read from the GIN index unordered and sorted here; the span
     grows until it holds `want` matches, so a common phrase is found among recent rows and a
-    rare one costs what its words cost. The ids are those the plain ordered statement gives."""
+    rare one costs what its words cost. A span eight times the last (as they all were) read
+    56 days where 14 held the page: at 10M, 120 ms against 67 for the week that found 25 of 26
+    (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     found: list[tuple[int, Any]] = []
+    whole = True
     if edge["last"] is not None:
-        for span in PHRASE_SPANS:
+        span = PHRASE_FIRST_SPAN
+        while True:
             whole = edge["last"] - edge["first"] <= span
             if whole:
                 window = Q(sent_at__isnull=False)
@@ -582,17 +629,19 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> lis
             found = list(messages.filter(window).values_list("id", "sent_at"))
             if len(found) >= want or whole:
                 break
-        else:
-            found = list(messages.filter(sent_at__isnull=False).values_list("id", "sent_at"))
+            lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
+            span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
     found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
     dated = [pk for pk, _ in found]
     if oldest:  # undated messages come first (transcript.ASC)
         undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
-        return [*undated.values_list("id", flat=True)[:want], *dated][:want]
-    if len(dated) < want:  # and last newest first
-        undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
-        dated += undated.values_list("id", flat=True)[: want - len(dated)]
-    return dated[:want]
+        ids = [*undated.values_list("id", flat=True)[:want], *dated][:want]
+    else:
+        if len(dated) < want:  # and last newest first
+            undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
+            dated += undated.values_list("id", flat=True)[: want - len(dated)]
+        ids = dated[:want]
+    return Spans(ids, len(found), whole)
 
 
 def pairs_memory(pairs: bool) -> contextlib.AbstractContextManager[None]:

@@ -97,6 +97,59 @@ def test_every_message_a_query_matches_holds_its_pairs(db: None, q: str, bodies:
             assert paired or not matches, (q, wanted, body)
 
 
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ('"nakuwou the"', ["nakuwou"]),
+        ('"send the portfolio to me" fund', ["portfolio"]),  # words of 4 at most are short
+        ('"the portfolio" meeting', ["portfolio", "meeting"]),  # required plain words count
+        ('"quarterly statement"', []),  # no short word: the index reads nothing in vain
+        ('"the and"', []),  # no long word (the pairs serve it)
+        ('"the portfolio" OR meeting', []),  # nothing required under OR
+        ('-"the portfolio" fund', []),  # nor excluded
+        ('"the follow-up"', ["follow-up", "follow"]),
+    ],
+)
+def test_a_phrase_without_pairs_is_asked_of_its_long_words(
+    db: None, q: str, expected: list[str]
+) -> None:
+    assert phrases.long_words(tsquery(q)) == expected
+
+
+# a phrase of a long and a short word either way round, then anything
+unpaired = st.tuples(
+    st.sampled_from(["portfolio", "meeting", "e-mail"]),
+    st.sampled_from(["the", "and", "you", "fund", "köln", "é"]),
+    st.booleans(),
+    st.lists(st.tuples(st.sampled_from(["", "-", "OR "]), st.sampled_from(WORDS)), max_size=2),
+).map(
+    lambda t: (
+        (f'"{t[0]} {t[1]}"' if t[2] else f'"{t[1]} {t[0]}"')
+        + "".join(f" {prefix}{word}" for prefix, word in t[3])
+    )
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(q=st.one_of(queries, unpaired), bodies=st.lists(texts, min_size=1, max_size=12))
+def test_every_message_a_query_matches_holds_its_long_words(
+    db: None, q: str, bodies: list[str]
+) -> None:
+    """The long words are a necessary condition: never a message the query finds left out."""
+    wanted = phrases.long_words_query(tsquery(q))
+    assume(wanted is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT body, to_tsvector('simple', body) @@ websearch_to_tsquery('simple', %s),"
+            " to_tsvector('simple', body) @@ %s::tsquery FROM unnest(%s::text[]) body",
+            [q, wanted, bodies],
+        )
+        for body, matches, held in cursor.fetchall():
+            assert held or not matches, (q, wanted, body)
+
+
 def test_it_pairs_only_short_words(db: None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
