@@ -9,6 +9,7 @@ choice, among the newest matches.
 """
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -388,6 +389,7 @@ class Matching:
     query: SearchQuery | None = None
     phrase: bool = False
     pairs: bool = False
+    indexed: QuerySet[Message] | None = None  # the rows the words' index gives, unfiltered
 
 
 def matching(
@@ -414,13 +416,15 @@ def matching(
     if not q:
         return filtered, Matching(filtered)
     query = text_query(q)
+    indexed = None
     if pairs is not None:
         found = filtered.filter(pairs, _matched(query))
     elif words is not None:
-        found = filtered.filter(words, _matched(query))
+        found, indexed = filtered.filter(words, _matched(query)), Message.objects.filter(words)
     else:
-        found = filtered.filter(search=query)
-    return found, Matching(filtered, query, phrase=phrase, pairs=pairs is not None)
+        found, indexed = filtered.filter(search=query), Message.objects.filter(search=query)
+    how = Matching(filtered, query, phrase=phrase, pairs=pairs is not None, indexed=indexed)
+    return found, how
 
 
 def participant_conversations(text: str) -> QuerySet[Conversation]:
@@ -495,7 +499,7 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         oldest, want = sort == "oldest", start + PAGE_SIZE + 1
         spans = None
         if query is not None and how.phrase and not how.pairs:
-            first = walked(how.filtered, query, oldest, want)
+            first = walked(how.filtered, query, oldest, want) if walk_first(how) else None
             if first is None:
                 spans = _phrase_matches(messages, oldest, want)
                 first = spans.ids
@@ -552,6 +556,29 @@ def _page(
         return list(ordered[start : start + PAGE_SIZE + 1])
 
 
+# Rows of the words' index above which a phrase without pairs is walked before its spans are
+# read: each span's statement builds the bitmap of every such row (at 10M 14-18 ms for 80,000,
+# "portfolio" 746,000), the walk costs ~21 ms however common the words are (PHRASE_WALK rows).
+PHRASE_WALK_ABOVE = 250_000
+
+
+def walk_first(how: Matching) -> bool:
+    """Whether a phrase without pairs is looked for by walking the newest messages before its
+    spans of time: when the planner expects its words' index to give more than
+    PHRASE_WALK_ABOVE rows. A rarer one was walked in vain (21 ms of 96-187 for the slowest
+    phrases at 10M, where the week's span reads more messages than the walk for the same
+    cost); a common one ("portfolio a", 746,353 rows) is found by the walk (73 ms, 174 by
+    its spans). docs/SCALE.md §7k."""
+    if how.indexed is None:
+        return True
+    sql, params = how.indexed.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)  # the ORM's statement, planned
+        (plan,) = cursor.fetchone()
+    rows = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
+    return bool(rows > PHRASE_WALK_ABOVE)
+
+
 # Rows a phrase without pairs is looked for in, in the page's order, before its spans of time:
 # ~0.7 us a row read backwards on message_sent at 10M, so at most ~30 ms for a rare phrase
 # (which then costs what its spans cost), while a common one stops at its page's last match.
@@ -585,7 +612,8 @@ def walked(
 
 # The first span of time a phrase is looked for in, newest (or oldest) first; each next span
 # is the last times 1.5 x the share of the page it lacked, at least PHRASE_GROWTH[0] times and
-# at most PHRASE_GROWTH[1] (when it found nothing), until it holds the page or is the archive.
+# at most PHRASE_GROWTH[1], until it holds the page or is the archive. Each reads only the time
+# the last did not.
 PHRASE_FIRST_SPAN = timedelta(days=7)
 PHRASE_GROWTH = (2.0, 8.0)
 
@@ -617,20 +645,23 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spa
     found: list[tuple[int, Any]] = []
     whole = True
     if edge["last"] is not None:
-        span = PHRASE_FIRST_SPAN
+        span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
         while True:
             whole = edge["last"] - edge["first"] <= span
+            if oldest:
+                bound = edge["first"] + span
+                window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
+            else:
+                bound = edge["last"] - span
+                window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
             if whole:
                 window = Q(sent_at__isnull=False)
-            elif oldest:
-                window = Q(sent_at__lte=edge["first"] + span)
-            else:
-                window = Q(sent_at__gte=edge["last"] - span)
-            found = list(messages.filter(window).values_list("id", "sent_at"))
+            found += messages.filter(window & unread).values_list("id", "sent_at")
             if len(found) >= want or whole:
                 break
             lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
             span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
+            unread = beyond
     found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
     dated = [pk for pk, _ in found]
     if oldest:  # undated messages come first (transcript.ASC)

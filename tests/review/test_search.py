@@ -289,6 +289,7 @@ def test_a_phrase_walked_in_order_finds_the_plain_orders_hits(
     pairs gives the plain ordered statement's hits, page after page."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK", walk)
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)  # walked however rare its words
     q = '"quarterly statement"'
     assert search.phrase_pairs(q) is None  # long words: the walk's path, not the pairs'
     order = transcript.ASC if sort == "oldest" else transcript.DESC
@@ -304,15 +305,36 @@ def test_a_phrase_walked_in_order_finds_the_plain_orders_hits(
 def test_a_walk_that_finds_the_page_reads_no_span(
     statements: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
-    """The parse, the participants, the walk, the count (in its budget: five statements inside
-    the test's transaction) and the hits; a walk that falls short goes on to the spans (the
-    archive's edges and one span: the whole archive is within the first)."""
+    """The parse, the participants, the planner's estimate of the words' rows, the walk, the
+    count (in its budget: five statements inside the test's transaction) and the hits; a walk
+    that falls short goes on to the spans (the archive's edges and one span: the whole
+    archive is within the first)."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
-    with django_assert_num_queries(9):
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
+    with django_assert_num_queries(10):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
     monkeypatch.setattr(search, "PHRASE_WALK", 2)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
+
+
+@pytest.mark.parametrize("q", ['"quarterly statement"', '"the statement"'])
+def test_a_phrase_whose_words_are_rare_goes_to_its_spans_unwalked(
+    statements: Any, monkeypatch: pytest.MonkeyPatch, q: str
+) -> None:
+    """Below PHRASE_WALK_ABOVE rows (as the planner expects them from the words' index) the
+    walk is skipped: the week's span reads more messages for the same cost. Above, walked."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    for above, walks in ((10_000, False), (-1, True)):
+        monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", above)
+        with CaptureQueriesContext(connection) as captured:
+            results = search.search(Message.objects.all(), {"q": q})
+        walked = [c for c in captured.captured_queries if "walked" in c["sql"]]
+        assert bool(walked) == walks
+        expected = Message.objects.filter(search=search.text_query(q)).order_by(*transcript.DESC)
+        assert [h.message.pk for h in results.hits] == list(
+            expected.values_list("id", flat=True)[:3]
+        )
 
 
 def test_it_says_more_than_when_counting_runs_out_of_time(
