@@ -14,7 +14,13 @@ around the sequencer.
 
 What differs from `make run`, for build speed only: the cluster runs with fsync,
 synchronous_commit and full_page_writes off (as the throwaway test clusters do); shared_buffers
-6 GB (a quarter of the machine's RAM), max_wal_size 4 GB (1 GB kept after the build). Autovacuum
+6 GB (a quarter of the machine's RAM), max_wal_size 4 GB (1 GB kept after the build). Not for
+speed: pg_prewarm's autoprewarm, which deploy/README.md asks of a firm's server too: the cluster is
+stopped between runs, and without it every open began with empty shared buffers, so a
+benchmark's first figures measured the disk (search at 10M right after a restart with the page
+cache dropped: phrase + channel p95 947 ms, 233 ms with the buffers read back; docs/SCALE.md
+§7j). An open waits for the read-back (4-33 s at 10M) and says how long it took;
+BENCH_ARCHIVE_COLD=1 opens with empty buffers instead. Autovacuum
 stays on, as in production: with it off the planner kept the statistics of the empty tables, and
 at 4M messages the sequencer's duplicate lookup had turned into a scan of the whole channel
 (2.4 s a batch, the build at 1,200 msg/s instead of 2,000; docs/SCALE.md §1). A benchmark that

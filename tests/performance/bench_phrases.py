@@ -1,0 +1,65 @@
+"""Each sampled phrase of the review benchmark through review.search.search() on a cached
+archive, one line per phrase (best of two), slowest first, then the statements of the four
+slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.py does not say.
+
+    python -m tests.performance.archive_scale env 10M > /tmp/env.sh && . /tmp/env.sh
+    CLIENTWINDOW_LOCAL=1 uv run --frozen python -m tests.performance.bench_phrases [N]
+    python -m tests.performance.archive_scale stop 10M
+
+N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
+docs/SCALE.md §7k has its figures.
+"""
+
+import os
+import sys
+import time
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientwindow.settings")
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from messaging.models import Channel, Message  # noqa: E402
+from review import search  # noqa: E402
+from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
+
+
+def main(n: int) -> None:
+    phrases = sampled_phrases()
+    channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
+    rows: list[tuple[float, dict[str, str], Any]] = []
+    for i in range(n):
+        a, b = phrases[i % len(phrases)]
+        params = {"q": f'"{a} {b}"', "channel": channels[i % len(channels)]}
+        form = search.SearchForm(params)
+        assert form.is_valid(), form.errors
+        best: tuple[float, list[tuple[float, str]], search.Results] | None = None
+        for _ in range(2):
+            with CaptureQueriesContext(connection) as captured:
+                began = time.perf_counter()
+                results = search.search(Message.objects.all(), form.cleaned_data)
+                spent = time.perf_counter() - began
+            if best is None or spent < best[0]:
+                statements = [(float(q["time"]), q["sql"]) for q in captured.captured_queries]
+                best = (spent, statements, results)
+        assert best is not None
+        rows.append((best[0], params, best))
+    rows.sort(key=lambda row: -row[0])
+    for spent, params, (_, _, results) in rows:
+        pairs = search.phrase_pairs(params["q"]) is not None
+        print(  # noqa: T201
+            f"{spent * 1000:8.1f} ms  pairs={pairs!s:5}  total={results.total}"
+            f" counting={results.counting}  {params}"
+        )
+    for spent, params, (_, statements, _) in rows[:4]:
+        print(f"== {params} {spent * 1000:.1f} ms")  # noqa: T201
+        for seconds, sql in statements:
+            print(f"   {seconds * 1000:7.1f}  {sql[:150]}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
