@@ -620,8 +620,8 @@ PHRASE_GROWTH = (2.0, 8.0)
 
 @dataclass(frozen=True)
 class Spans:
-    """What _phrase_matches read: the page's ids, how many matches its last span held, and
-    whether that span was the whole archive (then `found` is every dated match)."""
+    """What _phrase_matches read: the page's ids, how many matches its spans held, and whether
+    they reached the whole archive (then `found` is every dated match)."""
 
     ids: list[int]
     found: int
@@ -638,9 +638,9 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spa
     GIN index, a phrase of two very common words checked every row holding both. Within a span,
     the rows with both words are read from the GIN index unordered and sorted here; the span
     grows until it holds `want` matches, so a common phrase is found among recent rows and a
-    rare one costs what its words cost. A span eight times the last (as they all were) read
-    56 days where 14 held the page: at 10M, 120 ms against 67 for the week that found 25 of 26
-    (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
+    rare one costs what its words cost. Spans eight times the last (as they all were) read 56
+    days where 14 held the page (the week had found 25 of 26), and each read the ones before
+    it again (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     found: list[tuple[int, Any]] = []
     whole = True
