@@ -63,9 +63,6 @@ class Routes:
             else:
                 self.by_conversation[route.conversation_id] = route
 
-    def any(self) -> bool:
-        return bool(self.by_channel or self.by_conversation)
-
     def notify(self, message: Message) -> Route | None:
         """Whose staff hear about this message: its conversation's route, else its channel's."""
         return self.by_conversation.get(message.conversation_id) or self.by_channel.get(
@@ -120,8 +117,7 @@ def plan() -> int:
             cursor, _ = BridgeCursor.objects.select_for_update().get_or_create(pk=1)
             # every seq below the committed head is committed (appends hold the head lock)
             head = ChainHead.objects.values_list("size", flat=True).first() or 0
-            routes = Routes()
-            if not routes.any():
+            if not Route.objects.filter(active=True).exists():
                 cursor.planned_through = max(cursor.planned_through, head - 1)
                 cursor.save(update_fields=["planned_through"])
                 return planned
@@ -131,7 +127,7 @@ def plan() -> int:
                 .order_by("entry_id")[:CHUNK]
             )
             if batch:
-                _plan(batch, routes)
+                _plan(batch, Routes())
             cursor.planned_through = batch[-1].entry_id if len(batch) == CHUNK else head - 1
             cursor.save(update_fields=["planned_through"])
             planned += len(batch)
