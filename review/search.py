@@ -613,8 +613,11 @@ def walked(
 # The first span of time a phrase is looked for in, newest (or oldest) first; each next span
 # is the last times 1.5 x the share of the page it lacked, at least PHRASE_GROWTH[0] times and
 # at most PHRASE_GROWTH[1], until it holds the page or is the archive. Each reads only the time
-# the last did not.
-PHRASE_FIRST_SPAN = timedelta(days=7)
+# the last did not. Four weeks first: every span's statement builds the bitmap of its words'
+# rows again (at 10M 15-38 ms for 79,000-143,000 rows), so fewer, longer spans cost less (the
+# three slowest of 20 phrases, median of 3 runs: 126/113/92 ms from a week, 112/106/99 from two,
+# 109/94/89 from four; docs/SCALE.md §7k).
+PHRASE_FIRST_SPAN = timedelta(days=28)
 PHRASE_GROWTH = (2.0, 8.0)
 
 
@@ -630,7 +633,7 @@ class Spans:
 
 def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
-    time (the last week, then a span grown by what it lacked, … then everything).
+    time (the last four weeks, then a span grown by what it lacked, … then everything).
 
     A phrase's positions are checked on each row, and the GIN index knows only that a row has
     both words. Read in time order, a phrase of two common words rarely found walked the time
