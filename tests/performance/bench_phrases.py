@@ -7,12 +7,14 @@ slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.
     python -m tests.performance.archive_scale stop 10M
 
 N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
+BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN).
 docs/SCALE.md §7k has its figures.
 """
 
 import os
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import django
@@ -29,6 +31,8 @@ from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
 
 
 def main(n: int) -> None:
+    if days := os.environ.get("BENCH_PHRASE_FIRST_SPAN_DAYS"):
+        search.PHRASE_FIRST_SPAN = timedelta(days=float(days))
     phrases = sampled_phrases()
     channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
     rows: list[tuple[float, dict[str, str], Any]] = []
