@@ -418,7 +418,7 @@ def matching(
     query = text_query(q)
     indexed = None
     if pairs is not None:
-        found = filtered.filter(pairs, _matched(query))
+        found, indexed = filtered.filter(pairs, _matched(query)), Message.objects.filter(pairs)
     elif words is not None:
         found, indexed = filtered.filter(words, _matched(query)), Message.objects.filter(words)
     else:
@@ -498,10 +498,14 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     else:
         oldest, want = sort == "oldest", start + PAGE_SIZE + 1
         spans = None
-        if query is not None and how.phrase and not how.pairs:
-            first = walked(how.filtered, query, oldest, want) if walk_first(how) else None
+        rows = indexed_rows(how) if query is not None and how.phrase else 0.0
+        common = rows > PHRASE_WALK_ABOVE
+        if query is not None and how.phrase and not (how.pairs and common):
+            first = walked(how.filtered, query, oldest, want) if common else None
             if first is None:
-                spans = _phrase_matches(messages, oldest, want)
+                # a pair's rows are nearly its phrase's matches: a span that should hold the
+                # page (PAIRS_SPAN_MARGIN times over) rather than four weeks
+                spans = _phrase_matches(messages, oldest, want, rows if how.pairs else None)
                 first = spans.ids
             ids = first[start:]
         else:
@@ -562,21 +566,28 @@ def _page(
 PHRASE_WALK_ABOVE = 250_000
 
 
-def walk_first(how: Matching) -> bool:
-    """Whether a phrase without pairs is looked for by walking the newest messages before its
-    spans of time: when the planner expects its words' index to give more than
-    PHRASE_WALK_ABOVE rows. A rarer one was walked in vain (21 ms of 96-187 for the slowest
-    phrases at 10M, where the week's span reads more messages than the walk for the same
-    cost); a common one ("portfolio a", 746,353 rows) is found by the walk (73 ms, 174 by
-    its spans). docs/SCALE.md §7k."""
+def common_words(how: Matching) -> bool:
+    """Whether the planner expects the index a phrase is read from (its words', or its word
+    pairs') to give more than PHRASE_WALK_ABOVE rows. A common phrase without pairs is walked
+    (the newest messages, in order) before its spans of time; a rarer one was walked in vain
+    (21 ms of 96-187 for the slowest phrases at 10M, where the week's span reads more messages
+    than the walk for the same cost), while a common one ("portfolio a", 746,353 rows) is found
+    by the walk (73 ms, 174 by its spans). A common pair's page is one ordered statement, as
+    before ("the and", 754,786 rows); a rarer pair is read span by span like a phrase without
+    pairs: ordered, "to what" (13,816 rows) checked the phrase on every row holding the pair
+    (101 ms). docs/SCALE.md §7k."""
+    return indexed_rows(how) > PHRASE_WALK_ABOVE
+
+
+def indexed_rows(how: Matching) -> float:
+    """How many rows the planner expects the index a phrase is read from to give."""
     if how.indexed is None:
-        return True
+        return float("inf")
     sql, params = how.indexed.values("id").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)  # the ORM's statement, planned
         (plan,) = cursor.fetchone()
-    rows = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
-    return bool(rows > PHRASE_WALK_ABOVE)
+    return float((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
 
 
 # Rows a phrase without pairs is looked for in, in the page's order, before its spans of time:
@@ -619,6 +630,10 @@ def walked(
 # 109/94/89 from four; docs/SCALE.md §7k).
 PHRASE_FIRST_SPAN = timedelta(days=28)
 PHRASE_GROWTH = (2.0, 8.0)
+# A phrase read by its word pairs starts with the time that should hold its page this many
+# times over, were its pairs (nearly its matches) spread evenly over time and channels.
+PAIRS_SPAN_MARGIN = 4.0
+PAIRS_SHORTEST_SPAN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -631,7 +646,9 @@ class Spans:
     whole: bool
 
 
-def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spans:
+def _phrase_matches(
+    messages: QuerySet[Message], oldest: bool, want: int, pairs_rows: float | None = None
+) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
     time (the last four weeks, then a span grown by what it lacked, … then everything).
 
@@ -645,36 +662,40 @@ def _phrase_matches(messages: QuerySet[Message], oldest: bool, want: int) -> Spa
     days where 14 held the page (the week had found 25 of 26), and each read the ones before
     it again (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
-    found: list[tuple[int, Any]] = []
-    whole = True
-    if edge["last"] is not None:
-        span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
-        while True:
-            whole = edge["last"] - edge["first"] <= span
-            if oldest:
-                bound = edge["first"] + span
-                window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
-            else:
-                bound = edge["last"] - span
-                window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
-            if whole:
-                window = Q(sent_at__isnull=False)
-            found += messages.filter(window & unread).values_list("id", "sent_at")
-            if len(found) >= want or whole:
-                break
-            lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
-            span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
-            unread = beyond
-    found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
-    dated = [pk for pk, _ in found]
-    if oldest:  # undated messages come first (transcript.ASC)
-        undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
-        ids = [*undated.values_list("id", flat=True)[:want], *dated][:want]
-    else:
-        if len(dated) < want:  # and last newest first
-            undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
-            dated += undated.values_list("id", flat=True)[: want - len(dated)]
-        ids = dated[:want]
+    with pairs_memory(pairs_rows is not None):  # the statements reading `messages`
+        found: list[tuple[int, Any]] = []
+        whole = True
+        if edge["last"] is not None:
+            span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
+            if pairs_rows:  # the share of the archive's time that should hold `want` of them
+                share = PAIRS_SPAN_MARGIN * want / pairs_rows
+                span = max(min(span, (edge["last"] - edge["first"]) * share), PAIRS_SHORTEST_SPAN)
+            while True:
+                whole = edge["last"] - edge["first"] <= span
+                if oldest:
+                    bound = edge["first"] + span
+                    window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
+                else:
+                    bound = edge["last"] - span
+                    window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
+                if whole:
+                    window = Q(sent_at__isnull=False)
+                found += messages.filter(window & unread).values_list("id", "sent_at")
+                if len(found) >= want or whole:
+                    break
+                lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
+                span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
+                unread = beyond
+        found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
+        dated = [pk for pk, _ in found]
+        if oldest:  # undated messages come first (transcript.ASC)
+            undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
+            ids = [*undated.values_list("id", flat=True)[:want], *dated][:want]
+        else:
+            if len(dated) < want:  # and last newest first
+                undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
+                dated += undated.values_list("id", flat=True)[: want - len(dated)]
+            ids = dated[:want]
     return Spans(ids, len(found), whole)
 
 

@@ -256,6 +256,37 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     assert counting[0] and not counting[-1]  # the first page from a span, the last from all
 
 
+@pytest.mark.parametrize("common", [False, True])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_read_by_its_pairs_pages_as_the_plain_statement(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, common: bool
+) -> None:
+    """A pair the planner expects in fewer than PHRASE_WALK_ABOVE rows is read span by span,
+    the first span sized to hold the page; a more common one in one ordered statement. Both
+    give the plain ordered statement's hits and total."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1 if common else 10**9)
+    monkeypatch.setattr(search, "PAIRS_SHORTEST_SPAN", timedelta(minutes=1))
+    q = '"send the"'
+    assert search.phrase_pairs(q) is not None
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
+    expected = list(plain.values_list("id", flat=True))
+    assert len(expected) == 12
+    spans = []
+    for page in range(1, 5):
+        data = {"q": q, "sort": sort, "page": page}
+        with CaptureQueriesContext(connection) as captured:
+            results = search.search(Message.objects.all(), data)
+        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
+        if results.counting:
+            assert search.count(Message.objects.all(), data) == 12
+        else:
+            assert results.total == 12
+        spans += [c for c in captured.captured_queries if '"sent_at" AS "sent_at"' in c["sql"]]
+    assert bool(spans) != common
+
+
 @pytest.fixture
 def statements(world: Any) -> Any:
     """A phrase of long words (no word pairs) in 14 of 30 messages, some sent at the same second,
