@@ -1,6 +1,7 @@
 """Search semantics on real PostgreSQL: web-search syntax, filters, names and partial numbers."""
 
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -198,6 +199,22 @@ def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
             assert results.total == len(expected)
 
 
+def pages_of_twelve(q: str, sort: str) -> Iterator[tuple[dict[str, Any], Any, list[str]]]:
+    """The four pages of three of a query with twelve matches, each with the statements it ran,
+    its hits checked against the plain ordered statement's (what every way of reading it must
+    give)."""
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
+    expected = list(plain.values_list("id", flat=True))
+    assert len(expected) == 12
+    for page in range(1, 5):
+        data = {"q": q, "sort": sort, "page": page}
+        with CaptureQueriesContext(connection) as captured:
+            results = search.search(Message.objects.all(), data)
+        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
+        yield data, results, [c["sql"] for c in captured.captured_queries]
+
+
 @pytest.fixture
 def portfolios(world: Any) -> Any:
     """A phrase of a long and a short word (no word pairs) an hour apart in 12 messages, and
@@ -236,19 +253,11 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     messages, _ = search.matching(Message.objects.all(), {"q": q})
     assert "'portfolio'::tsquery" in str(messages.query)
     assert "'the'" not in str(messages.query).replace("'the' <-> 'portfolio'", "")
-    order = transcript.ASC if sort == "oldest" else transcript.DESC
-    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
-    expected = list(plain.values_list("id", flat=True))
-    assert len(expected) == 12
     counting = []
-    for page in range(1, 5):
-        data = {"q": q, "sort": sort, "page": page}
-        with CaptureQueriesContext(connection) as captured:
-            results = search.search(Message.objects.all(), data)
-        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
-        counted = [c["sql"] for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+    for data, results, statements in pages_of_twelve(q, sort):
+        counted = [sql for sql in statements if "COUNT(*)" in sql]
         if results.counting:  # found a span short of the archive: not counted in this request
-            assert counted == [] and (results.total, results.capped) == (page * 3, True)
+            assert counted == [] and (results.total, results.capped) == (data["page"] * 3, True)
             assert search.count(Message.objects.all(), data) == 12
         else:  # the spans reached the whole archive: every match seen
             assert results.total == 12 and not results.capped
@@ -269,21 +278,13 @@ def test_a_phrase_read_by_its_pairs_pages_as_the_plain_statement(
     monkeypatch.setattr(search, "PAIRS_SHORTEST_SPAN", timedelta(minutes=1))
     q = '"send the"'
     assert search.phrase_pairs(q) is not None
-    order = transcript.ASC if sort == "oldest" else transcript.DESC
-    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
-    expected = list(plain.values_list("id", flat=True))
-    assert len(expected) == 12
     spans = []
-    for page in range(1, 5):
-        data = {"q": q, "sort": sort, "page": page}
-        with CaptureQueriesContext(connection) as captured:
-            results = search.search(Message.objects.all(), data)
-        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
+    for data, results, statements in pages_of_twelve(q, sort):
         if results.counting:
             assert search.count(Message.objects.all(), data) == 12
         else:
             assert results.total == 12
-        spans += [c for c in captured.captured_queries if '"sent_at" AS "sent_at"' in c["sql"]]
+        spans += [sql for sql in statements if '"sent_at" AS "sent_at"' in sql]
     assert bool(spans) != common
 
 
