@@ -118,7 +118,7 @@ def plan() -> int:
             # every seq below the committed head is committed (appends hold the head lock)
             head = ChainHead.objects.values_list("size", flat=True).first() or 0
             if not Route.objects.filter(active=True).exists():
-                cursor.planned_through = max(cursor.planned_through, head - 1)
+                cursor.planned_through = head - 1
                 cursor.save(update_fields=["planned_through"])
                 return planned
             batch = list(

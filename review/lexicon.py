@@ -116,7 +116,7 @@ def scan_new_messages() -> int:
             # until they commit, so nothing can appear behind the cursor later.
             head = ChainHead.objects.values_list("size", flat=True).first() or 0
             if not policies:
-                cursor.scanned_through = max(cursor.scanned_through, head - 1)
+                cursor.scanned_through = head - 1
                 cursor.save(update_fields=["scanned_through"])
                 return 0
             batch = list(

@@ -347,13 +347,6 @@ def phrase_pairs(q: str) -> Func | None:
     return _holds(WORD_PAIRS, phrases.pairs_query(_parsed(q)))
 
 
-def phrase_words(q: str) -> Func | None:
-    """For a query `q` that implies no word pairs: the condition on the words' own index that
-    its required long words make (phrases.long_words), or None. "nakuwou the" at 10M: each
-    span's statement 66.7 -> 27.9 ms, 120.4 -> 75.8 ms (docs/SCALE.md §7k)."""
-    return _holds(F("search"), phrases.long_words_query(_parsed(q)))
-
-
 def _parsed(q: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT websearch_to_tsquery('simple', %s)::text", [q])
@@ -389,7 +382,7 @@ class Matching:
     query: SearchQuery | None = None
     phrase: bool = False
     pairs: bool = False
-    indexed: QuerySet[Message] | None = None  # the rows the words' index gives, unfiltered
+    indexed: QuerySet[Message] | None = None  # what its index gives, unfiltered (planned_rows)
 
 
 def matching(
@@ -406,12 +399,13 @@ def matching(
     -> 196 ms, docs/SCALE.md §7f). Found by its pairs, the whole query is checked on the rows
     they give, written so that the words' own index is not read too (for "the and", 5.3M rows
     to AND with 0.7M pairs). A phrase without pairs but with a short word is read through its
-    long words alone (phrase_words), and the whole query checked on their rows."""
+    long words alone (phrases.long_words; "nakuwou the" at 10M, each span's statement 66.7 ->
+    27.9 ms, docs/SCALE.md §7k), and the whole query checked on their rows."""
     q = (data.get("q") or "").strip()
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
-    words = _holds(F("search"), phrases.long_words_query(parsed)) if pairs is None else None
+    words = _holds(F("search"), phrases.long_words_query(parsed)) if phrase and not pairs else None
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
@@ -492,15 +486,16 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     page = data.get("page") or 1
     start = (page - 1) * PAGE_SIZE
     results = Results(page=page, people=people(q))
+    spans: Spans | None = None  # what a phrase read span by span found
     if sort == "relevance" and query is not None:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
         oldest, want = sort == "oldest", start + PAGE_SIZE + 1
-        spans = None
-        rows = indexed_rows(how) if query is not None and how.phrase else 0.0
+        indexed = how.indexed if query is not None and how.phrase else None
+        rows = planned_rows(indexed) if indexed is not None else 0.0
         common = rows > PHRASE_WALK_ABOVE
-        if query is not None and how.phrase and not (how.pairs and common):
+        if query is not None and indexed is not None and not (how.pairs and common):
             first = walked(how.filtered, query, oldest, want) if common else None
             if first is None:
                 # a pair's rows are nearly its phrase's matches: a span that should hold the
@@ -512,17 +507,16 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
             ids = _page(messages, oldest, start, pairs=how.pairs)
         last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
         seen = start + len(ids) if last_page else None
-        if seen is None and spans is not None and (spans.found > COUNT_CAP or not spans.whole):
-            # More than the cap in one span: the total is known to be "more than". A span short
-            # of the archive held the page: counting the rest reads every row with its words
-            # across the archive, past any budget (50 ms spent in vain by every such page at
-            # 10M, §7k), so the count is asked for afterwards, as when a count runs out.
-            seen = spans.found if spans.found > COUNT_CAP else start + len(ids[:PAGE_SIZE])
-            results.counting = spans.found <= COUNT_CAP
+        if seen is None and spans is not None and spans.found > COUNT_CAP:
+            seen = spans.found  # more than the cap in the spans read: "more than", uncounted
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is None:
-        within = _capped_count(messages, COUNT_BUDGET_MS, pairs=how.pairs)
+        # A span short of the archive held the page: counting the rest reads every row with its
+        # words across the archive, past any budget (50 ms spent in vain by every such page at
+        # 10M, §7k), so the count is asked for afterwards, as when a count runs out.
+        later = spans is not None and not spans.whole
+        within = None if later else _capped_count(messages, COUNT_BUDGET_MS, pairs=how.pairs)
         results.counting = within is None
         seen = within if within is not None else start + len(ids)
     results.total, results.capped = shown(seen, counted=not results.counting)
@@ -566,28 +560,20 @@ def _page(
 PHRASE_WALK_ABOVE = 250_000
 
 
-def common_words(how: Matching) -> bool:
-    """Whether the planner expects the index a phrase is read from (its words', or its word
-    pairs') to give more than PHRASE_WALK_ABOVE rows. A common phrase without pairs is walked
-    (the newest messages, in order) before its spans of time; a rarer one was walked in vain
-    (21 ms of 96-187 for the slowest phrases at 10M, where the week's span reads more messages
-    than the walk for the same cost), while a common one ("portfolio a", 746,353 rows) is found
-    by the walk (73 ms, 174 by its spans). A common pair's page is one ordered statement, as
-    before ("the and", 754,786 rows); a rarer pair is read span by span like a phrase without
-    pairs: ordered, "to what" (13,816 rows) checked the phrase on every row holding the pair
-    (101 ms). docs/SCALE.md §7k."""
-    return indexed_rows(how) > PHRASE_WALK_ABOVE
+def planned_rows(rows: QuerySet[Message]) -> float:
+    """How many rows the planner expects `rows` to be: for a phrase, those of the index it is
+    read from (Matching.indexed), its words' or its word pairs'.
 
-
-def indexed_rows(how: Matching) -> float:
-    """How many rows the planner expects the index a phrase is read from to give."""
-    if how.indexed is None:
-        return float("inf")
-    sql, params = how.indexed.values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)  # the ORM's statement, planned
-        (plan,) = cursor.fetchone()
-    return float((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
+    Above PHRASE_WALK_ABOVE a phrase without pairs is walked (the newest messages, in order)
+    before its spans of time, and a phrase with pairs is one ordered statement; below, both go
+    to their spans. A rarer phrase without pairs was walked in vain (21 ms of 96-187 for the
+    slowest phrases at 10M, where the first span reads more messages than the walk for the same
+    cost), while a common one ("portfolio a", 746,353 rows) is found by the walk (73 ms, 174 by
+    its spans). A common pair ("the and", 754,786 rows) is found by its ordered statement, a
+    rarer one by its spans: ordered, "to what" (13,816 rows) checked the phrase on every row
+    holding the pair (101 ms). docs/SCALE.md §7k."""
+    plan = json.loads(rows.values("id").explain(format="json"))
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 # Rows a phrase without pairs is looked for in, in the page's order, before its spans of time:
@@ -663,40 +649,59 @@ def _phrase_matches(
     it again (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     with pairs_memory(pairs_rows is not None):  # the statements reading `messages`
-        found: list[tuple[int, Any]] = []
-        whole = True
-        if edge["last"] is not None:
-            span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
-            if pairs_rows:  # the share of the archive's time that should hold `want` of them
-                share = PAIRS_SPAN_MARGIN * want / pairs_rows
-                span = max(min(span, (edge["last"] - edge["first"]) * share), PAIRS_SHORTEST_SPAN)
-            while True:
-                whole = edge["last"] - edge["first"] <= span
-                if oldest:
-                    bound = edge["first"] + span
-                    window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
-                else:
-                    bound = edge["last"] - span
-                    window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
-                if whole:
-                    window = Q(sent_at__isnull=False)
-                found += messages.filter(window & unread).values_list("id", "sent_at")
-                if len(found) >= want or whole:
-                    break
-                lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
-                span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
-                unread = beyond
-        found.sort(key=lambda row: (row[1], row[0]), reverse=not oldest)
-        dated = [pk for pk, _ in found]
-        if oldest:  # undated messages come first (transcript.ASC)
-            undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
-            ids = [*undated.values_list("id", flat=True)[:want], *dated][:want]
-        else:
-            if len(dated) < want:  # and last newest first
-                undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
-                dated += undated.values_list("id", flat=True)[: want - len(dated)]
-            ids = dated[:want]
+        found, whole = _spans(messages, edge, oldest, want, pairs_rows)
+        ids = _in_order(messages, found, oldest, want)
     return Spans(ids, len(found), whole)
+
+
+def _spans(
+    messages: QuerySet[Message],
+    edge: dict[str, Any],
+    oldest: bool,
+    want: int,
+    pairs_rows: float | None,
+) -> tuple[list[tuple[int, Any]], bool]:
+    """The (id, sent_at) of the matches in the spans read until they hold `want` or the whole
+    archive, and whether they did reach the whole archive (_phrase_matches)."""
+    if edge["last"] is None:
+        return [], True
+    archive = edge["last"] - edge["first"]
+    span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
+    if pairs_rows:  # the share of the archive's time that should hold `want` of them
+        span = max(min(span, archive * PAIRS_SPAN_MARGIN * want / pairs_rows), PAIRS_SHORTEST_SPAN)
+    found: list[tuple[int, Any]] = []
+    while True:
+        whole = archive <= span
+        if oldest:
+            bound = edge["first"] + span
+            window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
+        else:
+            bound = edge["last"] - span
+            window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
+        if whole:
+            window = Q(sent_at__isnull=False)
+        found += messages.filter(window & unread).values_list("id", "sent_at")
+        if len(found) >= want or whole:
+            return found, whole
+        lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
+        span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
+        unread = beyond
+
+
+def _in_order(
+    messages: QuerySet[Message], found: list[tuple[int, Any]], oldest: bool, want: int
+) -> list[int]:
+    """The first `want` ids in the page's order: the spans' matches sorted, and the undated
+    messages first (oldest first, as transcript.ASC) or last (newest first)."""
+    found = sorted(found, key=lambda row: (row[1], row[0]), reverse=not oldest)
+    dated = [pk for pk, _ in found]
+    if oldest:
+        undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
+        return [*undated.values_list("id", flat=True)[:want], *dated][:want]
+    if len(dated) < want:
+        undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
+        dated += undated.values_list("id", flat=True)[: want - len(dated)]
+    return dated[:want]
 
 
 def pairs_memory(pairs: bool) -> contextlib.AbstractContextManager[None]:
