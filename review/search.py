@@ -432,10 +432,12 @@ def participant_conversations(text: str) -> QuerySet[Conversation]:
     words = [w for w in re.split(r"\s+", text) if w]
     if not words:
         return conversations.none()
-    names = Q()
+    # One name holding every word; EXISTS rather than a join, so no DISTINCT (which sorted
+    # every matching conversation on all its columns before the LIMIT of `people`)
+    names = ParticipantProfile.objects.filter(participant=OuterRef("participant"))
     for word in words:
-        names &= Q(participant__profiles__name__icontains=word)
-    return conversations.filter(names).distinct()
+        names = names.filter(name__icontains=word)
+    return conversations.filter(Exists(names))
 
 
 def people(q: str) -> list[Conversation]:
@@ -460,10 +462,20 @@ def people(q: str) -> list[Conversation]:
         for number in digits:
             matches = matches | participant_conversations(number)
     return list(
-        matches.select_related("channel", "participant", "summary").order_by(
-            F("summary__last_message_at").desc(nulls_last=True)
-        )[:10]
+        matches.select_related("channel", "participant", "summary")
+        .only(*PEOPLE_SHOWN)
+        .order_by(F("summary__last_message_at").desc(nulls_last=True))[:10]
     )
+
+
+# What the search page shows of a conversation `people` finds (review_tags.search_people): not
+# the channel's access token, and no column of the rows that it does not show.
+PEOPLE_SHOWN = (
+    "channel__name",
+    "participant__wa_id",
+    "summary__message_count",
+    "summary__last_message_at",
+)
 
 
 def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
@@ -784,14 +796,34 @@ def latest_name(participant: str) -> Subquery:
     return Subquery(profiles.annotate(shown=shown).values("shown")[:1])
 
 
+# What a hit shows, on the search page (review_tags.search_hits) and in the API (api/search.py):
+# not the search vector, the channel's access token or the columns neither reads.
+HIT_SHOWN = (
+    "entry",
+    "wamid",
+    "conversation__key",
+    "conversation__group_id",
+    "conversation__participant__wa_id",
+    "channel__name",
+    "direction",
+    "source",
+    "type",
+    "sent_at",
+    "text",
+    "payload",  # a phone export's facts (provenance.imported)
+)
+
+
 def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
     """The hits for a page of message ids (in that order), with their highlighted snippets,
     clients' names and phone-export provenance: one statement, and a second only for a page
-    with messages that phone exports repeat."""
+    with messages that phone exports repeat; none for no ids."""
+    if not ids:
+        return []  # the statement's annotations alone cost ~2 ms to build for nothing
     rows = (
         Message.objects.filter(id__in=ids)
-        .select_related("conversation__participant", "channel", "sender")
-        .defer("search")  # matched in SQL, never shown
+        .select_related("conversation__participant", "channel")
+        .only(*HIT_SHOWN)
         .annotate(
             latest_name=latest_name("conversation__participant_id"),
             repeated=Exists(ImportedMessage.objects.filter(message=OuterRef("pk"), created=False)),

@@ -91,6 +91,42 @@ def test_it_finds_conversations_by_partial_number_and_name(words: Any) -> None:
     assert search.people("nobody-called-this") == []
 
 
+def test_a_name_matches_when_one_name_the_client_showed_holds_every_word(words: Any) -> None:
+    seal(
+        inbound(
+            "4915112345678",
+            "J. Schmidt",
+            {"id": "w.4", "timestamp": str(NOW + 300), "type": "text", "text": {"body": "hi"}},
+        )
+    )
+    assert [c.participant.wa_id for c in search.people("schmidt")] == ["4915112345678"]
+    assert [c.participant.wa_id for c in search.people("jonas weber")] == ["4915112345678"]
+    assert search.people("jonas schmidt") == []  # two names, each holding one of the words
+    assert wamids(words, participant="jonas schmidt") == set()
+
+
+def test_a_page_reads_only_what_it_shows(words: Any) -> None:
+    """The hits' and the people's statements leave out the channel's access token and the
+    search vector; a page without hits sends no statement for them."""
+    seal(
+        inbound(
+            "4915112345678",
+            "Jonas Weber",
+            {"id": "w.5", "timestamp": str(NOW + 300), "type": "text", "text": {"body": "weber"}},
+        )
+    )
+    with CaptureQueriesContext(connection) as queries:
+        results = search.search(Message.objects.all(), {"q": "weber"})
+    assert results.hits and results.people
+    selected = [q["sql"] for q in queries.captured_queries if "messaging_channel" in q["sql"]]
+    assert len(selected) == 2  # the hits and the people
+    for sql in selected:
+        assert "access_token" not in sql and '"messaging_message"."search"' not in sql
+    with CaptureQueriesContext(connection) as queries:
+        assert search.hits([], None) == []
+    assert not queries.captured_queries
+
+
 def test_it_filters_by_participant_direction_and_type(words: Any) -> None:
     assert wamids(words, q="bond", participant="5112345") == {"w.1", "w.2"}
     outbound = wamids(words, direction="out")
