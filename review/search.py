@@ -519,8 +519,10 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
             ids = _page(messages, oldest, start, pairs=how.pairs)
         last_page = len(ids) <= PAGE_SIZE and (ids or start == 0)
         seen = start + len(ids) if last_page else None
-        if seen is None and spans is not None and spans.found > COUNT_CAP:
-            seen = spans.found  # more than the cap in the spans read: "more than", uncounted
+        if seen is None and spans is not None and (spans.whole or spans.found > COUNT_CAP):
+            # the spans read the whole archive (every match), or more than the cap already
+            # ("more than", uncounted): nothing to count
+            seen = spans.found
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is None:
@@ -637,7 +639,7 @@ PAIRS_SHORTEST_SPAN = timedelta(hours=1)
 @dataclass(frozen=True)
 class Spans:
     """What _phrase_matches read: the page's ids, how many matches its spans held, and whether
-    they reached the whole archive (then `found` is every dated match)."""
+    they reached the whole archive (then `found` is every match, the undated too: the count)."""
 
     ids: list[int]
     found: int
@@ -662,7 +664,7 @@ def _phrase_matches(
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     with pairs_memory(pairs_rows is not None):  # the statements reading `messages`
         found, whole = _spans(messages, edge, oldest, want, pairs_rows)
-        ids = _in_order(messages, found, oldest, want)
+        ids = _in_order(messages, found, oldest, want, whole)
     return Spans(ids, len(found), whole)
 
 
@@ -674,9 +676,10 @@ def _spans(
     pairs_rows: float | None,
 ) -> tuple[list[tuple[int, Any]], bool]:
     """The (id, sent_at) of the matches in the spans read until they hold `want` or the whole
-    archive, and whether they did reach the whole archive (_phrase_matches)."""
-    if edge["last"] is None:
-        return [], True
+    archive, and whether they did reach the whole archive (_phrase_matches); having reached it,
+    the undated matches too (sent_at None)."""
+    if edge["last"] is None:  # no message has a time: the whole archive is one span
+        return list(messages.values_list("id", "sent_at")), True
     archive = edge["last"] - edge["first"]
     span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
     if pairs_rows:  # the share of the archive's time that should hold `want` of them
@@ -690,9 +693,11 @@ def _spans(
         else:
             bound = edge["last"] - span
             window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
-        if whole:
-            window = Q(sent_at__isnull=False)
-        found += messages.filter(window & unread).values_list("id", "sent_at")
+        if whole:  # the rest of the archive, its undated messages too: `found` is every match
+            window = (unread | Q(sent_at__isnull=True)) if unread else Q()
+        else:
+            window &= unread
+        found += messages.filter(window).values_list("id", "sent_at")
         if len(found) >= want or whole:
             return found, whole
         lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
@@ -701,19 +706,31 @@ def _spans(
 
 
 def _in_order(
-    messages: QuerySet[Message], found: list[tuple[int, Any]], oldest: bool, want: int
+    messages: QuerySet[Message],
+    found: list[tuple[int, Any]],
+    oldest: bool,
+    want: int,
+    whole: bool,
 ) -> list[int]:
     """The first `want` ids in the page's order: the spans' matches sorted, and the undated
-    messages first (oldest first, as transcript.ASC) or last (newest first)."""
-    found = sorted(found, key=lambda row: (row[1], row[0]), reverse=not oldest)
-    dated = [pk for pk, _ in found]
+    messages first (oldest first, as transcript.ASC) or last (newest first); read here unless
+    the spans reached the `whole` archive, which found them."""
+    dated = sorted(
+        ((pk, at) for pk, at in found if at is not None),
+        key=lambda row: (row[1], row[0]),
+        reverse=not oldest,
+    )
+    ids = [pk for pk, _ in dated]
+    if whole:
+        undated = sorted((pk for pk, at in found if at is None), reverse=not oldest)
+        return [*undated, *ids][:want] if oldest else [*ids, *undated][:want]
     if oldest:
-        undated = messages.filter(sent_at__isnull=True).order_by(*ASC)
-        return [*undated.values_list("id", flat=True)[:want], *dated][:want]
-    if len(dated) < want:
-        undated = messages.filter(sent_at__isnull=True).order_by(*DESC)
-        dated += undated.values_list("id", flat=True)[: want - len(dated)]
-    return dated[:want]
+        first = messages.filter(sent_at__isnull=True).order_by(*ASC)
+        return [*first.values_list("id", flat=True)[:want], *ids][:want]
+    if len(ids) < want:
+        last = messages.filter(sent_at__isnull=True).order_by(*DESC)
+        ids += last.values_list("id", flat=True)[: want - len(ids)]
+    return ids[:want]
 
 
 def pairs_memory(pairs: bool) -> contextlib.AbstractContextManager[None]:

@@ -235,6 +235,29 @@ def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
             assert results.total == len(expected)
 
 
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_whose_spans_reach_the_whole_archive_is_counted_by_them(
+    words: Any, monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:
+    """Spans that read the whole archive have seen every match, the undated ones too (first
+    oldest first, last newest first): the page says how many without a COUNT of its own."""
+    undated = {"type": "text", "text": {"body": "an undated bond fund"}}  # no timestamp
+    seal(*[inbound("4915112345678", "Jonas Weber", {"id": f"u.{n}", **undated}) for n in range(3)])
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(seconds=1))
+    q = '"bond fund"'
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
+    expected = list(plain.values_list("id", flat=True))
+    assert len(expected) > 4 and plain.filter(sent_at__isnull=True).count() == 3
+    for page in range(1, (len(expected) + 1) // 2 + 1):
+        with CaptureQueriesContext(connection) as captured:
+            results = search.search(Message.objects.all(), {"q": q, "sort": sort, "page": page})
+        assert [h.message.pk for h in results.hits] == expected[(page - 1) * 2 : page * 2]
+        assert (results.total, results.capped, results.counting) == (len(expected), False, False)
+        assert not [c for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+
+
 def pages_of_twelve(q: str, sort: str) -> Iterator[tuple[dict[str, Any], Any, list[str]]]:
     """The four pages of three of a query with twelve matches, each with the statements it ran,
     its hits checked against the plain ordered statement's (what every way of reading it must
@@ -376,13 +399,13 @@ def test_a_walk_that_finds_the_page_reads_no_span(
     """The parse, the participants, the planner's estimate of the words' rows, the walk, the
     count (in its budget: five statements inside the test's transaction) and the hits; a walk
     that falls short goes on to the spans (the archive's edges and one span: the whole
-    archive is within the first)."""
+    archive is within the first), which, having read the whole archive, need no count."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
     with django_assert_num_queries(10):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
     monkeypatch.setattr(search, "PHRASE_WALK", 2)
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(7):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
 
 
@@ -418,8 +441,12 @@ def test_it_says_more_than_when_counting_runs_out_of_time(
     assert (results.total, results.capped, len(results.hits)) == (49, True, 0)
     first = search.search(slow, {"q": "bond"})
     assert (first.total, first.capped, len(first.hits), first.has_next) == (1, True, 1, True)
-    phrase = search.search(slow, {"q": '"bond"'})  # a phrase's count has the budget too
-    assert (phrase.total, phrase.capped, len(phrase.hits)) == (1, True, 1)
+    every = Message.objects.filter(search=search.text_query('"bond"')).count()
+    spans = search.search(slow, {"q": '"bond"'})  # its spans read the whole archive: no count
+    assert (spans.total, spans.capped, len(spans.hits)) == (every, False, 1) and every > 1
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
+    walked = search.search(slow, {"q": '"bond"'})  # a walked phrase's count has the budget too
+    assert (walked.total, walked.capped, len(walked.hits)) == (1, True, 1)
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
