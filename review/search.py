@@ -65,7 +65,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see search)
 COUNT_LATER_BUDGET_MS = "3000"  # the longest the count asked for afterwards may take (count)
-SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page)
+SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page), and a span's
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
 _NUMBER = re.compile(r"^\+?[\d\s().-]{3,}$")
@@ -660,9 +660,15 @@ def _phrase_matches(
     grows until it holds `want` matches, so a common phrase is found among recent rows and a
     rare one costs what its words cost. Spans eight times the last (as they all were) read 56
     days where 14 held the page (the week had found 25 of 26), and each read the ones before
-    it again (docs/SCALE.md §7k). The ids are those the plain ordered statement gives."""
+    it again (docs/SCALE.md §7k). The ids are those the plain ordered statement gives.
+
+    Every span's statement runs with SEARCH_WORK_MEM, pairs or words: a span ANDs its words'
+    bitmap with the bitmap of its channel and time (message_channel_sent), which past a few
+    hundred thousand rows overflowed the default 4 MB and turned lossy, every row of half its
+    pages checked again ("goujitu it" at 10M, its second span: 587,367 rows of channel and time,
+    2,326 lossy pages, 92 -> 76 ms; the slowest phrases 5-20 ms faster, docs/SCALE.md §7l)."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
-    with pairs_memory(pairs_rows is not None):  # the statements reading `messages`
+    with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`
         found, whole = _spans(messages, edge, oldest, want, pairs_rows)
         ids = _in_order(messages, found, oldest, want, whole)
     return Spans(ids, len(found), whole)

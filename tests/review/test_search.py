@@ -296,6 +296,34 @@ def portfolios(world: Any) -> Any:
     return world
 
 
+def test_a_phrases_spans_run_with_the_search_work_mem(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span ANDs its words' bitmap with its channel and time's: without pairs too, its
+    statements have search.SEARCH_WORK_MEM (the default 4 MB turned a span's bitmap lossy at
+    10M), and no other statement of the page has it."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    seen: list[tuple[bool, str]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "set_config" not in sql and not sql.startswith(("SAVEPOINT", "RELEASE", "SHOW")):
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW work_mem")
+                span = '"messaging_message"."sent_at" AS "sent_at"' in sql
+                seen.append((span, cursor.fetchone()[0]))
+        return execute(sql, params, many, context)
+
+    q = '"the portfolio"'
+    assert search.phrase_pairs(q) is None
+    with connection.execute_wrapper(watch):
+        results = search.search(Message.objects.all(), {"q": q})
+    assert results.hits
+    spans = [memory for span, memory in seen if span]
+    assert len(spans) > 1 and set(spans) == {search.SEARCH_WORK_MEM}
+    assert search.SEARCH_WORK_MEM not in [memory for span, memory in seen if not span]
+
+
 @pytest.mark.parametrize("sort", ["newest", "oldest"])
 def test_a_phrase_without_pairs_is_read_through_its_long_words(
     portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str
@@ -405,8 +433,8 @@ def test_a_walk_that_finds_the_page_reads_no_span(
     with django_assert_num_queries(10):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
     monkeypatch.setattr(search, "PHRASE_WALK", 2)
-    with django_assert_num_queries(7):
-        search.search(Message.objects.all(), {"q": '"quarterly statement"'})
+    with django_assert_num_queries(11):  # the spans' work_mem: two savepoint statements, two
+        search.search(Message.objects.all(), {"q": '"quarterly statement"'})  # settings
 
 
 @pytest.mark.parametrize("q", ['"quarterly statement"', '"the statement"'])
