@@ -65,6 +65,10 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see search)
 COUNT_LATER_BUDGET_MS = "3000"  # the longest the count asked for afterwards may take (count)
+# A page's count the planner prices above this is asked for afterwards without being tried: at
+# 10M every such count of 120 queries (OR, exclusions, common words, channel filters) took
+# 143-497 ms, past the budget, and every one it let run took 6-110 ms (docs/SCALE.md §7l).
+COUNT_LATER_ABOVE_COST = 20_000.0
 SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page), and a span's
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
@@ -485,7 +489,8 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     word, is looked for among the first messages in the page's order, walked, then a span of
     time at a time, _phrase_matches). A page that is the last one knows its total; any other
     counts its matches up to COUNT_CAP in a statement of its own within COUNT_BUDGET_MS
-    (_capped_count); past the budget it says "more than" what it has seen and asks for the count
+    (_capped_count); past the budget, or priced by the planner above COUNT_LATER_ABOVE_COST
+    (then not tried), it says "more than" what it has seen and asks for the count
     in a request of its own (`count`, Results.counting): counting to 1,001
     costs 1,001 divided by the matches' share of the rows, or a word's whole posting list, and
     both grow with the archive (at 10M, 50-400 ms for a common word, an OR, an exclusion, where
@@ -530,7 +535,13 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         # words across the archive, past any budget (50 ms spent in vain by every such page at
         # 10M, §7k), so the count is asked for afterwards, as when a count runs out.
         later = spans is not None and not spans.whole
-        within = None if later else _capped_count(messages, COUNT_BUDGET_MS, pairs=how.pairs)
+        within = (
+            None
+            if later
+            else _capped_count(
+                messages, COUNT_BUDGET_MS, pairs=how.pairs, later_above=COUNT_LATER_ABOVE_COST
+            )
+        )
         results.counting = within is None
         seen = within if within is not None else start + len(ids)
     results.total, results.capped = shown(seen, counted=not results.counting)
@@ -762,9 +773,16 @@ def _local_settings(**values: str) -> Iterator[None]:
             cursor.execute(f"SELECT {put_back}", list(previous))
 
 
-def _capped_count(messages: QuerySet[Message], budget_ms: str, *, pairs: bool) -> int | None:
+def _capped_count(
+    messages: QuerySet[Message],
+    budget_ms: str,
+    *,
+    pairs: bool,
+    later_above: float | None = None,
+) -> int | None:
     """The matches up to COUNT_CAP + 1, within `budget_ms` of database time (with
-    SEARCH_WORK_MEM for `pairs`, as the page); None when the budget ran out.
+    SEARCH_WORK_MEM for `pairs`, as the page); None when the budget ran out, or, given
+    `later_above`, when the planner prices the count above it (not tried: it would run out).
 
     Counting is unordered, so PostgreSQL collects matches from the GIN index or the first rows
     of the table, whichever it expects to be cheaper (walking message_sent in order to the
@@ -776,9 +794,18 @@ def _capped_count(messages: QuerySet[Message], budget_ms: str, *, pairs: bool) -
         settings["work_mem"] = SEARCH_WORK_MEM
     try:
         with _local_settings(**settings):
+            if later_above is not None and _planned_cost(counted) > later_above:
+                return None
             return counted.count()
     except OperationalError:  # QueryCanceled: the budget ran out
         return None
+
+
+def _planned_cost(rows: QuerySet[Any]) -> float:
+    """The planner's estimate of what reading `rows` costs (EXPLAIN's total cost, in its units:
+    a sequential page read is 1)."""
+    plan = json.loads(rows.explain(format="json"))
+    return float(plan[0]["Plan"]["Total Cost"])
 
 
 def ranked(

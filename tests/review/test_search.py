@@ -202,7 +202,7 @@ def test_a_last_page_knows_its_total_and_any_other_counts_within_the_budget(
     assert (results.total, results.capped, results.has_next) == (matching, False, False)
     assert matching > 1
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    with django_assert_num_queries(8) as captured:
+    with django_assert_num_queries(9) as captured:  # the count priced (EXPLAIN), then run
         results = search.search(Message.objects.all(), {"q": "bond"})
     assert (results.total, results.capped, results.has_next) == (matching, False, True)
     settings = [q["sql"] for q in captured.captured_queries if "set_config" in q["sql"]]
@@ -425,12 +425,13 @@ def test_a_walk_that_finds_the_page_reads_no_span(
     statements: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
     """The parse, the participants, the planner's estimate of the words' rows, the walk, the
-    count (in its budget: five statements inside the test's transaction) and the hits; a walk
+    count (priced, then counted in its budget: six statements inside the test's transaction)
+    and the hits; a walk
     that falls short goes on to the spans (the archive's edges and one span: the whole
     archive is within the first), which, having read the whole archive, need no count."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         search.search(Message.objects.all(), {"q": '"quarterly statement"'})
     monkeypatch.setattr(search, "PHRASE_WALK", 2)
     with django_assert_num_queries(11):  # the spans' work_mem: two savepoint statements, two
@@ -478,6 +479,25 @@ def test_it_says_more_than_when_counting_runs_out_of_time(
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
+
+
+def test_a_count_the_planner_prices_past_the_budget_is_asked_for_later_untried(
+    words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above COUNT_LATER_ABOVE_COST the page sends no COUNT (it would only run out of its
+    budget): it says "more than" what it has seen, and the count asked for afterwards counts.
+    Below, the page counts as before."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    every = Message.objects.filter(search=search.text_query("bond")).count()
+    for above, counting in ((0.0, True), (10.0**9, False)):
+        monkeypatch.setattr(search, "COUNT_LATER_ABOVE_COST", above)
+        with CaptureQueriesContext(connection) as captured:
+            results = search.search(Message.objects.all(), {"q": "bond"})
+        counted = [c for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+        assert len(counted) == (0 if counting else 1) and results.counting == counting
+        assert [c for c in captured.captured_queries if c["sql"].startswith("EXPLAIN")]
+        assert (results.total, results.capped) == ((1, True) if counting else (every, False))
+        assert search.count(Message.objects.all(), {"q": "bond"}) == every > 1
 
 
 def test_it_leaves_the_callers_statement_timeout_as_it_was(
@@ -535,8 +555,8 @@ def test_a_page_whose_count_ran_out_of_time_asks_for_it_afterwards(
     monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
     real = search._capped_count
 
-    def slow(messages: Any, budget_ms: str, *, pairs: bool) -> Any:
-        return real(messages.extra(where=["pg_sleep(0.03) IS NOT NULL"]), budget_ms, pairs=pairs)
+    def slow(messages: Any, budget_ms: str, **kwargs: Any) -> Any:
+        return real(messages.extra(where=["pg_sleep(0.03) IS NOT NULL"]), budget_ms, **kwargs)
 
     monkeypatch.setattr(search, "_capped_count", slow)
     client.force_login(reviewer)
