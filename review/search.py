@@ -598,8 +598,13 @@ def planned_rows(rows: QuerySet[Message]) -> float:
     its spans). A common pair ("the and", 754,786 rows) is found by its ordered statement, a
     rarer one by its spans: ordered, "to what" (13,816 rows) checked the phrase on every row
     holding the pair (101 ms). docs/SCALE.md §7k."""
-    plan = json.loads(rows.values("id").explain(format="json"))
-    return float(plan[0]["Plan"]["Plan Rows"])
+    return float(_plan(rows.values("id"))["Plan Rows"])
+
+
+def _plan(rows: QuerySet[Any]) -> dict[str, Any]:
+    """The top node of the planner's plan for `rows` (EXPLAIN's JSON: its estimates only)."""
+    plan: dict[str, Any] = json.loads(rows.explain(format="json"))[0]["Plan"]
+    return plan
 
 
 # Rows a phrase without pairs is looked for in, in the page's order, before its spans of time:
@@ -805,8 +810,7 @@ def _capped_count(
 def _planned_cost(rows: QuerySet[Any]) -> float:
     """The planner's estimate of what reading `rows` costs (EXPLAIN's total cost, in its units:
     a sequential page read is 1)."""
-    plan = json.loads(rows.explain(format="json"))
-    return float(plan[0]["Plan"]["Total Cost"])
+    return float(_plan(rows)["Total Cost"])
 
 
 def ranked(

@@ -108,11 +108,9 @@ def test_a_search_page_shows_its_hits_then_its_count_when_counting_is_slow(
     real = search._capped_count
     budgets: list[str] = []
 
-    def page_runs_out(messages: Any, budget_ms: str, *, pairs: bool) -> int | None:
+    def page_runs_out(messages: Any, budget_ms: str, **kwargs: Any) -> int | None:
         budgets.append(budget_ms)
-        return (
-            None if budget_ms == search.COUNT_BUDGET_MS else real(messages, budget_ms, pairs=pairs)
-        )
+        return None if budget_ms == search.COUNT_BUDGET_MS else real(messages, budget_ms, **kwargs)
 
     monkeypatch.setattr(search, "_capped_count", page_runs_out)
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
