@@ -66,9 +66,9 @@ RELEVANCE_WITHIN = 1_000
 COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see search)
 COUNT_LATER_BUDGET_MS = "3000"  # the longest the count asked for afterwards may take (count)
 # A page's count the planner prices above this is asked for afterwards without being tried: at
-# 10M, of the 260 counts of the review benchmark's word shapes, the 19 priced above it (ORs,
-# exclusions, a repeated word) took 139-497 ms, far past the budget; the date ranges' counts,
-# priced up to 27,793, took 13-21 ms (docs/SCALE.md §7l).
+# 10M, of 240 counts of the review benchmark's shapes, the 19 priced above it (ORs, exclusions,
+# a repeated word) took 132-368 ms, far past the budget; the date ranges' common words, priced
+# up to 27,781, took 7-16 ms (tests/performance/bench_counts.py, docs/SCALE.md §7l).
 COUNT_LATER_ABOVE_COST = 30_000.0
 SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page), and a span's
 MAX_PAGE = 400
