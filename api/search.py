@@ -8,6 +8,7 @@ repeated); by relevance it is an offset among the newest RELEVANCE_WITHIN matche
 ranks. Every call is a SEARCH access event, as the page's search is.
 """
 
+from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -91,21 +92,22 @@ def _form_data(request: Request) -> dict[str, Any]:
     return form.cleaned_data
 
 
-def _after_hit(messages: QuerySet[Message], raw: str, oldest: bool) -> Q:
-    """Hits after the message the cursor names, in the order of the page."""
+def _after_hit(messages: QuerySet[Message], raw: str, oldest: bool) -> tuple[Q, Message]:
+    """Hits after the message the cursor names, in the order of the page; and that message."""
     pk = whole_number(raw)
     last = messages.filter(pk=pk).only("id", "sent_at").first() if pk is not None else None
     if last is None:
         raise ValidationError({"after": ["is not a cursor this search gave"]})
     if oldest:
-        return transcript.later_than(last)
+        return transcript.later_than(last), last
     if last.sent_at is None:
-        return Q(sent_at__isnull=True, id__lt=last.pk)
-    return (
+        return Q(sent_at__isnull=True, id__lt=last.pk), last
+    later = (
         Q(sent_at__lt=last.sent_at)
         | Q(sent_at=last.sent_at, id__lt=last.pk)
         | Q(sent_at__isnull=True)
     )
+    return later, last
 
 
 def _offset(raw: str) -> int:
@@ -128,13 +130,17 @@ def ordered_ids(
         ids, _ = search.ranked(matching, query, start, start + limit + 1)
         return ids, start
     oldest = sort == "oldest"
-    later = _after_hit(messages, after, oldest) if after else Q()
+    later, cursor = _after_hit(messages, after, oldest) if after else (Q(), None)
     matching = matching.filter(later)
-    if query is not None and how.phrase and not how.pairs:  # as the search page: the first
-        # messages after the cursor, then the GIN
-        walked = search.walked(how.filtered.filter(later), query, oldest, limit + 1)
-        if walked is not None:
-            return walked, 0
+    # A phrase as the search page reads it (walked, or span by span), after the cursor: its
+    # spans start at the cursor's time. After an undated hit, newest first, only undated
+    # messages are left, which the ordered statement finds by themselves.
+    beyond = cursor.sent_at if cursor is not None else None
+    if cursor is None or beyond is not None or oldest:
+        narrowed = replace(how, filtered=how.filtered.filter(later))
+        phrase = search.phrase_ids(matching, narrowed, oldest, limit + 1, beyond=beyond)
+        if phrase is not None:
+            return phrase[0], 0
     order = transcript.ASC if oldest else transcript.DESC
     with search.pairs_memory(how.pairs):
         return list(matching.order_by(*order).values_list("id", flat=True)[: limit + 1]), 0

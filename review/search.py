@@ -509,17 +509,10 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
         ids, counted = ranked(messages, query, start, start + PAGE_SIZE + 1)
         seen = counted if ids or start == 0 else None
     else:
-        oldest, want = sort == "oldest", start + PAGE_SIZE + 1
-        indexed = how.indexed if query is not None and how.phrase else None
-        rows = planned_rows(indexed) if indexed is not None else 0.0
-        common = rows > PHRASE_WALK_ABOVE
-        if query is not None and indexed is not None and not (how.pairs and common):
-            first = walked(how.filtered, query, oldest, want) if common else None
-            if first is None:
-                # a pair's rows are nearly its phrase's matches: a span that should hold the
-                # page (PAIRS_SPAN_MARGIN times over) rather than four weeks
-                spans = _phrase_matches(messages, oldest, want, rows if how.pairs else None)
-                first = spans.ids
+        oldest = sort == "oldest"
+        phrase = phrase_ids(messages, how, oldest, start + PAGE_SIZE + 1)
+        if phrase is not None:
+            first, spans = phrase
             ids = first[start:]
         else:
             ids = _page(messages, oldest, start, pairs=how.pairs)
@@ -663,8 +656,46 @@ class Spans:
     whole: bool
 
 
+def phrase_ids(
+    messages: QuerySet[Message],
+    how: Matching,
+    oldest: bool,
+    want: int,
+    *,
+    beyond: datetime | None = None,
+) -> tuple[list[int], Spans | None] | None:
+    """The first `want` ids of a phrase's matches in the page's order, and the spans that found
+    them (None: walked); None for a query that is no phrase, or a phrase of a common pair, which
+    one ordered statement reads (_page). The search page's and the API's.
+
+    Walked first (the newest `how.filtered` messages, in order) when the planner expects its
+    words in more than PHRASE_WALK_ABOVE rows; else, or when the walk falls short, span by span
+    (_phrase_matches), a pair's first span sized to hold the page PAIRS_SPAN_MARGIN times over
+    (its rows are nearly its matches) rather than four weeks. `beyond`: the time the spans
+    start from instead of the archive's edge (the API's cursor; `messages` and `how.filtered`
+    already hold only what comes after it)."""
+    query = how.query
+    indexed = how.indexed if query is not None and how.phrase else None
+    if query is None or indexed is None:
+        return None
+    rows = planned_rows(indexed)
+    common = rows > PHRASE_WALK_ABOVE
+    if how.pairs and common:
+        return None
+    first = walked(how.filtered, query, oldest, want) if common else None
+    if first is not None:
+        return first, None
+    spans = _phrase_matches(messages, oldest, want, rows if how.pairs else None, beyond=beyond)
+    return spans.ids, spans
+
+
 def _phrase_matches(
-    messages: QuerySet[Message], oldest: bool, want: int, pairs_rows: float | None = None
+    messages: QuerySet[Message],
+    oldest: bool,
+    want: int,
+    pairs_rows: float | None = None,
+    *,
+    beyond: datetime | None = None,
 ) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
     time (the last four weeks, then a span grown by what it lacked, … then everything).
@@ -685,6 +716,8 @@ def _phrase_matches(
     pages checked again ("goujitu it" at 10M, its second span: 587,367 rows of channel and time,
     2,326 lossy pages, 92 -> 76 ms; the slowest phrases 5-20 ms faster, docs/SCALE.md §7l)."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
+        edge["first" if oldest else "last"] = beyond
     with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`
         found, whole = _spans(messages, edge, oldest, want, pairs_rows)
         ids = _in_order(messages, found, oldest, want, whole)

@@ -1,14 +1,18 @@
 """Search through the API (api/search.py): the search page's query language and filters, the
 same hits in the same order as the page, cursor pages, and a SEARCH access event per call."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from review import search
+from messaging.models import Message
+from review import search, transcript
 from review.models import AccessEvent
 from tests.api.conftest import World, api
 from tests.api.test_conversations import matches_schema
@@ -175,3 +179,44 @@ def test_a_phrase_pages_as_the_page_does_whatever_its_walk(
     assert len(expected) > 7
     for limit in (2, 7):
         assert api_ids(reviewer, query, limit) == expected
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+@pytest.mark.parametrize("q", ['"portfolio note" -urgent', '"will you"'])
+def test_a_phrase_read_span_by_span_pages_as_the_plain_order_does(
+    notes: World, reviewer: Any, monkeypatch: pytest.MonkeyPatch, q: str, sort: str
+) -> None:
+    """A phrase the page reads span by span (its words or its pairs rare enough) is read so
+    through the API too, each call's spans starting at its cursor's time: the hits of the plain
+    ordered statement, in its order, whatever the page size, and no walk."""
+    seal(
+        *[
+            inbound(
+                "447700900123",
+                "Amelia Hart",
+                {
+                    "id": f"wamid.call-{n}",
+                    "timestamp": str(NOW + 2000 + 3 * n),
+                    "type": "text",
+                    "text": {"body": f"will you call {n}"},
+                },
+            )
+            for n in range(12)
+        ]
+    )
+    assert (search.phrase_pairs(q) is not None) == (q == '"will you"')
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", 10**9)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(seconds=2))
+    monkeypatch.setattr(search, "PAIRS_SHORTEST_SPAN", timedelta(seconds=1))
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q)).exclude(
+        type__in=["reaction", "revoke"]
+    )
+    expected = list(plain.order_by(*order).values_list("id", flat=True))
+    assert len(expected) > 7
+    with CaptureQueriesContext(connection) as captured:
+        for limit in (2, 7):
+            assert api_ids(reviewer, {"q": q, "sort": sort}, limit) == expected
+    statements = [c["sql"] for c in captured.captured_queries]
+    assert not [sql for sql in statements if "walked" in sql]
+    assert [sql for sql in statements if '"messaging_message"."sent_at" AS "sent_at"' in sql]
