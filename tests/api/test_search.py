@@ -93,6 +93,20 @@ def test_it_finds_what_the_page_finds_in_its_order(
         assert api_ids(reviewer, query, limit) == expected
 
 
+def test_a_call_sends_as_many_statements_for_many_hits_as_for_one(
+    notes: World, reviewer: Any
+) -> None:
+    """A hit's fields are read with the page (search.HIT_SHOWN), none a hit on its own."""
+    client, counts = api(reviewer), []
+    client.get(SEARCH, {"q": "portfolio"})  # the token's first use is recorded once
+    for limit in (1, 5):
+        with CaptureQueriesContext(connection) as captured:
+            body = client.get(SEARCH, {"q": "portfolio", "limit": str(limit)}).json()
+        assert len(body["results"]) == limit
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_a_hit_says_what_the_page_shows(notes: World, reviewer: Any) -> None:
     hit = api(reviewer).get(SEARCH, {"q": "guaranteed"}).json()["results"][0]
     assert hit["wamid"] == "wamid.deleted"

@@ -127,6 +127,23 @@ def test_a_page_reads_only_what_it_shows(words: Any) -> None:
     assert not queries.captured_queries
 
 
+def test_the_search_page_sends_as_many_statements_for_many_hits_as_for_one(
+    client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a hit shows is read with the page (search.HIT_SHOWN): rendering a hit reads no
+    column left out of it, one statement a hit."""
+    client.force_login(reviewer)
+    client.get(reverse("review:search"))
+    counts = []
+    for size in (1, 3):
+        monkeypatch.setattr(search, "PAGE_SIZE", size)
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(reverse("review:search"), {"q": "bond OR fund OR crypto"})
+        assert len(page.context["results"].hits) == size
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_it_filters_by_participant_direction_and_type(words: Any) -> None:
     assert wamids(words, q="bond", participant="5112345") == {"w.1", "w.2"}
     outbound = wamids(words, direction="out")
