@@ -8,6 +8,8 @@ slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.
 
 N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
 BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN).
+BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
+limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
 """
 
@@ -25,6 +27,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from api.search import ordered_ids  # noqa: E402
 from messaging.models import Channel, Message  # noqa: E402
 from review import search  # noqa: E402
 from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
@@ -33,6 +36,9 @@ from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
 def main(n: int) -> None:
     if days := os.environ.get("BENCH_PHRASE_FIRST_SPAN_DAYS"):
         search.PHRASE_FIRST_SPAN = timedelta(days=float(days))
+    if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
+        api_calls(n, limit)
+        return
     phrases = sampled_phrases()
     channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
     rows: list[tuple[float, dict[str, str], Any]] = []
@@ -63,6 +69,26 @@ def main(n: int) -> None:
         print(f"== {params} {spent * 1000:.1f} ms")  # noqa: T201
         for seconds, sql in statements:
             print(f"   {seconds * 1000:7.1f}  {sql[:150]}")  # noqa: T201
+
+
+def api_calls(n: int, limit: int) -> None:
+    """The API's first call for each phrase (best of two), slowest first: docs/SCALE.md §7l."""
+    phrases = sampled_phrases()
+    channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
+    rows: list[tuple[float, str, int]] = []
+    for i in range(n):
+        a, b = phrases[i % len(phrases)]
+        form = search.SearchForm({"q": f'"{a} {b}"', "channel": channels[i % len(channels)]})
+        assert form.is_valid(), form.errors
+        best, found = float("inf"), 0
+        for _ in range(2):
+            began = time.perf_counter()
+            ids, _ = ordered_ids(Message.objects.all(), form.cleaned_data, "", limit)
+            best, found = min(best, time.perf_counter() - began), len(ids)
+        rows.append((best, form.cleaned_data["q"], found))
+    for spent, q, found in sorted(rows, reverse=True):
+        print(f"{spent * 1000:8.1f} ms  {found:4} ids  {q}")  # noqa: T201
+    print(f"summed {sum(r[0] for r in rows) * 1000:,.1f} ms")  # noqa: T201
 
 
 if __name__ == "__main__":
