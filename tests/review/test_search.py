@@ -443,16 +443,23 @@ def test_a_walk_that_finds_the_page_reads_no_span(
 ) -> None:
     """The parse, the participants, the planner's estimate of the words' rows, the walk, the
     count (priced, then counted in its budget: six statements inside the test's transaction)
-    and the hits; a walk
-    that falls short goes on to the spans (the archive's edges and one span: the whole
-    archive is within the first), which, having read the whole archive, need no count."""
+    and the hits. A walk that found some of the page goes on once, as far as their density
+    says the page needs (PHRASE_WALK_MOST at most), and finds it there; past that it goes on
+    to the spans (the archive's edges and one span: the whole archive is within the first),
+    which, having read the whole archive, need no count."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
+    q = {"q": '"quarterly statement"'}
     with django_assert_num_queries(11):
-        search.search(Message.objects.all(), {"q": '"quarterly statement"'})
-    monkeypatch.setattr(search, "PHRASE_WALK", 2)
+        search.search(Message.objects.all(), q)
+    monkeypatch.setattr(search, "PHRASE_WALK", 2)  # one match of the 4 wanted in 2 rows
+    with django_assert_num_queries(12) as captured:  # a walk of 12 rows finds them
+        search.search(Message.objects.all(), q)
+    walks = [c["sql"] for c in captured.captured_queries if "walked" in c["sql"]]
+    assert len(walks) == 2 and "LIMIT 2)" in walks[0] and "LIMIT 12)" in walks[1]
+    monkeypatch.setattr(search, "PHRASE_WALK_MOST", 11)
     with django_assert_num_queries(11):  # the spans' work_mem: two savepoint statements, two
-        search.search(Message.objects.all(), {"q": '"quarterly statement"'})  # settings
+        search.search(Message.objects.all(), q)  # settings
 
 
 @pytest.mark.parametrize("q", ['"quarterly statement"', '"the statement"'])
