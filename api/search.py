@@ -136,7 +136,8 @@ def ordered_ids(
     # spans start at the cursor's time. After an undated hit, newest first, only undated
     # messages are left, which the ordered statement finds by themselves.
     beyond = cursor.sent_at if cursor is not None else None
-    if cursor is None or beyond is not None or oldest:
+    only_undated = cursor is not None and beyond is None and not oldest
+    if not only_undated:
         narrowed = replace(how, filtered=how.filtered.filter(later))
         phrase = search.phrase_ids(matching, narrowed, oldest, limit + 1, beyond=beyond)
         if phrase is not None:

@@ -525,17 +525,15 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     if seen is None:
-        # A span short of the archive held the page: counting the rest reads every row with its
-        # words across the archive, past any budget (50 ms spent in vain by every such page at
-        # 10M, §7k), so the count is asked for afterwards, as when a count runs out.
-        later = spans is not None and not spans.whole
-        within = (
-            None
-            if later
-            else _capped_count(
+        # Spans left uncounted stopped short of the archive (the whole archive is counted above):
+        # counting the rest reads every row with its words across the archive, past any budget
+        # (50 ms spent in vain by every such page at 10M, §7k), so the count is asked for
+        # afterwards, as when a count runs out.
+        within = None
+        if spans is None:
+            within = _capped_count(
                 messages, COUNT_BUDGET_MS, pairs=how.pairs, later_above=COUNT_LATER_ABOVE_COST
             )
-        )
         results.counting = within is None
         seen = within if within is not None else start + len(ids)
     results.total, results.capped = shown(seen, counted=not results.counting)
@@ -762,10 +760,10 @@ def _spans(
         whole = archive <= span
         if oldest:
             bound = edge["first"] + span
-            window, beyond = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
+            window, outside = Q(sent_at__lte=bound), Q(sent_at__gt=bound)
         else:
             bound = edge["last"] - span
-            window, beyond = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
+            window, outside = Q(sent_at__gte=bound), Q(sent_at__lt=bound)
         if whole:  # the rest of the archive, its undated messages too: `found` is every match
             window = (unread | Q(sent_at__isnull=True)) if unread else Q()
         else:
@@ -775,7 +773,7 @@ def _spans(
             return found, whole
         lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
         span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
-        unread = beyond
+        unread = outside
 
 
 def _in_order(

@@ -39,14 +39,8 @@ def main(n: int) -> None:
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return
-    phrases = sampled_phrases()
-    channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
     rows: list[tuple[float, dict[str, str], Any]] = []
-    for i in range(n):
-        a, b = phrases[i % len(phrases)]
-        params = {"q": f'"{a} {b}"', "channel": channels[i % len(channels)]}
-        form = search.SearchForm(params)
-        assert form.is_valid(), form.errors
+    for params, form in phrase_searches(n):
         best: tuple[float, list[tuple[float, str]], search.Results] | None = None
         for _ in range(2):
             with CaptureQueriesContext(connection) as captured:
@@ -71,15 +65,25 @@ def main(n: int) -> None:
             print(f"   {seconds * 1000:7.1f}  {sql[:150]}")  # noqa: T201
 
 
-def api_calls(n: int, limit: int) -> None:
-    """The API's first call for each phrase (best of two), slowest first: docs/SCALE.md §7l."""
+def phrase_searches(n: int) -> list[tuple[dict[str, str], search.SearchForm]]:
+    """The benchmark's first `n` phrase searches: each sampled phrase with the channel the
+    review benchmark gives it, and its validated form."""
     phrases = sampled_phrases()
     channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
-    rows: list[tuple[float, str, int]] = []
+    searches = []
     for i in range(n):
         a, b = phrases[i % len(phrases)]
-        form = search.SearchForm({"q": f'"{a} {b}"', "channel": channels[i % len(channels)]})
+        params = {"q": f'"{a} {b}"', "channel": channels[i % len(channels)]}
+        form = search.SearchForm(params)
         assert form.is_valid(), form.errors
+        searches.append((params, form))
+    return searches
+
+
+def api_calls(n: int, limit: int) -> None:
+    """The API's first call for each phrase (best of two), slowest first: docs/SCALE.md §7l."""
+    rows: list[tuple[float, str, int]] = []
+    for _, form in phrase_searches(n):
         best, found = float("inf"), 0
         for _ in range(2):
             began = time.perf_counter()

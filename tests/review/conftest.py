@@ -1,8 +1,10 @@
 """A small archive built through the real write path: webhook bodies sealed by the sequencer,
 media stored by the media module. Shared by the review tests."""
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +152,21 @@ def world(db: None, settings: Any, tmp_path: Any) -> World:
 
 def dumps(value: Any) -> str:
     return json.dumps(value)
+
+
+@contextlib.contextmanager
+def work_mem_seen(asked: Callable[[str], bool]) -> Iterator[list[tuple[bool, str]]]:
+    """The work_mem each statement sent inside the block ran with (SHOW work_mem just before
+    it), and whether `asked` picks it out; settings, savepoints and EXPLAIN left out."""
+    seen: list[tuple[bool, str]] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        skipped = ("SAVEPOINT", "RELEASE", "SHOW", "EXPLAIN")
+        if "set_config" not in sql and not sql.startswith(skipped):
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW work_mem")
+                seen.append((asked(sql), cursor.fetchone()[0]))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        yield seen

@@ -13,7 +13,7 @@ from exports.scope import Scope
 from messaging.models import Message
 from retention.holds import HoldScope
 from review import phrases, search
-from tests.review.conftest import NOW, explain, inbound, seal
+from tests.review.conftest import NOW, explain, inbound, seal, work_mem_seen
 
 
 def tsquery(q: str) -> str:
@@ -217,17 +217,7 @@ def test_every_statement_reading_the_pairs_runs_with_their_work_mem(
     nothing."""
     monkeypatch.setattr(search, "PAGE_SIZE", page_size)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1 if common else 10**9)
-    seen: list[tuple[bool, str]] = []
-
-    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        skipped = ("SAVEPOINT", "RELEASE", "SHOW", "EXPLAIN")
-        if "set_config" not in sql and not sql.startswith(skipped):
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW work_mem")
-                seen.append(("message_word_pairs" in sql, cursor.fetchone()[0]))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(watch):
+    with work_mem_seen(lambda sql: "message_word_pairs" in sql) as seen:
         results = search.search(Message.objects.all(), {"q": '"will call"'})
     assert results.total == 2 and results.has_next == (page_size == 1)
     pairs = [memory for reads_pairs, memory in seen if reads_pairs]

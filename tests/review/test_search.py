@@ -17,7 +17,7 @@ from retention import holds
 from retention.holds import HoldScope
 from review import search, transcript
 from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
-from tests.review.conftest import NOW, inbound, seal
+from tests.review.conftest import NOW, inbound, seal, work_mem_seen
 
 
 def wamids(world: Any, **data: Any) -> set[str]:
@@ -321,19 +321,9 @@ def test_a_phrases_spans_run_with_the_search_work_mem(
     10M), and no other statement of the page has it."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
-    seen: list[tuple[bool, str]] = []
-
-    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if "set_config" not in sql and not sql.startswith(("SAVEPOINT", "RELEASE", "SHOW")):
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW work_mem")
-                span = '"messaging_message"."sent_at" AS "sent_at"' in sql
-                seen.append((span, cursor.fetchone()[0]))
-        return execute(sql, params, many, context)
-
     q = '"the portfolio"'
     assert search.phrase_pairs(q) is None
-    with connection.execute_wrapper(watch):
+    with work_mem_seen(lambda sql: '"messaging_message"."sent_at" AS "sent_at"' in sql) as seen:
         results = search.search(Message.objects.all(), {"q": q})
     assert results.hits
     spans = [memory for span, memory in seen if span]
