@@ -234,3 +234,38 @@ def test_a_phrase_read_span_by_span_pages_as_the_plain_order_does(
     statements = [c["sql"] for c in captured.captured_queries]
     assert not [sql for sql in statements if "walked" in sql]
     assert [sql for sql in statements if '"messaging_message"."sent_at" AS "sent_at"' in sql]
+
+
+def test_a_calls_spans_start_at_its_cursor(
+    notes: World, reviewer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a message a year after the notes, the first call's spans grow from the archive's
+    newest edge down to them; a call after a cursor among them reads one span, from the
+    cursor's time, not that year again."""
+    seal(
+        inbound(
+            "447700900123",
+            "Amelia Hart",
+            {
+                "id": "wamid.a-year-on",
+                "timestamp": str(NOW + 365 * 86_400),
+                "type": "text",
+                "text": {"body": "a year on"},
+            },
+        )
+    )
+    monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", 10**9)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    client, query = api(reviewer), {"q": '"portfolio note" -urgent', "limit": "2"}
+
+    def span_statements(params: dict[str, str]) -> tuple[Any, int]:
+        with CaptureQueriesContext(connection) as captured:
+            body = client.get(SEARCH, params).json()
+        span = '"messaging_message"."sent_at" AS "sent_at"'
+        return body, len([c for c in captured.captured_queries if span in c["sql"]])
+
+    first, spans = span_statements(query)
+    assert spans > 1 and first["next"]
+    after = first["results"][-1]["id"]
+    second, spans = span_statements({**query, "after": str(after)})
+    assert spans == 1 and len(second["results"]) == 2
