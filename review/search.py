@@ -63,13 +63,7 @@ COUNT_CAP = 1000  # counting every match of a common word costs more than it tel
 # ~20-30 us read in time order, so 5,000 took 100-400 ms at 1,000,000 messages and 1,000 takes
 # 20-30 ms (tests/performance/test_bench_review.py). A ranked index (RUM) was slower still.
 RELEVANCE_WITHIN = 1_000
-COUNT_BUDGET_MS = "50"  # the longest a page waits for its count (see search)
 COUNT_LATER_BUDGET_MS = "3000"  # the longest the count asked for afterwards may take (count)
-# A page's count the planner prices above this is asked for afterwards without being tried: at
-# 10M, of 240 counts of the review benchmark's shapes, the 19 priced above it (ORs, exclusions,
-# a repeated word) took 132-368 ms, far past the budget; the date ranges' common words, priced
-# up to 27,781, took 7-16 ms (tests/performance/bench_counts.py, docs/SCALE.md §7l).
-COUNT_LATER_ABOVE_COST = 30_000.0
 SEARCH_WORK_MEM = "64MB"  # keeps a common word pair's bitmap exact (_page), and a span's
 MAX_PAGE = 400
 _START, _STOP = "\x02", "\x03"  # headline markers no escaping can produce
@@ -257,8 +251,8 @@ class Results:
     hits: list[Hit] = field(default_factory=list)
     total: int = 0
     capped: bool = False  # "more than `total`"
-    # the count ran out of COUNT_BUDGET_MS: `total` is what the page has seen, and the page asks
-    # for the count in a request of its own (`count`)
+    # the page did not count: `total` is what it has seen, and it asks for the count in a request
+    # of its own (`count`)
     counting: bool = False
     page: int = 1
     has_next: bool = False
@@ -488,15 +482,16 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
 
     The page is one statement (_page; a phrase that implies no pairs, under OR or with a long
     word, is looked for among the first messages in the page's order, walked, then a span of
-    time at a time, _phrase_matches). A page that is the last one knows its total; any other
-    counts its matches up to COUNT_CAP in a statement of its own within COUNT_BUDGET_MS
-    (_capped_count); past the budget, or priced by the planner above COUNT_LATER_ABOVE_COST
-    (then not tried), it says "more than" what it has seen and asks for the count
-    in a request of its own (`count`, Results.counting): counting to 1,001
-    costs 1,001 divided by the matches' share of the rows, or a word's whole posting list, and
-    both grow with the archive (at 10M, 50-400 ms for a common word, an OR, an exclusion, where
-    the page takes 2-16 ms). For relevance, the ranked window's size. The messages are those
-    `matching` selects."""
+    time at a time, _phrase_matches). A page that is the last one knows its total, as does a
+    phrase whose spans read the whole archive; any other says "more than" what it has seen and
+    asks for the count in a request of its own (`count`, Results.counting), so that its hits
+    never wait for it. Counting to 1,001 costs 1,001 divided by the matches' share of the rows,
+    or a word's whole posting list, and both grow with the archive: at 10M 2-8 ms for the
+    channel alone, a rare word or a common one in a date range, 29-50 ms for a common word or an
+    exclusion in a channel, 130-370 ms for an OR, where the page itself takes 0.6-13 ms
+    (docs/SCALE.md §7e, §7l, §7m). Folded into the page's statement, the count would make it
+    read 1,001 matches in the page's order where it reads 26. For relevance, the ranked
+    window's size. The messages are those `matching` selects."""
     q = (data.get("q") or "").strip()
     messages, how = matching(messages, data)
     query = how.query
@@ -524,18 +519,9 @@ def search(messages: QuerySet[Message], data: dict[str, Any]) -> Results:
             seen = spans.found
     results.has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
-    if seen is None:
-        # Spans left uncounted stopped short of the archive (the whole archive is counted above):
-        # counting the rest reads every row with its words across the archive, past any budget
-        # (50 ms spent in vain by every such page at 10M, §7k), so the count is asked for
-        # afterwards, as when a count runs out.
-        within = None
-        if spans is None:
-            within = _capped_count(
-                messages, COUNT_BUDGET_MS, pairs=how.pairs, later_above=COUNT_LATER_ABOVE_COST
-            )
-        results.counting = within is None
-        seen = within if within is not None else start + len(ids)
+    if seen is None:  # counted afterwards (`count`), the hits shown meanwhile
+        results.counting = True
+        seen = start + len(ids)
     results.total, results.capped = shown(seen, counted=not results.counting)
     results.hits = hits(ids, query)
     return results
@@ -550,8 +536,8 @@ def shown(seen: int, *, counted: bool = True) -> tuple[int, bool]:
 def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:
     """The matches of a search up to COUNT_CAP + 1, within COUNT_LATER_BUDGET_MS; None past it.
 
-    What a page whose own count ran out of its budget (Results.counting) asks for next, in a
-    request of its own: the reviewer reads the hits meanwhile."""
+    What a page that did not know its total (Results.counting) asks for next, in a request of
+    its own: the reviewer reads the hits meanwhile."""
     messages, how = matching(messages, data)
     return _capped_count(messages, COUNT_LATER_BUDGET_MS, pairs=how.pairs)
 
@@ -827,16 +813,9 @@ def _local_settings(**values: str) -> Iterator[None]:
             cursor.execute(f"SELECT {put_back}", list(previous))
 
 
-def _capped_count(
-    messages: QuerySet[Message],
-    budget_ms: str,
-    *,
-    pairs: bool,
-    later_above: float | None = None,
-) -> int | None:
+def _capped_count(messages: QuerySet[Message], budget_ms: str, *, pairs: bool) -> int | None:
     """The matches up to COUNT_CAP + 1, within `budget_ms` of database time (with
-    SEARCH_WORK_MEM for `pairs`, as the page); None when the budget ran out, or, given
-    `later_above`, when the planner prices the count above it (not tried: it would run out).
+    SEARCH_WORK_MEM for `pairs`, as the page); None when the budget ran out.
 
     Counting is unordered, so PostgreSQL collects matches from the GIN index or the first rows
     of the table, whichever it expects to be cheaper (walking message_sent in order to the
@@ -848,17 +827,9 @@ def _capped_count(
         settings["work_mem"] = SEARCH_WORK_MEM
     try:
         with _local_settings(**settings):
-            if later_above is not None and _planned_cost(counted) > later_above:
-                return None
             return counted.count()
     except OperationalError:  # QueryCanceled: the budget ran out
         return None
-
-
-def _planned_cost(rows: QuerySet[Any]) -> float:
-    """The planner's estimate of what reading `rows` costs (EXPLAIN's total cost, in its units:
-    a sequential page read is 1)."""
-    return float(_plan(rows)["Total Cost"])
 
 
 def ranked(

@@ -375,8 +375,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
 @role_required
 @require_GET
 def search_count(request: HttpRequest) -> HttpResponse:
-    """The heading of a search page whose own count ran out of its budget (Results.counting),
-    counted within search.COUNT_LATER_BUDGET_MS; the page asks for it once shown (htmx).
+    """The heading of a search page that did not know its total (Results.counting), counted
+    within search.COUNT_LATER_BUDGET_MS; the page asks for it once shown (htmx).
 
     No access event: it shows no message, and the page's event records the search itself."""
     messages = access.messages_for_user(request)

@@ -199,29 +199,36 @@ def test_it_counts_across_pages_and_caps_the_count(
     visible = Message.objects.exclude(type__in=["reaction", "revoke"]).count()
     monkeypatch.setattr(search, "PAGE_SIZE", 2)
     second = search.search(Message.objects.all(), {"page": 2})
-    assert second.total == visible and not second.capped and len(second.hits) == 2
+    assert (second.total, second.capped, second.counting) == (4, True, True)
+    assert len(second.hits) == 2 and search.count(Message.objects.all(), {}) == visible > 4
+    last = search.search(Message.objects.all(), {"page": (visible + 1) // 2})
+    assert (last.total, last.capped, last.counting) == (visible, False, False)
     monkeypatch.setattr(search, "COUNT_CAP", 3)
-    capped = search.search(Message.objects.all(), {})
-    assert capped.total == 3 and capped.capped
+    capped = search.search(Message.objects.all(), {"page": (visible + 1) // 2})
+    assert (capped.total, capped.capped) == (3, True)
+    assert search.count(Message.objects.all(), {}) == 4  # COUNT_CAP + 1: "more than 3"
 
 
-def test_a_last_page_knows_its_total_and_any_other_counts_within_the_budget(
+def test_a_last_page_knows_its_total_and_any_other_asks_for_it_afterwards(
     words: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
     """A page holding every match counts nothing: the participants, its ids, the hits. One with
-    more after it counts them in a statement of its own under COUNT_BUDGET_MS (a savepoint, the
-    setting, the count, the setting put back, the release: this test runs in a transaction).
+    more after it counts nothing either: it says "more than" what it has seen, and the count is
+    asked for in a request of its own (`count`), so that no page's hits wait for a count.
     Relevance counts its ranked window in the page's statement."""
     monkeypatch.setattr(search, "PAGE_SIZE", 50)
     with django_assert_num_queries(3):
         results = search.search(Message.objects.all(), {"q": "bond"})
     matching = len(results.hits)
     assert (results.total, results.capped, results.has_next) == (matching, False, False)
-    assert matching > 1
+    assert matching > 1 and not results.counting
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    with django_assert_num_queries(9) as captured:  # the count priced (EXPLAIN), then run
+    with django_assert_num_queries(3):
         results = search.search(Message.objects.all(), {"q": "bond"})
-    assert (results.total, results.capped, results.has_next) == (matching, False, True)
+    assert (results.total, results.capped, results.has_next) == (1, True, True)
+    assert results.counting
+    with django_assert_num_queries(5) as captured:  # a savepoint, the setting, the count, back
+        assert search.count(Message.objects.all(), {"q": "bond"}) == matching
     settings = [q["sql"] for q in captured.captured_queries if "set_config" in q["sql"]]
     assert len(settings) == 2 and "statement_timeout" in settings[0]
     with django_assert_num_queries(3):
@@ -431,19 +438,18 @@ def test_a_phrase_walked_in_order_finds_the_plain_orders_hits(
 def test_a_walk_that_finds_the_page_reads_no_span(
     statements: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
-    """The parse, the participants, the planner's estimate of the words' rows, the walk, the
-    count (priced, then counted in its budget: six statements inside the test's transaction)
-    and the hits. A walk that found some of the page goes on once, as far as their density
-    says the page needs (PHRASE_WALK_MOST at most), and finds it there; past that it goes on
-    to the spans (the archive's edges and one span: the whole archive is within the first),
-    which, having read the whole archive, need no count."""
+    """The parse, the participants, the planner's estimate of the words' rows, the walk and the
+    hits; the count is asked for afterwards. A walk that found some of the page goes on once,
+    as far as their density says the page needs (PHRASE_WALK_MOST at most), and finds it there;
+    past that it goes on to the spans (the archive's edges and one span: the whole archive is
+    within the first), which, having read the whole archive, need no count."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
     q = {"q": '"quarterly statement"'}
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(5):
         search.search(Message.objects.all(), q)
     monkeypatch.setattr(search, "PHRASE_WALK", 2)  # one match of the 4 wanted in 2 rows
-    with django_assert_num_queries(12) as captured:  # a walk of 12 rows finds them
+    with django_assert_num_queries(6) as captured:  # a walk of 12 rows finds them
         search.search(Message.objects.all(), q)
     walks = [c["sql"] for c in captured.captured_queries if "walked" in c["sql"]]
     assert len(walks) == 2 and "LIMIT 2)" in walks[0] and "LIMIT 12)" in walks[1]
@@ -471,57 +477,39 @@ def test_a_phrase_whose_words_are_rare_goes_to_its_spans_unwalked(
         )
 
 
-def test_it_says_more_than_when_counting_runs_out_of_time(
+def test_the_count_asked_for_afterwards_has_a_budget(
     words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page that is not the last (or is past it) counts the matches on its own, within a
-    budget: a count that overruns it is cancelled by PostgreSQL; the page says "more than"
-    what it has seen, and the connection is left as it was."""
+    """A page that is not the last (or is past it) counts nothing: it says "more than" what it
+    has seen. The count asked for afterwards has a budget: a count that overruns it is cancelled
+    by PostgreSQL and says None, and the connection is left as it was. A phrase whose spans
+    read the whole archive knows its total; a walked one asks for its count as any page."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
+    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "10")
     slow = Message.objects.extra(where=["pg_sleep(0.03) IS NOT NULL"])
     results = search.search(slow, {"page": 50})
     assert (results.total, results.capped, len(results.hits)) == (49, True, 0)
     first = search.search(slow, {"q": "bond"})
     assert (first.total, first.capped, len(first.hits), first.has_next) == (1, True, 1, True)
+    assert first.counting and search.count(slow, {"q": "bond"}) is None
     every = Message.objects.filter(search=search.text_query('"bond"')).count()
     spans = search.search(slow, {"q": '"bond"'})  # its spans read the whole archive: no count
     assert (spans.total, spans.capped, len(spans.hits)) == (every, False, 1) and every > 1
+    assert not spans.counting
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
-    walked = search.search(slow, {"q": '"bond"'})  # a walked phrase's count has the budget too
-    assert (walked.total, walked.capped, len(walked.hits)) == (1, True, 1)
+    walked = search.search(slow, {"q": '"bond"'})
+    assert (walked.total, walked.capped, len(walked.hits), walked.counting) == (1, True, 1, True)
+    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "3000")
+    assert search.count(Message.objects.all(), {"q": '"bond"'}) == every
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
 
 
-def test_a_count_the_planner_prices_past_the_budget_is_asked_for_later_untried(
-    words: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Above COUNT_LATER_ABOVE_COST the page sends no COUNT (it would only run out of its
-    budget): it says "more than" what it has seen, and the count asked for afterwards counts.
-    Below, the page counts as before."""
-    monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    every = Message.objects.filter(search=search.text_query("bond")).count()
-    for above, counting in ((0.0, True), (10.0**9, False)):
-        monkeypatch.setattr(search, "COUNT_LATER_ABOVE_COST", above)
-        with CaptureQueriesContext(connection) as captured:
-            results = search.search(Message.objects.all(), {"q": "bond"})
-        counted = [c for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
-        assert len(counted) == (0 if counting else 1) and results.counting == counting
-        assert [c for c in captured.captured_queries if c["sql"].startswith("EXPLAIN")]
-        assert (results.total, results.capped) == ((1, True) if counting else (every, False))
-        assert search.count(Message.objects.all(), {"q": "bond"}) == every > 1
-
-
-def test_it_leaves_the_callers_statement_timeout_as_it_was(
-    words: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(search, "PAGE_SIZE", 1)  # a page past the last: the count runs
+def test_the_count_leaves_the_callers_statement_timeout_as_it_was(words: Any) -> None:
     with connection.cursor() as cursor:  # the test runs inside a transaction, like a caller's
         cursor.execute("SET LOCAL statement_timeout = '7s'")
-        counted = search.search(Message.objects.all(), {"q": "bond", "page": 50})
-        assert not counted.hits and counted.total > 1 and not counted.capped
+        assert search.count(Message.objects.all(), {"q": "bond"}) > 1
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("7s",)
 
@@ -546,7 +534,6 @@ def test_the_access_event_says_when_the_count_stopped_at_its_cap(
     client: Any, reviewer: Any, admin_user: Any, words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ "More than 1 results", not "1 results", in the access log: the count stopped there."""
-    monkeypatch.setattr(search, "PAGE_SIZE", 1)
     client.force_login(reviewer)
     client.get(reverse("review:search"), {"q": "bond"})
     monkeypatch.setattr(search, "COUNT_CAP", 1)
@@ -560,19 +547,12 @@ def test_the_access_event_says_when_the_count_stopped_at_its_cap(
     assert f"· {counted.detail['results']} results" in log
 
 
-def test_a_page_whose_count_ran_out_of_time_asks_for_it_afterwards(
+def test_a_page_that_is_not_the_last_asks_for_its_count_afterwards(
     client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page shows its hits and "more than" what it has seen at once; its heading then asks
     for the count (htmx), which has a budget of its own and records no second access event."""
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    monkeypatch.setattr(search, "COUNT_BUDGET_MS", "10")
-    real = search._capped_count
-
-    def slow(messages: Any, budget_ms: str, **kwargs: Any) -> Any:
-        return real(messages.extra(where=["pg_sleep(0.03) IS NOT NULL"]), budget_ms, **kwargs)
-
-    monkeypatch.setattr(search, "_capped_count", slow)
     client.force_login(reviewer)
     page = client.get(reverse("review:search"), {"q": "bond", "direction": "in"})
     html = page.content.decode()
@@ -589,7 +569,13 @@ def test_a_page_whose_count_ran_out_of_time_asks_for_it_afterwards(
     counted = client.get(url).content.decode()  # within COUNT_LATER_BUDGET_MS
     matching = Message.objects.filter(search=search.text_query("bond"), direction="in").count()
     assert f">{matching} messages</h2>" in counted and "hx-get" not in counted
-    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "10")  # and when that runs out too
+    real = search._capped_count  # and when that runs out too
+
+    def slow(messages: Any, budget_ms: str, **kwargs: Any) -> Any:
+        return real(messages.extra(where=["pg_sleep(0.03) IS NOT NULL"]), budget_ms, **kwargs)
+
+    monkeypatch.setattr(search, "_capped_count", slow)
+    monkeypatch.setattr(search, "COUNT_LATER_BUDGET_MS", "10")
     late = client.get(url).content.decode()
     assert "More than 1 message " in late and "too many to count quickly" in late
     assert "hx-get" not in late
