@@ -9,6 +9,7 @@ choice, among the newest matches.
 """
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -888,21 +889,28 @@ HIT_SHOWN = (
 )
 
 
-def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
-    """The hits for a page of message ids (in that order), with their highlighted snippets,
-    clients' names and phone-export provenance: one statement, and a second only for a page
-    with messages that phone exports repeat; none for no ids."""
-    if not ids:
-        return []  # the statement's annotations alone cost ~2 ms to build for nothing
-    rows = (
-        Message.objects.filter(id__in=ids)
-        .select_related("conversation__participant", "channel")
+@functools.cache
+def _hit_rows() -> QuerySet[Message]:
+    """The statement of `hits` but its ids and headline, built once a process: its joins, its
+    columns and its two subqueries took ~0.7 ms of every page to build. Never evaluated
+    itself: each page filters a copy."""
+    return (
+        Message.objects.select_related("conversation__participant", "channel")
         .only(*HIT_SHOWN)
         .annotate(
             latest_name=latest_name("conversation__participant_id"),
             repeated=Exists(ImportedMessage.objects.filter(message=OuterRef("pk"), created=False)),
         )
     )
+
+
+def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
+    """The hits for a page of message ids (in that order), with their highlighted snippets,
+    clients' names and phone-export provenance: one statement, and a second only for a page
+    with messages that phone exports repeat; none for no ids."""
+    if not ids:
+        return []  # the statement's annotations alone cost ~2 ms to build for nothing
+    rows = _hit_rows().filter(id__in=ids)
     if query is not None:
         rows = rows.annotate(
             headline=SearchHeadline(
