@@ -890,7 +890,7 @@ HIT_SHOWN = (
 
 
 @functools.cache
-def _hit_rows() -> QuerySet[Message]:
+def _hit_rows() -> QuerySet[Any]:  # of Message, with the two annotations hits() reads
     """The statement of `hits` but its ids and headline, built once a process: its joins, its
     columns and its two subqueries took ~0.7 ms of every page to build. Never evaluated
     itself: each page filters a copy."""
