@@ -951,7 +951,7 @@ def measured(django_db_setup: None, django_db_blocker: Any, server_settings: str
     say(f"   figures written to {REPORT.relative_to(ROOT)}")
 
 
-def within_view_target(result: dict[str, Any], view: str = "served", bare: str = "bare") -> bool:
+def within_view_target(result: dict[str, Any], view: str = "view", bare: str = "bare") -> bool:
     """The view <= 1.5 x its bare SQL + 10 ms (issue 20), at p95."""
     return p(result[view], 95) <= 1.5 * p(result[bare], 95) + 0.010
 
@@ -994,7 +994,8 @@ def test_search(measured: dict[str, Measured]) -> None:
                 f"{p(r['served'], 95) / p(s['served'], 95):,.1f}x",
                 f"{p(r['bare'], 95) / p(s['bare'], 95):,.1f}x",
                 yes(p(r["served"], 95) <= SEARCH_TARGET) if r["filtered"] else "-",
-                f"{(1.5 * p(r['bare'], 95) + 0.010) * 1000:,.1f} {yes(within_view_target(r))}",
+                f"{(1.5 * p(r['bare'], 95) + 0.010) * 1000:,.1f}"
+                f" {yes(within_view_target(r, 'served'))}",
                 *count_cells(r),
                 yes(p(r["until_counted"], 95) <= SEARCH_TARGET) if r["filtered"] else "-",
             ]
