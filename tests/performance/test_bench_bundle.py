@@ -23,8 +23,9 @@ child of its own. verify.py then checks the bundle with the system python3, also
 Environment: BENCH_BUNDLE_MESSAGES (18,000), BENCH_BUNDLE_SIZES (comma-separated message
 counts, default messages/9, messages/3, messages), BENCH_BUNDLE_PER_DELIVERY (100 messages per
 webhook body), BENCH_BUNDLE_MEDIA_BYTES (32,768), BENCH_BUNDLE_PROFILE=1 to print a cProfile
-of the manifest part, BENCH_BUNDLE_FORMATS (csv,eml,rsmf by default; add pdf for the PDF,
-about 145 pages per 1,000 messages at 7-10 pages/s: it dominates the time).
+of the manifest part (or a part's name: csv, eml, rsmf, pdf, attachments),
+BENCH_BUNDLE_FORMATS (csv,eml,rsmf by default; add pdf for the PDF, about 145 pages per 1,000
+messages at 7-10 pages/s: it dominates the time).
 
 Time here (2 cores shared with five other runs): the archive builds at 250-600 messages/s
 through the sequencer; a bundle without the PDF at 7-40 messages/s, most of it a fixed ~30 ms per
@@ -82,7 +83,10 @@ SIZES = [
 ]
 PER_DELIVERY = int(os.environ.get("BENCH_BUNDLE_PER_DELIVERY", "100"))
 MEDIA_BYTES = int(os.environ.get("BENCH_BUNDLE_MEDIA_BYTES", "32768"))
-PROFILE = os.environ.get("BENCH_BUNDLE_PROFILE", "") not in ("", "0")
+# "1": the manifest and its proofs; or a part's name (csv, eml, rsmf, pdf, attachments)
+PROFILE = {"": "", "0": "", "1": "manifest and proofs"}.get(
+    os.environ.get("BENCH_BUNDLE_PROFILE", ""), os.environ.get("BENCH_BUNDLE_PROFILE", "")
+)
 # The other formats to compose (a writer left out writes nothing: to measure the rest alone).
 FORMATS = os.environ.get("BENCH_BUNDLE_FORMATS", "csv,eml,rsmf").split(",")
 SEAL_DELIVERIES = 100  # Delivery rows stored between two process_deliveries() calls
@@ -172,10 +176,12 @@ def child_main(spec: dict[str, Any]) -> None:
     def timed(part: str, call: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
             began = time.perf_counter()
-            profiler = cProfile.Profile() if PROFILE and part == "manifest and proofs" else None
+            profiler = cProfile.Profile() if part == PROFILE else None
             result = profiler.runcall(call, *args, **kwargs) if profiler else call(*args, **kwargs)
             if profiler:
-                pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+                stats = pstats.Stats(profiler, stream=sys.stderr)
+                stats.sort_stats("cumulative").print_stats(45)
+                stats.sort_stats("tottime").print_stats(20)
             helpers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             parts.append([part, time.perf_counter() - began, peak_kib(), helpers])
             return result
@@ -241,7 +247,7 @@ def run_child(built: Built, path: Path, messages: int) -> dict[str, Any]:
         stdout, stderr = child.communicate()
     assert child.returncode == 0, stderr[-3000:]
     if PROFILE:
-        say("== cProfile of the manifest and its proofs (BENCH_BUNDLE_PROFILE)")
+        say(f"== cProfile of the part {PROFILE!r} (BENCH_BUNDLE_PROFILE)")
         say(stderr[stderr.find("   Ordered by") :])
     (line,) = [x for x in stdout.splitlines() if x.startswith(RESULT)]
     loaded: dict[str, Any] = json.loads(line.removeprefix(RESULT))
