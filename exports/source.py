@@ -301,4 +301,6 @@ class Source:
             if self.redaction is not None:
                 self.redaction.rows(convo, rows)
             yield rows
+            if len(chunk) < CHUNK:  # the last: no statement to find nothing after it
+                return
             last = chunk[-1]

@@ -1,5 +1,8 @@
 from typing import Any
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from archive import ledger
 from archive.envelope import Fact
 from exports import source as source_module
@@ -49,3 +52,25 @@ def test_it_reads_conversations_a_batch_at_a_time_in_the_same_order(
     monkeypatch.setattr(source_module, "CHUNK", 1)  # one conversation per batch
     assert [(p.conversation.pk, p.count, p.name) for p in source.parts()] == whole
     assert len(whole) == source.conversation_count() > 1
+
+
+def test_a_conversation_is_read_chunk_by_chunk_without_a_last_empty_read(
+    rich: Rich, make_source: Any, monkeypatch: Any
+) -> None:
+    """The same rows in the same order whatever the chunk, one statement reading the messages
+    per chunk: a chunk shorter than CHUNK is the last, so nothing is read after it (at 6,000
+    messages in 1,287 conversations, one statement of ~7 per conversation and format)."""
+    source = make_source(Scope.for_conversation(rich.conversation.pk))
+    (part,) = list(source.parts())
+    whole = [r.message.pk for r in part.rows()]
+    for chunk in (1, 2, len(whole) - 1, len(whole), len(whole) + 1):
+        monkeypatch.setattr(source_module, "CHUNK", chunk)
+        (part,) = list(source.parts())
+        with CaptureQueriesContext(connection) as captured:
+            assert [r.message.pk for r in part.rows()] == whole
+        reads = [
+            q["sql"]
+            for q in captured.captured_queries
+            if q["sql"].startswith('SELECT "messaging_message"."id"') and " LIMIT " in q["sql"]
+        ]
+        assert len(reads) == -(-len(whole) // chunk) + (len(whole) % chunk == 0), (chunk, reads)
