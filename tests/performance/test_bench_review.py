@@ -1028,40 +1028,31 @@ def test_search(measured: dict[str, Measured]) -> None:
         )
     )
     for r in large.search:
-        record(
-            Figure(
-                f"search p95 {r['shape']} at {labels[-1]} (served)",
-                p(r["served"], 95),
-                "s",
-                p(r["bare"], 95),
-                "bare SQL",
-                r["reference"] or "-",
-                SEARCH_TARGET if r["filtered"] else None,
-            )
-        )
+        target = SEARCH_TARGET if r["filtered"] else None
+        bare, bare_count = p(r["bare"], 95), p(r["bare_count"], 95) if r["count"] else 0.0
+        figures = [("served", "served", bare, "bare SQL", r["reference"] or "-", target)]
         if r["count"]:
-            record(
-                Figure(
-                    f"search p95 {r['shape']} at {labels[-1]} (the count asked for afterwards)",
-                    p(r["count"], 95),
-                    "s",
-                    p(r["bare_count"], 95),
+            figures += [
+                (
+                    "count",
+                    "the count asked for afterwards",
+                    bare_count,
                     "bare capped count",
                     "-",
                     None,
-                )
-            )
-            record(
-                Figure(
-                    f"search p95 {r['shape']} at {labels[-1]} (the page and its count)",
-                    p(r["until_counted"], 95),
-                    "s",
-                    p(r["bare"], 95) + p(r["bare_count"], 95),
+                ),
+                (
+                    "until_counted",
+                    "the page and its count",
+                    bare + bare_count,
                     "bare SQL + bare capped count",
                     "-",
-                    SEARCH_TARGET if r["filtered"] else None,
-                )
-            )
+                    target,
+                ),
+            ]
+        for mode, what, ceiling, ceiling_label, reference, goal in figures:
+            name = f"search p95 {r['shape']} at {labels[-1]} ({what})"
+            record(Figure(name, p(r[mode], 95), "s", ceiling, ceiling_label, reference, goal))
 
 
 def print_search(m: Measured) -> None:
