@@ -20,7 +20,9 @@ verifier-key.txt with the key the archive publishes (its portal's home page, or
    people: each withheld one must be committed to in its envelope, and they are counted;
 6. the attachments: each media file's SHA-256 is the one its ledger entry commits to.
 
-Exit status 0 when everything holds, 1 naming the first failure, 2 for a usage error.
+Exit status 0 when everything holds, 1 naming the first failure, 2 for a usage error. Its
+memory does not grow with the bundle: what it must remember per file and per entry is kept in a
+temporary SQLite database (the `Store`), in memory only where Python has no sqlite3.
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ import json
 import os
 import struct
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+try:
+    import sqlite3
+except ImportError:  # some builds leave it out: the verifier then keeps its index in memory
+    sqlite3 = None  # type: ignore[assignment]
 
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
 FORMAT, VERSION = "clientwindow-evidence-bundle", 1
@@ -368,6 +376,156 @@ def fingerprints(pem: bytes) -> list[str]:
     return found
 
 
+# --------------------------------------------------------------------------- bounded memory
+
+
+class Store:
+    """What the verifier must remember per file and per entry (the files listed, the members,
+    the attachments, the entries met), kept in an SQLite database in a temporary directory, so
+    that its memory does not grow with the bundle. A Python built without sqlite3 keeps them in
+    memory instead, which works the same for any bundle that fits."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.TemporaryDirectory(prefix="clientwindow-verify-")
+        self.db: Any = None
+        self.tables = 0
+        if sqlite3 is not None:
+            path = Path(self.folder.name) / "index.sqlite3"
+            self.db = sqlite3.connect(str(path), isolation_level=None)
+            # A scratch database, thrown away at the end: no journal, no fsync, one transaction.
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):
+                self.db.execute("PRAGMA " + pragma)
+            self.db.execute("BEGIN")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.db is not None:
+            self.db.close()
+        self.folder.cleanup()
+
+    def table(self) -> Table:
+        self.tables += 1
+        return Table(self.db, f"t{self.tables}")
+
+    def seqs(self) -> Seqs:
+        self.tables += 1
+        return Seqs(self.db, f"t{self.tables}")
+
+
+TABLE_SQL = {
+    "add": "INSERT OR IGNORE INTO %s VALUES (?, ?)",
+    "get": "SELECT v FROM %s WHERE k = ?",
+    "has": "SELECT 1 FROM %s WHERE k = ?",
+    "pop": "DELETE FROM %s WHERE k = ?",
+    "len": "SELECT count(*) FROM %s",
+    "all": "SELECT k, v FROM %s ORDER BY rowid",
+    "add_seq": "INSERT OR IGNORE INTO %s VALUES (?)",
+}
+# Across two of the store's tables: the first keys with a prefix that the second lacks, and
+# each key with its value in both (in the order added to the first).
+NOT_IN = (
+    "SELECT k FROM %s AS a WHERE substr(a.k, 1, length(?)) = ?"
+    " AND NOT EXISTS (SELECT 1 FROM %s AS b WHERE b.k = a.k) ORDER BY a.rowid"
+)
+JOIN = "SELECT a.k, a.v, b.v FROM %s AS a LEFT JOIN %s AS b ON b.k = a.k ORDER BY a.rowid"
+
+
+class Table:
+    """Text keys in the order added, each with a JSON value: a dict on disk."""
+
+    def __init__(self, db: Any, name: str) -> None:
+        self.db, self.name, self.memory = db, name, {}  # type: Any, str, dict[str, str]
+        # `name` is the store's own (t1, t2, ...), never a bundle's text.
+        self.sql = {op: statement % name for op, statement in TABLE_SQL.items()}
+        if db is not None:
+            db.execute(f"CREATE TABLE {name} (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+
+    def add(self, key: str, value: Any) -> bool:
+        """Add `key` unless it is there already; whether it was added."""
+        text = json.dumps(value)
+        if self.db is None:
+            return self.memory.setdefault(key, text) is text
+        return bool(self.db.execute(self.sql["add"], (key, text)).rowcount == 1)
+
+    def get(self, key: str) -> Any:
+        if self.db is None:
+            text = self.memory.get(key)
+        else:
+            row = self.db.execute(self.sql["get"], (key,)).fetchone()
+            text = row and row[0]
+        return None if text is None else json.loads(text)
+
+    def pop(self, key: str) -> Any:
+        value = self.get(key)
+        if self.db is None:
+            self.memory.pop(key, None)
+        else:
+            self.db.execute(self.sql["pop"], (key,))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        if self.db is None:
+            return key in self.memory
+        return self.db.execute(self.sql["has"], (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        if self.db is None:
+            return len(self.memory)
+        return int(self.db.execute(self.sql["len"]).fetchone()[0])
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """In the order added; read in batches, whatever the table's size."""
+        if self.db is None:
+            for key, text in list(self.memory.items()):
+                yield key, json.loads(text)
+            return
+        cursor = self.db.execute(self.sql["all"])
+        while rows := cursor.fetchmany(1000):
+            for key, text in rows:
+                yield key, json.loads(text)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
+    def first_not_in(self, other: Table, prefix: str = "", skip: tuple[str, ...] = ()) -> Any:
+        """The first key starting with `prefix` that `other` lacks (`skip` aside), or None."""
+        if self.db is None:
+            keys: Iterator[str] = (k for k in self.memory if k not in other.memory)
+        else:
+            found = self.db.execute(NOT_IN % (self.name, other.name), (prefix, prefix))
+            keys = (k for (k,) in iter(found.fetchone, None))
+        return next((k for k in keys if k.startswith(prefix) and k not in skip), None)
+
+    def joined(self, other: Table) -> Iterator[tuple[str, Any, Any]]:
+        """Each key with its value here and in `other` (None where it has none)."""
+        if self.db is None:
+            rows: Any = ((k, v, other.memory.get(k)) for k, v in list(self.memory.items()))
+        else:
+            rows = self.db.execute(JOIN % (self.name, other.name))
+        for key, value, also in rows:
+            yield key, json.loads(value), None if also is None else json.loads(also)
+
+
+class Seqs:
+    """A set of integers on disk."""
+
+    def __init__(self, db: Any, name: str) -> None:
+        self.db, self.memory = db, set()  # type: Any, set[int]
+        self.add_sql = TABLE_SQL["add_seq"] % name
+        if db is not None:
+            db.execute(f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY)")
+
+    def add(self, seq: int) -> bool:
+        """Add `seq` unless it is there already; whether it was added."""
+        if self.db is None:
+            added = seq not in self.memory
+            self.memory.add(seq)
+            return added
+        return bool(self.db.execute(self.add_sql, (seq,)).rowcount == 1)
+
+
 # --------------------------------------------------------------------------- reading a bundle
 
 
@@ -381,20 +539,23 @@ def safe_name(name: str) -> str:
 class Directory:
     """An unpacked bundle: every regular file below `root` (symbolic links are refused)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store: Store) -> None:
         self.root = root
-        self.names: list[str] = []
-        for folder, subfolders, files in os.walk(root):
-            subfolders.sort()
-            for entry in sorted([*subfolders, *files]):
-                path = Path(folder) / entry
-                if path.is_symlink() or not (path.is_dir() or path.is_file()):
-                    raise Failure(f"{path.relative_to(root)}: not a regular file")
-                if path.is_file():
-                    self.names.append(safe_name(path.relative_to(root).as_posix()))
+        self.names = store.table()
+        folders = [root]
+        while folders:  # scandir, not walk: no folder's listing is held, however many files
+            with os.scandir(folders.pop()) as found:
+                for entry in found:
+                    path = Path(entry.path)
+                    if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
+                        raise Failure(f"{path.relative_to(root)}: not a regular file")
+                    if entry.is_dir():
+                        folders.append(path)
+                    else:
+                        self.names.add(safe_name(path.relative_to(root).as_posix()), None)
         self.description = f"directory {root} ({len(self.names)} files)"
 
-    def chunks(self, name: str) -> Iterator[bytes]:
+    def chunks(self, name: str, _: Any = None) -> Iterator[bytes]:
         with (self.root / name).open("rb") as handle:
             while block := handle.read(READ):
                 yield block
@@ -420,26 +581,32 @@ class Member:
         self.data = 0
 
 
-class Zip:
-    """A bundle ZIP, parsed strictly: any byte that is not accounted for is a failure."""
+# The longest central directory record: its fixed part and three fields of up to 65,535 bytes.
+LONGEST = 46 + 3 * MAX16
 
-    def __init__(self, path: Path) -> None:
+
+class Zip:
+    """A bundle ZIP, parsed strictly: any byte that is not accounted for is a failure. Its
+    directory is read a block at a time and its members kept in the store, not in memory."""
+
+    def __init__(self, path: Path, store: Store) -> None:
         self.path = path
-        self.members: dict[str, Member] = {}
-        with path.open("rb") as handle:
+        self.names = store.table()  # name -> [data offset, compressed size, size, method, crc]
+        with path.open("rb") as handle, path.open("rb") as local:
             count, start, end = self._end(handle)
             handle.seek(start)
-            directory = handle.read(end - start)
-            at, position = 0, 0
+            directory, at, left, position = b"", 0, end - start, 0
             for _ in range(count):
+                if left and len(directory) - at < LONGEST:
+                    block = handle.read(min(left, READ))
+                    directory, at, left = directory[at:] + block, 0, left - len(block)
                 member, at = self._central(directory, at)
-                if member.name in self.members:
+                position = self._local(local, member, position)
+                where = [member.data, member.compressed, member.size, member.method, member.crc]
+                if not self.names.add(member.name, where):
                     raise Failure(f"ZIP: {member.name} appears twice")
-                position = self._local(handle, member, position)
-                self.members[member.name] = member
-        if at != len(directory) or position != start:
+        if left or at != len(directory) or position != start:
             raise Failure("ZIP: bytes outside any member or the central directory")
-        self.names = list(self.members)
         self.description = f"ZIP {path} ({count} members)"
 
     @staticmethod
@@ -510,13 +677,14 @@ class Zip:
         member.data = position + LOCAL.size + f[9] + f[10]
         return member.data + member.compressed
 
-    def chunks(self, name: str) -> Iterator[bytes]:
-        """The member's bytes, checking that they inflate to exactly its size and CRC-32."""
-        member = self.members[name]
-        inflate = zlib.decompressobj(-15) if member.method == 8 else None
-        crc, size, left = 0, 0, member.compressed
+    def chunks(self, name: str, where: Any = None) -> Iterator[bytes]:
+        """The member's bytes, checking that they inflate to exactly its size and CRC-32
+        (`where`: its row in `names`, when the caller has it already)."""
+        data, left, stated, method, stated_crc = where or self.names.get(name)
+        inflate = zlib.decompressobj(-15) if method == 8 else None
+        crc, size = 0, 0
         with self.path.open("rb") as handle:
-            handle.seek(member.data)
+            handle.seek(data)
             try:
                 while left:
                     raw = handle.read(min(left, READ))
@@ -527,14 +695,14 @@ class Zip:
                         block = inflate.decompress(raw, READ) if inflate else raw
                         raw = inflate.unconsumed_tail if inflate else b""
                         crc, size = zlib.crc32(block, crc), size + len(block)
-                        if size > member.size:
+                        if size > stated:
                             raise Failure(f"ZIP: {name} inflates beyond its size")
                         yield block
             except zlib.error as exc:
                 raise Failure(f"ZIP: {name} does not inflate: {exc}") from None
         if inflate and (not inflate.eof or inflate.unused_data or inflate.flush()):
             raise Failure(f"ZIP: {name}'s compressed data does not end where its size says")
-        if (size, crc) != (member.size, member.crc):
+        if (size, crc) != (stated, stated_crc):
             raise Failure(f"ZIP: {name} does not match its size and CRC-32")
 
 
@@ -563,11 +731,11 @@ def _zip64(extra: bytes, values: list[int], name: str) -> list[int]:
     return resolved
 
 
-def open_bundle(location: Path) -> Zip | Directory:
+def open_bundle(location: Path, store: Store) -> Zip | Directory:
     if location.is_dir():
-        return Directory(location)
+        return Directory(location, store)
     if location.is_file():
-        return Zip(location)
+        return Zip(location, store)
     raise Failure(f"{location}: no such file or directory")
 
 
@@ -584,9 +752,9 @@ def text_of(bundle: Zip | Directory, name: str) -> str:
         raise Failure(f"{name} is not UTF-8 text") from None
 
 
-def digest(bundle: Zip | Directory, name: str) -> tuple[int, str]:
+def digest(bundle: Zip | Directory, name: str, where: Any = None) -> tuple[int, str]:
     sha, size = hashlib.sha256(), 0
-    for block in bundle.chunks(name):
+    for block in bundle.chunks(name, where):
         sha.update(block)
         size += len(block)
     return size, sha.hexdigest()
@@ -663,21 +831,15 @@ def field(item: dict[str, Any], key: str, kind: type, what: str) -> Any:
 class Tally:
     """What the entries proved so far, and the message that the annotations after it annotate."""
 
-    def __init__(self, size: int, redacted: bool = False) -> None:
+    def __init__(self, size: int, redacted: bool = False, seen: Seqs | None = None) -> None:
         self.entries, self.messages, self.contents, self.withheld = 0, 0, 0, 0
         self.redacted = redacted  # only a redacted (subject access) export may withhold
-        # One bit per entry of the tree, not a set of the seqs met: 125 KB for a million
-        # entries where a set would take ~60 MB, whatever the size of the export.
-        self.seen = bytearray((size + 7) // 8)
+        self.seen = Seqs(None, "") if seen is None else seen  # the entries met, on disk
         self.message, self.wamid = -1, b""
 
     def first_time(self, seq: int) -> bool:
         """Whether `seq` (0 <= seq < size) is met for the first time; it is met now."""
-        byte, bit = seq >> 3, 1 << (seq & 7)
-        if self.seen[byte] & bit:
-            return False
-        self.seen[byte] |= bit
-        return True
+        return self.seen.add(seq)
 
 
 def trusted_key(bundle: Zip | Directory, pinned: str | None) -> Key:
@@ -720,23 +882,23 @@ def check_header(header: dict[str, Any], export_id: str) -> tuple[dict[str, Any]
 
 
 def check_files(
-    bundle: Zip | Directory, manifest: Manifest, export: dict[str, Any]
-) -> dict[str, tuple[int, str]]:
-    listed: dict[str, tuple[int, str]] = {}
+    bundle: Zip | Directory, manifest: Manifest, export: dict[str, Any], store: Store
+) -> Table:
+    """The files the manifest lists, each [size, SHA-256]: exactly the bundle's, byte for byte."""
+    listed = store.table()
     for item in manifest.section("files"):
         name = safe_name(field(item, "name", str, "a listed file"))
-        if name in listed or name in (MANIFEST, SIGNATURE):
+        stated = [field(item, "size", int, name), field(item, "sha256", str, name)]
+        if name in (MANIFEST, SIGNATURE) or not listed.add(name, stated):
             raise Failure(f"{name} is listed twice")
-        listed[name] = (field(item, "size", int, name), field(item, "sha256", str, name))
-    for name in bundle.names:
-        if name not in listed and name not in (MANIFEST, SIGNATURE):
-            raise Failure(f"{name} is in the bundle, but the manifest does not list it")
-    present = set(bundle.names)
-    for name in listed:
-        if name not in present:
-            raise Failure(f"{name} is listed in the manifest, but missing")
-    for name in bundle.names:  # in stored order: one pass over the ZIP
-        if name in listed and digest(bundle, name) != listed[name]:
+    unlisted = bundle.names.first_not_in(listed, skip=(MANIFEST, SIGNATURE))
+    if unlisted is not None:
+        raise Failure(f"{unlisted} is in the bundle, but the manifest does not list it")
+    missing = listed.first_not_in(bundle.names)
+    if missing is not None:
+        raise Failure(f"{missing} is listed in the manifest, but missing")
+    for name, where, stated in bundle.names.joined(listed):  # in stored order: one pass
+        if name not in (MANIFEST, SIGNATURE) and list(digest(bundle, name, where)) != stated:
             raise Failure(f"{name}: its size or SHA-256 differs from the manifest's")
     if field(export["counts"], "files", int, "the counts") != len(listed):
         raise Failure("the manifest's file count is wrong")
@@ -774,9 +936,7 @@ def check_checkpoint(
     return size, root
 
 
-def check_timestamp(
-    bundle: Zip | Directory, stated: dict[str, Any], files: dict[str, tuple[int, str]]
-) -> None:
+def check_timestamp(bundle: Zip | Directory, stated: dict[str, Any], files: Table) -> None:
     """The token the manifest names is over this checkpoint.note; a bundle may have none."""
     facts = stated.get("timestamp")
     if facts is None:
@@ -822,10 +982,10 @@ def check_timestamp(
 
 
 def read_attachments(
-    manifest: Manifest, files: dict[str, tuple[int, str]], export: dict[str, Any]
-) -> dict[int, dict[str, Any]]:
+    manifest: Manifest, files: Table, export: dict[str, Any], store: Store
+) -> Table:
     """The media files, by the seq of the ledger entry that seals each."""
-    found: dict[int, dict[str, Any]] = {}
+    found, named = store.table(), store.table()
     for item in manifest.section("attachments"):
         name = field(item, "file", str, "an attachment")
         sha, seq = field(item, "sha256", str, name), field(item, "seq", int, name)
@@ -833,13 +993,13 @@ def read_attachments(
         unhex(sha, f"{name}'s SHA-256", 32)
         if name != f"attachments/{sha}" and not name.startswith(f"attachments/{sha}."):
             raise Failure(f"{name} is not named after its SHA-256")
-        if files.get(name) != (field(item, "size", int, name), sha) or seq in found:
+        stated = [field(item, "size", int, name), sha]
+        if files.get(name) != stated or not found.add(str(seq), item):
             raise Failure(f"{name} is not a listed file with this size and SHA-256")
-        found[seq] = item
-    named = {item["file"] for item in found.values()}
-    for name in files:
-        if name.startswith("attachments/") and name not in named:
-            raise Failure(f"{name} is not in the manifest's attachments")
+        named.add(name, None)
+    unnamed = files.first_not_in(named, prefix="attachments/")
+    if unnamed is not None:
+        raise Failure(f"{unnamed} is not in the manifest's attachments")
     if field(export["counts"], "attachments", int, "the counts") != len(found):
         raise Failure("the manifest's attachment count is wrong")
     return found
@@ -849,17 +1009,16 @@ def check_entries(
     manifest: Manifest,
     size: int,
     root: bytes,
-    media: dict[int, dict[str, Any]],
+    media: Table,
     export: dict[str, Any],
+    store: Store,
 ) -> Tally:
     scope = as_dict(export.get("scope"), "the export's scope")
-    tally = Tally(size, redacted=scope.get("redact_others") is True)
+    tally = Tally(size, redacted=scope.get("redact_others") is True, seen=store.seqs())
     for item in manifest.section("entries"):
         check_entry(item, size, root, tally, media)
-    if media:
-        raise Failure(
-            f"{next(iter(media.values()))['file']}: no ledger entry in the manifest seals it"
-        )
+    for _, left in media.items():
+        raise Failure(f"{left['file']}: no ledger entry in the manifest seals it")
     if field(export["counts"], "messages", int, "the counts") != tally.messages:
         raise Failure("the manifest's message count is wrong")
     say(
@@ -876,9 +1035,7 @@ def check_entries(
     return tally
 
 
-def check_entry(
-    item: dict[str, Any], size: int, root: bytes, tally: Tally, media: dict[int, dict[str, Any]]
-) -> None:
+def check_entry(item: dict[str, Any], size: int, root: bytes, tally: Tally, media: Table) -> None:
     seq = field(item, "seq", int, "an entry")
     where = f"entry {seq}"
     if not 0 <= seq < size:
@@ -942,7 +1099,7 @@ def check_role(
     body: dict[str, Any],
     disclosed: dict[str, bytes],
     tally: Tally,
-    media: dict[int, dict[str, Any]],
+    media: Table,
 ) -> None:
     """An annotation follows its message; a status, attachment or import is that message's."""
     role, where = item.get("role"), f"entry {seq}"
@@ -963,7 +1120,7 @@ def check_role(
         ):
             raise Failure(f"{where}: not a phone export's line of this message")
     elif role == "media":
-        stated = media.pop(seq, None)
+        stated = media.pop(str(seq))
         if stated is None or "message_seq" in item:
             raise Failure(f"{where}: a media file the manifest's attachments do not list")
         sealed = disclosed.get("sha256")
@@ -975,35 +1132,36 @@ def check_role(
         raise Failure(f"{where}: unknown role {role!r}")
 
 
-def check_self(files: dict[str, tuple[int, str]]) -> None:
+def check_self(files: Table) -> None:
     """Whether the verify.py running is the bundle's own copy (a warning only: an auditor may
     well run a copy of their own, which is the better practice)."""
     own = Path(__file__).read_bytes()
-    if files.get("verify.py") == (len(own), hashlib.sha256(own).hexdigest()):
+    if files.get("verify.py") == [len(own), hashlib.sha256(own).hexdigest()]:
         say("ok   this verify.py is the copy the manifest lists")
     else:
         say("note this verify.py is not the bundle's copy; its result is as good as your copy")
 
 
 def verify(location: Path, pinned: str | None) -> None:
-    bundle = open_bundle(location)
-    say(f"ok   {bundle.description}")
-    for name in (MANIFEST, SIGNATURE):
-        if name not in bundle.names:
-            raise Failure(f"{name} is missing")
-    key = trusted_key(bundle, pinned)
-    manifest_id = check_signature(bundle, key)
-    manifest = Manifest(lines(bundle.chunks(MANIFEST)))
-    export, checkpoint = check_header(manifest.header, manifest_id)
-    files = check_files(bundle, manifest, export)
-    check_keys(bundle, key, checkpoint)
-    size, root = check_checkpoint(bundle, key, checkpoint)
-    check_timestamp(bundle, checkpoint, files)
-    media = read_attachments(manifest, files, export)
-    check_entries(manifest, size, root, media, export)
-    manifest.end()
-    say(f"ok   attachments: {export['counts']['attachments']} files sealed by their entries")
-    check_self(files)
+    with Store() as store:
+        bundle = open_bundle(location, store)
+        say(f"ok   {bundle.description}")
+        for name in (MANIFEST, SIGNATURE):
+            if name not in bundle.names:
+                raise Failure(f"{name} is missing")
+        key = trusted_key(bundle, pinned)
+        manifest_id = check_signature(bundle, key)
+        manifest = Manifest(lines(bundle.chunks(MANIFEST)))
+        export, checkpoint = check_header(manifest.header, manifest_id)
+        files = check_files(bundle, manifest, export, store)
+        check_keys(bundle, key, checkpoint)
+        size, root = check_checkpoint(bundle, key, checkpoint)
+        check_timestamp(bundle, checkpoint, files)
+        media = read_attachments(manifest, files, export, store)
+        check_entries(manifest, size, root, media, export, store)
+        manifest.end()
+        say(f"ok   attachments: {export['counts']['attachments']} files sealed by their entries")
+        check_self(files)
 
 
 def main(argv: list[str] | None = None) -> int:

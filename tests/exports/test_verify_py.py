@@ -8,6 +8,7 @@ forger would change the bundle's verify.py as well."""
 
 import ast
 import contextlib
+import hashlib
 import importlib.util
 import io
 import json
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 
 from archive import checkpoints, signing
 from archive.merkle import InMemoryTree, inclusion_proof, leaf_hash
-from exports import formats
+from exports import bundle, formats
 from exports.scope import Scope
 from exports.source import Source
 from tests.exports.conftest import Rich
@@ -246,8 +247,10 @@ def test_it_runs_on_python_3_9() -> None:
         "hashlib",
         "json",
         "os",
+        "sqlite3",
         "struct",
         "sys",
+        "tempfile",
         "zlib",
     }
 
@@ -358,3 +361,97 @@ def test_its_bitmap_of_entries_met_is_a_set(seqs: list[int]) -> None:
     for seq in seqs:
         assert tally.first_time(seq) == (seq not in met)
         met.add(seq)
+
+
+# --------------------------------------------------------------------------- what it remembers
+
+
+def resign(root: Path, edit: Callable[[dict[str, list[dict[str, Any]]]], None]) -> None:
+    """Edit an unpacked bundle's manifest sections and sign it again with the archive's key, as
+    a faulty writer would have: only the checks after the signature can catch what `edit` did."""
+    path = root / bundle.MANIFEST
+    lines = path.read_text().split("\n")
+    header, sections, current = json.loads(lines[0][:-1] + "}"), {}, ""
+    for line in lines[1:]:
+        if line.startswith('"') and line.endswith(":["):
+            current = line[1:-3]
+            sections[current] = []
+        elif line and line not in ("],", "]}"):
+            sections[current].append(json.loads(line.rstrip(",")))
+    edit(sections)
+    out = [bundle.dumps(header)[:-1] + ","]
+    for n, (name, items) in enumerate(sections.items()):
+        out += [f'"{name}":[', ",\n".join(bundle.dumps(item) for item in items)]
+        out.append("]}" if n == len(sections) - 1 else "],")
+    path.write_text("\n".join(line for line in out if line) + "\n")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    body = f"{bundle.SIGNATURE_TITLE}\n{header['export']['id']}\n{sha}\n"
+    note = signing.sign_note(body, checkpoints.key_name(), checkpoints.signing_key())
+    (root / bundle.SIGNATURE).write_text(note)
+
+
+def media_entry(sections: dict[str, list[dict[str, Any]]]) -> int:
+    return next(n for n, item in enumerate(sections["entries"]) if item["role"] == "media")
+
+
+FAULTS: dict[str, tuple[Callable[[dict[str, list[dict[str, Any]]]], None], str]] = {
+    "a file listed twice": (
+        lambda s: s["files"].insert(1, s["files"][0]),
+        "is listed twice",
+    ),
+    "an entry twice": (
+        lambda s: s["entries"].insert(2, s["entries"][1]),
+        "appears twice",
+    ),
+    "a media file no entry seals": (
+        lambda s: s["entries"].pop(media_entry(s)),
+        "no ledger entry in the manifest seals it",
+    ),
+    "a media file listed under another entry": (
+        lambda s: s["attachments"][0].update(seq=s["attachments"][0]["seq"] + 10**6),
+        "a media file the manifest's attachments do not list",
+    ),
+    "an attachment named twice": (
+        lambda s: s["attachments"].append(s["attachments"][0]),
+        "is not a listed file with this size and SHA-256",
+    ),
+    "an attachment not named": (
+        lambda s: s["attachments"].pop(),
+        "is not in the manifest's attachments",
+    ),
+}
+
+
+@pytest.mark.parametrize("store", ["sqlite3", "memory"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_it_finds_what_it_must_remember_in_either_store(
+    unpacked: Path, fault: str, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is checked across the whole bundle (each file and entry once, each media file
+    sealed) is kept on disk in SQLite, or in memory where Python has no sqlite3."""
+    if store == "memory":
+        monkeypatch.setattr(verifier, "sqlite3", None)
+    assert run(unpacked)[0] == 0
+    edit, failure = FAULTS[fault]
+    resign(unpacked, edit)
+    code, out = run(unpacked)
+    assert code == 1 and failure in out.splitlines()[-1], out
+
+
+def test_the_system_python_verifies_without_sqlite3(bundle_zip: Path, tmp_path: Path) -> None:
+    script = tmp_path / "verify.py"
+    script.write_text(
+        VERIFY.read_text().replace("    import sqlite3\n", "    import sqlite3_is_not_here\n")
+    )
+    code, out = system_verify(bundle_zip, script=script)
+    assert code == 0 and "VERIFIED" in out, out
+
+
+def test_it_refuses_a_zip_member_twice(tmp_path: Path) -> None:
+    path = tmp_path / "twice.zip"
+    with bundle.zip_stream(path) as target:
+        for content in (b"first", b"second"):
+            with target.open("manifest.json") as out:
+                out.write(content)
+    code, out = run(path)
+    assert code == 1 and "ZIP: manifest.json appears twice" in out, out
