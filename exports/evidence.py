@@ -45,8 +45,11 @@ from review.transcript import Row
 
 BLOCK = 1 << NODE_MIN_LEVEL
 BATCH = 1000  # entries proved together: three queries, plus the blocks and nodes they lack
-BLOCKS_HELD = 2048  # about 35 MB of block trees: 500,000 leaves
-NODES_HELD = 65536  # about 10 MB of stored nodes
+# Full, the two caches took a 1M-message export's manifest step from 203 to 288 MB peak RSS
+# (docs/SCALE.md §7m): the block trees' bytes (16 KB a block, 32 MB) and ~280 bytes a node
+# (its hash, its key, the OrderedDict's links: 18 MB), and the allocator's slack around them.
+BLOCKS_HELD = 2048  # 500,000 leaves
+NODES_HELD = 65536
 _QUERY = 500  # ranges or keys per query: few queries, each still planned well
 _PLACEHOLDER = bytes(32)
 

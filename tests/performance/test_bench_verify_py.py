@@ -14,7 +14,8 @@ for an export. The signing key is made for the run.
 
 Each verify.py runs under the system python3 in a child of its own (peak RSS = its VmHWM).
 The ceiling is zipfile reading and hashing every member of the same ZIP, nothing parsed or
-proved. Building the bundle of 100,000 messages takes ~40 s here, verifying it ~15 s.
+proved. Building the bundle of 100,000 messages takes ~15 s here, verifying it ~12 s (~10 s
+more with the index in memory); the default run ~50 s, with 1,000,000 ~8 min.
 
 Environment: BENCH_VERIFY_MESSAGES (comma-separated; 1000,10000,100000). Figures:
 docs/SCALE.md §7o.
