@@ -314,29 +314,27 @@ def _within(path: str, under: str) -> bool:
 
 @dataclass(frozen=True)
 class LookupKeys:
-    """The keys a batch looks up in the archive before planning."""
+    """The keys a batch looks up in the archive before planning. Messages, statuses and
+    conversations are unique per channel, so each of their keys comes with the number
+    (phone_number_id) of the item that named it."""
 
-    channels: set[str]  # phone_number_id
-    wamids: set[str]  # the messages'
-    statuses: set[str]  # the wamids the statuses are about
+    wamids: set[tuple[str, str]]  # the messages'
+    statuses: set[tuple[str, str]]  # the wamids the statuses are about
     participants: set[str]
-    conversations: set[str]  # the participants' keys and the groups'
+    conversations: set[tuple[str, str]]  # the clients' keys and the groups'
 
 
 def lookup_keys(items: list[Item]) -> LookupKeys:
-    channels = {i.phone_number_id for i in items}
-    wamids: dict[str, set[str]] = {"message": set(), "status": set()}
+    wamids: dict[str, set[tuple[str, str]]] = {"message": set(), "status": set()}
+    conversations: set[tuple[str, str]] = set()
+    participants: set[str] = set()
     for i in items:
         if i.kind in wamids and isinstance(i.raw, dict) and isinstance(i.raw.get("id"), str):
-            wamids[i.kind].add(i.raw["id"])
-    participants = {key for item in items for key in _participant_keys(item)}
-    return LookupKeys(
-        channels,
-        wamids["message"],
-        wamids["status"],
-        participants,
-        participants | _group_keys(items),
-    )
+            wamids[i.kind].add((i.phone_number_id, i.raw["id"]))
+        keys = _participant_keys(i)
+        participants |= keys
+        conversations |= {(i.phone_number_id, key) for key in keys | _group_keys(i)}
+    return LookupKeys(wamids["message"], wamids["status"], participants, conversations)
 
 
 def pending(size: int) -> QuerySet[Any]:
@@ -363,17 +361,17 @@ def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str
     batch's channels too: the (channel, ...) unique indexes then seek to every key, where a
     wamid or key alone can only be found by reading those indexes whole (growing with the
     archive). Keys go as one array parameter each (= ANY), not thousand-placeholder IN lists."""
-    ids = sorted(channels[c].pk for c in keys.channels if c in channels)
+    ids = {number: channel.pk for number, channel in channels.items()}
     queries: dict[str, QuerySet[Any]] = {}
     # a message's wamid is looked up among messages, a status's among statuses: a batch of
     # 2,000 messages used to probe the statuses' index for all 2,000 as well
-    if keys.wamids and ids:
-        queries["messages"] = Message.objects.filter(
-            _any(Message, "channel", ids), _any(Message, "wamid", sorted(keys.wamids))
-        ).values_list("channel_id", "wamid")
-    if keys.statuses and ids:
+    if wamids := _known(keys.wamids, ids):
+        queries["messages"] = Message.objects.filter(_pairs(Message, "wamid", wamids)).values_list(
+            "channel_id", "wamid"
+        )
+    if statuses := _known(keys.statuses, ids):
         queries["statuses"] = StatusEvent.objects.filter(
-            _any(StatusEvent, "channel", ids), _any(StatusEvent, "wamid", sorted(keys.statuses))
+            _pairs(StatusEvent, "wamid", statuses)
         ).values_list("channel_id", "wamid", "status", "occurred_at")
     if keys.participants:
         by_key = _any(Participant, "key", sorted(keys.participants))
@@ -386,22 +384,42 @@ def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str
             .distinct("participant_id")
             .values_list("participant__key", "name", "username")
         )
-        conversations = sorted(keys.conversations)
         queries["conversations"] = Conversation.objects.filter(
-            _any(Conversation, "channel", ids), _any(Conversation, "key", conversations)
+            _pairs(Conversation, "key", _known(keys.conversations, ids))
         )
     return queries
+
+
+def _known(keys: set[tuple[str, str]], ids: dict[str, int]) -> list[tuple[int, str]]:
+    """(channel pk, key) for each key that came to a number the archive has a channel for."""
+    return sorted((ids[number], key) for number, key in keys if number in ids)
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    quote = connection.ops.quote_name
+    return f"{quote(model._meta.db_table)}.{quote(str(field.column))}"
 
 
 def _any(model: type[models.Model], name: str, values: list[Any]) -> RawSQL:
     """`field = ANY(values)` with the values as one array parameter (review/transcript.py's
     helper, here for the sequencer's lookups)."""
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field)
-    quote = connection.ops.quote_name
-    column = f"{quote(model._meta.db_table)}.{quote(str(field.column))}"
     # names from the model, the values a parameter: nothing from a delivery is SQL here
-    return RawSQL(f"{column} = ANY(%s)", [values], output_field=models.BooleanField())  # noqa: S611
+    sql = f"{_column(model, name)} = ANY(%s)"
+    return RawSQL(sql, [values], output_field=models.BooleanField())  # noqa: S611
+
+
+def _pairs(model: type[models.Model], name: str, pairs: list[tuple[int, str]]) -> RawSQL:
+    """`(channel, field)` among `pairs`, joined from two array parameters, so that the plan is
+    one probe of the (channel, field) unique index per pair whatever the statistics say.
+    `channel = ANY(…) AND field = ANY(…)` left it to them: without a channel's share of the
+    archive (a stale ANALYZE, a channel grown since) PostgreSQL read every message of the
+    batch's channels and filtered them by the wamids, 4 s a batch at 10M (docs/SCALE.md §7p)."""
+    columns = f"({_column(model, 'channel')}, {_column(model, name)})"  # the model's names
+    sql = f"{columns} IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))"  # noqa: S608
+    arrays = [[channel for channel, _ in pairs], [key for _, key in pairs]]
+    return RawSQL(sql, arrays, output_field=models.BooleanField())  # noqa: S611
 
 
 def _load_existing(batch: Batch, items: list[Item]) -> None:
@@ -428,12 +446,10 @@ def _participant_keys(item: Item) -> set[str]:
     return keys
 
 
-def _group_keys(items: list[Item]) -> set[str]:
-    return {
-        f"group:{i.raw['group_id']}"
-        for i in items
-        if i.kind == "message" and isinstance(i.raw, dict) and i.raw.get("group_id")
-    }
+def _group_keys(item: Item) -> set[str]:
+    if item.kind == "message" and isinstance(item.raw, dict) and item.raw.get("group_id"):
+        return {f"group:{item.raw['group_id']}"}
+    return set()
 
 
 def _plan_delivery(batch: Batch, delivery: Delivery, items: list[Item]) -> Tally:

@@ -91,3 +91,28 @@ def test_a_message_and_a_status_in_one_batch_are_each_looked_up_where_they_are(s
     seal(body(messages=[text("wamid.A"), text("wamid.B")], statuses=[status("wamid.Z")]))
     assert (Message.objects.count(), StatusEvent.objects.count()) == (2, 1)
     assert list(DeliverySeal.objects.order_by("pk").values_list("duplicates", flat=True)) == [0, 2]
+
+
+def two_channels(wamid: str) -> bytes:
+    """One delivery with a message of the same wamid to each of two numbers."""
+    document = json.loads(body(messages=[text(wamid)]))
+    change = document["entry"][0]["changes"][0]
+    other = json.loads(json.dumps(change))
+    other["value"]["metadata"]["phone_number_id"] = "106540352242923"
+    document["entry"][0]["changes"].append(other)
+    return json.dumps(document).encode()
+
+
+def test_a_wamid_is_a_duplicate_only_in_its_own_channel(seal):
+    """The lookup reads (channel, wamid) pairs: the same wamid on another number is a message
+    of its own, and each is a duplicate when it comes again."""
+    seal(body(messages=[text("wamid.A")]))
+    statements = seal(two_channels("wamid.A"))
+    assert [s for s in statements if "unnest" in s and "messaging_message" in s]
+    assert sorted(Message.objects.values_list("channel__phone_number_id", "wamid")) == [
+        ("106540352242922", "wamid.A"),
+        ("106540352242923", "wamid.A"),
+    ]
+    seal(two_channels("wamid.A"))
+    duplicates = DeliverySeal.objects.order_by("pk").values_list("duplicates", flat=True)
+    assert list(duplicates) == [0, 1, 2]

@@ -264,18 +264,13 @@ def sequencer_plans(first_delivery: int) -> list[str]:
         StatusEvent.objects.order_by("-id").values_list("channel__phone_number_id", "wamid")[:2000]
     )
     statuses = sequencer.LookupKeys(
-        channels={c for c, _ in newest},
-        wamids=set(),
-        statuses={w for _, w in newest},
-        participants=set(),
-        conversations=set(),
+        wamids=set(), statuses=set(newest), participants=set(), conversations=set()
     )
     absent = sequencer.LookupKeys(
-        channels=keys.channels,
-        wamids={w + "-new" for w in keys.wamids},
-        statuses={w + "-new" for w in keys.wamids},
+        wamids={(n, w + "-new") for n, w in keys.wamids},
+        statuses={(n, w + "-new") for n, w in keys.wamids},
         participants={k + "0" for k in keys.participants},
-        conversations={k + "0" for k in keys.conversations},
+        conversations={(n, k + "0") for n, k in keys.conversations},
     )
     lines: list[str] = []
     lines += explain("pending deliveries (none pending)", sequencer.pending(sequencer.BATCH))
