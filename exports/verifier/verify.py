@@ -382,20 +382,29 @@ def fingerprints(pem: bytes) -> list[str]:
 class Store:
     """What the verifier must remember per file and per entry (the files listed, the members,
     the attachments, the entries met), kept in an SQLite database in a temporary directory, so
-    that its memory does not grow with the bundle. A Python built without sqlite3 keeps them in
-    memory instead, which works the same for any bundle that fits."""
+    that its memory does not grow with the bundle. Where Python has no sqlite3, or no temporary
+    directory can be written, it keeps them in memory: the same checks, for any bundle that
+    fits (`in_memory` says why)."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.TemporaryDirectory(prefix="clientwindow-verify-")
         self.db: Any = None
+        self.folder: Any = None
         self.tables = 0
-        if sqlite3 is not None:
+        self.in_memory = "" if sqlite3 is not None else "this Python has no sqlite3 module"
+        if self.in_memory:
+            return
+        try:
+            self.folder = tempfile.TemporaryDirectory(prefix="clientwindow-verify-")
             path = Path(self.folder.name) / "index.sqlite3"
             self.db = sqlite3.connect(str(path), isolation_level=None)
             # A scratch database, thrown away at the end: no journal, no fsync, one transaction.
             for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):
                 self.db.execute("PRAGMA " + pragma)
             self.db.execute("BEGIN")
+        except (OSError, sqlite3.Error) as exc:
+            self.__exit__()
+            self.db, self.folder = None, None
+            self.in_memory = f"no temporary database could be made ({exc})"
 
     def __enter__(self) -> Store:
         return self
@@ -403,7 +412,8 @@ class Store:
     def __exit__(self, *_: object) -> None:
         if self.db is not None:
             self.db.close()
-        self.folder.cleanup()
+        if self.folder is not None:
+            self.folder.cleanup()
 
     def table(self) -> Table:
         self.tables += 1
@@ -1144,6 +1154,8 @@ def check_self(files: Table) -> None:
 
 def verify(location: Path, pinned: str | None) -> None:
     with Store() as store:
+        if store.in_memory:
+            say(f"note {store.in_memory}: the index of files and entries is kept in memory")
         bundle = open_bundle(location, store)
         say(f"ok   {bundle.description}")
         for name in (MANIFEST, SIGNATURE):

@@ -445,6 +445,19 @@ def test_the_system_python_verifies_without_sqlite3(bundle_zip: Path, tmp_path: 
     )
     code, out = system_verify(bundle_zip, script=script)
     assert code == 0 and "VERIFIED" in out, out
+    assert "note this Python has no sqlite3 module: the index of files and entries is kept" in out
+
+
+def test_it_keeps_its_index_in_memory_where_no_temporary_directory_can_be_made(
+    bundle_zip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(**_: Any) -> Any:
+        raise PermissionError(13, "Permission denied", "/tmp")
+
+    monkeypatch.setattr(verifier.tempfile, "TemporaryDirectory", refused)
+    code, out = run(bundle_zip)
+    assert code == 0 and "VERIFIED" in out, out
+    assert "note no temporary database could be made ([Errno 13] Permission denied" in out
 
 
 def test_it_refuses_a_zip_member_twice(tmp_path: Path) -> None:
