@@ -170,12 +170,20 @@ def decorate(
     """Rows for `messages` (of one conversation) with what happened to them afterwards, and
     their evidence. With `upto`, only what was sealed before ledger seq `upto` is used: exports
     show the archive exactly as of the checkpoint they prove against (exports/source.py)."""
+    return decorate_in_channel(conversation.channel_id, messages, upto=upto)
+
+
+def decorate_in_channel(
+    channel: int, messages: list[Message], *, upto: int | None = None
+) -> list[Row]:
+    """`decorate` for messages of any conversations of one channel, in the same statements:
+    a wamid is unique within its channel, so what happened to each is found as for one
+    conversation (exports read many short conversations this way, exports/source.py)."""
     rows = [Row(m) for m in messages]
     if not rows:
         return rows
     by_wamid = {row.message.wamid: row for row in rows}
     by_id = {row.message.pk: row for row in rows}
-    channel = conversation.channel_id
     sealed = Q(entry_id__lt=upto) if upto is not None else Q()
     _annotations(channel, by_wamid, sealed)
     _statuses(channel, by_wamid, sealed)

@@ -74,3 +74,56 @@ def test_a_conversation_is_read_chunk_by_chunk_without_a_last_empty_read(
             if q["sql"].startswith('SELECT "messaging_message"."id"') and " LIMIT " in q["sql"]
         ]
         assert len(reads) == -(-len(whole) // chunk) + (len(whole) % chunk == 0), (chunk, reads)
+
+
+def shown(row: Any) -> tuple[Any, ...]:
+    """Everything decorate() gave a row, by primary key where it is a record."""
+
+    def pk(item: Any) -> Any:
+        return None if item is None else item.pk
+
+    return (
+        row.message.pk,
+        row.sender_name,
+        row.status,
+        [pk(s) for s in row.statuses],
+        [pk(m) for m in row.reactions],
+        [pk(m) for m in row.edits],
+        pk(row.revoked),
+        pk(row.quoted),
+        pk(row.attachment),
+        row.checkpoint,
+        row.imported,
+        [pk(i) for i in row.linked_imports],
+    )
+
+
+def test_short_conversations_are_read_together_as_each_alone(
+    rich: Rich, make_source: Any, monkeypatch: Any
+) -> None:
+    """Conversations shorter than a chunk are read a group at a time (one statement for their
+    messages, one decorate per channel): the parts and every row are what each conversation read
+    on its own gives, in far fewer statements."""
+    source = make_source(Scope.for_search({"date_from": "2000-01-01"}))
+
+    def read() -> tuple[list[Any], int]:
+        with CaptureQueriesContext(connection) as captured:
+            parts = [
+                (p.conversation.pk, p.count, p.name, [shown(r) for r in p.rows()])
+                for p in source.parts()
+            ]
+        return parts, len(captured.captured_queries)
+
+    together, statements = read()
+    monkeypatch.setattr(source_module, "_together", lambda stats: ([s] for s in stats))
+    alone, alone_statements = read()
+    assert together == alone
+    assert len(together) > 3 and sum(len(rows) for *_, rows in together) > len(together)
+    assert statements < alone_statements / 2, (statements, alone_statements)
+
+
+def test_a_group_is_never_longer_than_a_chunk() -> None:
+    stats = [{"n": n} for n in (3, 200, 250, 60, 500, 1, 1, 499, 7)]
+    groups = [[s["n"] for s in group] for group in source_module._together(stats)]
+    assert groups == [[3, 200, 250], [60], [500], [1, 1], [499], [7]]
+    assert [n for group in groups for n in group] == [s["n"] for s in stats]
