@@ -31,7 +31,8 @@ Time here (2 cores shared with five other runs): the archive builds at 250-600 m
 through the sequencer; a bundle without the PDF at 7-40 messages/s, most of it a fixed ~30 ms per
 conversation per format pass (every writer re-reads and decorates its rows) plus the EML and RSMF
 writers; since short conversations are read together (exports/source.py) the 6,000-message
-bundle takes a third of that time (docs/EXPORTS.md). The default run takes about 40 minutes at that load. The documented 1M run,
+bundle takes a third of that time (docs/EXPORTS.md). The default run takes about 40 minutes at
+that load. The documented 1M run,
 `BENCH_BUNDLE_MESSAGES=1000000 BENCH_BUNDLE_SIZES=1000000`, builds for ~30 minutes and exports
 for ~7 hours; `BENCH_BUNDLE_ZIP_MEMBERS=1000000 ... -k nested_zip` measures the million-file
 part alone in ~10 minutes. Figures: docs/EXPORTS.md.
