@@ -360,7 +360,8 @@ def existing_queries(channels: dict[str, Channel], keys: LookupKeys) -> dict[str
     Messages, statuses and conversations are unique per channel, so each lookup names the
     batch's channels too: the (channel, ...) unique indexes then seek to every key, where a
     wamid or key alone can only be found by reading those indexes whole (growing with the
-    archive). Keys go as one array parameter each (= ANY), not thousand-placeholder IN lists."""
+    archive). Keys go as array parameters (`_pairs`, `_any`), not thousand-placeholder IN
+    lists."""
     ids = {number: channel.pk for number, channel in channels.items()}
     queries: dict[str, QuerySet[Any]] = {}
     # a message's wamid is looked up among messages, a status's among statuses: a batch of
