@@ -592,7 +592,7 @@ class Member:
 
 
 # The longest central directory record: its fixed part and three fields of up to 65,535 bytes.
-LONGEST = 46 + 3 * MAX16
+LONGEST = CENTRAL.size + 3 * MAX16
 
 
 class Zip:
@@ -841,14 +841,14 @@ def field(item: dict[str, Any], key: str, kind: type, what: str) -> Any:
 class Tally:
     """What the entries proved so far, and the message that the annotations after it annotate."""
 
-    def __init__(self, size: int, redacted: bool = False, seen: Seqs | None = None) -> None:
+    def __init__(self, redacted: bool = False, seen: Seqs | None = None) -> None:
         self.entries, self.messages, self.contents, self.withheld = 0, 0, 0, 0
         self.redacted = redacted  # only a redacted (subject access) export may withhold
         self.seen = Seqs(None, "") if seen is None else seen  # the entries met, on disk
         self.message, self.wamid = -1, b""
 
     def first_time(self, seq: int) -> bool:
-        """Whether `seq` (0 <= seq < size) is met for the first time; it is met now."""
+        """Whether `seq` is met for the first time; it is met now."""
         return self.seen.add(seq)
 
 
@@ -1024,7 +1024,7 @@ def check_entries(
     store: Store,
 ) -> Tally:
     scope = as_dict(export.get("scope"), "the export's scope")
-    tally = Tally(size, redacted=scope.get("redact_others") is True, seen=store.seqs())
+    tally = Tally(redacted=scope.get("redact_others") is True, seen=store.seqs())
     for item in manifest.section("entries"):
         check_entry(item, size, root, tally, media)
     for _, left in media.items():

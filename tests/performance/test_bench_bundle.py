@@ -265,38 +265,40 @@ def peak_code(body: str) -> str:
     )
 
 
-def run_verify(path: Path) -> tuple[int, float, int, str]:
-    """verify.py under the system python3: exit code, seconds, peak RSS (KiB), its report."""
-    code = peak_code(
-        "import runpy, sys\n"
-        "sys.argv = sys.argv[1:]\n"
-        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-        "except SystemExit as exit:\n    status = exit.code"
-    )
+# verify.py run as `python3 verify.py …` would run it, its exit status kept for peak_code
+VERIFY_PY = (
+    "import runpy, sys\n"
+    "sys.argv = sys.argv[1:]\n"
+    "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    "except SystemExit as exit:\n    status = exit.code"
+)
+
+
+def system_python(body: str, *args: str) -> tuple[int, float, int, str]:
+    """`body` under the system python3 with `args`: exit status, seconds, peak RSS (KiB), its
+    standard output."""
     began = time.perf_counter()
     done = subprocess.run(
-        [
-            "/usr/bin/python3",
-            "-I",
-            "-c",
-            code,
-            str(VERIFY),
-            str(path),
-            "--key",
-            verifier_key_text(),
-        ],
-        capture_output=True,
-        text=True,
+        ["/usr/bin/python3", "-I", "-c", peak_code(body), *args], capture_output=True, text=True
     )
     spent = time.perf_counter() - began
+    assert done.returncode == 0, done.stderr[-2000:]  # the child itself, not `body`'s status
     status, rss = done.stderr.split()[-2:]
     return int(status), spent, int(rss), done.stdout
+
+
+def run_verify(
+    path: Path, key: str | None = None, script: Path = VERIFY
+) -> tuple[int, float, int, str]:
+    """verify.py (or `script`) under the system python3, pinned to `key` (the archive's by
+    default): exit code, seconds, peak RSS (KiB), its report."""
+    return system_python(VERIFY_PY, str(script), str(path), "--key", key or verifier_key_text())
 
 
 def run_bare_zip(path: Path, copy: Path) -> tuple[float, int]:
     """The ceiling: the bundle's members, read and deflated into a new ZIP by zipfile, with
     nothing rendered or proved (seconds, peak RSS in KiB)."""
-    code = peak_code(
+    body = (
         "import shutil, sys, zipfile\n"
         "with zipfile.ZipFile(sys.argv[1]) as src, zipfile.ZipFile(sys.argv[2], 'x',"
         " zipfile.ZIP_DEFLATED, allowZip64=True) as dst:\n"
@@ -305,13 +307,8 @@ def run_bare_zip(path: Path, copy: Path) -> tuple[float, int]:
         "            shutil.copyfileobj(i, o, 1 << 20)\n"
         "status = 0"
     )
-    began = time.perf_counter()
-    done = subprocess.run(
-        ["/usr/bin/python3", "-I", "-c", code, str(path), str(copy)], capture_output=True, text=True
-    )
-    spent = time.perf_counter() - began
-    assert done.returncode == 0, done.stderr[-2000:]
-    return spent, int(done.stderr.split()[-1])
+    _, spent, rss, _ = system_python(body, str(path), str(copy))
+    return spent, rss
 
 
 # --------------------------------------------------------------------------- the benchmark

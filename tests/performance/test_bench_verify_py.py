@@ -23,39 +23,32 @@ docs/SCALE.md §7o.
 
 import base64
 import hashlib
-import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archive import signing
 from archive.checkpoints import checkpoint_body
+from archive.envelope import Fact, build_envelope, commitment
 from archive.merkle import InMemoryTree, inclusion_proof, leaf_hash
 from exports import bundle
 from tests.performance.conftest import Figure, record, say, seconds, table
-from tests.performance.test_bench_bundle import peak_code
+from tests.performance.test_bench_bundle import run_verify, system_python
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY = ROOT / "exports" / "verifier" / "verify.py"
 SIZES = [int(n) for n in os.environ.get("BENCH_VERIFY_MESSAGES", "1000,10000,100000").split(",")]
 KEY_NAME = "bench.clientwindow.local/ledger"
 MIME = "application/pdf"
+SEALED_AT = datetime(2026, 12, 5, tzinfo=UTC)
 
 
 def content(kind: str, seq: int) -> bytes:
     return hashlib.shake_256(f"{kind}-{seq}".encode()).digest(64)
-
-
-def disclosed(name: str, seq: int, value: bytes) -> tuple[dict[str, str], str]:
-    """A content as the manifest discloses it, and the commitment its envelope holds."""
-    salt = hashlib.sha256(f"salt-{name}-{seq}".encode()).digest()
-    tag = b"clientwindow:" + name.encode() + b"\x00"
-    commitment = hashlib.sha256(tag + salt + value).hexdigest()
-    return {"salt": salt.hex(), "content": base64.b64encode(value).decode()}, commitment
 
 
 def attachment(seq: int) -> bytes:
@@ -63,33 +56,36 @@ def attachment(seq: int) -> bytes:
 
 
 def entry(seq: int) -> tuple[bytes, dict[str, object]]:
-    """Entry `seq`: its envelope and its manifest item, without the proof. Even seqs are
-    messages, each followed by the media file its attachment is."""
+    """Entry `seq`: its envelope as the ledger builds it and its manifest item, without the
+    proof. Even seqs are messages, each followed by the media file its attachment is."""
     if seq % 2 == 0:
-        contents = {
-            "wamid": disclosed("wamid", seq, b"wamid.bench-%d" % seq),
-            "text": disclosed("text", seq, content("text", seq)),
-        }
-        body = {"v": 1, "seq": seq, "kind": "message.received"}
+        contents = {"wamid": b"wamid.bench-%d" % seq, "text": content("text", seq)}
+        fact = Fact("message.received", {}, contents)
         item: dict[str, object] = {"role": "message", "message_seq": seq}
     else:
         data = attachment(seq)
-        contents = {"sha256": disclosed("sha256", seq, hashlib.sha256(data).digest())}
-        body = {"v": 1, "seq": seq, "kind": "media.file", "size": len(data), "mime_type": MIME}
+        contents = {"sha256": hashlib.sha256(data).digest()}
+        fact = Fact("media.file", {"size": len(data), "mime_type": MIME}, contents)
         item = {"role": "media"}
-    body.update({f"commit.{name}": commitment for name, (_, commitment) in contents.items()})
-    envelope = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    salts = {name: hashlib.sha256(f"salt-{name}-{seq}".encode()).digest() for name in contents}
+    commits = {name: commitment(name, salts[name], value) for name, value in contents.items()}
+    envelope = build_envelope(seq, fact, SEALED_AT, commits)
     item.update(
         seq=seq,
-        kind=body["kind"],
+        kind=fact.kind,
         envelope=envelope.decode(),
         leaf_hash=leaf_hash(envelope).hex(),
-        contents={name: shown for name, (shown, _) in contents.items()},
+        contents={
+            name: {"salt": salts[name].hex(), "content": base64.b64encode(value).decode()}
+            for name, value in contents.items()
+        },
     )
     return envelope, item
 
 
 def write_bundle(path: Path, messages: int, key: Ed25519PrivateKey) -> None:
+    """The bundle as exports/bundle.py lays it out, through its own writers (the ZIP stream,
+    the listing of every file, the manifest's sections), from these synthetic entries."""
     size = 2 * messages
     tree = InMemoryTree(leaf_hash(entry(seq)[0]) for seq in range(size))
     root = tree.root()
@@ -98,33 +94,38 @@ def write_bundle(path: Path, messages: int, key: Ed25519PrivateKey) -> None:
     )
     public = key.public_key()
     verifier_key = signing.verifier_for(KEY_NAME, public).verifier_key
-    files: list[dict[str, object]] = []
     with bundle.zip_stream(path) as target:
-
-        def put(name: str, data: bytes) -> None:
-            with target.open(name) as out:
-                out.write(data)
-            files.append({"name": name, "size": len(data), "sha256": sha(data)})
-
-        put("checkpoint.note", note.encode())
-        put("public-key.pem", signing.public_key_pem(public).encode())
-        put("verifier-key.txt", (verifier_key + "\n").encode())
-        put("verify.py", VERIFY.read_bytes())
+        listing = bundle._Listing(target, "")
+        fixed = {
+            "checkpoint.note": note.encode(),
+            "public-key.pem": signing.public_key_pem(public).encode(),
+            "verifier-key.txt": (verifier_key + "\n").encode(),
+            "verify.py": VERIFY.read_bytes(),
+        }
         attachments = []
         for seq in range(1, size, 2):
             data = attachment(seq)
             name = f"attachments/{sha(data)}.pdf"
-            put(name, data)
+            fixed[name] = data
             attachments.append(
-                {"file": name, "sha256": sha(data), "seq": seq, "mime_type": MIME, "size": 64}
+                {
+                    "file": name,
+                    "sha256": sha(data),
+                    "seq": seq,
+                    "mime_type": MIME,
+                    "size": len(data),
+                }
             )
+        for name, data in fixed.items():
+            with listing.open(name) as out:
+                out.write(data)
         header = {
             "format": bundle.FORMAT,
             "version": bundle.VERSION,
             "export": {
                 "id": f"bench-{messages}",
                 "scope": {},
-                "counts": {"messages": messages, "attachments": messages, "files": len(files)},
+                "counts": {"messages": messages, "attachments": messages, "files": listing.count},
             },
             "checkpoint": {
                 "tree_size": size,
@@ -134,54 +135,29 @@ def write_bundle(path: Path, messages: int, key: Ed25519PrivateKey) -> None:
                 "timestamp": None,
             },
         }
-        manifest = "".join(manifest_lines(header, files, attachments, tree, size)).encode()
-        with target.open(bundle.MANIFEST) as out:
-            out.write(manifest)
-        body = f"{bundle.SIGNATURE_TITLE}\n{header['export']['id']}\n{sha(manifest)}\n"
+        listed = ({"name": f.name, "size": f.size, "sha256": f.sha256} for f in listing.records())
+        with listing.open(bundle.MANIFEST) as out:
+            out.write((bundle.dumps(header)[:-1] + ",\n").encode())
+            bundle._section(out, "files", listed)
+            bundle._section(out, "attachments", attachments)
+            bundle._section(out, "entries", proved(tree, size), last=True)
+        body = f"{bundle.SIGNATURE_TITLE}\n{header['export']['id']}\n{listing.files[-1].sha256}\n"
         with target.open(bundle.SIGNATURE) as out:
             out.write(signing.sign_note(body, KEY_NAME, key).encode())
 
 
-def manifest_lines(
-    header: dict[str, object],
-    files: list[dict[str, object]],
-    attachments: list[dict[str, object]],
-    tree: InMemoryTree,
-    size: int,
-) -> Iterator[str]:
-    """manifest.json as exports/bundle.py lays it out: a header line, then one item a line."""
-    yield bundle.dumps(header)[:-1] + ",\n"
-    yield '"files":[\n' + ",\n".join(bundle.dumps(f) for f in files) + "\n],\n"
-    yield '"attachments":[\n' + ",\n".join(bundle.dumps(a) for a in attachments) + "\n],\n"
-    yield '"entries":[\n'
+def proved(tree: InMemoryTree, size: int) -> Iterator[dict[str, object]]:
+    """Every entry's manifest item with its inclusion proof, in seq order."""
     for seq in range(size):
         item = entry(seq)[1]
         item["proof"] = [node.hex() for node in inclusion_proof(seq, size, tree.subtree)]
-        yield bundle.dumps(item) + (",\n" if seq < size - 1 else "\n")
-    yield "]}\n"
+        yield item
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_child(body: str, *args: str) -> tuple[int, float, int, str]:
-    """`body` under the system python3 (exit status, seconds, peak RSS in KiB, its output)."""
-    began = time.perf_counter()
-    done = subprocess.run(
-        ["/usr/bin/python3", "-I", "-c", peak_code(body), *args], capture_output=True, text=True
-    )
-    spent = time.perf_counter() - began
-    status, rss = done.stderr.split()[-2:]
-    return int(status), spent, int(rss), done.stdout
-
-
-VERIFY_PY = (
-    "import runpy, sys\n"
-    "sys.argv = sys.argv[1:]\n"
-    "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-    "except SystemExit as exit:\n    status = exit.code"
-)
 BARE = (
     "import hashlib, sys, zipfile\n"
     "with zipfile.ZipFile(sys.argv[1]) as archive:\n"
@@ -209,10 +185,10 @@ def test_verify_py(tmp_path: Path) -> None:
         say(f"== {messages:,} messages: bundle built in {seconds(built)}")
         found = {}
         for label, script in (("verify.py", VERIFY), ("verify.py, index in memory", in_memory)):
-            status, spent, rss, out = run_child(VERIFY_PY, str(script), str(path), "--key", pinned)
+            status, spent, rss, out = run_verify(path, pinned, script)
             assert status == 0 and "VERIFIED" in out, out[-2000:]  # correctness, not speed
             found[label] = (spent, rss)
-        status, bare, bare_rss, out = run_child(BARE, str(path))
+        status, bare, bare_rss, out = system_python(BARE, str(path))
         assert status == 0, out
         (spent, rss), (memory_spent, memory_rss) = found.values()
         rows.append(
