@@ -138,7 +138,8 @@ def ordered_ids(
     beyond = cursor.sent_at if cursor is not None else None
     only_undated = cursor is not None and beyond is None and not oldest
     if not only_undated:
-        narrowed = replace(how, filtered=how.filtered.filter(later))
+        in_gin = how.in_gin.filter(later) if how.in_gin is not None else None
+        narrowed = replace(how, filtered=how.filtered.filter(later), in_gin=in_gin)
         phrase = search.phrase_ids(matching, narrowed, oldest, limit + 1, beyond=beyond)
         if phrase is not None:
             return phrase[0], 0

@@ -280,7 +280,10 @@ class Message(AppendOnlyModel):
                 F("id"),
                 name="message_channel_sent",
             ),
-            GinIndex(fields=["search"], name="message_search"),
+            # the words, and the channel beside them (btree_gin), which a phrase in one
+            # channel reads with them in one scan when written as a bigint (messaging 0023,
+            # review/search.py: in_channel); a query without a channel reads its words alone
+            GinIndex(SEARCH_CHANNEL, F("search"), name="message_channel_search"),
             # phrases: the rows where the words stand side by side (messaging 0020)
             GinIndex(WORD_PAIRS, name="message_phrase_pairs"),
             # the media still to fetch (messaging/media.py, every minute, and the health page's

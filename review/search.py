@@ -22,6 +22,7 @@ from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRa
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import (
+    BigIntegerField,
     BooleanField,
     Exists,
     F,
@@ -35,7 +36,7 @@ from django.db.models import (
     TextField,
     Value,
 )
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.forms.models import ModelChoiceIterator
 from django.utils import timezone
 from django.utils.html import escape
@@ -270,14 +271,32 @@ class Results:
 # expression is messaging's SEARCH_CHANNEL, the one message_channel_sent indexes.
 
 
+def in_channel(messages: QuerySet[Message], channel: Any) -> QuerySet[Message]:
+    """`messages` of one channel (a Channel or its id) as the words' GIN index reads it too.
+
+    message_channel_search holds SEARCH_CHANNEL beside the words (btree_gin, messaging 0023),
+    but its operator class compares a bigint with a bigint only: filter_messages writes the
+    channel as an integer, which message_channel_sent serves and the GIN does not, so every
+    plan stays as it was measured; this writes it as a bigint, which the GIN serves, for a
+    phrase's one statement (phrase_ids). Never both in one statement: the planner keeps one of
+    two equal constants, the integer."""
+    pk = Cast(Value(getattr(channel, "pk", channel)), BigIntegerField())
+    return messages.alias(search_channel=SEARCH_CHANNEL).filter(search_channel=pk)
+
+
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def filter_messages(messages: QuerySet[Message], data: dict[str, Any]) -> QuerySet[Message]:
-    """Every filter but the text query (exports reuse this for "the current search")."""
+def filter_messages(
+    messages: QuerySet[Message], data: dict[str, Any], *, gin: bool = False
+) -> QuerySet[Message]:
+    """Every filter but the text query (exports reuse this for "the current search"); `gin`:
+    the channel written for the words' index (in_channel), not for message_channel_sent."""
     messages = messages.exclude(type__in=("reaction", "revoke"))
-    if channel := data.get("channel"):
+    if (channel := data.get("channel")) and gin:
+        messages = in_channel(messages, channel)
+    elif channel:
         messages = messages.alias(search_channel=SEARCH_CHANNEL).filter(
             search_channel=getattr(channel, "pk", channel)
         )
@@ -383,6 +402,10 @@ class Matching:
     phrase: bool = False
     pairs: bool = False
     indexed: QuerySet[Message] | None = None  # what its index gives, unfiltered (planned_rows)
+    # A phrase read from the words' index in a channel: the channel, and the same matches with
+    # the channel written for that index (in_channel), for phrase_ids' one statement
+    channel: Any = None
+    in_gin: QuerySet[Message] | None = None
 
 
 def matching(
@@ -400,7 +423,9 @@ def matching(
     they give, written so that the words' own index is not read too (for "the and", 5.3M rows
     to AND with 0.7M pairs). A phrase without pairs but with a short word is read through its
     long words alone (phrases.long_words; "nakuwou the" at 10M, each span's statement 66.7 ->
-    27.9 ms, docs/SCALE.md §7k), and the whole query checked on their rows."""
+    27.9 ms, docs/SCALE.md §7k), and the whole query checked on their rows. Such a phrase in a
+    channel is also written with its channel for the words' index (Matching.in_gin, in_channel),
+    which phrase_ids reads in one statement when its rows there are few (§7s)."""
     q = (data.get("q") or "").strip()
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
@@ -410,14 +435,26 @@ def matching(
     if not q:
         return filtered, Matching(filtered)
     query = text_query(q)
-    indexed = None
-    if pairs is not None:
-        found, indexed = filtered.filter(pairs, _matched(query)), Message.objects.filter(pairs)
-    elif words is not None:
-        found, indexed = filtered.filter(words, _matched(query)), Message.objects.filter(words)
-    else:
-        found, indexed = filtered.filter(search=query), Message.objects.filter(search=query)
-    how = Matching(filtered, query, phrase=phrase, pairs=pairs is not None, indexed=indexed)
+
+    def found_in(rows: QuerySet[Message]) -> tuple[QuerySet[Message], QuerySet[Message]]:
+        """`rows` narrowed to the query's matches, and what the query's index gives of all."""
+        if pairs is not None:
+            return rows.filter(pairs, _matched(query)), Message.objects.filter(pairs)
+        if words is not None:
+            return rows.filter(words, _matched(query)), Message.objects.filter(words)
+        return rows.filter(search=query), Message.objects.filter(search=query)
+
+    found, indexed = found_in(filtered)
+    channel = data.get("channel") if phrase and pairs is None else None
+    how = Matching(
+        filtered,
+        query,
+        phrase=phrase,
+        pairs=pairs is not None,
+        indexed=indexed,
+        channel=channel or None,
+        in_gin=found_in(filter_messages(messages, data, gin=True))[0] if channel else None,
+    )
     return found, how
 
 
@@ -562,6 +599,15 @@ def _page(
 # read: each span's statement builds the bitmap of every such row (at 10M 14-18 ms for 80,000,
 # "portfolio" 746,000), the walk costs ~21 ms however common the words are (PHRASE_WALK rows).
 PHRASE_WALK_ABOVE = 250_000
+# Rows of the words' index (in the search's channel, when it has one: in_channel) up to which
+# a phrase without pairs is read in one statement over the whole archive, not span by span.
+# Each span builds its words' bitmap again and ANDs it with its channel and time's (53 ms for
+# the 833,054 rows of the second span of "pension could" in channel 3 at 10M), where one
+# statement checks the phrase on each row the index gives (~2 us a row warm): that phrase,
+# 2,214 rows in its channel, 105 -> 32 ms. At 15,000 "gaigou the" (16,285 rows in channel 3,
+# its page in the last four weeks) was read whole, 32 -> 59 ms; at 10,000 and 5,000 the same
+# 20 phrases took the same time. docs/SCALE.md §7s.
+PHRASE_WHOLE_BELOW = 10_000
 
 
 def planned_rows(rows: QuerySet[Message]) -> float:
@@ -673,9 +719,12 @@ def phrase_ids(
     Walked first (the newest `how.filtered` messages, in order) when the planner expects its
     words in more than PHRASE_WALK_ABOVE rows; else, or when the walk falls short, span by span
     (_phrase_matches), a pair's first span sized to hold the page PAIRS_SPAN_MARGIN times over
-    (its rows are nearly its matches) rather than four weeks. `beyond`: the time the spans
-    start from instead of the archive's edge (the API's cursor; `messages` and `how.filtered`
-    already hold only what comes after it)."""
+    (its rows are nearly its matches) rather than four weeks. A phrase without pairs whose
+    words the planner expects in at most PHRASE_WHOLE_BELOW rows, in the whole archive or in
+    its channel, is one span: the whole archive, its channel read from the words' index with
+    them (`how.in_gin`). `beyond`: the time the spans start from instead of the archive's edge
+    (the API's cursor; `messages`, `how.filtered` and `how.in_gin` already hold only what
+    comes after it)."""
     query = how.query
     indexed = how.indexed if query is not None and how.phrase else None
     if query is None or indexed is None:
@@ -687,7 +736,15 @@ def phrase_ids(
     first = walked(how.filtered, query, oldest, want) if common else None
     if first is not None:
         return first, None
-    spans = _phrase_matches(messages, oldest, want, rows if how.pairs else None, beyond=beyond)
+    channelled = in_channel(indexed, how.channel) if how.channel is not None else None
+    whole = not how.pairs and (
+        rows <= PHRASE_WHOLE_BELOW
+        or (channelled is not None and planned_rows(channelled) <= PHRASE_WHOLE_BELOW)
+    )
+    if whole and how.in_gin is not None:
+        messages = how.in_gin
+    pairs_rows = rows if how.pairs else None
+    spans = _phrase_matches(messages, oldest, want, pairs_rows, beyond=beyond, whole=whole)
     return spans.ids, spans
 
 
@@ -698,6 +755,7 @@ def _phrase_matches(
     pairs_rows: float | None = None,
     *,
     beyond: datetime | None = None,
+    whole: bool = False,
 ) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
     time (the last four weeks, then a span grown by what it lacked, … then everything).
@@ -721,7 +779,7 @@ def _phrase_matches(
     if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
         edge["first" if oldest else "last"] = beyond
     with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`
-        found, whole = _spans(messages, edge, oldest, want, pairs_rows)
+        found, whole = _spans(messages, edge, oldest, want, pairs_rows, whole)
         ids = _in_order(messages, found, oldest, want, whole)
     return Spans(ids, len(found), whole)
 
@@ -732,6 +790,7 @@ def _spans(
     oldest: bool,
     want: int,
     pairs_rows: float | None,
+    at_once: bool = False,
 ) -> tuple[list[tuple[int, Any]], bool]:
     """The (id, sent_at) of the matches in the spans read until they hold `want` or the whole
     archive, and whether they did reach the whole archive (_phrase_matches); having reached it,
@@ -742,6 +801,8 @@ def _spans(
     span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
     if pairs_rows:  # the share of the archive's time that should hold `want` of them
         span = max(min(span, archive * PAIRS_SPAN_MARGIN * want / pairs_rows), PAIRS_SHORTEST_SPAN)
+    if at_once:
+        span = archive
     found: list[tuple[int, Any]] = []
     while True:
         whole = archive <= span

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from messaging.models import Message
+from messaging.models import Channel, Message
 from review import search, transcript
 from review.models import AccessEvent
 from tests.api.conftest import World, api
@@ -256,6 +256,7 @@ def test_a_calls_spans_start_at_its_cursor(
     )
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", 10**9)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)  # span by span, however rare
     client, query = api(reviewer), {"q": '"portfolio note" -urgent', "limit": "2"}
 
     def span_statements(params: dict[str, str]) -> tuple[Any, int]:
@@ -269,3 +270,28 @@ def test_a_calls_spans_start_at_its_cursor(
     after = first["results"][-1]["id"]
     second, spans = span_statements({**query, "after": str(after)})
     assert spans == 1 and len(second["results"]) == 2
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_read_in_one_statement_in_a_channel_pages_from_its_cursor(
+    notes: World, reviewer: Any, monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:
+    """A rare phrase in a channel is one statement (its channel read from the words' index,
+    search.in_channel) through the API too, each call's from its cursor: the plain ordered
+    statement's hits, whatever the page size, and a message of another channel never."""
+    other = Channel.objects.create(name="Branch", phone_number_id="400500600")
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", 10**9)
+    q = '"portfolio note" -urgent'
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    plain = Message.objects.filter(search=search.text_query(q), channel=notes.channel).exclude(
+        type__in=["reaction", "revoke"]
+    )
+    expected = list(plain.order_by(*order).values_list("id", flat=True))
+    assert len(expected) > 7
+    query = {"q": q, "sort": sort, "channel": str(notes.channel.pk)}
+    with CaptureQueriesContext(connection) as captured:
+        for limit in (2, 7):
+            assert api_ids(reviewer, query, limit) == expected
+    spans = [c["sql"] for c in captured.captured_queries if '"sent_at" AS "sent_at"' in c["sql"]]
+    assert spans and all("::bigint" in sql for sql in spans)
+    assert not api_ids(reviewer, {**query, "channel": str(other.pk)}, 2)

@@ -7,7 +7,9 @@ slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.
     python -m tests.performance.archive_scale stop 10M
 
 N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
-BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN).
+BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN),
+BENCH_PHRASE_WHOLE_BELOW another bound for reading a phrase in one statement
+(search.PHRASE_WHOLE_BELOW).
 BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
 limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
@@ -36,6 +38,8 @@ from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
 def main(n: int) -> None:
     if days := os.environ.get("BENCH_PHRASE_FIRST_SPAN_DAYS"):
         search.PHRASE_FIRST_SPAN = timedelta(days=float(days))
+    if whole := os.environ.get("BENCH_PHRASE_WHOLE_BELOW"):
+        search.PHRASE_WHOLE_BELOW = int(whole)
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return

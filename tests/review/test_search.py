@@ -236,14 +236,17 @@ def test_a_last_page_knows_its_total_and_any_other_asks_for_it_afterwards(
     assert (ranked.total, ranked.capped, ranked.has_next) == (matching, False, True)
 
 
+@pytest.mark.parametrize("whole_below", [-1, 10**9])
 @pytest.mark.parametrize("sort", ["newest", "oldest"])
 @pytest.mark.parametrize("q", ['"bond fund"', '"the bond"', '"see"', "a-b"])
 def test_it_finds_a_phrase_span_by_span_in_the_plain_order(
-    words: Any, monkeypatch: pytest.MonkeyPatch, q: str, sort: str
+    words: Any, monkeypatch: pytest.MonkeyPatch, q: str, sort: str, whole_below: int
 ) -> None:
-    """Read a span of time at a time, a phrase's hits are those of the plain ordered statement."""
+    """Read a span of time at a time, or in one statement (its words in at most
+    PHRASE_WHOLE_BELOW rows), a phrase's hits are those of the plain ordered statement."""
     monkeypatch.setattr(search, "PAGE_SIZE", 2)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(seconds=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", whole_below)
     plain = Message.objects.filter(search=search.text_query(q))
     order = transcript.ASC if sort == "oldest" else transcript.DESC
     visible = plain.exclude(type__in=["reaction", "revoke"]).order_by(*order)
@@ -282,16 +285,18 @@ def test_a_phrase_whose_spans_reach_the_whole_archive_is_counted_by_them(
         assert not [c for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
 
 
-def pages_of_twelve(q: str, sort: str) -> Iterator[tuple[dict[str, Any], Any, list[str]]]:
+def pages_of_twelve(
+    q: str, sort: str, **filters: Any
+) -> Iterator[tuple[dict[str, Any], Any, list[str]]]:
     """The four pages of three of a query with twelve matches, each with the statements it ran,
     its hits checked against the plain ordered statement's (what every way of reading it must
-    give)."""
+    give). `filters`: more of the search's data (its channel), which must not change them."""
     order = transcript.ASC if sort == "oldest" else transcript.DESC
     plain = Message.objects.filter(search=search.text_query(q)).order_by(*order)
     expected = list(plain.values_list("id", flat=True))
     assert len(expected) == 12
     for page in range(1, 5):
-        data = {"q": q, "sort": sort, "page": page}
+        data = {"q": q, "sort": sort, "page": page, **filters}
         with CaptureQueriesContext(connection) as captured:
             results = search.search(Message.objects.all(), data)
         assert [h.message.pk for h in results.hits] == expected[(page - 1) * 3 : page * 3]
@@ -328,6 +333,7 @@ def test_a_phrases_spans_run_with_the_search_work_mem(
     10M), and no other statement of the page has it."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)  # span by span, however rare
     q = '"the portfolio"'
     assert search.phrase_pairs(q) is None
     with work_mem_seen(lambda sql: '"messaging_message"."sent_at" AS "sent_at"' in sql) as seen:
@@ -349,6 +355,7 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK", 1)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)  # span by span, however rare
     q = '"the portfolio"'
     assert search.phrase_pairs(q) is None
     messages, _ = search.matching(Message.objects.all(), {"q": q})
@@ -364,6 +371,32 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
             assert results.total == 12 and not results.capped
         counting.append(results.counting)
     assert counting[0] and not counting[-1]  # the first page from a span, the last from all
+
+
+@pytest.mark.parametrize("channel", [False, True])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_whose_words_are_rare_is_read_in_one_statement(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, channel: bool
+) -> None:
+    """Its words in at most PHRASE_WHOLE_BELOW rows (in its channel, when it has one), a phrase
+    without pairs is one statement over the whole archive, however far apart its matches (an
+    hour's first span would have read it span by span): every match seen, so each page knows
+    its total and nothing is counted afterwards, and its hits are the plain ordered statement's.
+    Its channel is written as a bigint, which the words' GIN index reads with them
+    (in_channel), and nowhere as the integer that would replace it (the planner keeps one of
+    two equal constants)."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", 10**9)
+    q = '"the portfolio"'
+    assert search.phrase_pairs(q) is None
+    filters = {"channel": portfolios.channel} if channel else {}
+    for _, results, statements in pages_of_twelve(q, sort, **filters):
+        spans = [sql for sql in statements if '"sent_at" AS "sent_at"' in sql]
+        assert len(spans) == 1 and '"sent_at" >=' not in spans[0] and '"sent_at" <=' not in spans[0]
+        assert ("::bigint" in spans[0]) == channel and "+ 0) = %s" not in spans[0]
+        assert not [sql for sql in statements if "COUNT(*)" in sql]
+        assert (results.total, results.capped, results.counting) == (12, False, False)
 
 
 @pytest.mark.parametrize("common", [False, True])

@@ -113,3 +113,33 @@ def test_the_channel_filter_still_filters(skewed: tuple[Channel, Channel]) -> No
             results = search.search(Message.objects.all(), data)
             assert search.count(Message.objects.all(), data) == count
             assert {hit.message.channel_id for hit in results.hits} == {channel.pk}
+
+
+def test_a_rare_phrase_in_a_channel_reads_the_channel_with_its_words(
+    skewed: tuple[Channel, Channel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phrase read in one statement (search.PHRASE_WHOLE_BELOW) has its channel written as a
+    bigint (search.in_channel), which the words' GIN index (messaging 0023, btree_gin) can read
+    with them; the integer filter_messages writes it cannot, since btree_gin's operator class
+    has no operator for a bigint and an integer, so every other search's plan stays as
+    measured. (Twenty rows are read from message_channel_sent however the channel is written;
+    the benchmark at 10M shows the GIN's plan.) Its hits are the channel's own, and the page
+    knows its total."""
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", 10**9)
+    _, small = skewed
+    data = {"channel": small, "q": '"report number"'}
+    found, how = search.matching(Message.objects.all(), data)
+    assert how.in_gin is not None
+    assert "::bigint" in str(how.in_gin.query) and "::bigint" not in str(found.query)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT o.amopopr::regoperator::text FROM pg_index i"
+            " JOIN pg_opclass c ON c.oid = i.indclass[0]"
+            " JOIN pg_amop o ON o.amopfamily = c.opcfamily"
+            " WHERE i.indexrelid = 'message_channel_search'::regclass"
+        )
+        operators = {row[0] for row in cursor.fetchall()}
+    assert "=(bigint,bigint)" in operators and "=(bigint,integer)" not in operators
+    results = search.search(Message.objects.all(), {**data, "page": 1})
+    assert {hit.message.channel_id for hit in results.hits} == {small.pk}
+    assert (results.total, results.counting) == (20, False)
