@@ -16,7 +16,7 @@ on PostgreSQL that adding them never changes what a query finds.
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 # A tsquery as PostgreSQL prints it: quoted lexemes ('' and \\ escaped inside, then an optional
@@ -148,32 +148,49 @@ def pairs(tsquery: str) -> list[str]:
 
 def pairs_query(tsquery: str) -> str | None:
     """`pairs` as a tsquery (each pair a quoted lexeme, ANDed), or None when there are none."""
-    return _all_of(pairs(tsquery))
+    return all_of(pairs(tsquery))
 
 
-def long_words(tsquery: str) -> list[str]:
-    """The words longer than SHORT that every match of `tsquery` holds, when it requires a short
-    word too; else none. For a phrase that implies no pair ("nakuwou the").
+def _required_words(tsquery: str) -> list[str]:
+    """The words of the phrases (and plain words) every match of `tsquery` must hold."""
+    root = _Parser(tsquery).parse()
+    required = _required(root) if root is not None else []
+    return [word for part in required for word in _phrase_words(part) or []]
+
+
+def short_words(tsquery: str) -> list[str]:
+    """The words of at most SHORT characters every match of `tsquery` holds: what long_words
+    leaves out unless they are `rare`."""
+    return list(dict.fromkeys(w for w in _required_words(tsquery) if len(w) <= SHORT))
+
+
+def long_words(tsquery: str, rare: Collection[str] = ()) -> list[str]:
+    """The words longer than SHORT that every match of `tsquery` holds, and its short words that
+    are `rare`, when it requires a short word that is not; else none. For a phrase that implies
+    no pair ("nakuwou the").
 
     Such a phrase is found through its words' index (messaging's GIN on `search`), which reads
     the posting list of every word the query names: at 10M messages the short word's ("the",
     half the archive) was 6,019 pages, 51-57 ms of each statement, where the long word's own
-    was 414 (docs/SCALE.md §7k). The long words alone are a necessary condition (they come, as
-    the pairs do, only from what the query requires: its top-level AND, never under OR or NOT),
-    and the query itself is checked on the rows they give."""
-    root = _Parser(tsquery).parse()
-    required = _required(root) if root is not None else []
-    words = [word for part in required for word in _phrase_words(part) or []]
-    if all(len(word) > SHORT for word in words):
+    was 414 (docs/SCALE.md §7k). A short word is most often a frequent one, but not always (a
+    name, a number: "gubu", 32,481 rows at 10M, where "adviser" has 142,093): the caller says
+    which are `rare` (review.search asks the planner), and they are kept. These words are a
+    necessary condition (they come, as the pairs do, only from what the query requires: its
+    top-level AND, never under OR or NOT), and the query itself is checked on the rows they
+    give."""
+    words = _required_words(tsquery)
+    kept = [word for word in words if len(word) > SHORT or word in rare]
+    if len(kept) == len(words):
         return []  # no short word the index would read in vain
-    return list(dict.fromkeys(word for word in words if len(word) > SHORT))
+    return list(dict.fromkeys(kept))
 
 
-def long_words_query(tsquery: str) -> str | None:
+def long_words_query(tsquery: str, rare: Collection[str] = ()) -> str | None:
     """`long_words` as a tsquery (ANDed), or None when there are none."""
-    return _all_of(long_words(tsquery))
+    return all_of(long_words(tsquery, rare))
 
 
-def _all_of(lexemes: list[str]) -> str | None:
+def all_of(lexemes: list[str]) -> str | None:
+    """`lexemes` as a tsquery, each quoted, ANDed; None for none."""
     quoted = ["'" + x.replace("\\", "\\\\").replace("'", "''") + "'" for x in lexemes]
     return " & ".join(quoted) or None

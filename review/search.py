@@ -366,6 +366,21 @@ def phrase_pairs(q: str) -> Func | None:
     return _holds(WORD_PAIRS, phrases.pairs_query(_parsed(q)))
 
 
+# A short word the planner expects in at most this many rows is read from the words' index with
+# the long words (phrases.long_words): its posting list costs little ("gubu", 32,481 rows at
+# 10M), and the rows holding both are far fewer than the long word's ("adviser gubu" in
+# channel 2: 185 -> 30 ms, 418 before Every.rest). Frequent ones ("we" 2.4M rows, "week"
+# 0.75M) are left out.
+PHRASE_RARE_SHORT = 100_000
+
+
+def _rare(word: str) -> bool:
+    """Whether the planner expects `word` in at most PHRASE_RARE_SHORT messages."""
+    return planned_rows(Message.objects.filter(_holds(F("search"), phrases.all_of([word])))) <= (
+        PHRASE_RARE_SHORT
+    )
+
+
 def _parsed(q: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT websearch_to_tsquery('simple', %s)::text", [q])
@@ -430,7 +445,10 @@ def matching(
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
-    words = _holds(F("search"), phrases.long_words_query(parsed)) if phrase and not pairs else None
+    words = None
+    if phrase and not pairs:
+        rare = [word for word in phrases.short_words(parsed) if _rare(word)]
+        words = _holds(F("search"), phrases.long_words_query(parsed, rare))
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
@@ -608,6 +626,13 @@ PHRASE_WALK_ABOVE = 250_000
 # its page in the last four weeks) was read whole, 32 -> 59 ms; at 10,000 and 5,000 the same
 # 20 phrases took the same time. docs/SCALE.md §7s.
 PHRASE_WHOLE_BELOW = 10_000
+# A row of a phrase's index checked on the heap costs about this many rows of a span's bitmap
+# of its channel's time (at 10M ~2 us against ~65 ns: "pension could" checked 2,214 rows in
+# 5 ms, its second span's bitmap of 833,054 rows took 53 ms): after a first span that fell
+# short, the rest is read at once when that is cheaper (Every.rest). "adviser gubu" in channel
+# 2 (16 matches) read 145,373 rows of its long word three times, ANDed with bitmaps of up to
+# 1,695,879 rows of its channel's time.
+PHRASE_CHECK_OVER_BITMAP = 30
 
 
 def planned_rows(rows: QuerySet[Message]) -> float:
@@ -736,16 +761,42 @@ def phrase_ids(
     first = walked(how.filtered, query, oldest, want) if common else None
     if first is not None:
         return first, None
-    channelled = in_channel(indexed, how.channel) if how.channel is not None else None
-    whole = not how.pairs and (
-        rows <= PHRASE_WHOLE_BELOW
-        or (channelled is not None and planned_rows(channelled) <= PHRASE_WHOLE_BELOW)
+    if how.pairs:
+        spans = _phrase_matches(messages, oldest, want, rows, beyond=beyond)
+        return spans.ids, spans
+    in_rows = rows  # the rows its index gives in its channel
+    if how.channel is not None and rows > PHRASE_WHOLE_BELOW:
+        in_rows = planned_rows(in_channel(indexed, how.channel))
+    every = Every(
+        how.in_gin if how.in_gin is not None else messages,
+        in_rows,
+        in_channel(Message.objects.all(), how.channel) if how.channel else Message.objects.all(),
     )
-    if whole and how.in_gin is not None:
-        messages = how.in_gin
-    pairs_rows = rows if how.pairs else None
-    spans = _phrase_matches(messages, oldest, want, pairs_rows, beyond=beyond, whole=whole)
+    spans = _phrase_matches(messages, oldest, want, beyond=beyond, every=every)
     return spans.ids, spans
+
+
+@dataclass(frozen=True)
+class Every:
+    """A phrase's matches read in one statement (phrase_ids): the statement, the rows the
+    planner expects its index to give, and the messages of its channel (or all of them)."""
+
+    matches: QuerySet[Message]
+    rows: float
+    channel: QuerySet[Message]
+
+    def first(self) -> bool:
+        """Read at once, before any span: its index gives few rows."""
+        return self.rows <= PHRASE_WHOLE_BELOW
+
+    def rest(self, read: timedelta, left: timedelta, found: int, want: int) -> bool:
+        """Read at once after a first span (`read` of the archive's time, `left` unread) that
+        found `found` of the `want` matches: when checking each of its rows costs less than
+        the bitmaps of the channel's time the spans are expected to build to find the rest
+        (at the first span's rate of matches, or all that is left)."""
+        need = left if found == 0 else min(left, read * (want - found) / found)
+        channel_rows = planned_rows(self.channel) * (need / (read + left))
+        return self.rows * PHRASE_CHECK_OVER_BITMAP < channel_rows
 
 
 def _phrase_matches(
@@ -755,7 +806,7 @@ def _phrase_matches(
     pairs_rows: float | None = None,
     *,
     beyond: datetime | None = None,
-    whole: bool = False,
+    every: "Every | None" = None,
 ) -> Spans:
     """The first `want` ids of a phrase's matches in the page's order, read a span of time at a
     time (the last four weeks, then a span grown by what it lacked, … then everything).
@@ -774,12 +825,16 @@ def _phrase_matches(
     bitmap with the bitmap of its channel and time (message_channel_sent), which past a few
     hundred thousand rows overflowed the default 4 MB and turned lossy, every row of half its
     pages checked again ("goujitu it" at 10M, its second span: 587,367 rows of channel and time,
-    2,326 lossy pages, 92 -> 76 ms; the slowest phrases 5-20 ms faster, docs/SCALE.md §7l)."""
+    2,326 lossy pages, 92 -> 76 ms; the slowest phrases 5-20 ms faster, docs/SCALE.md §7l).
+
+    `every` (phrase_ids, for a phrase without pairs): every match in one statement, read instead
+    of the spans when its index gives few rows, or instead of the spans after the first when
+    checking those rows costs less than the spans' bitmaps would (Every; docs/SCALE.md §7s)."""
     edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
         edge["first" if oldest else "last"] = beyond
     with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`
-        found, whole = _spans(messages, edge, oldest, want, pairs_rows, whole)
+        found, whole = _spans(messages, edge, oldest, want, pairs_rows, every)
         ids = _in_order(messages, found, oldest, want, whole)
     return Spans(ids, len(found), whole)
 
@@ -790,19 +845,20 @@ def _spans(
     oldest: bool,
     want: int,
     pairs_rows: float | None,
-    at_once: bool = False,
+    every: "Every | None" = None,
 ) -> tuple[list[tuple[int, Any]], bool]:
     """The (id, sent_at) of the matches in the spans read until they hold `want` or the whole
     archive, and whether they did reach the whole archive (_phrase_matches); having reached it,
-    the undated matches too (sent_at None)."""
+    the undated matches too (sent_at None). `every`: the same matches, every one of them in one
+    statement, read instead of the spans or of every span after the first (Every)."""
+    if every is not None and every.first():
+        return list(every.matches.values_list("id", "sent_at")), True
     if edge["last"] is None:  # no message has a time: the whole archive is one span
         return list(messages.values_list("id", "sent_at")), True
     archive = edge["last"] - edge["first"]
     span, unread = PHRASE_FIRST_SPAN, Q()  # unread: the time no span before has covered
     if pairs_rows:  # the share of the archive's time that should hold `want` of them
         span = max(min(span, archive * PAIRS_SPAN_MARGIN * want / pairs_rows), PAIRS_SHORTEST_SPAN)
-    if at_once:
-        span = archive
     found: list[tuple[int, Any]] = []
     while True:
         whole = archive <= span
@@ -819,6 +875,8 @@ def _spans(
         found += messages.filter(window).values_list("id", "sent_at")
         if len(found) >= want or whole:
             return found, whole
+        if every is not None and not unread and every.rest(span, archive - span, len(found), want):
+            return list(every.matches.values_list("id", "sent_at")), True  # the first span again
         lacking = 1.5 * want / len(found) if found else PHRASE_GROWTH[1]
         span *= min(max(lacking, PHRASE_GROWTH[0]), PHRASE_GROWTH[1])
         unread = outside

@@ -116,6 +116,22 @@ def test_a_phrase_without_pairs_is_asked_of_its_long_words(
     assert phrases.long_words(tsquery(q)) == expected
 
 
+@pytest.mark.parametrize(
+    ("q", "rare", "expected"),
+    [
+        ('"adviser gubu"', {"gubu"}, []),  # every word kept: the query itself is the condition
+        ('"send the portfolio" gubu', {"gubu"}, ["portfolio", "gubu"]),  # "send" is not rare
+        ('"nakuwou the"', {"the"}, []),  # every word kept: the query itself is the condition
+        ('"nakuwou the" OR gubu', {"gubu"}, []),  # only what every match must hold
+    ],
+)
+def test_its_rare_short_words_are_asked_of_too(
+    db: None, q: str, rare: set[str], expected: list[str]
+) -> None:
+    assert phrases.short_words(tsquery('"send the portfolio" gubu')) == ["send", "the", "gubu"]
+    assert phrases.long_words(tsquery(q), rare) == expected
+
+
 # a phrase of a long and a short word either way round, then anything
 unpaired = st.tuples(
     st.sampled_from(["portfolio", "meeting", "e-mail"]),
@@ -133,12 +149,17 @@ unpaired = st.tuples(
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(q=st.one_of(queries, unpaired), bodies=st.lists(texts, min_size=1, max_size=12))
+@given(
+    q=st.one_of(queries, unpaired),
+    bodies=st.lists(texts, min_size=1, max_size=12),
+    rare=st.sets(st.sampled_from(["the", "and", "you", "fund", "köln", "é"])),
+)
 def test_every_message_a_query_matches_holds_its_long_words(
-    db: None, q: str, bodies: list[str]
+    db: None, q: str, bodies: list[str], rare: set[str]
 ) -> None:
-    """The long words are a necessary condition: never a message the query finds left out."""
-    wanted = phrases.long_words_query(tsquery(q))
+    """The long words, with whichever short words are called rare, are a necessary condition:
+    never a message the query finds left out."""
+    wanted = phrases.long_words_query(tsquery(q), rare)
     assume(wanted is not None)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -356,6 +356,8 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     monkeypatch.setattr(search, "PHRASE_WALK", 1)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
     monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)  # span by span, however rare
+    monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 10**9)  # and after the first
+    monkeypatch.setattr(search, "PHRASE_RARE_SHORT", -1)  # "the" as frequent as it is at 10M
     q = '"the portfolio"'
     assert search.phrase_pairs(q) is None
     messages, _ = search.matching(Message.objects.all(), {"q": q})
@@ -371,6 +373,45 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
             assert results.total == 12 and not results.capped
         counting.append(results.counting)
     assert counting[0] and not counting[-1]  # the first page from a span, the last from all
+
+
+@pytest.mark.parametrize("rare", [False, True])
+def test_a_rare_short_word_is_read_from_the_index_with_the_long_ones(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, rare: bool
+) -> None:
+    """A short word the planner expects in at most PHRASE_RARE_SHORT rows is not left out of the
+    index's condition (its posting list is short: a name, a number); a frequent one is. The
+    hits are the same either way."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_RARE_SHORT", 10**9 if rare else -1)
+    q = '"the portfolio"'
+    messages, _ = search.matching(Message.objects.all(), {"q": q})
+    assert ("'portfolio'::tsquery" not in str(messages.query)) == rare  # else the long word alone
+    for _, results, _ in pages_of_twelve(q, "newest"):
+        assert results.hits
+
+
+@pytest.mark.parametrize("cheaper", [False, True])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_after_a_first_span_that_falls_short_the_rest_may_be_read_at_once(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, cheaper: bool
+) -> None:
+    """When checking every row its index gives costs less than the bitmaps of time the spans
+    are expected to build (search.Every.rest), a first span short of the page is followed by one
+    statement reading every match: the page knows its total. Otherwise the spans go on. The
+    hits are the plain ordered statement's either way."""
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)
+    monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 0 if cheaper else 10**9)
+    for data, results, statements in pages_of_twelve('"the portfolio"', sort):
+        spans = [sql for sql in statements if '"sent_at" AS "sent_at"' in sql]
+        timed = ['"messaging_message"."sent_at" ' in sql.split("WHERE", 1)[1] for sql in spans]
+        if data["page"] == 1 and cheaper:  # an hour's span (two of the 12), then all at once
+            assert timed == [True, False]
+            assert (results.total, results.counting) == (12, False)
+        elif data["page"] == 1:
+            assert len(spans) > 1 and all(timed)
 
 
 @pytest.mark.parametrize("channel", [False, True])
