@@ -626,13 +626,15 @@ PHRASE_WALK_ABOVE = 250_000
 # its page in the last four weeks) was read whole, 32 -> 59 ms; at 10,000 and 5,000 the same
 # 20 phrases took the same time. docs/SCALE.md §7s.
 PHRASE_WHOLE_BELOW = 10_000
-# A row of a phrase's index checked on the heap costs about this many rows of a span's bitmap
-# of its channel's time (at 10M ~2 us against ~65 ns: "pension could" checked 2,214 rows in
-# 5 ms, its second span's bitmap of 833,054 rows took 53 ms): after a first span that fell
-# short, the rest is read at once when that is cheaper (Every.rest). "adviser gubu" in channel
-# 2 (16 matches) read 145,373 rows of its long word three times, ANDed with bitmaps of up to
-# 1,695,879 rows of its channel's time.
-PHRASE_CHECK_OVER_BITMAP = 30
+# A row of a phrase's index checked on the heap costs about 30 rows of a span's bitmap of its
+# channel's time (at 10M ~2 us against ~65 ns: "pension could" checked 2,214 rows in 5 ms, its
+# second span's bitmap of 833,054 rows took 53 ms): after a first span that fell short, the
+# rest is read at once when that is cheaper (Every.rest). Half that, since the first span's
+# rate of matches is a guess from a few and every further span reads its words' index again:
+# 100 phrases at 10M (bench_phrases), the slowest 439 -> 300 ms and all of them 5.8 -> 5.4 s
+# (8: the same as 15). "adviser gubu" in channel 2 (16 matches) had read 145,373 rows of its
+# long word three times, ANDed with bitmaps of up to 1,695,879 rows of its channel's time.
+PHRASE_CHECK_OVER_BITMAP = 15
 
 
 def planned_rows(rows: QuerySet[Message]) -> float:

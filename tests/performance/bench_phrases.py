@@ -9,7 +9,8 @@ slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.
 N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
 BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN),
 BENCH_PHRASE_WHOLE_BELOW another bound for reading a phrase in one statement
-(search.PHRASE_WHOLE_BELOW).
+(search.PHRASE_WHOLE_BELOW), BENCH_PHRASE_CHECK_OVER_BITMAP another cost ratio for reading the
+rest of it in one after a first span (search.PHRASE_CHECK_OVER_BITMAP).
 BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
 limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
@@ -40,6 +41,8 @@ def main(n: int) -> None:
         search.PHRASE_FIRST_SPAN = timedelta(days=float(days))
     if whole := os.environ.get("BENCH_PHRASE_WHOLE_BELOW"):
         search.PHRASE_WHOLE_BELOW = int(whole)
+    if ratio := os.environ.get("BENCH_PHRASE_CHECK_OVER_BITMAP"):
+        search.PHRASE_CHECK_OVER_BITMAP = float(ratio)
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return
