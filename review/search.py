@@ -366,19 +366,33 @@ def phrase_pairs(q: str) -> Func | None:
     return _holds(WORD_PAIRS, phrases.pairs_query(_parsed(q)))
 
 
-# A short word the planner expects in at most this many rows is read from the words' index with
-# the long words (phrases.long_words): its posting list costs little ("gubu", 32,481 rows at
-# 10M), and the rows holding both are far fewer than the long word's ("adviser gubu" in
-# channel 2: 185 -> 30 ms, 418 before Every.rest). Frequent ones ("we" 2.4M rows, "week"
-# 0.75M) are left out.
+# A phrase's short word is read from the words' index with its long words (phrases.long_words)
+# when the planner expects it in at most PHRASE_RARE_SHORT rows, or in at most
+# PHRASE_SHORT_OVER_LONG times the rows of its rarest long word. The index reads a word's
+# posting list at ~11 ns a row at 10M ("the", 5M rows, 57 ms), and puts each row it gives into
+# the statement's bitmap at ~170 ns ("morning", 752,217 rows, 132 ms; with "gbp", 182,184 rows,
+# the two give 10,340 rows in 21 ms): a short word pays for itself when it is at most ~15 times
+# as common as the long word, and "the" with "nakuwou" (63 times) did not (66.7 against 27.9
+# ms, docs/SCALE.md §7k). A rare one ("gubu", 32,481 rows) always: "adviser gubu" in channel 2,
+# 185 -> 30 ms (418 before Every.rest).
 PHRASE_RARE_SHORT = 100_000
+PHRASE_SHORT_OVER_LONG = 10
 
 
-def _rare(word: str) -> bool:
-    """Whether the planner expects `word` in at most PHRASE_RARE_SHORT messages."""
-    return planned_rows(Message.objects.filter(_holds(F("search"), phrases.all_of([word])))) <= (
-        PHRASE_RARE_SHORT
-    )
+def _cheap_short_words(parsed: str) -> list[str]:
+    """The short words of a phrase without pairs worth reading from the words' index with its
+    long words (PHRASE_SHORT_OVER_LONG); one EXPLAIN a word, none for a phrase without one."""
+    short = phrases.short_words(parsed)
+    if not short:
+        return []
+    rarest = min((_word_rows(word) for word in phrases.long_words(parsed)), default=0.0)
+    bound = max(PHRASE_RARE_SHORT, PHRASE_SHORT_OVER_LONG * rarest)
+    return [word for word in short if _word_rows(word) <= bound]
+
+
+def _word_rows(word: str) -> float:
+    """The messages the planner expects to hold `word`."""
+    return planned_rows(Message.objects.filter(_holds(F("search"), phrases.all_of([word]))))
 
 
 def _parsed(q: str) -> str:
@@ -447,8 +461,7 @@ def matching(
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
     words = None
     if phrase and not pairs:
-        rare = [word for word in phrases.short_words(parsed) if _rare(word)]
-        words = _holds(F("search"), phrases.long_words_query(parsed, rare))
+        words = _holds(F("search"), phrases.long_words_query(parsed, _cheap_short_words(parsed)))
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)

@@ -6,11 +6,14 @@ slowest: where a phrase's time goes, which the shape's p95 in test_bench_review.
     CLIENTWINDOW_LOCAL=1 uv run --frozen python -m tests.performance.bench_phrases [N]
     python -m tests.performance.archive_scale stop 10M
 
-N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it.
+N phrases (20, as BENCH_REVIEW_QUERIES=20), each with the channel the benchmark gives it, from
+the archive BENCH_PHRASE_ARCHIVE names (10M: its size, for sampled_phrases).
 BENCH_PHRASE_FIRST_SPAN_DAYS tries another first span of time (search.PHRASE_FIRST_SPAN),
 BENCH_PHRASE_WHOLE_BELOW another bound for reading a phrase in one statement
 (search.PHRASE_WHOLE_BELOW), BENCH_PHRASE_CHECK_OVER_BITMAP another cost ratio for reading the
-rest of it in one after a first span (search.PHRASE_CHECK_OVER_BITMAP).
+rest of it in one after a first span (search.PHRASE_CHECK_OVER_BITMAP),
+BENCH_PHRASE_SHORT_OVER_LONG another bound for reading a short word from the index
+(search.PHRASE_SHORT_OVER_LONG).
 BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
 limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
@@ -33,6 +36,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from api.search import ordered_ids  # noqa: E402
 from messaging.models import Channel, Message  # noqa: E402
 from review import search  # noqa: E402
+from tests.performance.archive_scale import size_of  # noqa: E402
 from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
 
 
@@ -43,6 +47,8 @@ def main(n: int) -> None:
         search.PHRASE_WHOLE_BELOW = int(whole)
     if ratio := os.environ.get("BENCH_PHRASE_CHECK_OVER_BITMAP"):
         search.PHRASE_CHECK_OVER_BITMAP = float(ratio)
+    if ratio := os.environ.get("BENCH_PHRASE_SHORT_OVER_LONG"):
+        search.PHRASE_SHORT_OVER_LONG = float(ratio)
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return
@@ -75,7 +81,7 @@ def main(n: int) -> None:
 def phrase_searches(n: int) -> list[tuple[dict[str, str], search.SearchForm]]:
     """The benchmark's first `n` phrase searches: each sampled phrase with the channel the
     review benchmark gives it, and its validated form."""
-    phrases = sampled_phrases()
+    phrases = sampled_phrases(size_of(os.environ.get("BENCH_PHRASE_ARCHIVE", "10M"))[1])
     channels = [str(pk) for pk in Channel.objects.order_by("pk").values_list("pk", flat=True)]
     searches = []
     for i in range(n):

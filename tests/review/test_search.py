@@ -358,6 +358,7 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)  # span by span, however rare
     monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 10**9)  # and after the first
     monkeypatch.setattr(search, "PHRASE_RARE_SHORT", -1)  # "the" as frequent as it is at 10M
+    monkeypatch.setattr(search, "PHRASE_SHORT_OVER_LONG", 0)
     q = '"the portfolio"'
     assert search.phrase_pairs(q) is None
     messages, _ = search.matching(Message.objects.all(), {"q": q})
@@ -375,18 +376,26 @@ def test_a_phrase_without_pairs_is_read_through_its_long_words(
     assert counting[0] and not counting[-1]  # the first page from a span, the last from all
 
 
-@pytest.mark.parametrize("rare", [False, True])
-def test_a_rare_short_word_is_read_from_the_index_with_the_long_ones(
-    portfolios: Any, monkeypatch: pytest.MonkeyPatch, rare: bool
+@pytest.mark.parametrize(
+    ("rare_short", "short_over_long", "kept"),
+    [(10**9, 0, True), (-1, 10**9, True), (-1, 0, False)],
+)
+def test_a_short_word_is_read_from_the_index_with_the_long_ones_unless_far_more_common(
+    portfolios: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    rare_short: int,
+    short_over_long: int,
+    kept: bool,
 ) -> None:
-    """A short word the planner expects in at most PHRASE_RARE_SHORT rows is not left out of the
-    index's condition (its posting list is short: a name, a number); a frequent one is. The
-    hits are the same either way."""
+    """A short word the planner expects in at most PHRASE_RARE_SHORT rows (a name, a number),
+    or in at most PHRASE_SHORT_OVER_LONG times the rows of the rarest long word, is not left
+    out of the index's condition; a far more common one is. The hits are the same either way."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
-    monkeypatch.setattr(search, "PHRASE_RARE_SHORT", 10**9 if rare else -1)
+    monkeypatch.setattr(search, "PHRASE_RARE_SHORT", rare_short)
+    monkeypatch.setattr(search, "PHRASE_SHORT_OVER_LONG", short_over_long)
     q = '"the portfolio"'
     messages, _ = search.matching(Message.objects.all(), {"q": q})
-    assert ("'portfolio'::tsquery" not in str(messages.query)) == rare  # else the long word alone
+    assert ("'portfolio'::tsquery" not in str(messages.query)) == kept  # else the long word alone
     for _, results, _ in pages_of_twelve(q, "newest"):
         assert results.hits
 
