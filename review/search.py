@@ -379,15 +379,18 @@ PHRASE_RARE_SHORT = 100_000
 PHRASE_SHORT_OVER_LONG = 10
 
 
-def _cheap_short_words(parsed: str) -> list[str]:
+def _cheap_short_words(parsed: str, rows: dict[str, float]) -> list[str]:
     """The short words of a phrase without pairs worth reading from the words' index with its
-    long words (PHRASE_SHORT_OVER_LONG); one EXPLAIN a word, none for a phrase without one."""
+    long words (PHRASE_SHORT_OVER_LONG); one EXPLAIN a word, none for a phrase without one.
+    `rows`: each word's expected rows, filled in."""
     short = phrases.short_words(parsed)
     if not short:
         return []
-    rarest = min((_word_rows(word) for word in phrases.long_words(parsed)), default=0.0)
+    for word in (*phrases.long_words(parsed), *short):
+        rows[word] = _word_rows(word)
+    rarest = min((rows[word] for word in phrases.long_words(parsed)), default=0.0)
     bound = max(PHRASE_RARE_SHORT, PHRASE_SHORT_OVER_LONG * rarest)
-    return [word for word in short if _word_rows(word) <= bound]
+    return [word for word in short if rows[word] <= bound]
 
 
 def _word_rows(word: str) -> float:
@@ -435,6 +438,7 @@ class Matching:
     # the channel written for that index (in_channel), for phrase_ids' one statement
     channel: Any = None
     in_gin: QuerySet[Message] | None = None
+    indexed_rows: float | None = None  # planned_rows(indexed), when matching knew it already
 
 
 def matching(
@@ -459,9 +463,12 @@ def matching(
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
-    words = None
+    words, indexed_rows, word_rows = None, None, dict[str, float]()
     if phrase and not pairs:
-        words = _holds(F("search"), phrases.long_words_query(parsed, _cheap_short_words(parsed)))
+        kept = phrases.long_words(parsed, _cheap_short_words(parsed, word_rows))
+        words = _holds(F("search"), phrases.all_of(kept))
+        if len(kept) == 1:  # what its index gives: the word's own rows, known already
+            indexed_rows = word_rows.get(kept[0])
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
@@ -485,6 +492,7 @@ def matching(
         indexed=indexed,
         channel=channel or None,
         in_gin=found_in(filter_messages(messages, data, gin=True))[0] if channel else None,
+        indexed_rows=indexed_rows,
     )
     return found, how
 
@@ -769,7 +777,7 @@ def phrase_ids(
     indexed = how.indexed if query is not None and how.phrase else None
     if query is None or indexed is None:
         return None
-    rows = planned_rows(indexed)
+    rows = how.indexed_rows if how.indexed_rows is not None else planned_rows(indexed)
     common = rows > PHRASE_WALK_ABOVE
     if how.pairs and common:
         return None

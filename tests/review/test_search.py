@@ -396,6 +396,12 @@ def test_a_short_word_is_read_from_the_index_with_the_long_ones_unless_far_more_
     q = '"the portfolio"'
     messages, _ = search.matching(Message.objects.all(), {"q": q})
     assert ("'portfolio'::tsquery" not in str(messages.query)) == kept  # else the long word alone
+    with CaptureQueriesContext(connection) as captured:
+        search.search(Message.objects.all(), {"q": q})
+    estimates = [c["sql"] for c in captured.captured_queries if c["sql"].startswith("EXPLAIN")]
+    # each word's rows once; the long word's alone is what its index gives, the query with
+    # every word kept is asked for its own
+    assert len(estimates) == (3 if kept else 2)
     for _, results, _ in pages_of_twelve(q, "newest"):
         assert results.hits
 
