@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from messaging.models import Channel, Message
 from review import search, transcript
@@ -143,3 +144,7 @@ def test_a_rare_phrase_in_a_channel_reads_the_channel_with_its_words(
     results = search.search(Message.objects.all(), {**data, "page": 1})
     assert {hit.message.channel_id for hit in results.hits} == {small.pk}
     assert (results.total, results.counting) == (20, False)
+    with CaptureQueriesContext(connection) as captured:  # its count, asked for, the same way
+        assert search.count(Message.objects.all(), data) == 20
+    counts = [c["sql"] for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+    assert len(counts) == 1 and "::bigint" in counts[0]
