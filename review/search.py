@@ -858,7 +858,9 @@ def _phrase_matches(
     `every` (phrase_ids, for a phrase without pairs): every match in one statement, read instead
     of the spans when its index gives few rows, or instead of the spans after the first when
     checking those rows costs less than the spans' bitmaps would (Every; docs/SCALE.md §7s)."""
-    edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
+    edge: dict[str, Any] = {"first": None, "last": None}  # read at once: no spans to size
+    if every is None or not every.first():
+        edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
     if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
         edge["first" if oldest else "last"] = beyond
     with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`

@@ -530,8 +530,9 @@ def test_a_walk_that_finds_the_page_reads_no_span(
     """The parse, the participants, the planner's estimate of the words' rows, the walk and the
     hits; the count is asked for afterwards. A walk that found some of the page goes on once,
     as far as their density says the page needs (PHRASE_WALK_MOST at most), and finds it there;
-    past that it goes on to the spans (the archive's edges and one span: the whole archive is
-    within the first), which, having read the whole archive, need no count."""
+    past that it reads every match in one statement (its words are in few rows:
+    PHRASE_WHOLE_BELOW; no edges of the archive to size spans by), which, having read the
+    whole archive, needs no count."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_WALK_ABOVE", -1)
     q = {"q": '"quarterly statement"'}
@@ -543,8 +544,8 @@ def test_a_walk_that_finds_the_page_reads_no_span(
     walks = [c["sql"] for c in captured.captured_queries if "walked" in c["sql"]]
     assert len(walks) == 2 and "LIMIT 2)" in walks[0] and "LIMIT 12)" in walks[1]
     monkeypatch.setattr(search, "PHRASE_WALK_MOST", 11)
-    with django_assert_num_queries(11):  # the spans' work_mem: two savepoint statements, two
-        search.search(Message.objects.all(), q)  # settings
+    with django_assert_num_queries(10):  # its work_mem: two savepoint statements, two settings
+        search.search(Message.objects.all(), q)
 
 
 @pytest.mark.parametrize("q", ['"quarterly statement"', '"the statement"'])
