@@ -13,7 +13,8 @@ BENCH_PHRASE_WHOLE_BELOW another bound for reading a phrase in one statement
 (search.PHRASE_WHOLE_BELOW), BENCH_PHRASE_CHECK_OVER_BITMAP another cost ratio for reading the
 rest of it in one after a first span (search.PHRASE_CHECK_OVER_BITMAP),
 BENCH_PHRASE_SHORT_OVER_LONG another bound for reading a short word from the index
-(search.PHRASE_SHORT_OVER_LONG).
+(search.PHRASE_SHORT_OVER_LONG), BENCH_PHRASE_WALK_ABOVE another bound for walking first
+(search.PHRASE_WALK_ABOVE).
 BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
 limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
@@ -49,6 +50,8 @@ def main(n: int) -> None:
         search.PHRASE_CHECK_OVER_BITMAP = float(ratio)
     if ratio := os.environ.get("BENCH_PHRASE_SHORT_OVER_LONG"):
         search.PHRASE_SHORT_OVER_LONG = float(ratio)
+    if above := os.environ.get("BENCH_PHRASE_WALK_ABOVE"):
+        search.PHRASE_WALK_ABOVE = int(above)
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return
