@@ -645,7 +645,7 @@ def _page(
 # 250,000 until the rare phrases' spans got cheaper (PHRASE_WHOLE_BELOW, Every.rest): then 100
 # phrases at 10M (bench_phrases, two runs each) took 4.17-4.35 s in all at 250,000, 3.84-3.92 s
 # at 150,000 (p95 102.5-103.5 -> 99.2-100.2 ms, the slowest 138-145 -> 158-161 ms); "to details"
-# in channel 1 (210,178 rows of "details", its page in the newest 40,000 messages) 98 -> 20 ms.
+# in channel 1 (210,178 rows of "details", its page in the newest 40,000 messages) 95 -> 25 ms.
 PHRASE_WALK_ABOVE = 150_000
 # Rows of the words' index (in the search's channel, when it has one: in_channel) up to which
 # a phrase without pairs is read in one statement over the whole archive, not span by span.
