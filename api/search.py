@@ -8,7 +8,6 @@ repeated); by relevance it is an offset among the newest RELEVANCE_WITHIN matche
 ranks. Every call is a SEARCH access event, as the page's search is.
 """
 
-from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -138,9 +137,7 @@ def ordered_ids(
     beyond = cursor.sent_at if cursor is not None else None
     only_undated = cursor is not None and beyond is None and not oldest
     if not only_undated:
-        in_gin = how.in_gin.filter(later) if how.in_gin is not None else None
-        narrowed = replace(how, filtered=how.filtered.filter(later), in_gin=in_gin)
-        phrase = search.phrase_ids(matching, narrowed, oldest, limit + 1, beyond=beyond)
+        phrase = search.phrase_ids(matching, how.narrowed(later), oldest, limit + 1, beyond=beyond)
         if phrase is not None:
             return phrase[0], 0
     order = transcript.ASC if oldest else transcript.DESC

@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -271,17 +271,19 @@ class Results:
 # expression is messaging's SEARCH_CHANNEL, the one message_channel_sent indexes.
 
 
-def in_channel(messages: QuerySet[Message], channel: Any) -> QuerySet[Message]:
-    """`messages` of one channel (a Channel or its id) as the words' GIN index reads it too.
+def in_channel(messages: QuerySet[Message], channel: Any, *, gin: bool = True) -> QuerySet[Message]:
+    """`messages` of one channel (a Channel or its id), as SEARCH_CHANNEL; `gin`: as the words'
+    GIN index reads it too.
 
     message_channel_search holds SEARCH_CHANNEL beside the words (btree_gin, messaging 0023),
-    but its operator class compares a bigint with a bigint only: filter_messages writes the
-    channel as an integer, which message_channel_sent serves and the GIN does not, so every
-    plan stays as it was measured; this writes it as a bigint, which the GIN serves, for a
-    phrase's one statement (phrase_ids). Never both in one statement: the planner keeps one of
-    two equal constants, the integer."""
-    pk = Cast(Value(getattr(channel, "pk", channel)), BigIntegerField())
-    return messages.alias(search_channel=SEARCH_CHANNEL).filter(search_channel=pk)
+    but its operator class compares a bigint with a bigint only. Written as an integer (`gin`
+    False: filter_messages), the channel is read from message_channel_sent or checked on the
+    rows, as every plan was measured; written as a bigint, the GIN reads it with the words, for
+    a phrase's one statement (phrase_ids) and its count. Never both in one statement: the
+    planner keeps one of two equal constants, the integer."""
+    pk = getattr(channel, "pk", channel)
+    value = Cast(Value(pk), BigIntegerField()) if gin else pk
+    return messages.alias(search_channel=SEARCH_CHANNEL).filter(search_channel=value)
 
 
 def _day_start(day: date) -> datetime:
@@ -294,12 +296,8 @@ def filter_messages(
     """Every filter but the text query (exports reuse this for "the current search"); `gin`:
     the channel written for the words' index (in_channel), not for message_channel_sent."""
     messages = messages.exclude(type__in=("reaction", "revoke"))
-    if (channel := data.get("channel")) and gin:
-        messages = in_channel(messages, channel)
-    elif channel:
-        messages = messages.alias(search_channel=SEARCH_CHANNEL).filter(
-            search_channel=getattr(channel, "pk", channel)
-        )
+    if channel := data.get("channel"):
+        messages = in_channel(messages, channel, gin=gin)
     if data.get("direction"):
         messages = messages.filter(direction=data["direction"])
     if data.get("type"):
@@ -379,18 +377,17 @@ PHRASE_RARE_SHORT = 100_000
 PHRASE_SHORT_OVER_LONG = 10
 
 
-def _cheap_short_words(parsed: str, rows: dict[str, float]) -> list[str]:
+def _cheap_short_words(parsed: str) -> tuple[list[str], dict[str, float]]:
     """The short words of a phrase without pairs worth reading from the words' index with its
-    long words (PHRASE_SHORT_OVER_LONG); one EXPLAIN a word, none for a phrase without one.
-    `rows`: each word's expected rows, filled in."""
+    long words (PHRASE_SHORT_OVER_LONG), and each word's expected rows: one EXPLAIN a word,
+    none for a phrase without a short word."""
     short = phrases.short_words(parsed)
     if not short:
-        return []
-    for word in (*phrases.long_words(parsed), *short):
-        rows[word] = _word_rows(word)
-    rarest = min((rows[word] for word in phrases.long_words(parsed)), default=0.0)
-    bound = max(PHRASE_RARE_SHORT, PHRASE_SHORT_OVER_LONG * rarest)
-    return [word for word in short if rows[word] <= bound]
+        return [], {}
+    long = phrases.long_words(parsed)
+    rows = {word: _word_rows(word) for word in (*long, *short)}
+    bound = max(PHRASE_RARE_SHORT, PHRASE_SHORT_OVER_LONG * min((rows[w] for w in long), default=0))
+    return [word for word in short if rows[word] <= bound], rows
 
 
 def _word_rows(word: str) -> float:
@@ -440,6 +437,12 @@ class Matching:
     in_gin: QuerySet[Message] | None = None
     indexed_rows: float | None = None  # planned_rows(indexed), when matching knew it already
 
+    def narrowed(self, condition: Q) -> "Matching":
+        """The same with its messages narrowed by `condition` (the API's cursor), in every
+        statement phrase_ids may read them from."""
+        in_gin = self.in_gin.filter(condition) if self.in_gin is not None else None
+        return replace(self, filtered=self.filtered.filter(condition), in_gin=in_gin)
+
 
 def matching(
     messages: QuerySet[Message], data: dict[str, Any]
@@ -463,9 +466,10 @@ def matching(
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
-    words, indexed_rows, word_rows = None, None, dict[str, float]()
+    words, indexed_rows = None, None
     if phrase and not pairs:
-        kept = phrases.long_words(parsed, _cheap_short_words(parsed, word_rows))
+        cheap, word_rows = _cheap_short_words(parsed)
+        kept = phrases.long_words(parsed, cheap)
         words = _holds(F("search"), phrases.all_of(kept))
         if len(kept) == 1:  # what its index gives: the word's own rows, known already
             indexed_rows = word_rows.get(kept[0])
@@ -862,13 +866,17 @@ def _phrase_matches(
     `every` (phrase_ids, for a phrase without pairs): every match in one statement, read instead
     of the spans when its index gives few rows, or instead of the spans after the first when
     checking those rows costs less than the spans' bitmaps would (Every; docs/SCALE.md §7s)."""
-    edge: dict[str, Any] = {"first": None, "last": None}  # read at once: no spans to size
-    if every is None or not every.first():
+    at_once = every.matches if every is not None and every.first() else None
+    edge: dict[str, Any] = {}  # read at once: no spans to size by the archive's edges
+    if at_once is None:
         edge = Message.objects.aggregate(first=Min("sent_at"), last=Max("sent_at"))
-    if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
-        edge["first" if oldest else "last"] = beyond
+        if beyond is not None and edge["last"] is not None:  # spans from there on (phrase_ids)
+            edge["first" if oldest else "last"] = beyond
     with _local_settings(work_mem=SEARCH_WORK_MEM):  # the statements reading `messages`
-        found, whole = _spans(messages, edge, oldest, want, pairs_rows, every)
+        if at_once is not None:
+            found, whole = list(at_once.values_list("id", "sent_at")), True
+        else:
+            found, whole = _spans(messages, edge, oldest, want, pairs_rows, every)
         ids = _in_order(messages, found, oldest, want, whole)
     return Spans(ids, len(found), whole)
 
@@ -884,9 +892,7 @@ def _spans(
     """The (id, sent_at) of the matches in the spans read until they hold `want` or the whole
     archive, and whether they did reach the whole archive (_phrase_matches); having reached it,
     the undated matches too (sent_at None). `every`: the same matches, every one of them in one
-    statement, read instead of the spans or of every span after the first (Every)."""
-    if every is not None and every.first():
-        return list(every.matches.values_list("id", "sent_at")), True
+    statement, read instead of every span after the first when that is cheaper (Every.rest)."""
     if edge["last"] is None:  # no message has a time: the whole archive is one span
         return list(messages.values_list("id", "sent_at")), True
     archive = edge["last"] - edge["first"]

@@ -23,6 +23,7 @@ docs/SCALE.md §7k has its figures.
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,18 +41,20 @@ from review import search  # noqa: E402
 from tests.performance.archive_scale import size_of  # noqa: E402
 from tests.performance.test_bench_review import sampled_phrases  # noqa: E402
 
+# BENCH_PHRASE_<key>: the review.search constant it sets for the run, and the value it reads.
+OVERRIDES: dict[str, Callable[[str], Any]] = {
+    "FIRST_SPAN_DAYS": lambda days: ("PHRASE_FIRST_SPAN", timedelta(days=float(days))),
+    "WHOLE_BELOW": lambda rows: ("PHRASE_WHOLE_BELOW", int(rows)),
+    "CHECK_OVER_BITMAP": lambda ratio: ("PHRASE_CHECK_OVER_BITMAP", float(ratio)),
+    "SHORT_OVER_LONG": lambda ratio: ("PHRASE_SHORT_OVER_LONG", float(ratio)),
+    "WALK_ABOVE": lambda rows: ("PHRASE_WALK_ABOVE", int(rows)),
+}
+
 
 def main(n: int) -> None:
-    if days := os.environ.get("BENCH_PHRASE_FIRST_SPAN_DAYS"):
-        search.PHRASE_FIRST_SPAN = timedelta(days=float(days))
-    if whole := os.environ.get("BENCH_PHRASE_WHOLE_BELOW"):
-        search.PHRASE_WHOLE_BELOW = int(whole)
-    if ratio := os.environ.get("BENCH_PHRASE_CHECK_OVER_BITMAP"):
-        search.PHRASE_CHECK_OVER_BITMAP = float(ratio)
-    if ratio := os.environ.get("BENCH_PHRASE_SHORT_OVER_LONG"):
-        search.PHRASE_SHORT_OVER_LONG = float(ratio)
-    if above := os.environ.get("BENCH_PHRASE_WALK_ABOVE"):
-        search.PHRASE_WALK_ABOVE = int(above)
+    for name, read in OVERRIDES.items():
+        if value := os.environ.get(f"BENCH_PHRASE_{name}"):
+            setattr(search, *read(value))
     if limit := int(os.environ.get("BENCH_PHRASE_API", "0")):
         api_calls(n, limit)
         return
