@@ -406,24 +406,28 @@ def test_a_short_word_is_read_from_the_index_with_the_long_ones_unless_far_more_
         assert results.hits
 
 
+@pytest.mark.parametrize("channel", [False, True])
 @pytest.mark.parametrize("cheaper", [False, True])
 @pytest.mark.parametrize("sort", ["newest", "oldest"])
 def test_after_a_first_span_that_falls_short_the_rest_may_be_read_at_once(
-    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, cheaper: bool
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, cheaper: bool, channel: bool
 ) -> None:
     """When checking every row its index gives costs less than the bitmaps of time the spans
     are expected to build (search.Every.rest), a first span short of the page is followed by one
-    statement reading every match: the page knows its total. Otherwise the spans go on. The
-    hits are the plain ordered statement's either way."""
+    statement reading every match, its channel read from the words' index (the bigint): the page
+    knows its total. Otherwise the spans go on. The hits are the plain ordered statement's
+    either way."""
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
     monkeypatch.setattr(search, "PHRASE_WHOLE_BELOW", -1)
     monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 0 if cheaper else 10**9)
-    for data, results, statements in pages_of_twelve('"the portfolio"', sort):
+    filters = {"channel": portfolios.channel} if channel else {}
+    for data, results, statements in pages_of_twelve('"the portfolio"', sort, **filters):
         spans = [sql for sql in statements if '"sent_at" AS "sent_at"' in sql]
         timed = ['"messaging_message"."sent_at" ' in sql.split("WHERE", 1)[1] for sql in spans]
         if data["page"] == 1 and cheaper:  # an hour's span (two of the 12), then all at once
             assert timed == [True, False]
+            assert ["::bigint" in sql for sql in spans] == [False, channel]
             assert (results.total, results.counting) == (12, False)
         elif data["page"] == 1:
             assert len(spans) > 1 and all(timed)
