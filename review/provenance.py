@@ -10,9 +10,9 @@ here, once, so that the transcript, search, PDF, EML, RSMF and CSV say the same 
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from messaging.models import PHONE_EXPORT, Conversation, ImportedMessage, Message
+from messaging.models import PHONE_EXPORT, Conversation, ImportedMessage
 
 MARK = "imported from a phone export"
 EXPORT_KEY_PREFIX = "export:"  # the key of a conversation an export created (imports/)
@@ -103,7 +103,18 @@ def warning(flag: str, entry: Imported) -> str:
     return texts.get(flag, f"import warning: {flag}")
 
 
-def imported(message: Message) -> Imported | None:
+class Stored(Protocol):
+    """What `imported` reads of a message: a Message, or a search hit's row (search.Shown)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> Any: ...
+
+
+def imported(message: Stored) -> Imported | None:
     """What the phone export said of `message`, if it was imported from one (else None)."""
     if message.source != PHONE_EXPORT:
         return None
@@ -150,5 +161,9 @@ def author_name(entry: Imported) -> str:
 
 def chat_name(conversation: Conversation) -> str:
     """The chat's name for a conversation an export created ("" for any other)."""
-    key = conversation.key
+    return chat_name_in(conversation.key)
+
+
+def chat_name_in(key: str) -> str:
+    """The chat's name in a conversation's key ("" for a key no export made)."""
     return key.removeprefix(EXPORT_KEY_PREFIX) if key.startswith(EXPORT_KEY_PREFIX) else ""

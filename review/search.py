@@ -9,7 +9,6 @@ choice, among the newest matches.
 """
 
 import contextlib
-import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import (
@@ -45,6 +44,7 @@ from django.utils.safestring import SafeString, mark_safe
 from access import boundary
 from messaging.models import (
     MEDIA_TYPES,
+    PHONE_EXPORT,
     SEARCH_CHANNEL,
     WORD_PAIRS,
     Channel,
@@ -56,7 +56,7 @@ from messaging.models import (
 )
 from review import phrases
 from review.models import ConversationTag, Flag, MessageTag, Tag
-from review.provenance import Imported, author_name, chat_name, imported, linked
+from review.provenance import Imported, author_name, chat_name_in, imported, linked
 from review.transcript import ASC, DESC
 
 PAGE_SIZE = 25
@@ -237,9 +237,34 @@ def parameter_names() -> set[str]:
     return set(SearchForm.base_fields) | set(FILTERS)
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A hit's message as the search page (review_tags.search_hits) and the API (api/search.py)
+    show it: a row of `hits`' statement, not a Message with its conversation, participant and
+    channel (building those four models for 25 rows took ~1 ms of every page). Not the search
+    vector, the channel's access token or any column neither reads."""
+
+    pk: int
+    entry_id: int
+    channel_id: int
+    wamid: str
+    conversation_id: int
+    direction: str
+    source: str
+    type: str
+    sent_at: datetime | None
+    text: str
+    payload: dict[str, Any]  # a phone export's facts only, under "import" (provenance.imported)
+    conversation_key: str
+    participant_id: int | None
+    group_id: str
+    wa_id: str  # the participant's number, "" for a group or an unmapped chat
+    channel_name: str
+
+
 @dataclass
 class Hit:
-    message: Message
+    message: Shown
     snippet: SafeString
     name: str = ""  # the client's latest name
     # From a phone export (review/provenance.py): the entry, and the exports that repeat it.
@@ -1030,77 +1055,102 @@ def latest_name(participant: str) -> Subquery:
     return Subquery(profiles.annotate(shown=shown).values("shown")[:1])
 
 
-# What a hit shows, on the search page (review_tags.search_hits) and in the API (api/search.py):
-# not the search vector, the channel's access token or the columns neither reads.
-HIT_SHOWN = (
-    "entry",
-    "wamid",
-    "conversation__key",
-    "conversation__group_id",
-    "conversation__participant__wa_id",
-    "channel__name",
-    "direction",
-    "source",
-    "type",
-    "sent_at",
-    "text",
-    "payload",  # a phone export's facts (provenance.imported)
+# One probe per hit for its conversation, participant and channel and its latest name, in the
+# page's order: joined the ORM's way, the planner hashed the whole conversation and participant
+# tables for 25 rows (0.45 of 0.67 ms at 2,000 conversations, and growing with them); LATERAL
+# with OFFSET 0 keeps each a lookup by primary key. The latest name is
+# messaging.participants.latest_names' (the last profile by time and id, its name, else its
+# username), and `repeated` says a phone export repeats the message (provenance.linked).
+_HITS = """
+SELECT m.id, m.seq, m.channel_id, m.wamid, m.conversation_id, m.direction, m.source, m.type,
+       m.sent_at, m.text, CASE WHEN m.source = %s THEN m.payload -> 'import' END,
+       c.key, c.participant_id, c.group_id, c.wa_id, ch.name,
+       (SELECT COALESCE(NULLIF(pp.name, ''), pp.username) FROM messaging_participantprofile pp
+         WHERE pp.participant_id = c.participant_id ORDER BY pp.seen_at DESC, pp.id DESC LIMIT 1),
+       EXISTS (SELECT FROM messaging_importedmessage im
+               WHERE im.message_id = m.id AND NOT im.created),
+       {headline}
+FROM unnest(%s::bigint[]) AS page (id)
+JOIN messaging_message m ON m.id = page.id
+CROSS JOIN LATERAL (
+  SELECT c.key, c.participant_id, c.group_id, coalesce(p.wa_id, '') AS wa_id
+  FROM messaging_conversation c LEFT JOIN messaging_participant p ON p.id = c.participant_id
+  WHERE c.id = m.conversation_id OFFSET 0) c
+CROSS JOIN LATERAL (SELECT ch.name FROM messaging_channel ch WHERE ch.id = m.channel_id OFFSET 0) ch
+"""
+
+
+# ts_headline's options, as SearchHeadline writes them (connection.ops.compose_sql): the snippet
+# is the search page's since issue 5, two fragments of 15-35 words between our markers.
+_HEADLINE_OPTIONS = (
+    f"StartSel='{_START}', StopSel='{_STOP}', MaxWords=35, MinWords=15, MaxFragments=2,"
+    " FragmentDelimiter=' … '"
 )
 
 
-@functools.cache
-def _hit_rows() -> QuerySet[Any]:  # of Message, with the two annotations hits() reads
-    """The statement of `hits` but its ids and headline, built once a process: its joins, its
-    columns and its two subqueries took ~0.7 ms of every page to build. Never evaluated
-    itself: each page filters a copy."""
-    return (
-        Message.objects.select_related("conversation__participant", "channel")
-        .only(*HIT_SHOWN)
-        .annotate(
-            latest_name=latest_name("conversation__participant_id"),
-            repeated=Exists(ImportedMessage.objects.filter(message=OuterRef("pk"), created=False)),
-        )
-    )
+def _headline(query: SearchQuery | None) -> tuple[str, list[Any]]:
+    """The headline column of `hits`' statement: the query's own SQL, compiled as the ORM would
+    write it in a filter, so the snippet marks what the search matched."""
+    if query is None:
+        return "NULL", []
+    compiler = Message.objects.none().query.get_compiler(connection=connection)
+    sql, params = compiler.compile(query.resolve_expression(compiler.query))
+    return f"ts_headline('simple', m.text, {sql}, %s)", [*params, _HEADLINE_OPTIONS]
 
 
 def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
     """The hits for a page of message ids (in that order), with their highlighted snippets,
     clients' names and phone-export provenance: one statement, and a second only for a page
-    with messages that phone exports repeat; none for no ids."""
+    with messages that phone exports repeat; none for no ids. A message gone since its id was
+    read (disposed of in between) is left out."""
     if not ids:
-        return []  # the statement's annotations alone cost ~2 ms to build for nothing
-    rows = _hit_rows().filter(id__in=ids)
-    if query is not None:
-        rows = rows.annotate(
-            headline=SearchHeadline(
-                "text",
-                query,
-                config="simple",
-                start_sel=_START,
-                stop_sel=_STOP,
-                max_words=35,
-                min_words=15,
-                max_fragments=2,
-                fragment_delimiter=" … ",
-            )
+        return []
+    headline, headline_params = _headline(query)
+    with connection.cursor() as cursor:
+        # our own statement: the request gives only parameters
+        cursor.execute(
+            _HITS.format(headline=headline),
+            [PHONE_EXPORT, *headline_params, list(ids)],
         )
-    by_id = {m.pk: m for m in rows}
+        rows = cursor.fetchall()
+    by_id: dict[int, tuple[Shown, str, bool, str | None]] = {}
+    for row in rows:
+        shown = Shown(
+            pk=row[0],
+            entry_id=row[1],
+            channel_id=row[2],
+            wamid=row[3],
+            conversation_id=row[4],
+            direction=row[5],
+            source=row[6],
+            type=row[7],
+            sent_at=row[8],
+            text=row[9],
+            payload={} if row[10] is None else {"import": json.loads(row[10])},
+            conversation_key=row[11],
+            participant_id=row[12],
+            group_id=row[13],
+            wa_id=row[14],
+            channel_name=row[15],
+        )
+        by_id[shown.pk] = (shown, row[16] or "", row[17], row[18])
     also: dict[int, list[Imported]] = {}
-    repeated = [pk for pk, m in by_id.items() if m.repeated]
+    repeated = [pk for pk, (_, _, again, _) in by_id.items() if again]
     if repeated:
         links = ImportedMessage.objects.filter(message_id__in=repeated, created=False)
         for entry in links.select_related("export").order_by("export_id", "first_line"):
             also.setdefault(entry.message_id, []).append(linked(entry))
     found = []
     for pk in ids:
-        message = by_id[pk]
-        raw = getattr(message, "headline", None) or message.text[:240]
-        name = message.latest_name or ""
-        hit = Hit(message, highlight(raw), name, imported(message), also.get(pk, []))
+        if pk not in by_id:
+            continue
+        message, name, _, raw = by_id[pk]
+        hit = Hit(message, highlight(raw or message.text[:240]), name, imported(message))
+        hit.also_in = also.get(pk, [])
         if hit.imported is not None and not name and message.direction == "in":
             hit.name = author_name(hit.imported)
-        if message.conversation.participant_id is None and not message.conversation.group_id:
-            hit.chat = chat_name(message.conversation)
+        if message.participant_id is None and not message.group_id:
+            hit.chat = chat_name_in(message.conversation_key)
         found.append(hit)
     return found
 

@@ -353,14 +353,11 @@ def search_hits(hits: Iterable[Any]) -> SafeString:
     phone-export provenance and its highlighted snippet (already escaped: search.highlight)."""
     rows = []
     for hit in hits:
-        m = hit.message
-        convo = m.conversation
+        m = hit.message  # a search.Shown
         who = (
             format_html("chat “{}”", hit.chat)
             if hit.chat
-            else format_html(
-                "+{}", (convo.participant.wa_id if convo.participant else "") or convo.group_id
-            )
+            else format_html("+{}", m.wa_id or m.group_id)
         )
         rows.append(
             format_html(
@@ -373,7 +370,7 @@ def search_hits(hits: Iterable[Any]) -> SafeString:
                 "↗ firm to" if m.direction == "out" else "↙ from",
                 format_html("{} ", hit.name) if hit.name else "",
                 who,
-                m.channel.name,
+                m.channel_name,
                 m.type,
                 when(m.sent_at),
                 _provenance(hit.imported),

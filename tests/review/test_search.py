@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.postgres.search import SearchHeadline
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -13,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from messaging.models import Message
+from messaging.participants import latest_names
 from retention import holds
 from retention.holds import HoldScope
 from review import search, transcript
@@ -176,6 +178,97 @@ def test_it_highlights_hits_and_escapes_everything_else(world: Any) -> None:
     (hit,) = results.hits
     assert "<mark>see</mark>" in hit.snippet
     assert "<img" not in hit.snippet and "alert(2)&gt;" in hit.snippet
+
+
+def test_a_hit_shows_its_message_as_the_archive_holds_it(words: Any) -> None:
+    """search.hits reads its rows by hand (search._HITS): every field shown is the Message's,
+    its conversation's, participant's and channel's, and the client's latest name."""
+    ids = list(Message.objects.order_by("-id").values_list("id", flat=True))
+    shown = search.hits(ids, None)
+    assert [hit.message.pk for hit in shown] == ids
+    names = latest_names({m.conversation.participant_id for m in Message.objects.all()} - {None})
+    for hit in shown:
+        m = Message.objects.select_related("conversation__participant", "channel").get(
+            pk=hit.message.pk
+        )
+        convo = m.conversation
+        assert (
+            hit.message.entry_id,
+            hit.message.channel_id,
+            hit.message.wamid,
+            hit.message.conversation_id,
+            hit.message.direction,
+            hit.message.source,
+            hit.message.type,
+            hit.message.sent_at,
+            hit.message.text,
+            hit.message.conversation_key,
+            hit.message.participant_id,
+            hit.message.group_id,
+            hit.message.wa_id,
+            hit.message.channel_name,
+        ) == (
+            m.entry_id,
+            m.channel_id,
+            m.wamid,
+            m.conversation_id,
+            m.direction,
+            m.source,
+            m.type,
+            m.sent_at,
+            m.text,
+            convo.key,
+            convo.participant_id,
+            convo.group_id,
+            convo.participant.wa_id if convo.participant else "",
+            m.channel.name,
+        )
+        assert hit.name == names.get(convo.participant_id, "")
+        assert hit.snippet == search.highlight(m.text[:240])
+
+
+@pytest.mark.parametrize(
+    "q", ["bond", "the bond", '"bond fund"', "fund OR crypto", "bond -safe", "see", "alert"]
+)
+def test_a_hits_snippet_is_the_headline_the_orm_would_write(words: Any, q: str) -> None:
+    """The snippet's ts_headline is written by hand (search._headline); Django's SearchHeadline
+    with the page's options gives the same text for every hit, a long message's fragments too."""
+    filler = " ".join(f"word{i}" for i in range(60))
+    long = f"{filler} the bond fund {filler} crypto or see {filler} alert bond {filler}"
+    when = str(NOW + 300)
+    seal(
+        inbound(
+            "4915112345678",
+            "Jonas Weber",
+            {"id": "w.long", "timestamp": when, "type": "text", "text": {"body": long}},
+        )
+    )
+    query = search.text_query(q)
+    ids = list(Message.objects.filter(search=query).order_by("id").values_list("id", flat=True))
+    assert ids
+    orm = Message.objects.filter(id__in=ids).annotate(
+        headline=SearchHeadline(
+            "text",
+            query,
+            config="simple",
+            start_sel="\x02",
+            stop_sel="\x03",
+            max_words=35,
+            min_words=15,
+            max_fragments=2,
+            fragment_delimiter=" … ",
+        )
+    )
+    expected = {m.pk: search.highlight(m.headline or m.text[:240]) for m in orm}
+    assert {hit.message.pk: hit.snippet for hit in search.hits(ids, query)} == expected
+
+
+def test_a_hit_gone_since_its_id_was_read_is_left_out(words: Any) -> None:
+    """Disposition may remove a message between a page's ids and its hits: the page shows the
+    others rather than failing."""
+    kept = Message.objects.get(wamid="w.1").pk
+    gone = Message.objects.order_by("-id").values_list("id", flat=True)[0] + 1_000
+    assert [hit.message.pk for hit in search.hits([gone, kept], None)] == [kept]
 
 
 @given(st.text(max_size=200))
