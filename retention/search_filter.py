@@ -27,7 +27,9 @@ def holds_for(user: Any) -> QuerySet[LegalHold]:
 def _field(user: Any) -> forms.Field:
     """`user` None: the domain re-reading a search already allowed (every hold)."""
     holds = LegalHold.objects.all() if user is None else holds_for(user)
-    field = forms.ModelChoiceField(holds, required=False, empty_label="any", label="Legal hold")
+    # read once per form in one plain statement (search.ListedChoiceField), not through a
+    # server-side cursor per drawing and once more to clean the hold given
+    field = search.ListedChoiceField(holds, required=False, empty_label="any", label="Legal hold")
     if user is not None and not user.has_perm(VIEW_HOLDS):
         field.widget = forms.HiddenInput()  # the page lists no matter names to them
     return field
