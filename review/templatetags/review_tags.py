@@ -328,30 +328,21 @@ def preview(text: str, length: int) -> str:
 
 @register.simple_tag
 def search_people(people: Iterable[Any]) -> SafeString:
-    """The search page's "Clients matching" rows, written here: the template's loop with its
-    lookups, filters and url tags was most of the page's rendering (as `search_hits`)."""
+    """The search page's "Clients matching" rows (search.Person), written here: the template's
+    loop with its lookups, filters and url tags was most of the page's rendering (as
+    `search_hits`)."""
     rows = []
     for c in people:
-        summary = getattr(c, "summary", None)
         counted = (
-            format_html(
-                " · {} messages, last {}",
-                localize(summary.message_count),
-                when(summary.last_message_at),
-            )
-            if summary
+            f" · {_e(localize(c.message_count))} messages, last {when(c.last_message_at)}"
+            if c.message_count is not None
             else ""
         )
         rows.append(
-            format_html(
-                '<li><a href="{}">+{}</a> <span class="muted">{}{}</span></li>',
-                conversation_url(c.pk),
-                c.participant.wa_id if c.participant else "",
-                c.channel.name,
-                counted,
-            )
+            f'<li><a href="{_e(conversation_url(c.pk))}">+{_e(c.wa_id)}</a>'
+            f' <span class="muted">{_e(c.channel_name)}{counted}</span></li>'
         )
-    return mark_safe("".join(rows))  # noqa: S308 - every row built by format_html
+    return mark_safe("".join(rows))  # noqa: S308 - every value escaped or already safe
 
 
 @register.simple_tag
