@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connections
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 from access import roles
@@ -25,6 +26,11 @@ from scripts import localdev
 # PYTEST_XDIST_WORKER before a worker imports anything, so modules importing TEST_DB see it too.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 TEST_DB = f"clientwindow_test_{_WORKER}" if _WORKER else "clientwindow_test"
+# No per-example deadline: a property's first example pays for imports, URL resolvers and
+# template loading (263 ms against the default 200 ms on a busy machine), and a timing is a
+# benchmark's business, never a test's (tests/performance).
+hypothesis_settings.register_profile("clientwindow", deadline=None)
+hypothesis_settings.load_profile("clientwindow")
 pytest_plugins = ["tests.s3", "tests.tsa"]
 pytest_plugins += ["tests.witness"]  # the loopback witness (cosignature tests)
 

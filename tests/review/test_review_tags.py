@@ -13,7 +13,19 @@ from django.utils.html import format_html
 from hypothesis import given
 from hypothesis import strategies as st
 
-from review.templatetags.review_tags import conversation_url, pk_url, preview, when
+from exports.forms import ExportForm
+from imports.forms import UploadForm
+from retention.forms import HoldForm
+from review import search
+from review.models import SavedSearch
+from review.templatetags.review_tags import (
+    _INPUTS,
+    conversation_url,
+    pk_url,
+    preview,
+    when,
+    widget,
+)
 
 
 @given(st.integers(min_value=1, max_value=2**63 - 1))
@@ -79,3 +91,50 @@ def test_a_transcript_asks_the_users_permissions_and_csrf_token_once_a_page(
     assert html.count('name="csrfmiddlewaretoken"') >= 2 * rows
     assert html.count('<details class="flagform">') == rows + 1  # and the conversation's
     assert html.count('<details class="tagform">') == rows
+
+
+# `widget` writes plain inputs itself (review_tags._INPUTS): for every input of the forms that
+# templates draw through it, whatever the values, the markup is Django's own as_widget's.
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+def _inputs_as_django_writes_them(form: Any) -> int:
+    compared = 0
+    for bound in form:
+        if bound.field.widget.template_name in _INPUTS:
+            assert widget(bound) == bound.as_widget(), bound.name
+            compared += 1
+    return compared
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "q": _TEXT,
+            "participant": _TEXT,
+            "page": st.one_of(_TEXT, st.integers(-5, 1_000).map(str)),
+            "attachment": st.sampled_from(["on", "", "true", "false", "0"]),
+            "date_from": _TEXT,
+        },
+    )
+)
+def test_the_search_forms_inputs_are_written_as_django_writes_them(data: dict[str, str]) -> None:
+    form = search.SearchForm(data or None, user=None)
+    assert _inputs_as_django_writes_them(form) >= 5  # q, participant, dates, attachment, page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bound", [False, True])
+def test_other_forms_inputs_are_written_as_django_writes_them(bound: bool) -> None:
+    """Required fields, help text (aria-describedby), errors (aria-invalid), own attributes."""
+    data: dict[str, str] | None = {"custodian": 'a "b" <c>', "hold": "x"} if bound else None
+    none = SavedSearch.objects.none()
+    compared = sum(
+        _inputs_as_django_writes_them(form)
+        for form in (UploadForm(data), HoldForm(data, saved=none), ExportForm(data))
+    )
+    assert compared >= 5
+    if bound:
+        assert 'aria-invalid="true"' in widget(ExportForm(data)["hold"])
+        assert " required" in widget(HoldForm(data, saved=none)["matter"])
