@@ -6,9 +6,11 @@ permission for that change. A user without it gets a 403 that says so; an object
 exist is a 404 whoever asks.
 """
 
+import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
@@ -102,14 +104,30 @@ def record_access(
     object_id: object = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """An access event: who, when, from where, what. Written in the request's transaction."""
+    """An access event: who, when, from where, what. Written in the request's transaction,
+    as the statement the ORM's create() would send, without building the model and its
+    statement for each request (~0.3 of its 0.7 ms on every search page, docs/SCALE.md §7t).
+    `at` is the database's clock (db_default), `xact` the writing transaction's id."""
     user = acting_user(request)
-    AccessEvent.objects.create(
-        user_id=user.pk,
-        username=user.get_username(),
-        address=client_address(request),
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        detail=detail or {},
-    )
+    address = _ADDRESS.get_prep_value(client_address(request))  # IPv6 normalised as the ORM does
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD,
+            [
+                user.pk,
+                user.get_username(),
+                address,
+                action,
+                object_type,
+                str(object_id),
+                json.dumps(detail or {}),
+            ],
+        )
+
+
+_ADDRESS = AccessEvent._meta.get_field("address")
+_RECORD = (
+    f"INSERT INTO {AccessEvent._meta.db_table}"  # noqa: S608 - the model's own table
+    " (user_id, username, address, action, object_type, object_id, detail)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
+)

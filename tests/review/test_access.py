@@ -1,10 +1,14 @@
 """Who may open what: every page and fragment, for every role and for an outsider."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
+from review import access
 from review.models import AccessEvent, Flag, SavedSearch
 
 READ_PAGES = [
@@ -196,3 +200,28 @@ def test_it_pages_the_conversation_list_by_cursor(client: Any, reviewer: Any, wo
     client.force_login(reviewer)
     html = client.get(reverse("review:conversations"), {"who": "amelia"}).content.decode()
     assert "Amelia Hart" in html and "Étienne" not in html
+
+
+@pytest.mark.parametrize(
+    ("remote", "stored"),
+    [("203.0.113.7", "203.0.113.7"), ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1")],
+)
+def test_an_access_event_is_written_as_the_orm_would_write_it(
+    reviewer: Any, remote: str, stored: str
+) -> None:
+    """record_access sends its INSERT itself: every column as AccessEvent.objects.create()
+    would store it, the address normalised, the detail as JSON, the time the database's."""
+    request = RequestFactory().get("/", REMOTE_ADDR=remote)
+    request.user = reviewer
+    detail = {
+        "query": 'a "quoted" ünïcode',
+        "filters": {"channel": "1"},
+        "results": 3,
+        "more": False,
+    }
+    before = timezone.now()
+    access.record_access(request, AccessEvent.Action.SEARCH, "message", 42, detail)
+    event = AccessEvent.objects.get()
+    assert (event.user, event.username, event.address) == (reviewer, reviewer.username, stored)
+    assert (event.action, event.object_type, event.object_id) == ("search", "message", "42")
+    assert event.detail == detail and event.at >= before - timedelta(seconds=5)
