@@ -140,21 +140,36 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 # ModelBackend and a plain `groups` read would send): every portal request asks for the roles
 # (role_required) and for a permission (review.access), and reads them fresh, so a role or
 # permission taken away counts from the next request, in every process, with nothing to
-# invalidate. The tables are django.contrib.auth's own.
+# invalidate. The tables are django.contrib.auth's own. The permissions come as ids, named
+# through `_permission_names`: joining each to its content type made the statement's planning
+# most of its 0.52 ms on every request (0.24 ms without, docs/SCALE.md §7t).
 _AUTHORIZATION = """
 SELECT
   ARRAY(SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id
         WHERE ug.user_id = %(user)s),
-  ARRAY(SELECT ct.app_label || '.' || p.codename FROM auth_permission p
-        JOIN django_content_type ct ON ct.id = p.content_type_id
-        JOIN auth_user_user_permissions up ON up.permission_id = p.id
+  ARRAY(SELECT up.permission_id FROM auth_user_user_permissions up
         WHERE up.user_id = %(user)s),
-  ARRAY(SELECT ct.app_label || '.' || p.codename FROM auth_permission p
-        JOIN django_content_type ct ON ct.id = p.content_type_id
-        JOIN auth_group_permissions gp ON gp.permission_id = p.id
+  ARRAY(SELECT gp.permission_id FROM auth_group_permissions gp
         JOIN auth_user_groups ug ON ug.group_id = gp.group_id
         WHERE ug.user_id = %(user)s)
 """
+_PERMISSIONS = """
+SELECT p.id, ct.app_label || '.' || p.codename FROM auth_permission p
+JOIN django_content_type ct ON ct.id = p.content_type_id
+"""
+# Every permission's "app_label.codename" by id, read once a process and again whenever a user
+# holds one it has not seen (a permission added since). Permissions are made by migrations
+# and never renamed; their ids come from a sequence, so an id never names another one.
+_permission_name: dict[int, str] = {}
+
+
+def _permission_names(ids: list[int]) -> set[str]:
+    global _permission_name  # replaced whole, never changed in place
+    if any(i not in _permission_name for i in ids):
+        with connection.cursor() as cursor:
+            cursor.execute(_PERMISSIONS)
+            _permission_name = dict(cursor.fetchall())
+    return {_permission_name[i] for i in ids if i in _permission_name}
 
 
 def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
@@ -175,12 +190,14 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
     else:
         with connection.cursor() as cursor:
             cursor.execute(_AUTHORIZATION, {"user": user.pk})
-            group_names, own, through_groups = cursor.fetchone()
+            group_names, own_ids, through_group_ids = cursor.fetchone()
         names = set(group_names)
         if user.is_active and not user.is_superuser and not hasattr(user, "_perm_cache"):
-            user._user_perm_cache = set(own)  # type: ignore[attr-defined]
-            user._group_perm_cache = set(through_groups)  # type: ignore[attr-defined]
-            user._perm_cache = {*own, *through_groups}  # type: ignore[attr-defined]
+            own = _permission_names(own_ids)
+            through_groups = _permission_names(through_group_ids)
+            user._user_perm_cache = own  # type: ignore[attr-defined]
+            user._group_perm_cache = through_groups  # type: ignore[attr-defined]
+            user._perm_cache = own | through_groups  # type: ignore[attr-defined]
     roles = [role for role in ROLES if role in names]
     user._clientwindow_roles = roles  # type: ignore[attr-defined]
     return roles

@@ -47,6 +47,7 @@ def test_it_reads_roles_and_permissions_in_one_statement(
     role, make_user, django_assert_num_queries
 ):
     user = fresh(make_user(f"one-{role}", role))
+    roles_of(fresh(make_user(f"before-{role}", role)))  # the process's permission names read
     with django_assert_num_queries(1):
         assert roles_of(user) == [role]
         assert user.has_perm("review.read_archive")
@@ -62,6 +63,24 @@ def test_it_gives_the_permissions_django_would(role, make_user):
     assert folded.get_all_permissions() == ModelBackend().get_all_permissions(plain)
     assert folded.get_group_permissions() == ModelBackend().get_group_permissions(plain)
     assert folded.get_user_permissions() == {"exports.create_export"}
+
+
+def test_it_names_a_permission_added_since_it_read_their_names(make_user):
+    """Permissions come as ids, named from a map read once a process (roles._permission_names):
+    one it has not seen reads the map again."""
+    roles_of(fresh(make_user("first", REVIEWER)))
+    added = Permission.objects.create(
+        codename="read_later",
+        name="Can read later",
+        content_type=Permission.objects.get(codename="create_export").content_type,
+    )
+    user = make_user("later", REVIEWER)
+    user.user_permissions.add(added)
+    user = fresh(user)
+    roles_of(user)
+    assert user.has_perm("exports.read_later") and user.get_user_permissions() == {
+        "exports.read_later"
+    }
 
 
 def test_it_leaves_a_superuser_every_permission(make_user):
