@@ -627,6 +627,7 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,20/5m/key"}
 SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 30)
 SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_ENGINE = "access.session_store"  # Django's database sessions, read in one statement
 SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
 # Exports, holds, dispositions: signed in or re-authenticated within this many seconds.
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300)
