@@ -49,7 +49,8 @@ of every shape).
 Environment: BENCH_SCALE (unset: 10k and 1M; "10M": 10k and 10M), BENCH_REVIEW_SIZES (a comma
 list, overrides both), BENCH_REVIEW_QUERIES (50), BENCH_REVIEW_SHAPE_SECONDS (120: a shape stops
 there once it has 10 queries), BENCH_REVIEW_TRANSCRIPTS (30), BENCH_REVIEW_EXPLAIN,
-BENCH_REVIEW_PROFILE=1 to print a cProfile of a few view requests.
+BENCH_REVIEW_PROFILE=1 to print a cProfile of a few view requests, BENCH_REVIEW_STREAM_ROUNDS (1:
+how many times each shape's queries are served again in a stream).
 """
 
 import contextlib
@@ -105,6 +106,10 @@ TRANSCRIPTS = int(os.environ.get("BENCH_REVIEW_TRANSCRIPTS", "30"))
 # A shape stops after this many seconds (once it has 10 queries): a slow shape must not take
 # the whole run; the table says how many queries each figure is over.
 SHAPE_SECONDS = float(os.environ.get("BENCH_REVIEW_SHAPE_SECONDS", "120"))
+# How many times a shape's queries are served in a stream (and their bare statements run): the
+# p95 of 20 requests is their second slowest, and moved by up to 3 ms between two runs of the
+# same code (docs/SCALE.md §7t); more rounds make it steadier without lengthening the rotation.
+STREAM_ROUNDS = int(os.environ.get("BENCH_REVIEW_STREAM_ROUNDS", "1"))
 EXPLAIN_ALL = os.environ.get("BENCH_REVIEW_EXPLAIN", "") not in ("", "0")
 PROFILE = os.environ.get("BENCH_REVIEW_PROFILE", "") not in ("", "0")
 BIG = 5_000
@@ -612,7 +617,7 @@ def measure_shape(client: Client, server: Served, shape: Shape) -> dict[str, Any
     # cores, and that took 2-4 ms from the served page itself (a probe: the floor 3.7 -> 5.5
     # ms, the channel-only page 10.1 -> 12.2 ms with 30 ms of client work between requests;
     # docs/SCALE.md §7t). The floor is measured between light requests only.
-    measured = shape.params[: len(totals)]
+    measured = shape.params[: len(totals)] * STREAM_ROUNDS
     stream = [server.get(f"{url}?{urlencode(params)}")[0] for params in measured]
     stream_bare = [run_bare(bare_search(params))[0] for params in measured]
     plan = ""
