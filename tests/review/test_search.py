@@ -178,7 +178,7 @@ def test_a_page_reads_only_what_it_shows(words: Any) -> None:
 def test_the_search_page_sends_as_many_statements_for_many_hits_as_for_one(
     client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What a hit shows is read with the page (search.HIT_SHOWN): rendering a hit reads no
+    """What a hit shows is read with the page (search._HITS): rendering a hit reads no
     column left out of it, one statement a hit."""
     client.force_login(reviewer)
     client.get(reverse("review:search"))
@@ -297,8 +297,8 @@ def test_a_hits_snippet_is_the_headline_the_orm_would_write(words: Any, q: str) 
             "text",
             query,
             config="simple",
-            start_sel="\x02",
-            stop_sel="\x03",
+            start_sel=search._START,
+            stop_sel=search._STOP,
             max_words=35,
             min_words=15,
             max_fragments=2,
@@ -916,3 +916,26 @@ def test_the_search_column_keeps_a_large_statistics_sample() -> None:
             " WHERE attrelid = 'messaging_message'::regclass AND attname = 'search'"
         )
         assert cursor.fetchone()[0] == 1000
+
+
+def test_a_search_page_reads_its_filters_lists_once_each_without_a_cursor(
+    client: Any, world: Any, legal: Any
+) -> None:
+    """The channels', tags' and legal holds' lists (search.ListedChoiceField, the hold filter
+    too) are each one plain statement, however often the page draws and cleans them: no
+    server-side cursor (DECLARE, FETCH, CLOSE) for a list of a few rows."""
+    hold = holds.create(
+        legal,
+        matter="FCA inquiry 42",
+        reason="Regulator request",
+        scope=HoldScope.build(conversations=[world.amelia.pk]),
+    )
+    client.force_login(legal)
+    client.get(reverse("review:search"))
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("review:search"), {"hold": hold.pk, "q": "fund"})
+    assert page.status_code == 200 and "FCA inquiry 42" in page.content.decode()
+    sent = [q["sql"] for q in captured.captured_queries]
+    assert not [sql for sql in sent if re.match(r"\s*(DECLARE|FETCH|CLOSE)\b", sql)]
+    held = [sql for sql in sent if re.match(r'SELECT .* FROM "retention_legalhold"', sql)]
+    assert len(held) == 1, held
