@@ -185,11 +185,6 @@ def long_words(tsquery: str, rare: Collection[str] = ()) -> list[str]:
     return list(dict.fromkeys(kept))
 
 
-def long_words_query(tsquery: str, rare: Collection[str] = ()) -> str | None:
-    """`long_words` as a tsquery (ANDed), or None when there are none."""
-    return all_of(long_words(tsquery, rare))
-
-
 def all_of(lexemes: list[str]) -> str | None:
     """`lexemes` as a tsquery, each quoted, ANDed; None for none."""
     quoted = ["'" + x.replace("\\", "\\\\").replace("'", "''") + "'" for x in lexemes]

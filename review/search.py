@@ -1208,8 +1208,9 @@ def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
         if pk not in by_id:
             continue
         message, name, _, raw = by_id[pk]
-        hit = Hit(message, highlight(raw or message.text[:240]), name, imported(message))
-        hit.also_in = also.get(pk, [])
+        hit = Hit(
+            message, highlight(raw or message.text[:240]), name, imported(message), also.get(pk, [])
+        )
         if hit.imported is not None and not name and message.direction == "in":
             hit.name = author_name(hit.imported)
         if message.participant_id is None and not message.group_id:

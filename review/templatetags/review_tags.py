@@ -328,23 +328,28 @@ def flag_form(context: template.Context, url: str, summary: Any, note_id: Any) -
     )
 
 
-# An address with an id in it without a reverse() a row: reverse() was about a fifth of the
-# search page's rendering, a tenth of the conversation list's (50 rows) and two of a transcript
-# row's (its flag and tag forms). The pattern is reversed once per name, script prefix and
-# URLconf (what reverse() itself depends on) and the id put in its place.
+# An address without a reverse() a row: reverse() was about a fifth of the search page's
+# rendering, a tenth of the conversation list's (50 rows) and two of a transcript row's (its
+# flag and tag forms). Reversed once per name, arguments, script prefix and URLconf (what
+# reverse() itself depends on); an address with an id is that pattern with the id put in.
 _PK = 987654321
 
 
-@functools.lru_cache(maxsize=64)
-def _pattern(name: str, prefix: str, urlconf: str | None) -> str:
-    return reverse(name, args=[_PK], urlconf=urlconf)
+@functools.lru_cache(maxsize=128)
+def _reversed(name: str, args: tuple[int, ...], prefix: str, urlconf: str | None) -> str:
+    return reverse(name, args=list(args), urlconf=urlconf)
+
+
+def reversed_once(name: str, *args: int) -> str:
+    """What reverse(name, args=args) gives, reversed once a process for the same arguments
+    (templates/base.html's links through clientwindow's `named_url`; `pk_url`)."""
+    return _reversed(name, args, get_script_prefix(), get_urlconf())
 
 
 @register.simple_tag
 def pk_url(name: str, pk: int) -> str:
     """What {% url name pk %} gives, for a URL whose only argument is a whole number."""
-    pattern = _pattern(name, get_script_prefix(), get_urlconf())
-    return pattern.replace(str(_PK), str(int(pk)))
+    return reversed_once(name, _PK).replace(str(_PK), str(int(pk)))
 
 
 @register.filter

@@ -96,7 +96,7 @@ def test_it_finds_what_the_page_finds_in_its_order(
 def test_a_call_sends_as_many_statements_for_many_hits_as_for_one(
     notes: World, reviewer: Any
 ) -> None:
-    """A hit's fields are read with the page (search.HIT_SHOWN), none a hit on its own."""
+    """A hit's fields are read with the page (search._HITS), none a hit on its own."""
     client, counts = api(reviewer), []
     client.get(SEARCH, {"q": "portfolio"})  # the token's first use is recorded once
     for limit in (1, 5):

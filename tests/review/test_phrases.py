@@ -159,7 +159,7 @@ def test_every_message_a_query_matches_holds_its_long_words(
 ) -> None:
     """The long words, with whichever short words are called rare, are a necessary condition:
     never a message the query finds left out."""
-    wanted = phrases.long_words_query(tsquery(q), rare)
+    wanted = phrases.all_of(phrases.long_words(tsquery(q), rare))
     assume(wanted is not None)
     with connection.cursor() as cursor:
         cursor.execute(
