@@ -870,15 +870,20 @@ def test_it_shows_hostile_names_in_hits_as_text(client: Any, reviewer: Any, worl
     assert "<script>alert(1)" not in html and "<img src=x" not in html
 
 
-def test_legal_hold_names_and_contents_do_not_reach_reviewers_through_search(
-    client: Any, world: Any, reviewer: Any, legal: Any
-) -> None:
-    hold = holds.create(
+@pytest.fixture
+def hold(world: Any, legal: Any) -> Any:
+    """A hold on Amelia's conversation, by Legal."""
+    return holds.create(
         legal,
         matter="FCA inquiry 42",
         reason="Regulator request",
         scope=HoldScope.build(conversations=[world.amelia.pk]),
     )
+
+
+def test_legal_hold_names_and_contents_do_not_reach_reviewers_through_search(
+    client: Any, reviewer: Any, legal: Any, hold: Any
+) -> None:
     client.force_login(reviewer)
     assert "FCA inquiry 42" not in client.get(reverse("review:search")).content.decode()
     held = client.get(reverse("review:search"), {"hold": hold.pk})
@@ -919,17 +924,11 @@ def test_the_search_column_keeps_a_large_statistics_sample() -> None:
 
 
 def test_a_search_page_reads_its_filters_lists_once_each_without_a_cursor(
-    client: Any, world: Any, legal: Any
+    client: Any, legal: Any, hold: Any
 ) -> None:
     """The channels', tags' and legal holds' lists (search.ListedChoiceField, the hold filter
     too) are each one plain statement, however often the page draws and cleans them: no
     server-side cursor (DECLARE, FETCH, CLOSE) for a list of a few rows."""
-    hold = holds.create(
-        legal,
-        matter="FCA inquiry 42",
-        reason="Regulator request",
-        scope=HoldScope.build(conversations=[world.amelia.pk]),
-    )
     client.force_login(legal)
     client.get(reverse("review:search"))
     with CaptureQueriesContext(connection) as captured:
