@@ -414,6 +414,17 @@ def phrase_pairs(q: str) -> Func | None:
 # 185 -> 30 ms (418 before Every.rest).
 PHRASE_RARE_SHORT = 100_000
 PHRASE_SHORT_OVER_LONG = 10
+# A short word left out by those bounds is still read with the long words when the planner
+# expects it in at most PHRASE_SHORT_MOST rows and, with it, the phrase's words in at most
+# PHRASE_WHOLE_BELOW rows (in its channel, when it has one): then the phrase is one statement
+# over the whole archive (Matching.fewer, phrase_ids), where its long words alone would have
+# been read span by span. At 10M "maicaizi that" in channel 2 ("that" 1.4M rows, "maicaizi"
+# 107k, 29,621 of them in the channel; both in the channel 5,094): two spans of 42 and 62 ms,
+# each ANDing the long word's bitmap with one of its channel's time, became one statement of
+# 41 ms. The index reads the short word's posting list at ~7 ns a row: "and" (5.8M rows) with
+# "mojuwu" took 78 ms where its spans found the page in 39; "i" (4.3M) with "jaicaina" 72
+# against 49. 100 phrases (bench_phrases), docs/SCALE.md §7u.
+PHRASE_SHORT_MOST = 4_000_000
 
 
 def _cheap_short_words(parsed: str) -> tuple[list[str], dict[str, float]]:
@@ -475,12 +486,18 @@ class Matching:
     channel: Any = None
     in_gin: QuerySet[Message] | None = None
     indexed_rows: float | None = None  # planned_rows(indexed), when matching knew it already
+    # A phrase without pairs whose short words were left out of its index's condition: the
+    # same matches with those of them under PHRASE_SHORT_MOST read from the index too (its
+    # channel written for the index, as in_gin), and what that index gives of all, unfiltered
+    fewer: QuerySet[Message] | None = None
+    fewer_indexed: QuerySet[Message] | None = None
 
     def narrowed(self, condition: Q) -> "Matching":
         """The same with its messages narrowed by `condition` (the API's cursor), in every
         statement phrase_ids may read them from."""
         in_gin = self.in_gin.filter(condition) if self.in_gin is not None else None
-        return replace(self, filtered=self.filtered.filter(condition), in_gin=in_gin)
+        fewer = self.fewer.filter(condition) if self.fewer is not None else None
+        return replace(self, filtered=self.filtered.filter(condition), in_gin=in_gin, fewer=fewer)
 
 
 def matching(
@@ -505,28 +522,39 @@ def matching(
     phrase = bool(_PHRASE.search(q))
     parsed = _parsed(q) if phrase else ""
     pairs = _holds(WORD_PAIRS, phrases.pairs_query(parsed)) if phrase else None
-    words, indexed_rows = None, None
+    words, indexed_rows, fewer_words = None, None, None
     if phrase and not pairs:
         cheap, word_rows = _cheap_short_words(parsed)
         kept = phrases.long_words(parsed, cheap)
         words = _holds(F("search"), phrases.all_of(kept))
         if len(kept) == 1:  # what its index gives: the word's own rows, known already
             indexed_rows = word_rows.get(kept[0])
+        also = [w for w in phrases.short_words(parsed) if w not in cheap]
+        also = [w for w in also if word_rows[w] <= PHRASE_SHORT_MOST]
+        if kept and also:
+            fewer_words = _holds(F("search"), phrases.all_of([*kept, *also]))
     filtered = filter_messages(messages, data)
     if not q:
         return filtered, Matching(filtered)
     query = text_query(q)
 
-    def found_in(rows: QuerySet[Message]) -> tuple[QuerySet[Message], QuerySet[Message]]:
-        """`rows` narrowed to the query's matches, and what the query's index gives of all."""
+    def found_in(
+        rows: QuerySet[Message], holding: Func | None = words
+    ) -> tuple[QuerySet[Message], QuerySet[Message]]:
+        """`rows` narrowed to the query's matches, and what the query's index gives of all;
+        `holding`: the words the index is asked for (for a phrase without pairs)."""
         if pairs is not None:
             return rows.filter(pairs, _matched(query)), Message.objects.filter(pairs)
-        if words is not None:
-            return rows.filter(words, _matched(query)), Message.objects.filter(words)
+        if holding is not None:
+            return rows.filter(holding, _matched(query)), Message.objects.filter(holding)
         return rows.filter(search=query), Message.objects.filter(search=query)
 
     found, indexed = found_in(filtered)
     channel = data.get("channel") if phrase and pairs is None else None
+    in_gin = filter_messages(messages, data, gin=True) if channel else None
+    fewer, fewer_indexed = None, None
+    if fewer_words is not None:
+        fewer, fewer_indexed = found_in(in_gin if in_gin is not None else filtered, fewer_words)
     how = Matching(
         filtered,
         query,
@@ -534,8 +562,10 @@ def matching(
         pairs=pairs is not None,
         indexed=indexed,
         channel=channel or None,
-        in_gin=found_in(filter_messages(messages, data, gin=True))[0] if channel else None,
+        in_gin=found_in(in_gin)[0] if in_gin is not None else None,
         indexed_rows=indexed_rows,
+        fewer=fewer,
+        fewer_indexed=fewer_indexed,
     )
     return found, how
 
@@ -711,7 +741,9 @@ def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:
     that" in channel 2, 6,974 -> 130 ms; "to details" in channel 1, 1,440 -> 287 ms (docs/
     SCALE.md §7s)."""
     messages, how = matching(messages, data)
-    if how.in_gin is not None:
+    if how.fewer is not None:
+        messages = how.fewer
+    elif how.in_gin is not None:
         messages = how.in_gin
     return _capped_count(messages, COUNT_LATER_BUDGET_MS, pairs=how.pairs)
 
@@ -882,22 +914,37 @@ def phrase_ids(
     common = rows > PHRASE_WALK_ABOVE
     if how.pairs and common:
         return None
-    first = walked(how.filtered, query, oldest, want) if common else None
+    fewer = _fewer(how) if rows > PHRASE_WHOLE_BELOW else None
+    first = walked(how.filtered, query, oldest, want) if common and fewer is None else None
     if first is not None:
         return first, None
     if how.pairs:
         spans = _phrase_matches(messages, oldest, want, rows, beyond=beyond)
         return spans.ids, spans
-    in_rows = rows  # the rows its index gives in its channel
-    if how.channel is not None and rows > PHRASE_WHOLE_BELOW:
-        in_rows = planned_rows(in_channel(indexed, how.channel))
-    every = Every(
-        how.in_gin if how.in_gin is not None else messages,
-        in_rows,
-        in_channel(Message.objects.all(), how.channel) if how.channel else Message.objects.all(),
+    channel = (
+        in_channel(Message.objects.all(), how.channel) if how.channel else Message.objects.all()
     )
+    if fewer is not None:
+        every = Every(fewer[0], fewer[1], channel)
+    else:
+        in_rows = rows  # the rows its index gives in its channel
+        if how.channel is not None and rows > PHRASE_WHOLE_BELOW:
+            in_rows = planned_rows(in_channel(indexed, how.channel))
+        every = Every(how.in_gin if how.in_gin is not None else messages, in_rows, channel)
     spans = _phrase_matches(messages, oldest, want, beyond=beyond, every=every)
     return spans.ids, spans
+
+
+def _fewer(how: Matching) -> tuple[QuerySet[Message], float] | None:
+    """A phrase's matches read with the short words its index's condition left out
+    (Matching.fewer, PHRASE_SHORT_MOST), and the rows the planner expects that index to give
+    (in its channel, when it has one), when those are at most PHRASE_WHOLE_BELOW: then one
+    statement over the whole archive reads them, before any walk or span. One EXPLAIN."""
+    if how.fewer is None or how.fewer_indexed is None:
+        return None
+    indexed = how.fewer_indexed
+    rows = planned_rows(in_channel(indexed, how.channel) if how.channel is not None else indexed)
+    return (how.fewer, rows) if rows <= PHRASE_WHOLE_BELOW else None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Search through the API (api/search.py): the search page's query language and filters, the
 same hits in the same order as the page, cursor pages, and a SEARCH access event per call."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -295,3 +296,38 @@ def test_a_phrase_read_in_one_statement_in_a_channel_pages_from_its_cursor(
     spans = [c["sql"] for c in captured.captured_queries if '"sent_at" AS "sent_at"' in c["sql"]]
     assert spans and all("::bigint" in sql for sql in spans)
     assert not api_ids(reviewer, {**query, "channel": str(other.pk)}, 2)
+
+
+@pytest.mark.parametrize("channel", [False, True])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+def test_a_phrase_read_with_its_common_short_word_pages_from_its_cursor(
+    notes: World, reviewer: Any, monkeypatch: pytest.MonkeyPatch, sort: str, channel: bool
+) -> None:
+    """A phrase read with the common short word its index's condition left out, in one
+    statement (search.PHRASE_SHORT_MOST), is read so through the API too, each call's from its
+    cursor: the plain ordered statement's hits, whatever the page size. The planner's rows are
+    those of 10M messages ("note" in 3M, "portfolio" in 100,000, the two in 10), which a test's
+    uncommitted rows cannot give."""
+    planner = search.planned_rows
+    at_10m = {"'portfolio' & 'note'": 10.0, "'portfolio'": 100_000.0, "'note'": 3_000_000.0}
+
+    def planned(rows: Any) -> float:
+        condition = re.search(r"@@ (.*?)::tsquery", str(rows.query))  # parameters unquoted
+        words = condition.group(1) if condition else ""
+        return at_10m[words] if words in at_10m else planner(rows)
+
+    monkeypatch.setattr(search, "planned_rows", planned)
+    q = '"portfolio note" -urgent'
+    plain = Message.objects.filter(search=search.text_query(q)).exclude(
+        type__in=["reaction", "revoke"]
+    )
+    order = transcript.ASC if sort == "oldest" else transcript.DESC
+    expected = list(plain.order_by(*order).values_list("id", flat=True))
+    assert len(expected) > 7
+    query = {"q": q, "sort": sort, **({"channel": str(notes.channel.pk)} if channel else {})}
+    with CaptureQueriesContext(connection) as captured:
+        for limit in (2, 7):
+            assert api_ids(reviewer, query, limit) == expected
+    spans = [c["sql"] for c in captured.captured_queries if '"sent_at" AS "sent_at"' in c["sql"]]
+    assert spans and all("'''portfolio'' & ''note'''::tsquery" in sql for sql in spans)
+    assert all(("::bigint" in sql) == channel for sql in spans)

@@ -14,7 +14,8 @@ BENCH_PHRASE_WHOLE_BELOW another bound for reading a phrase in one statement
 rest of it in one after a first span (search.PHRASE_CHECK_OVER_BITMAP),
 BENCH_PHRASE_SHORT_OVER_LONG another bound for reading a short word from the index
 (search.PHRASE_SHORT_OVER_LONG), BENCH_PHRASE_WALK_ABOVE another bound for walking first
-(search.PHRASE_WALK_ABOVE).
+(search.PHRASE_WALK_ABOVE), BENCH_PHRASE_SHORT_MOST another bound for reading a common short
+word with the long ones when the phrase is then rare (search.PHRASE_SHORT_MOST; 0: never).
 BENCH_PHRASE_API=100 times the API's first call instead (api.search.ordered_ids with that
 limit: the ids of a /api/v1/search/ page, without its hits).
 docs/SCALE.md §7k has its figures.
@@ -48,6 +49,7 @@ OVERRIDES: dict[str, Callable[[str], Any]] = {
     "CHECK_OVER_BITMAP": lambda ratio: ("PHRASE_CHECK_OVER_BITMAP", float(ratio)),
     "SHORT_OVER_LONG": lambda ratio: ("PHRASE_SHORT_OVER_LONG", float(ratio)),
     "WALK_ABOVE": lambda rows: ("PHRASE_WALK_ABOVE", int(rows)),
+    "SHORT_MOST": lambda rows: ("PHRASE_SHORT_MOST", int(rows)),
 }
 
 

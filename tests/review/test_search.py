@@ -600,6 +600,53 @@ def test_a_phrase_whose_words_are_rare_is_read_in_one_statement(
         assert (results.total, results.capped, results.counting) == (12, False, False)
 
 
+@pytest.mark.parametrize("channel", [False, True])
+@pytest.mark.parametrize("sort", ["newest", "oldest"])
+@pytest.mark.parametrize("short_most", [0, 10**9])
+def test_a_phrase_rare_with_its_common_short_word_is_read_with_it_in_one_statement(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, sort: str, channel: bool, short_most: int
+) -> None:
+    """A short word left out of the index's condition (far more common than the long word) is
+    read with it when the planner expects it in at most PHRASE_SHORT_MOST rows and the two
+    together in at most PHRASE_WHOLE_BELOW (the long word alone in more): then the phrase is one
+    statement over the whole archive, every match seen, nothing counted afterwards. Above
+    PHRASE_SHORT_MOST the long word alone is read span by span. The hits are the plain ordered
+    statement's either way, and a count asked for is the same.
+
+    The planner's rows are those of 10M messages ("the" in 3M, "portfolio" in 100,000, the two
+    together in 10): a test's few uncommitted rows have no statistics, and the planner expects
+    one row of any word."""
+    planner = search.planned_rows
+    at_10m = {"'portfolio' & 'the'": 10.0, "'portfolio'": 100_000.0, "'the'": 3_000_000.0}
+
+    def planned(rows: Any) -> float:
+        condition = re.search(r"@@ (.*?)::tsquery", str(rows.query))  # parameters unquoted
+        words = condition.group(1) if condition else ""
+        return at_10m[words] if words in at_10m else planner(rows)
+
+    monkeypatch.setattr(search, "planned_rows", planned)
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
+    monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 10**9)  # no rest at once
+    monkeypatch.setattr(search, "PHRASE_SHORT_MOST", short_most)
+    q = '"the portfolio"'
+    assert search._cheap_short_words(search._parsed(q))[0] == []  # "the" left out by the bounds
+    both = "'''portfolio'' & ''the'''::tsquery"
+    filters = {"channel": portfolios.channel} if channel else {}
+    for data, results, statements in pages_of_twelve(q, sort, **filters):
+        spans = [sql for sql in statements if '"sent_at" AS "sent_at"' in sql]
+        if short_most:
+            assert len(spans) == 1 and both in spans[0], spans
+            assert '"sent_at" >=' not in spans[0] and '"sent_at" <=' not in spans[0]
+            assert ("::bigint" in spans[0]) == channel
+            assert (results.total, results.capped, results.counting) == (12, False, False)
+        else:
+            assert spans and not [sql for sql in spans if "''the'''::tsquery" in sql]
+            if data["page"] == 1:
+                assert len(spans) > 1 and results.counting
+        assert search.count(Message.objects.all(), data) == 12
+
+
 @pytest.mark.parametrize("common", [False, True])
 @pytest.mark.parametrize("sort", ["newest", "oldest"])
 def test_a_phrase_read_by_its_pairs_pages_as_the_plain_statement(
