@@ -24,6 +24,7 @@ from django.db.models import (
     BigIntegerField,
     BooleanField,
     Exists,
+    ExpressionWrapper,
     F,
     Func,
     Max,
@@ -310,9 +311,19 @@ class Results:
 # expression is messaging's SEARCH_CHANNEL, the one message_channel_sent indexes.
 
 
-def in_channel(messages: QuerySet[Message], channel: Any, *, gin: bool = True) -> QuerySet[Message]:
+# The channel as no index reads it: checked on each row the other conditions' index gives. A
+# common word pair's count in a channel (search.count) was planned as its pairs' bitmap ANDed
+# with one of the whole channel from message_channel_sent: "to and" in channel 1 at 10M, 370,330
+# rows of the pair with 5,869,241 of the channel (488 ms of a 650 ms count); the channel checked
+# on the pair's rows, 156 ms (docs/SCALE.md §7u).
+ROW_CHANNEL = ExpressionWrapper(F("channel_id") - 0, output_field=BigIntegerField())
+
+
+def in_channel(
+    messages: QuerySet[Message], channel: Any, *, gin: bool = True, on_rows: bool = False
+) -> QuerySet[Message]:
     """`messages` of one channel (a Channel or its id), as SEARCH_CHANNEL; `gin`: as the words'
-    GIN index reads it too.
+    GIN index reads it too; `on_rows`: as ROW_CHANNEL, which no index reads.
 
     message_channel_search holds SEARCH_CHANNEL beside the words (btree_gin, messaging 0023),
     but its operator class compares a bigint with a bigint only. Written as an integer (`gin`
@@ -321,6 +332,8 @@ def in_channel(messages: QuerySet[Message], channel: Any, *, gin: bool = True) -
     a phrase's one statement (phrase_ids) and its count. Never both in one statement: the
     planner keeps one of two equal constants, the integer."""
     pk = getattr(channel, "pk", channel)
+    if on_rows:
+        return messages.alias(row_channel=ROW_CHANNEL).filter(row_channel=pk)
     value = Cast(Value(pk), BigIntegerField()) if gin else pk
     return messages.alias(search_channel=SEARCH_CHANNEL).filter(search_channel=value)
 
@@ -330,13 +343,14 @@ def _day_start(day: date) -> datetime:
 
 
 def filter_messages(
-    messages: QuerySet[Message], data: dict[str, Any], *, gin: bool = False
+    messages: QuerySet[Message], data: dict[str, Any], *, gin: bool = False, on_rows: bool = False
 ) -> QuerySet[Message]:
     """Every filter but the text query (exports reuse this for "the current search"); `gin`:
-    the channel written for the words' index (in_channel), not for message_channel_sent."""
+    the channel written for the words' index (in_channel), not for message_channel_sent;
+    `on_rows`: for no index (ROW_CHANNEL)."""
     messages = messages.exclude(type__in=("reaction", "revoke"))
     if channel := data.get("channel"):
-        messages = in_channel(messages, channel, gin=gin)
+        messages = in_channel(messages, channel, gin=gin, on_rows=on_rows)
     if data.get("direction"):
         messages = messages.filter(direction=data["direction"])
     if data.get("type"):
@@ -491,6 +505,9 @@ class Matching:
     # channel written for the index, as in_gin), and what that index gives of all, unfiltered
     fewer: QuerySet[Message] | None = None
     fewer_indexed: QuerySet[Message] | None = None
+    # A phrase read by its pairs in a channel: the same matches with the channel checked on the
+    # rows its pairs give (ROW_CHANNEL), for its count
+    pairs_on_rows: QuerySet[Message] | None = None
 
     def narrowed(self, condition: Q) -> "Matching":
         """The same with its messages narrowed by `condition` (the API's cursor), in every
@@ -568,6 +585,11 @@ def matching(
         indexed_rows=indexed_rows,
         fewer=fewer,
         fewer_indexed=fewer_indexed,
+        pairs_on_rows=(
+            found_in(filter_messages(messages, data, on_rows=True))[0]
+            if pairs is not None and data.get("channel")
+            else None
+        ),
     )
     return found, how
 
@@ -742,12 +764,16 @@ def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:
     counted with its channel read from the words' index (Matching.in_gin): at 10M "bucukou
     that" in channel 2, 6,974 -> 130 ms; "to details" in channel 1, 1,440 -> 287 ms (docs/
     SCALE.md §7s); and with the short words its index's condition left out, when it has them
-    (Matching.fewer): "gracias a" in channel 1, 237 -> 115 ms (§7u)."""
+    (Matching.fewer): "gracias a" in channel 1, 237 -> 115 ms (§7u). A phrase read by its pairs
+    in a channel has its channel checked on the rows they give (ROW_CHANNEL): "to and" in
+    channel 1, 650 -> 156 ms (§7u)."""
     messages, how = matching(messages, data)
     if how.fewer is not None:
         messages = how.fewer
     elif how.in_gin is not None:
         messages = how.in_gin
+    elif how.pairs_on_rows is not None:
+        messages = how.pairs_on_rows
     return _capped_count(messages, COUNT_LATER_BUDGET_MS, pairs=how.pairs)
 
 
