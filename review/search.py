@@ -56,7 +56,7 @@ from messaging.models import (
     ParticipantProfile,
 )
 from review import phrases
-from review.models import ConversationTag, Flag, MessageTag, Tag
+from review.models import ConversationTag, Flag, MessageTag, SavedSearch, Tag
 from review.provenance import Imported, author_name, chat_name_in, imported, linked
 from review.transcript import ASC, DESC
 
@@ -95,6 +95,58 @@ TYPE_CHOICES = [
         )
     ],
 ]
+
+
+# What a channel's label shows (Channel.__str__), never its access token.
+CHANNEL_SHOWN = ("id", "name", "display_number", "phone_number_id")
+TAG_SHOWN = ("id", "name", "colour", "description")
+SAVED_SHOWN = ("id", "name", "query")
+
+# The search page's three short lists in one statement, one round trip where they were three:
+# the channels and tags its filters offer (SearchForm) and the user's saved searches, each in
+# the order of the ORM's queryset it replaces (tests/review/test_search.py compares them). Each
+# statement of a page cost ~0.5 ms served at 10M, most of it the round trip and the ORM around
+# it (docs/SCALE.md §7u). json_agg as text: JSON keeps these ints and strings exactly.
+_LISTS = """
+SELECT (SELECT coalesce(json_agg(json_build_array(c.id, c.name, c.display_number,
+                                                  c.phone_number_id) ORDER BY c.name, c.id),
+                        '[]')::text FROM messaging_channel c),
+       (SELECT coalesce(json_agg(json_build_array(t.id, t.name, t.colour, t.description)
+                                 ORDER BY t.name), '[]')::text FROM review_tag t),
+       (SELECT coalesce(json_agg(json_build_array(s.id, s.name, s.query) ORDER BY s.name, s.id),
+                        '[]')::text FROM review_savedsearch s WHERE s.user_id = %s)
+"""
+
+
+@dataclass(frozen=True)
+class Lists:
+    """The search page's lists (page_lists): its filters' channels and tags, and the saved
+    searches of whoever asks. Model instances holding only the fields shown (the rest deferred,
+    as `only()` leaves them)."""
+
+    channels: list[Channel]
+    tags: list[Tag]
+    saved: list[SavedSearch]
+
+
+def page_lists(user_id: Any) -> Lists:
+    """The search page's lists for the user `user_id`, in one statement (_LISTS)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LISTS, [user_id])  # our own statement: the user's id is its parameter
+        channels, tags, saved = cursor.fetchone()
+    return Lists(
+        channels=[_instance(Channel, CHANNEL_SHOWN, row) for row in json.loads(channels)],
+        tags=[_instance(Tag, TAG_SHOWN, row) for row in json.loads(tags)],
+        saved=[_instance(SavedSearch, SAVED_SHOWN, row) for row in json.loads(saved)],
+    )
+
+
+def _instance(model: Any, names: tuple[str, ...], row: list[Any]) -> Any:
+    """`model` as the ORM loads it with only the fields `names` (the row's values, in that
+    order); from_db takes them in the model's own order of fields."""
+    value = dict(zip(names, row, strict=True))
+    loaded = [f.attname for f in model._meta.concrete_fields if f.attname in value]
+    return model.from_db(connection.alias, loaded, [value[name] for name in loaded])
 
 
 class _ListedIterator(ModelChoiceIterator):  # type: ignore[type-arg]
@@ -137,6 +189,10 @@ class ListedChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
             self._rows = list(self.queryset or [])
         return self._rows
 
+    def preload(self, rows: list[Any]) -> None:
+        """The list as read already, with others, by one statement (page_lists)."""
+        self._rows = list(rows)
+
     def to_python(self, value: Any) -> Any:
         if value in self.empty_values:
             return None
@@ -156,9 +212,8 @@ class SearchForm(forms.Form):
     """The search page's query string: what is valid, with a message for what is not."""
 
     q = forms.CharField(required=False, max_length=500, label="Search")
-    # What a channel's label shows (Channel.__str__), never its access token.
     channel = ListedChoiceField(
-        Channel.objects.only("id", "name", "display_number", "phone_number_id"),
+        Channel.objects.only(*CHANNEL_SHOWN).order_by("name", "pk"),
         required=False,
         empty_label="any",
     )
@@ -194,11 +249,17 @@ class SearchForm(forms.Form):
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
 
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: Any = None, lists: "Lists | None" = None, **kwargs: Any
+    ) -> None:
         """`user`: whoever asks, whom the filters of FILTERS may restrict (the holds they may
         see); None for the domain code that re-reads a search already allowed (a hold's own
-        scope, a stored export)."""
+        scope, a stored export). `lists`: the channels and tags as the search page read them
+        (page_lists); else each field reads its own."""
         super().__init__(*args, **kwargs)
+        if lists is not None:
+            self.fields["channel"].preload(lists.channels)  # type: ignore[attr-defined]
+            self.fields["tag"].preload(lists.tags)  # type: ignore[attr-defined]
         fields = list(self.fields.items())
         at = [name for name, _ in fields].index("sort")  # the upper floors' filters go before it
         extra = [(f.name, f.field(user)) for f in FILTERS.values()]

@@ -339,7 +339,8 @@ def _filename(message: Message, sha256: str, mime: str) -> str:
 @require_GET
 def search_page(request: HttpRequest) -> HttpResponse:
     messages = access.messages_for_user(request)
-    form = search.SearchForm(request.GET or None, user=request.user)
+    lists = access.search_lists_for_user(request)
+    form = search.SearchForm(request.GET or None, user=request.user, lists=lists)
     results = None
     if form.is_bound and form.is_valid():
         results = search.search(messages, form.cleaned_data)
@@ -366,7 +367,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             "form": form,
             "results": results,
             "query_string": query.urlencode(),
-            "saved": access.saved_searches_for_user(request),
+            "saved": lists.saved,
         },
         status=400 if form.is_bound and form.errors else 200,
     )
