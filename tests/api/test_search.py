@@ -1,7 +1,6 @@
 """Search through the API (api/search.py): the search page's query language and filters, the
 same hits in the same order as the page, cursor pages, and a SEARCH access event per call."""
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from review import search, transcript
 from review.models import AccessEvent
 from tests.api.conftest import World, api
 from tests.api.test_conversations import matches_schema
-from tests.review.conftest import NOW, inbound, seal
+from tests.review.conftest import NOW, inbound, planner_rows_as_at_10m, seal
 
 SEARCH = "/api/v1/search/"
 
@@ -306,17 +305,9 @@ def test_a_phrase_read_with_its_common_short_word_pages_from_its_cursor(
     """A phrase read with the common short word its index's condition left out, in one
     statement (search.PHRASE_SHORT_MOST), is read so through the API too, each call's from its
     cursor: the plain ordered statement's hits, whatever the page size. The planner's rows are
-    those of 10M messages ("note" in 3M, "portfolio" in 100,000, the two in 10), which a test's
-    uncommitted rows cannot give."""
-    planner = search.planned_rows
+    those of 10M messages: "note" in 3M, "portfolio" in 100,000, the two in 10."""
     at_10m = {"'portfolio' & 'note'": 10.0, "'portfolio'": 100_000.0, "'note'": 3_000_000.0}
-
-    def planned(rows: Any) -> float:
-        condition = re.search(r"@@ (.*?)::tsquery", str(rows.query))  # parameters unquoted
-        words = condition.group(1) if condition else ""
-        return at_10m[words] if words in at_10m else planner(rows)
-
-    monkeypatch.setattr(search, "planned_rows", planned)
+    planner_rows_as_at_10m(monkeypatch, at_10m)
     q = '"portfolio note" -urgent'
     plain = Message.objects.filter(search=search.text_query(q)).exclude(
         type__in=["reaction", "revoke"]

@@ -4,6 +4,7 @@ media stored by the media module. Shared by the review tests."""
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -170,3 +171,20 @@ def work_mem_seen(asked: Callable[[str], bool]) -> Iterator[list[tuple[bool, str
 
     with connection.execute_wrapper(watch):
         yield seen
+
+
+def planner_rows_as_at_10m(monkeypatch: pytest.MonkeyPatch, rows: dict[str, float]) -> None:
+    """search.planned_rows gives `rows` for the words' conditions they name (as str() of a
+    queryset prints them, its parameters unquoted: "'portfolio' & 'the'"), as the planner does
+    at 10M messages; any other statement its own estimate. A test's few uncommitted rows have
+    no statistics, and the planner expects one row of any word."""
+    from review import search
+
+    planner = search.planned_rows
+
+    def planned(queryset: Any) -> float:
+        condition = re.search(r"@@ (.*?)::tsquery", str(queryset.query))
+        words = condition.group(1) if condition else ""
+        return rows[words] if words in rows else planner(queryset)
+
+    monkeypatch.setattr(search, "planned_rows", planned)

@@ -19,7 +19,7 @@ from retention import holds
 from retention.holds import HoldScope
 from review import search, transcript
 from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
-from tests.review.conftest import NOW, inbound, seal, work_mem_seen
+from tests.review.conftest import NOW, inbound, planner_rows_as_at_10m, seal, work_mem_seen
 
 
 def wamids(world: Any, **data: Any) -> set[str]:
@@ -613,18 +613,10 @@ def test_a_phrase_rare_with_its_common_short_word_is_read_with_it_in_one_stateme
     PHRASE_SHORT_MOST the long word alone is read span by span. The hits are the plain ordered
     statement's either way, and a count asked for is the same.
 
-    The planner's rows are those of 10M messages ("the" in 3M, "portfolio" in 100,000, the two
-    together in 10): a test's few uncommitted rows have no statistics, and the planner expects
-    one row of any word."""
-    planner = search.planned_rows
+    The planner's rows are those of 10M messages: "the" in 3M, "portfolio" in 100,000, the two
+    together in 10."""
     at_10m = {"'portfolio' & 'the'": 10.0, "'portfolio'": 100_000.0, "'the'": 3_000_000.0}
-
-    def planned(rows: Any) -> float:
-        condition = re.search(r"@@ (.*?)::tsquery", str(rows.query))  # parameters unquoted
-        words = condition.group(1) if condition else ""
-        return at_10m[words] if words in at_10m else planner(rows)
-
-    monkeypatch.setattr(search, "planned_rows", planned)
+    planner_rows_as_at_10m(monkeypatch, at_10m)
     monkeypatch.setattr(search, "PAGE_SIZE", 3)
     monkeypatch.setattr(search, "PHRASE_FIRST_SPAN", timedelta(hours=1))
     monkeypatch.setattr(search, "PHRASE_CHECK_OVER_BITMAP", 10**9)  # no rest at once
