@@ -104,9 +104,10 @@ SAVED_SHOWN = ("id", "name", "query")
 
 # The search page's three short lists in one statement, one round trip where they were three:
 # the channels and tags its filters offer (SearchForm) and the user's saved searches, each in
-# the order of the ORM's queryset it replaces (tests/review/test_search.py compares them). Each
-# statement of a page cost ~0.5 ms served at 10M, most of it the round trip and the ORM around
-# it (docs/SCALE.md §7u). json_agg as text: JSON keeps these ints and strings exactly.
+# the order of the ORM's queryset it replaces (tests/review/test_search_lists.py compares them).
+# Each of the three querysets cost the page 0.3-0.9 ms at 10M, most of it the ORM around a
+# statement of a few rows and its round trip (docs/SCALE.md §7u). json_agg as text: JSON keeps
+# these ints and strings exactly.
 _LISTS = """
 SELECT (SELECT coalesce(json_agg(json_build_array(c.id, c.name, c.display_number,
                                                   c.phone_number_id) ORDER BY c.name, c.id),
