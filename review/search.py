@@ -567,9 +567,9 @@ class Matching:
     # channel written for the index, as in_gin), and what that index gives of all, unfiltered
     fewer: QuerySet[Message] | None = None
     fewer_indexed: QuerySet[Message] | None = None
-    # A phrase read by its pairs in a channel: the same matches with the channel checked on the
-    # rows its pairs give (ROW_CHANNEL), for its count
-    pairs_on_rows: QuerySet[Message] | None = None
+    # A text query in a channel: the same matches with the channel checked on the rows the
+    # query's index gives (ROW_CHANNEL), for its count (count, _count_on_rows)
+    on_rows: QuerySet[Message] | None = None
 
     def narrowed(self, condition: Q) -> "Matching":
         """The same with its messages narrowed by `condition` (the API's cursor), in every
@@ -647,9 +647,9 @@ def matching(
         indexed_rows=indexed_rows,
         fewer=fewer,
         fewer_indexed=fewer_indexed,
-        pairs_on_rows=(
+        on_rows=(
             found_in(filter_messages(messages, data, on_rows=True))[0]
-            if pairs is not None and data.get("channel")
+            if data.get("channel")
             else None
         ),
     )
@@ -828,15 +828,48 @@ def count(messages: QuerySet[Message], data: dict[str, Any]) -> int | None:
     SCALE.md §7s); and with the short words its index's condition left out, when it has them
     (Matching.fewer): "gracias a" in channel 1, 237 -> 115 ms (§7u). A phrase read by its pairs
     in a channel has its channel checked on the rows they give (ROW_CHANNEL): "to and" in
-    channel 1, 650 -> 156 ms (§7u)."""
+    channel 1, 650 -> 156 ms; so has any other query in a channel whose index gives few enough
+    rows (_count_on_rows): "gadai OR porairijo" in channel 2, 247 -> 35 ms (§7u)."""
     messages, how = matching(messages, data)
     if how.fewer is not None:
         messages = how.fewer
     elif how.in_gin is not None:
         messages = how.in_gin
-    elif how.pairs_on_rows is not None:
-        messages = how.pairs_on_rows
+    elif how.on_rows is not None and (how.pairs or _count_on_rows(how, data)):
+        messages = how.on_rows
     return _capped_count(messages, COUNT_LATER_BUDGET_MS, pairs=how.pairs)
+
+
+# A count in a channel either scans the messages until its 1,001st match, checking the query on
+# each row (~0.68 us a row at 10M: "gadai OR porairijo" in channel 2 read 360,073 rows in 244
+# ms), or reads every row its words' index gives into a bitmap (~0.22 us a row: 92,320 in 20.6
+# ms) and checks those (~3 us a row) until then. The planner prices the scan's check of `@@` far
+# below what it costs, and chooses the scan; with the channel written as ROW_CHANNEL it cannot
+# reach the scan's early end and reads the index: that count 247 -> 35 ms, "wume -gadai" in
+# channel 3 226 -> 60 ms, but "please" in channel 1 10 -> 515 ms (1.4M rows to read, where the
+# scan finds 1,001 in 15,000). So the choice is made here, from the planner's rows. Not for a
+# query that excludes a word: the index reads every row of the words it keeps, which the
+# planner's rows for the whole query do not say ("-" of a common word: 20 counts, p50 86 -> 113
+# ms), so the planner chooses as before (docs/SCALE.md §7u).
+COUNT_SCAN_US = 0.68
+COUNT_BITMAP_US = 0.22
+COUNT_CHECK_US = 3.0
+
+
+def _count_on_rows(how: Matching, data: dict[str, Any]) -> bool:
+    """Whether a search's count in its channel costs less reading its index's rows
+    (ROW_CHANNEL) than scanning the messages until its last match, by the planner's rows: three
+    EXPLAINs. Never for a query that excludes a word."""
+    if how.indexed is None or "!" in _parsed((data.get("q") or "").strip()):
+        return False
+    channel = data["channel"]
+    words = planned_rows(how.indexed)
+    everything = max(planned_rows(Message.objects.all()), 1.0)
+    share = planned_rows(in_channel(Message.objects.all(), channel, gin=False)) / everything
+    wanted = COUNT_CAP + 1
+    scan = COUNT_SCAN_US * wanted * everything / max(words * share, 1.0)
+    read = COUNT_BITMAP_US * words + COUNT_CHECK_US * wanted / max(share, 1e-6)
+    return read < scan
 
 
 def _page(

@@ -174,9 +174,33 @@ def test_a_pair_phrase_is_counted_with_its_channel_checked_on_the_rows(
         assert len(counts) == 1 and '"channel_id" - 0)' in counts[0], counts
         assert '"channel_id" + 0)' not in counts[0]
         _, how = search.matching(Message.objects.all(), data)
-        assert how.pairs_on_rows is not None
-        plan = explain(how.pairs_on_rows.values("id"), seqscan=False)
+        assert how.on_rows is not None
+        plan = explain(how.on_rows.values("id"), seqscan=False)
         for node in _nodes(plan):
             assert "channel_id" not in node.get("Index Cond", ""), plan
             assert node["Node Type"] != "BitmapAnd", plan
     assert search.count(Message.objects.all(), {"q": q}) == 42
+
+
+@pytest.mark.parametrize("reads_rows", [False, True])
+def test_a_count_in_a_channel_reads_the_rows_of_its_index_when_that_costs_less(
+    skewed: tuple[Channel, Channel], monkeypatch: pytest.MonkeyPatch, reads_rows: bool
+) -> None:
+    """By the planner's rows and search's costs a row (COUNT_SCAN_US against COUNT_BITMAP_US),
+    a count in a channel has its channel checked on the rows its words' index gives
+    (ROW_CHANNEL), or written as ever; never for a query that excludes a word (the index reads
+    every row of the words it keeps). The counts are the channels' own either way."""
+    monkeypatch.setattr(search, "COUNT_SCAN_US", 10**9 if reads_rows else 0)
+    big, small = skewed
+    for q, per_channel in (("report", (180, 20)), ("quarterly OR absent", (180, 20))):
+        for channel, count in zip((big, small), per_channel, strict=True):
+            with CaptureQueriesContext(connection) as captured:
+                assert search.count(Message.objects.all(), {"q": q, "channel": channel}) == count
+            (counted,) = [c["sql"] for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+            assert ('"channel_id" - 0)' in counted) == reads_rows, (q, counted)
+            assert ('"channel_id" + 0)' in counted) != reads_rows
+    with CaptureQueriesContext(connection) as captured:
+        data = {"q": "report -absent", "channel": small}
+        assert search.count(Message.objects.all(), data) == 20
+    (counted,) = [c["sql"] for c in captured.captured_queries if "COUNT(*)" in c["sql"]]
+    assert '"channel_id" + 0)' in counted and '"channel_id" - 0)' not in counted
