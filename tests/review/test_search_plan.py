@@ -175,7 +175,7 @@ def test_a_pair_phrase_is_counted_with_its_channel_checked_on_the_rows(
         assert '"channel_id" + 0)' not in counts[0]
         _, how = search.matching(Message.objects.all(), data)
         assert how.on_rows is not None
-        plan = explain(how.on_rows.values("id"), seqscan=False)
+        plan = explain(how.on_rows().values("id"), seqscan=False)
         for node in _nodes(plan):
             assert "channel_id" not in node.get("Index Cond", ""), plan
             assert node["Node Type"] != "BitmapAnd", plan
