@@ -639,6 +639,31 @@ def test_a_phrase_rare_with_its_common_short_word_is_read_with_it_in_one_stateme
         assert search.count(Message.objects.all(), data) == 12
 
 
+@pytest.mark.parametrize("short_most", [0, 10**9])
+def test_a_phrase_rare_with_its_common_short_word_is_not_walked_and_is_counted_with_it(
+    portfolios: Any, monkeypatch: pytest.MonkeyPatch, short_most: int
+) -> None:
+    """Its one statement is asked for before any walk, though its long word alone is common
+    enough to walk (a walk of the newest messages rarely finds a page of so rare a phrase), and
+    the count a page asks for reads the short word from the index too (Matching.fewer). Above
+    PHRASE_SHORT_MOST the long word is walked first, and counted alone. The planner's rows are
+    those of 10M messages: "the" in 3M, "portfolio" in 200,000 (over PHRASE_WALK_ABOVE), the
+    two together in 10."""
+    at_10m = {"'portfolio' & 'the'": 10.0, "'portfolio'": 200_000.0, "'the'": 3_000_000.0}
+    planner_rows_as_at_10m(monkeypatch, at_10m)
+    monkeypatch.setattr(search, "PAGE_SIZE", 3)
+    monkeypatch.setattr(search, "PHRASE_SHORT_MOST", short_most)
+    data = {"q": '"the portfolio"', "channel": portfolios.channel}
+    with CaptureQueriesContext(connection) as captured:
+        assert search.search(Message.objects.all(), data).hits
+        assert search.count(Message.objects.all(), data) == 12
+    sent = [c["sql"] for c in captured.captured_queries]
+    walks = [sql for sql in sent if ") walked WHERE hit" in sql]
+    (counted,) = [sql for sql in sent if "COUNT(*)" in sql]
+    assert bool(walks) == (not short_most)
+    assert ("'''portfolio'' & ''the'''::tsquery" in counted) == bool(short_most)
+
+
 @pytest.mark.parametrize("common", [False, True])
 @pytest.mark.parametrize("sort", ["newest", "oldest"])
 def test_a_phrase_read_by_its_pairs_pages_as_the_plain_statement(
