@@ -142,9 +142,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 # permission taken away counts from the next request, in every process, with nothing to
 # invalidate. The tables are django.contrib.auth's own. The permissions come as ids, named
 # through `_permission_names`: joining each to its content type made the statement's planning
-# most of its 0.52 ms on every request (0.24 ms without, docs/SCALE.md §7t).
-_AUTHORIZATION = """
-SELECT
+# most of its 0.52 ms on every request (0.24 ms without, docs/SCALE.md §7t). The session's
+# user is read with them (`_USER`, access.backends), so a request sends one statement for both.
+_ARRAYS = """
   ARRAY(SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id
         WHERE ug.user_id = %(user)s),
   ARRAY(SELECT up.permission_id FROM auth_user_user_permissions up
@@ -153,6 +153,16 @@ SELECT
         JOIN auth_user_groups ug ON ug.group_id = gp.group_id
         WHERE ug.user_id = %(user)s)
 """
+_AUTHORIZATION = f"SELECT {_ARRAYS}"
+# The signed-in user's row with the same three arrays (access.backends: the session's user).
+# Its columns are the model's, in the model's order, as `Model.from_db` takes them.
+_USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
+_USER_COLUMNS = ", ".join(
+    f"u.{connection.ops.quote_name(field.column or field.attname)}"
+    for field in User._meta.concrete_fields
+)
+_USER_TABLE = User._meta.db_table
+_USER = f"SELECT {_USER_COLUMNS}, {_ARRAYS} FROM {_USER_TABLE} u WHERE u.id = %(user)s"  # noqa: S608
 _PERMISSIONS = """
 SELECT p.id, ct.app_label || '.' || p.codename FROM auth_permission p
 JOIN django_content_type ct ON ct.id = p.content_type_id
@@ -188,9 +198,12 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
         groups = getattr(user, "groups", None)
         names = set(groups.values_list("name", flat=True)) if groups is not None else set()
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(_AUTHORIZATION, {"user": user.pk})
-            group_names, own_ids, through_group_ids = cursor.fetchone()
+        read_with_user = getattr(user, "_clientwindow_authorization", None)
+        if read_with_user is None:
+            with connection.cursor() as cursor:
+                cursor.execute(_AUTHORIZATION, {"user": user.pk})
+                read_with_user = cursor.fetchone()
+        group_names, own_ids, through_group_ids = read_with_user
         names = set(group_names)
         if user.is_active and not user.is_superuser and not hasattr(user, "_perm_cache"):
             own = _permission_names(own_ids)
@@ -201,6 +214,21 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
     roles = [role for role in ROLES if role in names]
     user._clientwindow_roles = roles  # type: ignore[attr-defined]
     return roles
+
+
+def user_with_authorization(user_id: Any) -> User | None:
+    """The user `user_id` (None if there is none), read in one statement with what `roles_of`
+    reads, which it then takes from the user instead of asking again: the session's user and
+    its roles, at the request's start (access.backends)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_USER, {"user": User._meta.pk.to_python(user_id)})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    columns = len(_USER_FIELDS)
+    user = User.from_db(connection.alias, _USER_FIELDS, row[:columns])
+    user._clientwindow_authorization = row[columns:]  # type: ignore[attr-defined]
+    return user
 
 
 def roles_context(request: HttpRequest) -> dict[str, Any]:

@@ -135,7 +135,8 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out name and address
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend reading the session's user with its roles in one statement
+    "access.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
@@ -667,7 +668,7 @@ AUTHENTICATION_BACKENDS = [
     if backend == "allauth.account.auth_backends.AuthenticationBackend"
     else backend
     for backend in AUTHENTICATION_BACKENDS
-    if LOCAL_LOGIN or backend != "django.contrib.auth.backends.ModelBackend"
+    if LOCAL_LOGIN or backend != "access.backends.ModelBackend"
 ]
 
 # --- A shared cache --------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
 
+from access.backends import OneStatementUser
+
 log = logging.getLogger("clientwindow.security")
 
 REFUSED = "Password sign-in is switched off here: use the single sign-on button."
@@ -23,7 +25,7 @@ def is_break_glass(name: str) -> bool:
     return name.casefold() in {user.casefold() for user in settings.BREAK_GLASS_USERS}
 
 
-class LocalLoginPolicy(AuthenticationBackend):  # type: ignore[misc]  # allauth is untyped
+class LocalLoginPolicy(OneStatementUser, AuthenticationBackend):  # type: ignore[misc]  # allauth is untyped
     def authenticate(
         self, request: HttpRequest | None, **credentials: Any
     ) -> AbstractBaseUser | None:
