@@ -53,3 +53,20 @@ def test_the_application_connections_run_without_jit():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+def test_it_reads_and_writes_british_dates_without_translation_machinery():
+    """USE_I18N is off (every catalog for en-gb says what the source says, and the machinery
+    cost every page ~0.75 ms, docs/SCALE.md §7v); the firm's formats are still en-gb's: a date
+    typed day first is read day first, and shown as "5 Dec 2026"."""
+    from datetime import date
+
+    from django import forms
+    from django.conf import settings
+    from django.template import Context, Template
+    from django.utils import translation
+
+    assert settings.USE_I18N is False and translation.get_language() == "en-gb"
+    assert forms.DateField().clean("05/12/2026") == date(2026, 12, 5)
+    shown = Template("{{ day|date }}").render(Context({"day": date(2026, 12, 5)}))
+    assert shown == "5 Dec 2026"
