@@ -50,7 +50,8 @@ Environment: BENCH_SCALE (unset: 10k and 1M; "10M": 10k and 10M), BENCH_REVIEW_S
 list, overrides both), BENCH_REVIEW_QUERIES (50), BENCH_REVIEW_SHAPE_SECONDS (120: a shape stops
 there once it has 10 queries), BENCH_REVIEW_TRANSCRIPTS (30), BENCH_REVIEW_EXPLAIN,
 BENCH_REVIEW_PROFILE=1 to print a cProfile of a few view requests, BENCH_REVIEW_STREAM_ROUNDS (1:
-how many times each shape's queries are served again in a stream).
+how many times each shape's queries are served again in a stream), BENCH_REVIEW_DURABLE (1: the
+archive's cluster with fsync and synchronous commits on, as `make run` runs; 0: as built).
 """
 
 import contextlib
@@ -110,6 +111,10 @@ SHAPE_SECONDS = float(os.environ.get("BENCH_REVIEW_SHAPE_SECONDS", "120"))
 # p95 of 20 requests is their second slowest, and moved by up to 3 ms between two runs of the
 # same code (docs/SCALE.md §7t); more rounds make it steadier without lengthening the rotation.
 STREAM_ROUNDS = int(os.environ.get("BENCH_REVIEW_STREAM_ROUNDS", "1"))
+# The archive's cluster with fsync and synchronous commits on, as `make run` runs (its build
+# turns them off): every search page commits an access event, and its WAL flush is the
+# reviewer's to wait for. BENCH_REVIEW_DURABLE=0 opens it as built, as runs before 6 December did.
+DURABLE = os.environ.get("BENCH_REVIEW_DURABLE", "1") != "0"
 EXPLAIN_ALL = os.environ.get("BENCH_REVIEW_EXPLAIN", "") not in ("", "0")
 PROFILE = os.environ.get("BENCH_REVIEW_PROFILE", "") not in ("", "0")
 BIG = 5_000
@@ -923,6 +928,31 @@ class Measured:
     floor: dict[str, list[float]]
 
 
+@contextlib.contextmanager
+def durability() -> Iterator[None]:
+    """The archive's cluster started durable (DURABLE; localdev.Cluster reads the variable)."""
+    saved = os.environ.get("CLIENTWINDOW_THROWAWAY_DURABLE")
+    os.environ["CLIENTWINDOW_THROWAWAY_DURABLE"] = "1" if DURABLE else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["CLIENTWINDOW_THROWAWAY_DURABLE"]
+        else:
+            os.environ["CLIENTWINDOW_THROWAWAY_DURABLE"] = saved
+
+
+def archive_settings() -> str:
+    """The opened archive's durability, as its server says it (REPORTED["settings"] too)."""
+    with connection.cursor() as cursor:
+        shown = []
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            cursor.execute(f"SHOW {name}")
+            shown.append(f"{name}={cursor.fetchone()[0]}")
+    REPORTED["settings"]["archive_cluster"] = ", ".join(shown)
+    return "the archive's cluster: " + ", ".join(shown)
+
+
 @pytest.fixture(scope="module")
 def measured(django_db_setup: None, django_db_blocker: Any, server_settings: str) -> Any:
     """Every size measured in turn, one archive open at a time; the tests print."""
@@ -937,8 +967,8 @@ def measured(django_db_setup: None, django_db_blocker: Any, server_settings: str
         for label, _ in SIZES:
             say(f"\n== review benchmark on the cached {label} archive (archive_scale.py)")
             t0 = time.perf_counter()
-            with open_archive(label) as archive, archive.django():
-                say(f"   opened in {seconds(time.perf_counter() - t0)}")
+            with durability(), open_archive(label) as archive, archive.django():
+                say(f"   opened in {seconds(time.perf_counter() - t0)}; {archive_settings()}")
                 client = Client()
                 try:
                     world = open_world(archive)
