@@ -484,6 +484,7 @@ def portal_commands(port: str) -> dict[str, list[str]]:
         "sealer": [python, "manage.py", "run_sequencer"],
         "web server": [
             *[python, "-m", "gunicorn", "clientwindow.wsgi", "--bind", f"127.0.0.1:{port}"],
+            *["--config", str(ROOT / "gunicorn.conf.py")],  # collections between requests
             *["--workers", "2", "--access-logfile", "-"],
         ],
         # staff reply emails (bridge/gateway.py), on MAIL_GATEWAY_PORT (default 2525)

@@ -111,11 +111,15 @@ class Node:
         web = self.start(
             "gunicorn",
             *[sys.executable, "-m", "gunicorn", "clientwindow.wsgi"],
+            *["--config", str(ROOT / "gunicorn.conf.py")],
             *["--bind", f"127.0.0.1:{port}", "--workers", "2", "--access-logfile", "-"],
         )
         for _ in range(4):  # each worker loads the app on its first request, not before
             wait_until(lambda: answers(port) or web.poll() is not None, STARTUP, self.name)
             assert web.poll() is None, self.log("gunicorn")
+        # each worker ran gunicorn.conf.py's post_worker_init once it had loaded the app
+        frozen = "garbage collection between requests"
+        wait_until(lambda: self.log("gunicorn").count(frozen) >= 2, STARTUP, self.name)
         return port
 
     def log(self, label: str) -> str:

@@ -242,6 +242,7 @@ def gunicorn(
         "-m",
         "gunicorn",
         APPS[app],
+        *["--config", str(ROOT / "gunicorn.conf.py")],  # as make run and deploy/ start it
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

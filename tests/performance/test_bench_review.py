@@ -296,6 +296,7 @@ def served(archive: ScaleArchive, client: Client) -> Iterator[Served]:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     command = [sys.executable, "-m", "gunicorn", "clientwindow.wsgi"]
+    command += ["--config", str(ROOT / "gunicorn.conf.py")]  # as make run: collections after
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
