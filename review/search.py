@@ -213,6 +213,27 @@ class ListedChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
         )
 
 
+class _FixedSelect(forms.Select):
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_FixedSelect":
+        copied: _FixedSelect = forms.Widget.__deepcopy__(self, memo)  # its attributes, not choices
+        return copied
+
+
+class FixedChoiceField(forms.ChoiceField):
+    """A ChoiceField whose choices are its declaration's for good (direction, type, flags,
+    order): every form's copy of it, and of its <select>, shares them. Django deep-copies each
+    field of each form it makes, and copying these lists of pairs again (the widget normalising
+    its copy) every page was about a third of the search form's making (docs/SCALE.md §7w).
+    Choices set on a copy replace its own; nothing changes a list of them in place."""
+
+    widget = _FixedSelect
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "FixedChoiceField":
+        copied: FixedChoiceField = forms.Field.__deepcopy__(self, memo)  # the widget copied
+        copied._choices = self._choices  # type: ignore[attr-defined]  # ChoiceField's, untyped
+        return copied
+
+
 class SearchForm(forms.Form):
     """The search page's query string: what is valid, with a message for what is not."""
 
@@ -225,14 +246,14 @@ class SearchForm(forms.Form):
     participant = forms.CharField(
         required=False, max_length=100, help_text="A name or part of a number."
     )
-    direction = forms.ChoiceField(
+    direction = FixedChoiceField(
         choices=[("", "either"), *Direction.choices], required=False, label="Direction"
     )
-    type = forms.ChoiceField(choices=TYPE_CHOICES, required=False)
+    type = FixedChoiceField(choices=TYPE_CHOICES, required=False)
     date_from = boundary.DateField(required=False, label="From")
     date_to = boundary.DateField(required=False, label="To")
     tag = ListedChoiceField(Tag.objects.all(), required=False, empty_label="any")
-    flag = forms.ChoiceField(
+    flag = FixedChoiceField(
         choices=[
             ("", "any"),
             ("open", "open flag"),
@@ -244,7 +265,7 @@ class SearchForm(forms.Form):
         label="Flags",
     )
     attachment = forms.BooleanField(required=False, label="Has an attachment")
-    sort = forms.ChoiceField(
+    sort = FixedChoiceField(
         choices=[
             ("newest", "newest first"),
             ("oldest", "oldest first"),

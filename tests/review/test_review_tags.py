@@ -4,25 +4,30 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.template import engines
 from django.template.defaulttags import CsrfTokenNode
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from access import roles
+from access.roles import LEGAL, REVIEWER
 from exports.forms import ExportForm
 from imports.forms import UploadForm
+from messaging.models import Channel
 from retention.forms import HoldForm
 from review import search
-from review.models import SavedSearch
+from review.models import SavedSearch, Tag
 from review.templatetags.review_tags import (
     _INPUTS,
     conversation_url,
     pk_url,
     preview,
+    search_filters,
     when,
     widget,
 )
@@ -138,3 +143,63 @@ def test_other_forms_inputs_are_written_as_django_writes_them(bound: bool) -> No
     if bound:
         assert 'aria-invalid="true"' in widget(ExportForm(data)["hold"])
         assert " required" in widget(HoldForm(data, saved=none)["matter"])
+
+
+# The search page's filters as templates/review/search.html wrote them before search_filters.
+_FILTERS_LOOP = (
+    "{% load review_tags %}{% for field in form.visible_fields %}"
+    '{% if field.name != "q" and field.name != "page" %}\n'
+    "    <label>{{ field.label }} "
+    '{% if field.name == "date_from" or field.name == "date_to" %}'
+    '<input type="date" name="{{ field.name }}" value="{{ field.value|default_if_none:\'\' }}"'
+    ' id="{{ field.id_for_label }}">{% else %}{{ field|widget }}{% endif %}</label>\n'
+    "    {% endif %}{% endfor %}"
+)
+_SHOWN = st.one_of(_TEXT, st.sampled_from(["", "1", "2", "in", "out", "text", "open", "oldest"]))
+
+
+_FILTERS_TEMPLATE = engines["django"].from_string(_FILTERS_LOOP)
+
+
+@pytest.fixture
+def people() -> dict[str, Any]:
+    """Whoever asks: nobody (the domain re-reading a search: every hold), a reviewer (may not
+    see holds), legal (may)."""
+    found: dict[str, Any] = {"nobody": None}
+    for role in (REVIEWER, LEGAL):
+        user = User.objects.create(username=f"filters-{role}")
+        user.groups.set(Group.objects.filter(name=role))
+        found[role] = roles.user_with_authorization(user.pk)
+    return found
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    who=st.sampled_from(["nobody", REVIEWER, LEGAL]),
+    data=st.fixed_dictionaries(
+        {},
+        optional={
+            name: _SHOWN
+            for name in (
+                *("q", "channel", "participant", "direction", "type", "date_from", "date_to"),
+                *("tag", "flag", "attachment", "hold", "sort", "page"),
+            )
+        },
+    ),
+    names=st.lists(_TEXT.filter(str.strip), min_size=2, max_size=2),
+)
+def test_the_search_forms_filters_are_written_as_the_templates_loop_wrote_them(
+    people: dict[str, Any], who: str, data: dict[str, str], names: list[str]
+) -> None:
+    """Every visible filter in its label, the dates as date inputs, the hold filter only for
+    whoever may see holds (hidden, so not among them, for a reviewer)."""
+    channel, tag = Channel(pk=1, name=names[0], display_number="+1"), Tag(pk=2, name=names[1])
+    lists = search.Lists(channels=[channel], tags=[tag], saved=[])
+    form = search.SearchForm(data or None, user=people[who], lists=lists)
+    if form.is_bound:
+        form.is_valid()
+    written = search_filters(form)
+    assert written == _FILTERS_TEMPLATE.render({"form": form})
+    assert written.count("<label>") == len(form.visible_fields()) - 2
+    assert ('name="hold"' in written) == (who != REVIEWER)
