@@ -16,6 +16,8 @@ from django.shortcuts import render
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from archive import prepared
+
 REVIEWER = "Reviewer"
 AUDITOR = "Auditor"
 LEGAL = "Legal"
@@ -220,8 +222,8 @@ def user_with_authorization(user_id: Any) -> User | None:
     """The user `user_id` (None if there is none), read in one statement with what `roles_of`
     reads, which it then takes from the user instead of asking again: the session's user and
     its roles, at the request's start (access.backends)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_USER, {"user": User._meta.pk.to_python(user_id)})
+    with connection.cursor() as cursor:  # planned once a database session (archive.prepared)
+        prepared.execute(cursor, _USER, {"user": User._meta.pk.to_python(user_id)})
         row = cursor.fetchone()
     if row is None:
         return None

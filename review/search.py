@@ -43,6 +43,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from access import boundary
+from archive import prepared
 from messaging.models import (
     MEDIA_TYPES,
     PHONE_EXPORT,
@@ -137,7 +138,8 @@ class Lists:
 def page_lists(user_id: Any) -> Lists:
     """The search page's lists for the user `user_id`, in one statement (_LISTS)."""
     with connection.cursor() as cursor:
-        cursor.execute(_LISTS, [user_id])  # our own statement: the user's id is its parameter
+        # our own statement, the user's id its parameter; planned once a database session
+        prepared.execute(cursor, _LISTS, [user_id])
         channels, tags, saved = cursor.fetchone()
     return Lists(
         channels=[_instance(Channel, CHANNEL_SHOWN, row) for row in json.loads(channels)],
@@ -1368,8 +1370,11 @@ def hits(ids: list[int], query: SearchQuery | None) -> list[Hit]:
         return []
     headline, headline_params = _headline(query)
     with connection.cursor() as cursor:
-        # our own statement: the request gives only parameters
-        cursor.execute(
+        # our own statement: the request gives only parameters. Planned once a database session
+        # for each form of headline (archive.prepared): its plan (a lookup by key per id) is the
+        # same whatever the ids and words, and planning it was 0.4-0.5 ms of every search page
+        prepared.execute(
+            cursor,
             _HITS.format(headline=headline),
             [PHONE_EXPORT, *headline_params, list(ids)],
         )
