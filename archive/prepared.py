@@ -15,10 +15,10 @@ Through Django's cursor, so that Django sees each of them as any other statement
 CaptureQueriesContext, execute wrappers), and as one: the first execution in a session sends
 PREPARE and EXECUTE in the same round trip. The names are kept per connection to PostgreSQL: a
 new one (DATABASE_CONN_MAX_AGE, a reconnection) prepares again. PREPARE is not undone by a
-rollback; a statement whose first execution failed is prepared again under a new name, since
-whether its PREPARE took effect is not known. Not for a pooler that hands one client's session
-to another between transactions (PgBouncer in transaction mode): a prepared statement belongs
-to a database session."""
+rollback; a statement whose execution failed is prepared again under a new name, since whether
+its PREPARE took effect is not known, or the statement may be what failed. Not for a pooler that
+hands one client's session to another between transactions (PgBouncer in transaction mode): a
+prepared statement belongs to a database session."""
 
 import hashlib
 import itertools
@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.backends.utils import CursorWrapper
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
@@ -68,7 +69,14 @@ def execute(
     session = _SESSIONS.setdefault(cursor.db.connection, _Session())
     name = session.names.get(sql)
     if name is not None:
-        cursor.execute(_call(name, values), values)
+        try:
+            cursor.execute(_call(name, values), values)
+        except DatabaseError:
+            # the next execution prepares it again under a new name: a prepared statement can
+            # fail where its SQL would not (a column's type changed since: "cached plan must
+            # not change result type"; gone: DEALLOCATE, DISCARD ALL)
+            del session.names[sql]
+            raise
         return
     digest = hashlib.sha256(sql.encode()).hexdigest()[:16]
     name = f"cw_{digest}_{next(session.made)}"

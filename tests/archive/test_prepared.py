@@ -117,6 +117,21 @@ def test_a_first_execution_that_failed_is_prepared_again_under_a_new_name():
 
 
 @pytest.mark.django_db
+def test_a_prepared_statement_that_failed_is_prepared_again():
+    """As when a column's type changed under it, or the session's statements were discarded."""
+    sql = fresh("SELECT %s::int - 1")
+    _, sent = run(sql, [1], prepare=True)
+    name = sent[0].split()[1]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DEALLOCATE {name}")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        run(sql, [1], prepare=True)
+    rows, sent = run(sql, [3], prepare=True)
+    assert rows == [(2,)]
+    assert sent[0].startswith("PREPARE") and sent[0].split()[1] != name
+
+
+@pytest.mark.django_db
 def test_it_refuses_sql_it_cannot_number():
     with connection.cursor() as cursor, pytest.raises(ValueError, match="%%"):
         prepared.execute(cursor, "SELECT '100%%'", [])
