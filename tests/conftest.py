@@ -106,6 +106,25 @@ def superuser_connect(dbname: str = TEST_DB) -> psycopg.Connection:
     )
 
 
+# The planner sees the statistics a test makes itself (ANALYZE of its own table) or none: never
+# what autovacuum sampled in the middle of the run from rows another test had committed (a
+# transactional test), which decided between two indexes for tests that read a plan, and did so
+# only when the run was slow enough (a loaded machine) for autovacuum's minute to pass.
+NO_AUTOVACUUM = """
+DO $$
+DECLARE t regclass;
+BEGIN
+    FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relkind = 'r'
+    LOOP
+        EXECUTE format(
+            'ALTER TABLE %s SET (autovacuum_enabled = off, toast.autovacuum_enabled = off)', t
+        );
+    END LOOP;
+END $$
+"""
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
     with django_db_blocker.unblock():
@@ -132,6 +151,8 @@ def django_db_setup(django_db_blocker: Any) -> Iterator[None]:
             connections[alias].settings_dict["NAME"] = TEST_DB
             settings.DATABASES[alias]["NAME"] = TEST_DB
         call_command("migrate", database="owner", verbosity=0)
+        with connections["owner"].cursor() as cursor:
+            cursor.execute(NO_AUTOVACUUM)
         connections["owner"].close()
         yield
         for alias in ("default", "owner"):
