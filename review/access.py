@@ -7,6 +7,8 @@ exist is a 404 whoever asks.
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -16,6 +18,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
 from access.lockout import client_address
+from archive import inflight
 from messaging.models import Attachment, Conversation, Message
 from review import search
 from review.models import AccessEvent, Flag, SavedSearch
@@ -116,21 +119,45 @@ def record_access(
     as the statement the ORM's create() would send, without building the model and its
     statement for each request (~0.3 of its 0.7 ms on every search page, docs/SCALE.md §7t).
     `at` is the database's clock (db_default), `xact` the writing transaction's id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD, _event(request, action, object_type, object_id, detail))
+
+
+@contextmanager
+def recording(
+    request: HttpRequest,
+    action: str,
+    object_type: str = "",
+    object_id: object = "",
+    detail: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """record_access, sent to PostgreSQL when the block starts and its answer read when it ends
+    (archive.inflight): the event's round trip and commit overlap what the block does, the
+    page's template, and the block still cannot end before the event is committed, or it
+    raises. The block must not use the database (docs/SCALE.md §7x)."""
+    values = _event(request, action, object_type, object_id, detail)
+    with inflight.sent(_RECORD, [None if v is None else str(v) for v in values]):
+        yield
+
+
+def _event(
+    request: HttpRequest,
+    action: str,
+    object_type: str,
+    object_id: object,
+    detail: dict[str, Any] | None,
+) -> list[Any]:
     user = acting_user(request)
     address = _ADDRESS.get_prep_value(client_address(request))  # IPv6 normalised as the ORM does
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD,
-            [
-                user.pk,
-                user.get_username(),
-                address,
-                action,
-                object_type,
-                str(object_id),
-                json.dumps(detail or {}),
-            ],
-        )
+    return [
+        user.pk,
+        user.get_username(),
+        address,
+        action,
+        object_type,
+        str(object_id),
+        json.dumps(detail or {}),
+    ]
 
 
 _ADDRESS = AccessEvent._meta.get_field("address")

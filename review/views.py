@@ -341,36 +341,32 @@ def search_page(request: HttpRequest) -> HttpResponse:
     messages = access.messages_for_user(request)
     lists = access.search_lists_for_user(request)
     form = search.SearchForm(request.GET or None, user=request.user, lists=lists)
-    results = None
-    if form.is_bound and form.is_valid():
-        results = search.search(messages, form.cleaned_data)
-        access.record_access(
-            request,
-            AccessEvent.Action.SEARCH,
-            detail={
-                "query": form.cleaned_data.get("q") or "",
-                "filters": {
-                    k: str(v.pk if hasattr(v, "pk") else v)
-                    for k, v in form.cleaned_data.items()
-                    if v not in (None, "", False, "newest") and k not in ("q", "page")
-                },
-                "results": results.total,
-                "more": results.capped,  # "more than `results`": counting stopped there
-            },
-        )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "review/search.html",
-        {
-            "form": form,
-            "results": results,
-            "query_string": query.urlencode(),
-            "saved": lists.saved,
+    context: dict[str, Any] = {
+        "form": form,
+        "results": None,
+        "query_string": query.urlencode(),
+        "saved": lists.saved,
+    }
+    if not (form.is_bound and form.is_valid()):
+        status = 400 if form.is_bound else 200
+        return render(request, "review/search.html", context, status=status)
+    results = context["results"] = search.search(messages, form.cleaned_data)
+    event = {
+        "query": form.cleaned_data.get("q") or "",
+        "filters": {
+            k: str(v.pk if hasattr(v, "pk") else v)
+            for k, v in form.cleaned_data.items()
+            if v not in (None, "", False, "newest") and k not in ("q", "page")
         },
-        status=400 if form.is_bound and form.errors else 200,
-    )
+        "results": results.total,
+        "more": results.capped,  # "more than `results`": counting stopped there
+    }
+    # the event's round trip and commit overlap the template (which reads nothing more); the
+    # page leaves only once the event is committed
+    with access.recording(request, AccessEvent.Action.SEARCH, detail=event):
+        return render(request, "review/search.html", context)
 
 
 @role_required

@@ -202,15 +202,22 @@ def test_it_pages_the_conversation_list_by_cursor(client: Any, reviewer: Any, wo
     assert "Amelia Hart" in html and "Étienne" not in html
 
 
+def recorded_around_nothing(request: Any, *args: Any) -> None:
+    with access.recording(request, *args):
+        pass
+
+
+@pytest.mark.parametrize("record", [access.record_access, recorded_around_nothing])
 @pytest.mark.parametrize(
     ("remote", "stored"),
     [("203.0.113.7", "203.0.113.7"), ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1")],
 )
 def test_an_access_event_is_written_as_the_orm_would_write_it(
-    reviewer: Any, remote: str, stored: str
+    reviewer: Any, remote: str, stored: str, record: Any
 ) -> None:
-    """record_access sends its INSERT itself: every column as AccessEvent.objects.create()
-    would store it, the address normalised, the detail as JSON, the time the database's."""
+    """record_access and recording send their INSERT themselves: every column as
+    AccessEvent.objects.create() would store it, the address normalised, the detail as JSON,
+    the time the database's."""
     request = RequestFactory().get("/", REMOTE_ADDR=remote)
     request.user = reviewer
     detail = {
@@ -220,7 +227,7 @@ def test_an_access_event_is_written_as_the_orm_would_write_it(
         "more": False,
     }
     before = timezone.now()
-    access.record_access(request, AccessEvent.Action.SEARCH, "message", 42, detail)
+    record(request, AccessEvent.Action.SEARCH, "message", 42, detail)
     event = AccessEvent.objects.get()
     assert (event.user, event.username, event.address) == (reviewer, reviewer.username, stored)
     assert (event.action, event.object_type, event.object_id) == ("search", "message", "42")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.postgres.search import SearchHeadline
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import given
@@ -18,7 +18,7 @@ from messaging.models import Conversation, Message
 from messaging.participants import latest_names
 from retention import holds
 from retention.holds import HoldScope
-from review import search, transcript
+from review import access, search, transcript
 from review.models import AccessEvent, ConversationTag, Flag, MessageTag, Tag
 from tests.review.conftest import NOW, inbound, planner_rows_as_at_10m, seal, work_mem_seen
 
@@ -829,6 +829,31 @@ def test_it_runs_searches_from_the_page_and_records_them(
         event.detail["filters"] == {"direction": "in", "sort": "newest"}
         or event.detail["filters"]["direction"] == "in"
     )
+
+
+def test_a_search_page_whose_access_event_fails_is_not_served(
+    client: Any, reviewer: Any, words: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is sent before the template and answered after it (access.recording): the
+    template reads nothing (a statement there would fail on the busy connection), the page
+    leaves only once its event is written, and one whose event failed does not leave."""
+    client.force_login(reviewer)
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(reverse("review:search"), {"q": "bond"})
+    assert page.status_code == 200 and page.context["results"].hits
+    assert AccessEvent.objects.count() == 1
+    # sent and answered after the template (inflight's log entry: the SQL, then its values),
+    # not executed before it: the test's transaction had begun
+    last = captured.captured_queries[-1]["sql"]
+    assert last.startswith("INSERT INTO review_accessevent") and " -- [" in last
+    not_json = access._RECORD.replace("%s::jsonb", "(%s::text || ' x')::jsonb")
+    monkeypatch.setattr(access, "_RECORD", not_json)
+    with (
+        pytest.raises(DataError, match="invalid input syntax for type json"),
+        transaction.atomic(),  # as the request's own failure would be rolled back
+    ):
+        client.get(reverse("review:search"), {"q": "bond"})
+    assert AccessEvent.objects.count() == 1
 
 
 def test_the_access_event_says_when_the_count_stopped_at_its_cap(
