@@ -207,7 +207,11 @@ def _database(url_var: str, embedded_user: str) -> dict[str, Any]:
     options["options"] = f"{options.get('options', '')} -c jit=off".strip()
     config["OPTIONS"] = options
     config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+    # a connection kept from an earlier request is checked before it is used again, without
+    # the SELECT 1 round trip Django's check sends (archive/backend/base.py)
     config["CONN_HEALTH_CHECKS"] = True
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["ENGINE"] = "archive.backend"
     config["TIME_ZONE"] = None
     return config
 
