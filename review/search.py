@@ -293,6 +293,14 @@ class SearchForm(forms.Form):
         extra = [(f.name, f.field(user)) for f in FILTERS.values()]
         self.fields = dict(fields[:at] + extra + fields[at:])
 
+    def read_choices(self) -> None:
+        """Every list its fields draw, read now if not yet (the hold filter's, for whoever may
+        see holds): the page's template then reads nothing while the page's access event is
+        under way (access.recording), which a statement there would fail."""
+        for drawn in self.fields.values():
+            if isinstance(drawn, ListedChoiceField):
+                drawn.rows()
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("date_from"), data.get("date_to")

@@ -363,8 +363,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "results": results.total,
         "more": results.capped,  # "more than `results`": counting stopped there
     }
-    # the event's round trip and commit overlap the template (which reads nothing more); the
-    # page leaves only once the event is committed
+    # the event's round trip and commit overlap the template, which reads nothing more once
+    # the form's lists are read; the page leaves only once the event is committed
+    form.read_choices()
     with access.recording(request, AccessEvent.Action.SEARCH, detail=event):
         return render(request, "review/search.html", context)
 
