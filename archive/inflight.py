@@ -42,6 +42,7 @@ def sent(sql: str, params: Sequence[str | None]) -> Iterator[None]:
     parts = sql.split("%s")
     if len(parts) - 1 != len(params):
         raise ValueError(f"{len(parts) - 1} placeholders, {len(params)} parameters")
+    connection.close_if_health_check_failed()  # as Django's cursor begins
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     pgconn = connection.connection.pgconn

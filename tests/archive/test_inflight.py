@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -177,3 +177,18 @@ def test_parameters_arrive_as_sent(
         cursor.execute(f"SELECT note, detail::text FROM {probe_table}")
         got_note, got_detail = cursor.fetchone()
     assert (got_note, json.loads(got_detail)) == (note, detail)
+
+
+def test_as_a_requests_first_statement_it_checks_the_kept_connection(probe_table: str) -> None:
+    """As Django's cursor does: a connection the server ended since the last request is
+    opened again before the statement is sent, not sent on and failed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with superuser_connect(connection.settings_dict["NAME"]) as other:
+        other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    time.sleep(0.2)  # the FATAL and the end of file arrive
+    close_old_connections()  # what a server's handler does as a request starts
+    with inflight.sent(f"INSERT INTO {probe_table} (id) VALUES (%s)", ["9"]):
+        pass
+    assert rows(probe_table) == [(9, None)]
