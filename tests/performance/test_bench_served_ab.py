@@ -1,0 +1,183 @@
+"""Served pages of two or more checkouts, interleaved: the comparison the review benchmark cannot
+make (docs/SCALE.md §7v-§7x: its run-to-run spread at 10M, ±2 ms at p95, is larger than a
+change worth 0.5 ms).
+
+Skipped unless BENCH_AB names the checkouts, as label:path pairs, for example (a worktree of
+the code before, beside this one; the worktree needs `.venv` and `var` linked to this
+checkout's, and those links removed before `git worktree remove`):
+
+    git worktree add --detach /tmp/before <commit>
+    ln -s "$PWD/.venv" /tmp/before/.venv && ln -s "$PWD/var" /tmp/before/var
+    BENCH_AB=before:/tmp/before,now:. make bench   # or the pytest command of SCALE.md §7u
+
+One gunicorn per checkout, started as the review benchmark starts its own (one sync worker,
+DEBUG and the second factor off, its `gunicorn.conf.py` if it has one), on the same cached
+archive (BENCH_AB_SIZE, 10k; durable, as `make run`), signed in as the same reviewer. Every
+request goes to each server in turn, and the servers' order rotates from round to round, so
+each server is first, in the middle and last equally often. The requests are the floor
+(review:leave), the search page with a channel alone, a common word in a channel and a common
+word since the first of the last month, with nothing before each request (a stream) or an idle
+gap (BENCH_AB_GAPS, seconds, "0,0.1"). BENCH_AB_ROUNDS rounds (60). Prints p50 / p95 ms per
+server; pause anything else on the machine (a build: kill -STOP, then -CONT).
+"""
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlencode
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+from django.test.utils import override_settings
+from django.urls import reverse
+
+from tests.performance.archive_scale import open_archive
+from tests.performance.bench_review import percentile
+from tests.performance.conftest import say, table
+from tests.performance.test_bench_review import (
+    LEAVE,
+    collected_static,
+    forget_bench_writes,
+    open_world,
+    production_rendering,
+)
+
+CHECKOUTS = [
+    (label, Path(path).resolve())
+    for label, _, path in (
+        pair.partition(":") for pair in os.environ.get("BENCH_AB", "").split(",") if pair
+    )
+]
+SIZE = os.environ.get("BENCH_AB_SIZE", "10k")
+ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "60"))
+GAPS = [float(g) for g in os.environ.get("BENCH_AB_GAPS", "0,0.1").split(",")]
+
+pytestmark = pytest.mark.skipif(
+    len(CHECKOUTS) < 2, reason="BENCH_AB names no two checkouts (label:path,label:path)"
+)
+
+
+@contextlib.contextmanager
+def gunicorn(root: Path, env: dict[str, str]) -> Iterator[int]:
+    """The portal of the checkout at `root` under gunicorn; its port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "gunicorn", "clientwindow.wsgi"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    if (root / "gunicorn.conf.py").is_file():
+        command += ["--config", str(root / "gunicorn.conf.py")]
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"gunicorn in {root} did not start: {log.read()[-3000:]!r}")
+                time.sleep(0.2)
+            yield port
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def get(port: int, url: str, cookie: str) -> float:
+    """Seconds from connecting to the answer's last byte; the answer must be 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        t0 = time.perf_counter()
+        conn.request("GET", url, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        body = response.read()
+        spent = time.perf_counter() - t0
+    finally:
+        conn.close()
+    assert response.status == 200, (url, response.status, body[:300])
+    return spent
+
+
+def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> None:
+    times: dict[tuple[float, str, str], list[float]] = {}
+    durable = {"CLIENTWINDOW_THROWAWAY_DURABLE": "1"}
+    with (
+        django_db_blocker.unblock(),
+        mock.patch.dict(os.environ, durable),
+        open_archive(SIZE) as archive,
+        archive.django(),
+    ):
+        client = Client()
+        world = open_world(archive)
+        client.force_login(world.user)
+        env = {**os.environ, **archive.env(), "CLIENTWINDOW_DEBUG": "0", "MFA_REQUIRED": "off"}
+        env["STATIC_ROOT"] = str(collected_static(env))
+        name = settings.SESSION_COOKIE_NAME
+        cookie = f"{name}={client.cookies[name].value}"
+        search = reverse("review:search")
+        month = world.last_day.replace(day=1).isoformat()
+        pages = {
+            "floor": [f"{reverse('review:leave')}?{urlencode(LEAVE)}"],
+            "channel only": [f"{search}?channel={c.pk}" for c in world.channels],
+            '"the" in a channel': [f"{search}?q=the&channel={c.pk}" for c in world.channels],
+            '"the" since a date': [f"{search}?q=the&date_from={month}"],
+        }
+        try:
+            with (
+                contextlib.ExitStack() as servers,
+                production_rendering(),
+                override_settings(MFA_REQUIRED="off"),
+            ):
+                ports = [
+                    (label, servers.enter_context(gunicorn(root, env))) for label, root in CHECKOUTS
+                ]
+                for _, port in ports:  # each server's connection, caches and plans warmed
+                    for url in (u for urls in pages.values() for u in urls):
+                        for _ in range(5):
+                            get(port, url, cookie)
+                for r in range(ROUNDS):
+                    order = ports[r % len(ports) :] + ports[: r % len(ports)]
+                    for gap in GAPS:
+                        for page, urls in pages.items():
+                            for url in urls:
+                                for label, port in order:
+                                    if gap:
+                                        time.sleep(gap)
+                                    spent = get(port, url, cookie)
+                                    times.setdefault((gap, page, label), []).append(spent)
+        finally:
+            client.logout()
+            connections.close_all()
+            forget_bench_writes(archive)
+    rows = []
+    for gap in GAPS:
+        for page in pages:
+            cells = []
+            for label, _ in CHECKOUTS:
+                spent = times[(gap, page, label)]
+                cells.append(
+                    f"{percentile(spent, 50) * 1000:.2f} / {percentile(spent, 95) * 1000:.2f}"
+                )
+            rows.append(
+                [f"{'a stream' if not gap else f'idle {gap * 1000:.0f} ms'}, {page}", *cells]
+            )
+    say()
+    say(
+        table(
+            ["before each request, page", *(f"{label} p50 / p95 ms" for label, _ in CHECKOUTS)],
+            rows,
+            title=f"== served, interleaved, {ROUNDS} rounds on the {SIZE} archive",
+        )
+    )
