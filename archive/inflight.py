@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from django.db import connection
 from psycopg import Error, OperationalError, errors, pq
 
+from archive import prepared
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,11 +39,7 @@ def sent(sql: str, params: Sequence[str | None]) -> Iterator[None]:
     end is the caller's. A transaction that has sent nothing yet has not begun either (psycopg
     sends BEGIN with its first statement): there it runs at once through Django's cursor,
     which begins it, and the block overlaps nothing."""
-    if "%%" in sql:
-        raise ValueError("no '%%' in a statement sent: it is given to libpq as it is")
-    parts = sql.split("%s")
-    if len(parts) - 1 != len(params):
-        raise ValueError(f"{len(parts) - 1} placeholders, {len(params)} parameters")
+    numbered, _ = prepared.libpq_form(sql, params)
     connection.close_if_health_check_failed()  # as Django's cursor begins
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
@@ -51,7 +49,6 @@ def sent(sql: str, params: Sequence[str | None]) -> Iterator[None]:
             cursor.execute(sql, params)
         yield
         return
-    numbered = "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
     values = [None if p is None else p.encode() for p in params]
     started = time.perf_counter()
     with connection.wrap_database_errors:  # a connection lost since: Django's OperationalError

@@ -20,6 +20,7 @@ its PREPARE took effect is not known, or the statement may be what failed. Not f
 hands one client's session to another between transactions (PgBouncer in transaction mode): a
 prepared statement belongs to a database session."""
 
+import functools
 import hashlib
 import itertools
 import re
@@ -54,18 +55,7 @@ def execute(
     """cursor.execute(sql, params), with `sql` prepared in the cursor's database session the
     first time and executed by name after that. `sql` has psycopg's placeholders, all of one
     kind (%s, or %(name)s), and no "%%"."""
-    if "%%" in sql:
-        raise ValueError("a prepared statement's SQL may not hold '%%'")
-    names: list[str] = []
-    numbered = _PLACEHOLDER.sub(lambda match: _number(match, names), sql)
-    if isinstance(params, Mapping):
-        values = [params[name] for name in names]
-    else:
-        if any(names):
-            raise ValueError("placeholders of one kind: %s or %(name)s")
-        values = list(params)
-        if len(values) != len(names):
-            raise ValueError(f"{len(names)} placeholders, {len(values)} parameters")
+    numbered, values = libpq_form(sql, params)
     session = _SESSIONS.setdefault(cursor.db.connection, _Session())
     name = session.names.get(sql)
     if name is not None:
@@ -85,6 +75,29 @@ def execute(
     cursor.execute(f"PREPARE {name} AS {numbered}\n; {_call(name, values)}", values)
     cursor.nextset()
     session.names[sql] = name
+
+
+def libpq_form(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """`sql` with libpq's placeholders ($1, $2, ...) for psycopg's (all of one kind: %s, or
+    %(name)s, a name keeping its number), and `params` in their order. Also archive.inflight's."""
+    numbered, names = _numbered(sql)
+    if isinstance(params, Mapping):
+        return numbered, [params[name] for name in names]
+    if any(names):
+        raise ValueError("placeholders of one kind: %s or %(name)s")
+    if len(params) != len(names):
+        raise ValueError(f"{len(names)} placeholders, {len(params)} parameters")
+    return numbered, list(params)
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` numbered, and its placeholders' names in order ("" for %s): a page's few fixed
+    statements, parsed once a process rather than at every execution."""
+    if "%%" in sql:
+        raise ValueError("SQL with libpq's placeholders may not hold psycopg's '%%'")
+    names: list[str] = []
+    return _PLACEHOLDER.sub(lambda match: _number(match, names), sql), tuple(names)
 
 
 def _number(match: re.Match[str], names: list[str]) -> str:

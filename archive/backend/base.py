@@ -25,7 +25,7 @@ _READY = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
-        if self.connection is None or self.connection.closed:
+        if self.connection is None:
             return False
         pgconn = self.connection.pgconn
         if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status not in _READY:

@@ -256,17 +256,22 @@ class Served:
     def get(self, url: str) -> tuple[float, str]:
         """GET `url` on a connection of its own (a sync worker closes each): the seconds from
         the connection to the last byte of the answer, and the answer, which must be 200."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            t0 = time.perf_counter()
-            conn.request("GET", url, headers={"Cookie": self.cookie})
-            response = conn.getresponse()
-            body = response.read()
-            spent = time.perf_counter() - t0
-        finally:
-            conn.close()
-        assert response.status == 200, (url, response.status, body[:300])
-        return spent, body.decode()
+        return timed_get(self.port, url, self.cookie)
+
+
+def timed_get(port: int, url: str, cookie: str) -> tuple[float, str]:
+    """Served.get, for any server on loopback."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        t0 = time.perf_counter()
+        conn.request("GET", url, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        body = response.read()
+        spent = time.perf_counter() - t0
+    finally:
+        conn.close()
+    assert response.status == 200, (url, response.status, body[:300])
+    return spent, body.decode()
 
 
 def collected_static(env: dict[str, str]) -> Path:
@@ -292,14 +297,25 @@ def served(archive: ScaleArchive, client: Client) -> Iterator[Served]:
     factor (as the in-process client); signed in with `client`'s session."""
     env = {**os.environ, **archive.env(), "CLIENTWINDOW_DEBUG": "0", "MFA_REQUIRED": "off"}
     env["STATIC_ROOT"] = str(collected_static(env))
+    with gunicorn(ROOT, env) as port:
+        name = settings.SESSION_COOKIE_NAME
+        yield Served(port, f"{name}={client.cookies[name].value}")
+
+
+@contextlib.contextmanager
+def gunicorn(root: Path, env: dict[str, str]) -> Iterator[int]:
+    """The portal of the checkout at `root` under gunicorn, as `served` starts it (with the
+    checkout's gunicorn.conf.py, as make run, if it has one: a checkout from before it has
+    none); its port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     command = [sys.executable, "-m", "gunicorn", "clientwindow.wsgi"]
-    command += ["--config", str(ROOT / "gunicorn.conf.py")]  # as make run: collections after
+    if (root / "gunicorn.conf.py").is_file():  # collections after responses (make run's)
+        command += ["--config", str(root / "gunicorn.conf.py")]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:
@@ -307,10 +323,9 @@ def served(archive: ScaleArchive, client: Client) -> Iterator[Served]:
                     break
                 if server.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"gunicorn did not start: {log.read()[-3000:]!r}")
+                    raise RuntimeError(f"gunicorn in {root} did not start: {log.read()[-3000:]!r}")
                 time.sleep(0.2)
-            name = settings.SESSION_COOKIE_NAME
-            yield Served(port, f"{name}={client.cookies[name].value}")
+            yield port
         finally:
             server.terminate()
             server.wait(30)

@@ -22,14 +22,8 @@ server; pause anything else on the machine (a build: kill -STOP, then -CONT).
 """
 
 import contextlib
-import http.client
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -49,8 +43,10 @@ from tests.performance.test_bench_review import (
     LEAVE,
     collected_static,
     forget_bench_writes,
+    gunicorn,
     open_world,
     production_rendering,
+    timed_get,
 )
 
 CHECKOUTS = [
@@ -66,48 +62,6 @@ GAPS = [float(g) for g in os.environ.get("BENCH_AB_GAPS", "0,0.1").split(",")]
 pytestmark = pytest.mark.skipif(
     len(CHECKOUTS) < 2, reason="BENCH_AB names no two checkouts (label:path,label:path)"
 )
-
-
-@contextlib.contextmanager
-def gunicorn(root: Path, env: dict[str, str]) -> Iterator[int]:
-    """The portal of the checkout at `root` under gunicorn; its port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    command = [sys.executable, "-m", "gunicorn", "clientwindow.wsgi"]
-    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
-    if (root / "gunicorn.conf.py").is_file():
-        command += ["--config", str(root / "gunicorn.conf.py")]
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"gunicorn in {root} did not start: {log.read()[-3000:]!r}")
-                time.sleep(0.2)
-            yield port
-        finally:
-            server.terminate()
-            server.wait(30)
-
-
-def get(port: int, url: str, cookie: str) -> float:
-    """Seconds from connecting to the answer's last byte; the answer must be 200."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        t0 = time.perf_counter()
-        conn.request("GET", url, headers={"Cookie": cookie})
-        response = conn.getresponse()
-        body = response.read()
-        spent = time.perf_counter() - t0
-    finally:
-        conn.close()
-    assert response.status == 200, (url, response.status, body[:300])
-    return spent
 
 
 def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> None:
@@ -146,7 +100,7 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
                 for _, port in ports:  # each server's connection, caches and plans warmed
                     for url in (u for urls in pages.values() for u in urls):
                         for _ in range(5):
-                            get(port, url, cookie)
+                            timed_get(port, url, cookie)[0]
                 for r in range(ROUNDS):
                     order = ports[r % len(ports) :] + ports[: r % len(ports)]
                     for gap in GAPS:
@@ -155,7 +109,7 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
                                 for label, port in order:
                                     if gap:
                                         time.sleep(gap)
-                                    spent = get(port, url, cookie)
+                                    spent = timed_get(port, url, cookie)[0]
                                     times.setdefault((gap, page, label), []).append(spent)
         finally:
             client.logout()
