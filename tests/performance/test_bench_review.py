@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from unittest import mock
 from urllib.parse import urlencode
 
@@ -126,8 +126,8 @@ PHRASE_RANKS = 400  # phrases of the generator's 400 most frequent words (bench_
 PHRASE_SAMPLE = 400  # messages read to find them, spread over the archive
 REVIEWER = "bench-reviewer"
 MODES = ("view", "view_sql", "view_cpu", "domain", "bare")
-SEARCH_MODES = (*MODES, "served", "stream", "stream_bare")
-COUNT_MODES = ("count", "until_counted", "bare_count")  # search only; empty when never asked
+SEARCH_MODES = (*MODES, "served", "server", "stream", "stream_server", "stream_bare")
+COUNT_MODES = ("count", "count_server", "until_counted", "bare_count")  # empty: never asked
 ASKS_FOR_COUNT = re.compile(r'<h2 id="hits-title" hx-get="([^"]+)" hx-trigger="load"')
 REPORTED: dict[str, Any] = {"settings": {}, "sizes": {}}
 
@@ -246,17 +246,66 @@ def forget_bench_writes(archive: ScaleArchive) -> int:
 STATIC = ROOT / "var" / "bench" / "static"
 
 
+class Answer(NamedTuple):
+    """A served request. `seconds`: from connecting to the last byte of the answer, as this
+    process saw it (its HTTP client, loopback's connection and gunicorn's reading of the request
+    included); `server`: the server's own time, gunicorn's request time (its access log's
+    %(D)s: from the request read to the last byte of the response written); the answer."""
+
+    seconds: float
+    server: float
+    body: str
+
+
+class AccessLog:
+    """gunicorn's access log of one server (ACCESS_FORMAT), read a line at a time as it grows:
+    the requests come one at a time, so its next line is the last request's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: io.TextIOWrapper | None = None
+        self._partial = ""
+
+    def request_time(self, url: str) -> float:
+        """The seconds gunicorn took to answer `url`, the request just answered. Its line is
+        written once the response is (after the client may have read it): waited for."""
+        deadline = time.monotonic() + 30
+        while True:
+            if self._file is None and self.path.exists():
+                self._file = self.path.open(encoding="utf-8")
+            if self._file is not None:
+                self._partial += self._file.readline()
+                if self._partial.endswith("\n"):
+                    micros, _, request = self._partial.rstrip("\n").partition(" ")
+                    self._partial = ""
+                    assert request.split(" ")[1] == url, (request, url)
+                    return int(micros) / 1_000_000
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn logged no request for {url} in {self.path}")
+            time.sleep(0.0002)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+# Each request's time and its request line (method, path and query as sent, version).
+ACCESS_FORMAT = "%(D)s %(r)s"
+
+
 @dataclass
 class Served:
     """The portal under gunicorn, signed in as the benchmark's reviewer."""
 
     port: int
     cookie: str
+    log: AccessLog
 
-    def get(self, url: str) -> tuple[float, str]:
-        """GET `url` on a connection of its own (a sync worker closes each): the seconds from
-        the connection to the last byte of the answer, and the answer, which must be 200."""
-        return timed_get(self.port, url, self.cookie)
+    def get(self, url: str) -> Answer:
+        """GET `url` on a connection of its own (a sync worker closes each), timed by this
+        process and by the server; the answer must be 200."""
+        spent, body = timed_get(self.port, url, self.cookie)
+        return Answer(spent, self.log.request_time(url), body)
 
 
 def timed_get(port: int, url: str, cookie: str) -> tuple[float, str]:
@@ -297,16 +346,21 @@ def served(archive: ScaleArchive, client: Client) -> Iterator[Served]:
     factor (as the in-process client); signed in with `client`'s session."""
     env = {**os.environ, **archive.env(), "CLIENTWINDOW_DEBUG": "0", "MFA_REQUIRED": "off"}
     env["STATIC_ROOT"] = str(collected_static(env))
-    with gunicorn(ROOT, env) as port:
-        name = settings.SESSION_COOKIE_NAME
-        yield Served(port, f"{name}={client.cookies[name].value}")
+    with tempfile.TemporaryDirectory() as logs:
+        log = AccessLog(Path(logs) / "access.log")
+        try:
+            with gunicorn(ROOT, env, access_log=log.path) as port:
+                name = settings.SESSION_COOKIE_NAME
+                yield Served(port, f"{name}={client.cookies[name].value}", log)
+        finally:
+            log.close()
 
 
 @contextlib.contextmanager
-def gunicorn(root: Path, env: dict[str, str]) -> Iterator[int]:
+def gunicorn(root: Path, env: dict[str, str], access_log: Path | None = None) -> Iterator[int]:
     """The portal of the checkout at `root` under gunicorn, as `served` starts it (with the
     checkout's gunicorn.conf.py, as make run, if it has one: a checkout from before it has
-    none); its port."""
+    none), writing each request's time to `access_log` if given (ACCESS_FORMAT); its port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -314,6 +368,8 @@ def gunicorn(root: Path, env: dict[str, str]) -> Iterator[int]:
     if (root / "gunicorn.conf.py").is_file():  # collections after responses (make run's)
         command += ["--config", str(root / "gunicorn.conf.py")]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    if access_log is not None:
+        command += ["--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT]
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -574,8 +630,8 @@ def classify(sql: str) -> str:
 
 def measure_shape(client: Client, server: Served, shape: Shape) -> dict[str, Any]:
     url = reverse("review:search")
-    view, view_sql, view_cpu, domain, bare, served_ = [], [], [], [], [], []
-    count, until_counted, bare_counted = [], [], []
+    view, view_sql, view_cpu, domain, bare, served_, server_ = [], [], [], [], [], [], []
+    count, count_server, until_counted, bare_counted = [], [], [], []
     parts: dict[str, list[float]] = {}
     totals, mismatched = [], 0
     slowest: tuple[float, list[Statement], dict[str, str]] = (0.0, [], {})
@@ -618,15 +674,17 @@ def measure_shape(client: Client, server: Served, shape: Shape) -> dict[str, Any
                 if params.get("sort") != "relevance":  # which counts its window in its page
                     bare_counted.append(run_bare(bare_count(params))[0])
             else:
-                spent, page = server.get(f"{url}?{urlencode(params)}")
-                served_.append(spent)
-                asks = ASKS_FOR_COUNT.search(page)
+                answer = server.get(f"{url}?{urlencode(params)}")
+                served_.append(answer.seconds)
+                server_.append(answer.server)
+                asks = ASKS_FOR_COUNT.search(answer.body)
                 if asks is None:
-                    until_counted.append(spent)
+                    until_counted.append(answer.seconds)
                 else:  # as the browser does once the page is shown
-                    counting, _ = server.get(html.unescape(asks.group(1)))
-                    count.append(counting)
-                    until_counted.append(spent + counting)
+                    counting = server.get(html.unescape(asks.group(1)))
+                    count.append(counting.seconds)
+                    count_server.append(counting.server)
+                    until_counted.append(answer.seconds + counting.seconds)
         assert results is not None
         totals.append(results.total)
         ours = [hit.message.pk for hit in results.hits]
@@ -640,10 +698,10 @@ def measure_shape(client: Client, server: Served, shape: Shape) -> dict[str, Any
     # ms, the channel-only page 10.1 -> 12.2 ms with 30 ms of client work between requests;
     # docs/SCALE.md §7t). The floor is measured between light requests only.
     measured = shape.params[: len(totals)] * STREAM_ROUNDS
-    stream = [server.get(f"{url}?{urlencode(params)}")[0] for params in measured]
+    streamed = [server.get(f"{url}?{urlencode(params)}") for params in measured]
     stream_bare = [run_bare(bare_search(params))[0] for params in measured]
     plan = ""
-    if EXPLAIN_ALL or p(served_, 95) > SEARCH_TARGET or p(domain, 95) > SEARCH_TARGET:
+    if EXPLAIN_ALL or p(server_, 95) > SEARCH_TARGET or p(domain, 95) > SEARCH_TARGET:
         plan = explain_slowest(f"search '{shape.name}' {slowest[2]}", slowest[1])
     return {
         "shape": shape.name,
@@ -659,9 +717,12 @@ def measure_shape(client: Client, server: Served, shape: Shape) -> dict[str, Any
         "domain": domain,
         "bare": bare,
         "served": served_,
-        "stream": stream,
+        "server": server_,
+        "stream": [answer.seconds for answer in streamed],
+        "stream_server": [answer.server for answer in streamed],
         "stream_bare": stream_bare,
         "count": count,
+        "count_server": count_server,
         "until_counted": until_counted,
         "bare_count": bare_counted,
         "parts": parts,
@@ -864,9 +925,17 @@ LEAVE = {"to": "https://example.com/"}
 def measure_floor(client: Client, server: Served) -> dict[str, list[float]]:
     """The floor's time and its statements' time, over QUERIES requests; and served."""
     url = reverse("review:leave")
-    floor: dict[str, list[float]] = {"view": [], "view_sql": [], "view_cpu": [], "served": []}
+    floor: dict[str, list[float]] = {
+        "view": [],
+        "view_sql": [],
+        "view_cpu": [],
+        "served": [],
+        "server": [],
+    }
     for _ in range(QUERIES):
-        floor["served"].append(server.get(f"{url}?{urlencode(LEAVE)}")[0])
+        answer = server.get(f"{url}?{urlencode(LEAVE)}")
+        floor["served"].append(answer.seconds)
+        floor["server"].append(answer.server)
         with statements() as captured:
             t0, c0 = time.perf_counter(), time.thread_time()
             response = client.get(url, LEAVE)
@@ -1020,12 +1089,13 @@ def within_view_target(result: dict[str, Any], view: str = "view", bare: str = "
 
 
 def count_cells(r: dict[str, Any]) -> list[str]:
-    """The count asked for afterwards: its request, its target, and the page with it."""
+    """The count asked for afterwards: its request (server time), its target, and the page
+    with it (as the client saw both)."""
     if not r["count"]:
         return ["-", "-", ms_pair(r["until_counted"])]
-    asked = f"{ms_pair(r['count'])} ({len(r['count'])})"
+    asked = f"{ms_pair(r['count_server'])} ({len(r['count'])})"
     target = 1.5 * p(r["bare_count"], 95) + 0.010
-    within = f"{target * 1000:,.1f} {yes(within_view_target(r, 'count', 'bare_count'))}"
+    within = f"{target * 1000:,.1f} {yes(within_view_target(r, 'count_server', 'bare_count'))}"
     return [asked, within, ms_pair(r["until_counted"])]
 
 
@@ -1040,7 +1110,7 @@ def test_search(measured: dict[str, Measured]) -> None:
         reported["search"] = [summary_row(r) for r in m.search]
         reported["floor"] = {
             mode: {"p50": p(m.floor[mode], 50), "p95": p(m.floor[mode], 95)}
-            for mode in ("view", "served")
+            for mode in ("view", "served", "server")
         }
     labels = list(measured)
     small, large = measured[labels[0]], measured[labels[-1]]
@@ -1049,20 +1119,22 @@ def test_search(measured: dict[str, Measured]) -> None:
         rows.append(
             [
                 r["shape"],
-                ms_pair(s["served"]),
+                ms_pair(s["server"]),
                 ms_pair(s["bare"]),
+                ms_pair(r["server"]),
                 ms_pair(r["served"]),
                 ms_pair(r["view"]),
                 ms_pair(r["bare"]),
-                f"{p(r['served'], 95) / p(s['served'], 95):,.1f}x",
+                f"{p(r['server'], 95) / p(s['server'], 95):,.1f}x",
                 f"{p(r['bare'], 95) / p(s['bare'], 95):,.1f}x",
-                yes(p(r["served"], 95) <= SEARCH_TARGET) if r["filtered"] else "-",
+                yes(p(r["server"], 95) <= SEARCH_TARGET) if r["filtered"] else "-",
                 f"{(1.5 * p(r['bare'], 95) + 0.010) * 1000:,.1f}"
-                f" {yes(within_view_target(r, 'served'))}",
-                ms_pair(r["stream"]),
+                f" {yes(within_view_target(r, 'server'))}",
+                yes(within_view_target(r, "served")),
+                ms_pair(r["stream_server"]),
                 ms_pair(r["stream_bare"]),
                 f"{(1.5 * p(r['stream_bare'], 95) + 0.010) * 1000:,.1f}"
-                f" {yes(within_view_target(r, 'stream', 'stream_bare'))}",
+                f" {yes(within_view_target(r, 'stream_server', 'stream_bare'))}",
                 *count_cells(r),
                 yes(p(r["until_counted"], 95) <= SEARCH_TARGET) if r["filtered"] else "-",
             ]
@@ -1072,16 +1144,18 @@ def test_search(measured: dict[str, Measured]) -> None:
         table(
             [
                 "shape",
-                f"{labels[0]} served p50/p95",
+                f"{labels[0]} server p50/p95",
                 f"{labels[0]} bare",
-                f"{labels[-1]} served p50/p95",
+                f"{labels[-1]} server p50/p95",
+                "client",
                 f"{labels[-1]} in-process view",
                 f"{labels[-1]} bare",
-                "served p95 ratio",
+                "server p95 ratio",
                 "bare p95 ratio",
                 "<= 100 ms",
                 "1.5 x bare + 10 ms",
-                f"{labels[-1]} in a stream: served",
+                "client",
+                f"{labels[-1]} in a stream: server",
                 "bare",
                 "1.5 x bare + 10 ms",
                 f"{labels[-1]} count request (n)",
@@ -1092,9 +1166,11 @@ def test_search(measured: dict[str, Measured]) -> None:
             rows,
             title=f"== search at {labels[-1]} beside {labels[0]} (ms; the same words at both sizes,"
             f" phrases, numbers and dates chosen from each archive); targets at {labels[-1]}, on"
-            " the served page (gunicorn on loopback, from connecting to the last byte). The"
-            " count request: the page's heading asks for it when the page does not know its"
-            " total (n of the queries); until counted = the page and its count request, served."
+            " the served page's server time (gunicorn's request time: from the request read to"
+            " the last byte written); client = the same requests from connecting to the last"
+            " byte read, and the view target judged on that. The count request: the page's"
+            " heading asks for it when the page does not know its total (n of the queries);"
+            " until counted = the page and its count request, as the client saw them."
             " In a stream: the same queries served one after another, then their bare"
             " statements, with none of this process's work between them (measure_shape)",
         )
@@ -1103,10 +1179,11 @@ def test_search(measured: dict[str, Measured]) -> None:
         target = SEARCH_TARGET if r["filtered"] else None
         bare, bare_count = p(r["bare"], 95), p(r["bare_count"], 95) if r["count"] else 0.0
         figures = [
-            ("served", "served", bare, "bare SQL", r["reference"] or "-", target),
+            ("server", "served, server time", bare, "bare SQL", r["reference"] or "-", target),
+            ("served", "served, client time", bare, "bare SQL", "-", None),
             (
-                "stream",
-                "served in a stream",
+                "stream_server",
+                "served in a stream, server time",
                 p(r["stream_bare"], 95),
                 "bare SQL in a stream",
                 "-",
@@ -1116,8 +1193,8 @@ def test_search(measured: dict[str, Measured]) -> None:
         if r["count"]:
             figures += [
                 (
-                    "count",
-                    "the count asked for afterwards",
+                    "count_server",
+                    "the count asked for afterwards, server time",
                     bare_count,
                     "bare capped count",
                     "-",
@@ -1146,6 +1223,7 @@ def print_search(m: Measured) -> None:
                 r["shape"],
                 str(r["queries"]),
                 f"{r['hits_median']:,.0f}" + (" (capped)" if r["capped_share"] >= 0.5 else ""),
+                ms_pair(r["server"]),
                 ms_pair(r["served"]),
                 ms_pair(r["view"]),
                 ms_pair(r["domain"]),
@@ -1156,7 +1234,7 @@ def print_search(m: Measured) -> None:
                 f"{statistics.median(r['view_sql']) * 1000:,.1f}",
                 f"{outside_sql(r) * 1000:,.1f}",
                 f"{statistics.median(r['view_cpu']) * 1000:,.1f}",
-                f"{ms_pair(r['count'])} ({len(r['count'])})",
+                f"{ms_pair(r['count_server'])} ({len(r['count'])})",
                 ms_pair(r["bare_count"]),
             ]
         )
@@ -1167,7 +1245,8 @@ def print_search(m: Measured) -> None:
                 "shape",
                 "n",
                 "hits (median)",
-                "served p50/p95 ms",
+                "served p50/p95 ms: server",
+                "client",
                 "view p50/p95 ms",
                 "search() p50/p95 ms",
                 "bare SQL p50/p95 ms",
@@ -1177,21 +1256,23 @@ def print_search(m: Measured) -> None:
                 "view: in SQL p50",
                 "outside SQL p50",
                 "view CPU p50",
-                "count request p50/p95 (n)",
+                "count request p50/p95 (n), server",
                 "bare count p50/p95",
             ],
             rows,
             title=f"== search over {m.world.messages:,} messages ({m.world.label}): {QUERIES}"
             " different queries per shape, served = GET review:search from gunicorn (one sync"
-            " worker, DEBUG off) on loopback, view = the same in this process (django.test.Client,"
-            " its statements timed), search() = review.search.search(), bare = one SQL"
-            " statement, newest first (or ts_rank), LIMIT 26",
+            " worker, DEBUG off) on loopback (server: gunicorn's request time; client: from"
+            " connecting to the last byte read), view = the same in this process"
+            " (django.test.Client, its statements timed), search() = review.search.search(),"
+            " bare = one SQL statement, newest first (or ts_rank), LIMIT 26",
         )
     )
     floor = m.floor
     say(
         f"   the floor under every view (GET review:leave: session, user, roles, a small page):"
-        f" served {ms_pair(floor['served'])} ms, in-process"
+        f" served {ms_pair(floor['server'])} ms (as the client saw it"
+        f" {ms_pair(floor['served'])}), in-process"
         f" {ms_pair(floor['view'])} ms, {floor['sql_per_request'][0]} statements,"
         f" {statistics.median(floor['view_sql']) * 1000:,.1f} ms of it in SQL,"
         f" {statistics.median(floor['view_cpu']) * 1000:,.1f} ms of this process's CPU (p50)"
