@@ -4,6 +4,7 @@ A user's roles are their groups. A user with no role sees nothing but a notice.
 """
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any
 
@@ -163,8 +164,21 @@ _USER_COLUMNS = ", ".join(
     f"u.{connection.ops.quote_name(field.column or field.attname)}"
     for field in User._meta.concrete_fields
 )
+_PK_COLUMN = _USER_FIELDS.index(User._meta.pk.attname)
 _USER_TABLE = User._meta.db_table
 _USER = f"SELECT {_USER_COLUMNS}, {_ARRAYS} FROM {_USER_TABLE} u WHERE u.id = %(user)s"  # noqa: S608
+# The same row read by another statement beside its own (the session's, access.session_store):
+# the user %(user)s joined as `u` (LEFT JOIN: every column NULL when there is no such user).
+USER_JOINED = (
+    f"{_USER_COLUMNS}, {_ARRAYS}",
+    f"LEFT JOIN {_USER_TABLE} u ON u.id = %(user)s",
+)
+# A user's row read by the session's statement, for `user_with_authorization` to take instead of
+# sending its own: (the user's id, the row). Set when a session is read, taken once, and emptied
+# at every request's start (access.apps), so that no request takes another's.
+_read_with_session: ContextVar[tuple[Any, tuple[Any, ...]] | None] = ContextVar(
+    "read_with_session", default=None
+)
 _PERMISSIONS = """
 SELECT p.id, ct.app_label || '.' || p.codename FROM auth_permission p
 JOIN django_content_type ct ON ct.id = p.content_type_id
@@ -218,14 +232,32 @@ def roles_of(user: AbstractBaseUser | AnonymousUser) -> list[str]:
     return roles
 
 
+def read_with_session(user_id: Any, row: tuple[Any, ...]) -> None:
+    """`row` (USER_JOINED's columns) is user `user_id`'s, read just now by the session's
+    statement: the next `user_with_authorization` of that user in this request takes it."""
+    _read_with_session.set((user_id, row))
+
+
+def forget_read_with_session(**_: Any) -> None:
+    """No user read with a session before now is taken (a request_started receiver)."""
+    _read_with_session.set(None)
+
+
 def user_with_authorization(user_id: Any) -> User | None:
     """The user `user_id` (None if there is none), read in one statement with what `roles_of`
     reads, which it then takes from the user instead of asking again: the session's user and
-    its roles, at the request's start (access.backends)."""
-    with connection.cursor() as cursor:  # planned once a database session (archive.prepared)
-        prepared.execute(cursor, _USER, {"user": User._meta.pk.to_python(user_id)})
-        row = cursor.fetchone()
-    if row is None:
+    its roles, at the request's start (access.backends). When this request's session was read
+    with this user (read_with_session), with no statement at all."""
+    pk = User._meta.pk.to_python(user_id)
+    read = _read_with_session.get()
+    if read is not None and read[0] == pk:
+        _read_with_session.set(None)
+        row: tuple[Any, ...] | None = read[1]
+    else:
+        with connection.cursor() as cursor:  # planned once a database session (prepared)
+            prepared.execute(cursor, _USER, {"user": pk})
+            row = cursor.fetchone()
+    if row is None or row[_PK_COLUMN] is None:  # none: no such user (NULLs: none joined)
         return None
     columns = len(_USER_FIELDS)
     user = User.from_db(connection.alias, _USER_FIELDS, row[:columns])
