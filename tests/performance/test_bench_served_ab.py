@@ -18,11 +18,13 @@ each server is first, in the middle and last equally often. The requests are the
 (review:leave), the search page with a channel alone, a common word in a channel and a common
 word since the first of the last month, with nothing before each request (a stream) or an idle
 gap (BENCH_AB_GAPS, seconds, "0,0.1"). BENCH_AB_ROUNDS rounds (60). Prints p50 / p95 ms per
-server; pause anything else on the machine (a build: kill -STOP, then -CONT).
+server, as the server timed each request (gunicorn's request time) and as this process did;
+pause anything else on the machine (a build: kill -STOP, then -CONT).
 """
 
 import contextlib
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from tests.performance.bench_review import percentile
 from tests.performance.conftest import say, table
 from tests.performance.test_bench_review import (
     LEAVE,
+    AccessLog,
     collected_static,
     forget_bench_writes,
     gunicorn,
@@ -65,7 +68,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> None:
-    times: dict[tuple[float, str, str], list[float]] = {}
+    times: dict[tuple[float, str, str], list[float]] = {}  # the client's
+    server_times: dict[tuple[float, str, str], list[float]] = {}  # the server's own
     durable = {"CLIENTWINDOW_THROWAWAY_DURABLE": "1"}
     with (
         django_db_blocker.unblock(),
@@ -93,14 +97,20 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
                 contextlib.ExitStack() as servers,
                 production_rendering(),
                 override_settings(MFA_REQUIRED="off"),
+                tempfile.TemporaryDirectory() as logs,
             ):
-                ports = [
-                    (label, servers.enter_context(gunicorn(root, env))) for label, root in CHECKOUTS
-                ]
-                for _, port in ports:  # each server's connection, caches and plans warmed
+                ports, log = [], {}
+                for label, root in CHECKOUTS:
+                    log[label] = servers.enter_context(
+                        contextlib.closing(AccessLog(Path(logs) / f"{len(log)}.log"))
+                    )
+                    port = servers.enter_context(gunicorn(root, env, access_log=log[label].path))
+                    ports.append((label, port))
+                for label, port in ports:  # each server's connection, caches and plans warmed
                     for url in (u for urls in pages.values() for u in urls):
                         for _ in range(5):
-                            timed_get(port, url, cookie)[0]
+                            timed_get(port, url, cookie)
+                            log[label].request_time(url)
                 for r in range(ROUNDS):
                     order = ports[r % len(ports) :] + ports[: r % len(ports)]
                     for gap in GAPS:
@@ -111,6 +121,9 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
                                         time.sleep(gap)
                                     spent = timed_get(port, url, cookie)[0]
                                     times.setdefault((gap, page, label), []).append(spent)
+                                    server_times.setdefault((gap, page, label), []).append(
+                                        log[label].request_time(url)
+                                    )
         finally:
             client.logout()
             connections.close_all()
@@ -120,18 +133,28 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
         for page in pages:
             cells = []
             for label, _ in CHECKOUTS:
-                spent = times[(gap, page, label)]
-                cells.append(
-                    f"{percentile(spent, 50) * 1000:.2f} / {percentile(spent, 95) * 1000:.2f}"
-                )
+                for measured in (server_times, times):
+                    spent = measured[(gap, page, label)]
+                    cells.append(
+                        f"{percentile(spent, 50) * 1000:.2f} / {percentile(spent, 95) * 1000:.2f}"
+                    )
             rows.append(
                 [f"{'a stream' if not gap else f'idle {gap * 1000:.0f} ms'}, {page}", *cells]
             )
     say()
     say(
         table(
-            ["before each request, page", *(f"{label} p50 / p95 ms" for label, _ in CHECKOUTS)],
+            [
+                "before each request, page",
+                *(
+                    heading
+                    for label, _ in CHECKOUTS
+                    for heading in (f"{label} server p50 / p95 ms", "client")
+                ),
+            ],
             rows,
-            title=f"== served, interleaved, {ROUNDS} rounds on the {SIZE} archive",
+            title=f"== served, interleaved, {ROUNDS} rounds on the {SIZE} archive (server:"
+            " gunicorn's request time, from its access log; client: from connecting to the last"
+            " byte read)",
         )
     )
