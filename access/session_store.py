@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends import db
+from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.utils import timezone
 
@@ -43,11 +44,14 @@ def _remember(session_key: str | None, data: dict[str, Any]) -> None:
         return
     if len(_user_of) >= _REMEMBERED:
         _user_of.clear()
-    user_id = data.get(SESSION_KEY)
+    try:
+        user_id = User._meta.pk.to_python(data.get(SESSION_KEY))
+    except ValidationError:  # not a user's id: nobody to read with the session (Django's says)
+        user_id = None
     if user_id is None:
         _user_of.pop(hash(session_key), None)
     else:
-        _user_of[hash(session_key)] = User._meta.pk.to_python(user_id)
+        _user_of[hash(session_key)] = user_id
 
 
 class SessionStore(db.SessionStore):
