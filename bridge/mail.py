@@ -195,11 +195,12 @@ def notification_email(
         "metadata_only": metadata_only,
         "group": bool(conversation.group_id),
     }
-    subject = f"WhatsApp: {client_name(conversation, names, first=True)}"
+    # written here, not by Django: a client's name is theirs to choose (eml.mailbox)
+    subject = eml.header_text(f"WhatsApp: {client_name(conversation, names, first=True)}")
     mail = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("bridge/notification.txt", context),
-        from_email=formataddr((f"{name} via ClientWindow", settings.BRIDGE_FROM_ADDRESS)),
+        from_email=eml.mailbox(f"{name} via ClientWindow", settings.BRIDGE_FROM_ADDRESS),
         to=recipients,
         reply_to=[reply_address(conversation.pk)],
         headers={

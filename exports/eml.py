@@ -22,9 +22,11 @@ import json
 import re
 from datetime import UTC, datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.policy import Policy
+from email.utils import format_datetime, formataddr
 
 from messaging.media import open_media
 from messaging.models import Channel, MediaFile, Message, Participant
@@ -42,6 +44,10 @@ DOMAIN = "whatsapp.invalid"
 ID_DOMAIN = "clientwindow.invalid"
 # Control characters (CR/LF above all) would let a hostile profile name forge header lines.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# RFC 5322's line: a header folds at white space into lines of at most 78 characters.
+LINE = 78
+# What makes a display name a quoted string (RFC 5322 3.2.3's specials).
+_SPECIALS = frozenset('()<>[]:;@\\,."')
 _NOT_DIGIT = re.compile(r"\D")
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+$")
 # Fixed, so that names do not depend on the machine's mime.types file (the bundle uses it too).
@@ -84,14 +90,15 @@ def message_bytes(source: Source | None, part: Part, row: Row) -> bytes:
     the log origin and the checkpoint the export proves against are named as well."""
     message, channel = row.message, part.conversation.channel
     mail = EmailMessage(policy=POLICY)
-    mail["From"], mail["To"] = _correspondents(part, row)
+    sender, recipient = _correspondents(part, row)
+    mail["From"], mail["To"] = header("From", sender), header("To", recipient)
     mail["Date"] = format_datetime(moment(message), usegmt=True)
-    mail["Subject"] = one_line(f"WhatsApp: {part.title}")
+    mail["Subject"] = header("Subject", one_line(f"WhatsApp: {part.title}"))
     mail["Message-ID"] = message_id(channel, message.wamid)
     if message.context_wamid:
         mail["In-Reply-To"] = mail["References"] = message_id(channel, message.context_wamid)
     for name, value in _evidence_headers(source, row):
-        mail[name] = value
+        mail[name] = header(name, value)
     mail.set_content(text_body(part, row), cte="quoted-printable")
     attachment = row.attachment
     if attachment is not None and attachment.file is not None:
@@ -364,3 +371,92 @@ def iso(when: datetime) -> str:
 
 def one_line(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
+
+
+def written_as_is(text: str) -> bool:
+    """Whether the email package writes `text` into a header faithfully, in lines of at most
+    LINE: plain ASCII, no "=?", and every word short enough for a folded line. Otherwise, on
+    Python 3.11:
+
+    - "=?" starts an RFC 2047 encoded word, which readers decode: a profile name made of
+      encoded words shows as other text, and the parser decodes it and then writes it back
+      decoded and unquoted, so such a name could forge a From;
+    - a non-ASCII name long enough to fold is folded at its own spaces between encoded words,
+      where readers drop the space ("José María" reads "JoséMaría");
+    - a name with a word longer than a line is folded with an empty line after it, which ends
+      the header block (the rest of the headers become the body);
+    - email.utils.formataddr writes a non-ASCII name as one encoded word of any length (a
+      200-character name made a From line of 1,073 octets; no SMTP server takes one over 998).
+    """
+    return text.isascii() and "=?" not in text and all(map(_fits, text.split()))
+
+
+def _fits(word: str) -> bool:
+    """A word fits a folded line after its space even quoted, its quotes and backslashes
+    escaped."""
+    return 1 + len(word) + word.count('"') + word.count("\\") + 2 <= LINE
+
+
+def _displayed_as_is(name: str) -> bool:
+    """written_as_is() for an address's display name. A name holding a special is written as
+    one quoted string, which Python 3.11 folds as one word: longer than a line, it is written
+    without its quotes (`From: a \\b <x@y>`, whose address a reader then cannot find)."""
+    return written_as_is(name) and (_SPECIALS.isdisjoint(name) or _fits(name))
+
+
+def encoded_words(text: str) -> str:
+    """`text` as RFC 2047 encoded words (UTF-8, B or Q, the shorter) of at most 75 characters,
+    one space apart: a reader joins adjacent encoded words without the space, and a header
+    folds at it. Every space of `text` is inside a word."""
+    return " ".join(Header(text, "utf-8", maxlinelen=75).encode(splitchars=" ").split())
+
+
+class Written(str):
+    """A header value made here (encoded words, an address in angle brackets), which the email
+    package is to write as it is, folded between words only."""
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> "Written":
+        written = super().__new__(cls, value)
+        written.name = name
+        return written
+
+    def fold(self, *, policy: Policy) -> str:
+        width = policy.max_line_length or 0
+        folded = Header(str(self), header_name=self.name, maxlinelen=width).encode(
+            splitchars=" ", linesep=policy.linesep
+        )
+        return f"{self.name}: {folded}{policy.linesep}"
+
+
+def header(name: str, value: str | Address) -> str | Address | Written:
+    """What to set header `name` to so that every reader reads `value` back: `value` itself when
+    the email package writes it faithfully (written_as_is), else its text as encoded words."""
+    if isinstance(value, Address):
+        if _displayed_as_is(value.display_name):
+            return value
+        return Written(name, f"{encoded_words(value.display_name)} <{value.addr_spec}>")
+    return value if written_as_is(value) else Written(name, encoded_words(value))
+
+
+def header_bytes(name: str, value: str | Address) -> bytes:
+    """One header as folded RFC 5322 bytes, faithful as header() makes it (the RSMF container
+    writes its headers one by one)."""
+    made = header(name, value)
+    folded = made if isinstance(made, Written) else POLICY.header_factory(name, made)
+    return POLICY.fold_binary(name, folded)
+
+
+def mailbox(display: str, address: str) -> str:
+    """`display <address>` as ASCII for the legacy email API (Django's mail), as header() would
+    write it: quoted where RFC 5322 needs it, or as encoded words."""
+    if _displayed_as_is(display):
+        return formataddr((display, address))
+    return f"{encoded_words(display)} <{address}>"
+
+
+def header_text(text: str) -> str:
+    """`text` for an unstructured header of the legacy email API, as header() would write it
+    (Django encodes non-ASCII text itself, but not ASCII holding "=?")."""
+    return text if written_as_is(text) else encoded_words(text)

@@ -47,6 +47,7 @@ from .eml import (
     conversation_folder,
     firm_address,
     firm_number,
+    header_bytes,
     iso,
     moment,
     one_line,
@@ -407,10 +408,8 @@ class _Slice:
             ("X-RSMF-Participants", ", ".join(names)),
             ("X-RSMF-EventCollectionID", one_line(collection_id(self.source, self.part))),
         ]
-        lines = [POLICY.fold_binary(k, POLICY.header_factory(k, v)) for k, v in headers]
-        lines.append(
-            POLICY.fold_binary("From", POLICY.header_factory("From", self.addresses[self.firm]))
-        )
+        lines = [header_bytes(k, v) for k, v in headers]
+        lines.append(header_bytes("From", self.addresses[self.firm]))
         lines.append(_address_list("To", list(self.addresses.values())))
         lines.append(b"MIME-Version: 1.0\r\n")
         lines.append(f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'.encode())
@@ -446,10 +445,7 @@ def _import_custom(entry: Imported) -> list[tuple[str, str]]:
 def _address_list(name: str, addresses: list[Address]) -> bytes:
     """An address header folded one address at a time: Python's folder can hide the comma
     between two addresses inside an encoded word, which readers then take as one address."""
-    folded = [
-        POLICY.fold_binary(name, POLICY.header_factory(name, a))[len(name) + 2 :].rstrip(b"\r\n")
-        for a in addresses
-    ]
+    folded = [header_bytes(name, a)[len(name) + 2 :].rstrip(b"\r\n") for a in addresses]
     return f"{name}: ".encode() + b",\r\n ".join(folded) + b"\r\n"
 
 

@@ -12,6 +12,7 @@ from messaging import graph
 from messaging.media import _store
 from messaging.models import Message
 from tests.bridge.conftest import CLIENT, PNID, text_body
+from tests.mail_headers import mailboxes, raw_headers
 
 JOURNAL = "journal@archive.bank.example"
 STAFF = ["rm@bank.example", "desk@bank.example"]
@@ -31,6 +32,12 @@ def staff_mail(smtp: Any) -> list[Any]:
 
 def journal_mail(smtp: Any, address: str = JOURNAL) -> list[Any]:
     return [r for r in smtp.received if r.rcpt_tos == [address]]
+
+
+def sender(received: Any) -> tuple[str, str]:
+    """The From header's (name, address) as a mail client reads it (tests/mail_headers.py)."""
+    ((name, address),) = mailboxes(raw_headers(received.raw, "From")[0])
+    return name, address
 
 
 def plain(message: Any) -> str:

@@ -4,7 +4,7 @@ metadata-only route leaves out; hostile text and names stay text."""
 
 import itertools
 from datetime import timedelta
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from html.parser import HTMLParser
 
 import pytest
@@ -28,10 +28,12 @@ from tests.bridge.staff_emails import (
     image_body,
     journal_mail,
     plain,
+    sender,
     staff_mail,
     store_photo,
     wamid,
 )
+from tests.mail_headers import HARD, decoded, longest_line, raw_headers
 
 # --- who it is from, where replies go, what it says -------------------------------------------
 
@@ -43,7 +45,7 @@ def test_an_email_names_the_client_and_answers_to_the_conversation(capture, rout
     message = received.message
     assert received.mail_from == "clientwindow@bank.example"
     assert received.rcpt_tos == STAFF
-    assert parseaddr(message["From"]) == (
+    assert sender(received) == (
         f"{CLIENT_NAME} via ClientWindow",
         "clientwindow@bank.example",
     )
@@ -206,7 +208,7 @@ def test_a_hostile_profile_name_is_escaped_and_stays_in_its_header(capture, rout
     dispatch.run()
     (received,) = staff_mail(smtp)
     message = received.message
-    assert parseaddr(message["From"]) == (
+    assert sender(received) == (
         f"{name} (+{CLIENT}) via ClientWindow",
         "clientwindow@bank.example",
     )
@@ -236,10 +238,27 @@ def test_a_profile_name_with_line_breaks_is_one_line_in_every_header(
     message = received.message
     assert received.rcpt_tos == STAFF
     assert message["Bcc"] is None and message["X-Injected"] is None
-    assert parseaddr(message["From"])[0] == f"{shown} (+{CLIENT}) via ClientWindow"
+    assert sender(received)[0] == f"{shown} (+{CLIENT}) via ClientWindow"
     assert message["Subject"] == message["Thread-Topic"] == f"WhatsApp: {shown} (+{CLIENT})"
     assert_inert(html(message), "hello")
     assert "<b>" not in html(message)
+
+
+@pytest.mark.parametrize("name", HARD)
+def test_a_name_no_header_could_carry_as_it_is_is_sent_and_reads_back(capture, route, smtp, name):
+    """Found by the test below: a 420-character name of combining marks made a From line of
+    1,073 octets, which the SMTP server refused (RFC 5321's limit is 998), so staff never got
+    the message. Names made of encoded words must show as typed, not decoded into a forged
+    sender; a word too long to fold is encoded too."""
+    capture(text_body("hello", wamid=wamid(), name=name))
+    dispatch.run()
+    notification = Notification.objects.get(kind="email")
+    assert notification.state == "sent", notification.last_error
+    (received,) = staff_mail(smtp)
+    assert sender(received) == (f"{name} (+{CLIENT}) via ClientWindow", "clientwindow@bank.example")
+    for header in ("Subject", "Thread-Topic"):
+        assert decoded(raw_headers(received.raw, header)[0]) == f"WhatsApp: {name} (+{CLIENT})"
+    assert longest_line(received.raw) <= 78  # as encoded words, every one of them folds
 
 
 _safe = st.characters(blacklist_categories=("Cs", "Cc"))
@@ -268,10 +287,12 @@ def test_any_text_and_name_show_as_text_and_keep_the_headers(capture, route, smt
     message = received.message
     assert received.rcpt_tos == STAFF
     assert message["Reply-To"] == reply_address(conversation.pk)
-    display, address = parseaddr(message["From"])
+    # read as a mail client reads it (Python's parser keeps the space between encoded words)
+    display, address = sender(received)
     assert address == "clientwindow@bank.example"
     # (encoded words may fold or merge runs of white space: compare words)
     assert squash(display) == squash(f"{name} (+{number}) via ClientWindow")
+    assert longest_line(received.raw) <= 78
     assert squash(message["Subject"]) == squash(f"WhatsApp: {name} (+{number})")
     assert sorted(set(message.keys())) == sorted(
         {

@@ -4,6 +4,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from exports import eml
 from exports.scope import Scope
 from exports.source import Part, Source
@@ -12,6 +14,7 @@ from messaging import media
 from messaging.media import open_media
 from messaging.models import Attachment
 from tests.exports.conftest import PNG, RICH_NAME, RICH_NUMBER, SAMPLES, XSS, Rich, World
+from tests.mail_headers import HARD, decoded, longest_line, mailboxes, raw_headers
 
 
 def export(source: Source, root: Path) -> dict[str, bytes]:
@@ -151,3 +154,24 @@ def test_it_writes_the_same_bytes_for_the_same_source(
 ) -> None:
     source = make_source(Scope.for_conversation(rich.conversation.pk))
     assert export(source, tmp_path / "a") == export(source, tmp_path / "b")
+
+
+@pytest.mark.parametrize("name", HARD)
+def test_it_writes_names_no_header_could_carry_as_they_are(
+    world: World, make_source: Any, name: str
+) -> None:
+    """As encoded words that fold within 78 octets and read back as the name: a journal copy
+    with a longer line would bounce, and a name made of encoded words must not become a
+    sender (tests/exports/test_headers.py has the rule for all names)."""
+    source = make_source(Scope.for_conversation(world.hostile.pk))
+    (part,) = source.parts()
+    row = next(r for r in part.rows() if r.message.direction == "in")
+    named = Part(part.conversation, name, 1, None, None)
+    data = eml.message_bytes(source, named, row)
+    number = world.hostile.participant.wa_id
+    assert mailboxes(raw_headers(data, "From")[0]) == [(name, f"+{number}@whatsapp.invalid")]
+    assert decoded(raw_headers(data, "Subject")[0]) == f"WhatsApp: {named.title}"
+    assert named.title.startswith(f"{name} (+{number})")
+    assert longest_line(data) <= 78
+    (sender,) = parse(data)["From"].addresses  # Python's reader finds the one sender too
+    assert sender.addr_spec == f"+{number}@whatsapp.invalid"

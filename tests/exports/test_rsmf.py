@@ -16,6 +16,7 @@ from exports.source import Source
 from exports.target import DirectoryTarget
 from messaging.models import Attachment, Conversation
 from tests.exports.conftest import NOW, RICH_NAME, RICH_NUMBER, SAMPLES, Rich, World
+from tests.mail_headers import LOOKALIKES, ZALGO, decoded, longest_line, mailboxes, raw_headers
 from tests.review.conftest import inbound, seal
 
 SCHEMA = json.loads((Path(rsmf.__file__).parent / "schemas/rsmf_schema_2_0_0.json").read_bytes())
@@ -201,3 +202,30 @@ def test_it_writes_the_same_bytes_for_the_same_source(
 ) -> None:
     source = make_source(Scope.for_conversation(rich.conversation.pk))
     assert export(source, tmp_path / "a") == export(source, tmp_path / "b")
+
+
+def test_its_container_headers_carry_any_name_as_typed(
+    world: World, make_source: Any, tmp_path: Path
+) -> None:
+    """The container's To lists every participant: a name made of encoded words (one decoding
+    to another address) stays one name of one address, and a long name folds within 78."""
+    group, at = "120363049999999999", str(NOW + 600)
+    first = {"id": "wamid.h1", "timestamp": at, "type": "text", "group_id": group}
+    names = {"447700900011": LOOKALIKES[1], "447700900012": ZALGO * 2, "447700900013": "Bob"}
+    seal(
+        *(
+            inbound(number, name, {**first, "id": f"wamid.h{number}", "text": {"body": "hi"}})
+            for number, name in names.items()
+        )
+    )
+    convo = Conversation.objects.get(group_id=group)
+    (data,) = export(make_source(Scope.for_conversation(convo.pk)), tmp_path).values()
+    members = {(name, f"+{number}@whatsapp.invalid") for number, name in names.items()}
+    (to,) = raw_headers(data, "To")
+    assert members <= set(mailboxes(to))
+    assert len(mailboxes(to)) == len(names) + 1  # and the firm
+    addresses = {a.addr_spec for a in unpack(data)[0]["To"].addresses}  # Python's reader too
+    assert addresses == {address for _, address in mailboxes(to)}
+    (participants,) = raw_headers(data, "X-RSMF-Participants")
+    assert all(name in decoded(participants) for name in names.values())
+    assert longest_line(data) <= 78
