@@ -30,6 +30,9 @@ TEST_DB = f"clientwindow_test_{_WORKER}" if _WORKER else "clientwindow_test"
 # template loading (263 ms against the default 200 ms on a busy machine), and a timing is a
 # benchmark's business, never a test's (tests/performance).
 hypothesis_settings.register_profile("clientwindow", deadline=None)
+# `pytest --hypothesis-profile=thorough`: ten times the examples, for a search by hand (a
+# property's own @settings(max_examples=…) still wins).
+hypothesis_settings.register_profile("thorough", deadline=None, max_examples=1000)
 hypothesis_settings.load_profile("clientwindow")
 pytest_plugins = ["tests.s3", "tests.tsa"]
 pytest_plugins += ["tests.witness"]  # the loopback witness (cosignature tests)
