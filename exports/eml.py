@@ -436,8 +436,8 @@ def header(name: str, value: str | Address) -> str | Address | Written:
     if isinstance(value, Address):
         if _displayed_as_is(value.display_name):
             return value
-        return Written(name, f"{encoded_words(value.display_name)} <{value.addr_spec}>")
-    return value if written_as_is(value) else Written(name, encoded_words(value))
+        return Written(name, mailbox(value.display_name, value.addr_spec))
+    return value if written_as_is(value) else Written(name, header_text(value))
 
 
 def header_bytes(name: str, value: str | Address) -> bytes:

@@ -349,16 +349,33 @@ def served(archive: ScaleArchive, client: Client) -> Iterator[Served]:
     its web server (scripts/localdev.py portal_commands), with one sync worker (the requests
     come one at a time), DEBUG off (as in production; `make run` has it on) and no second
     factor (as the in-process client); signed in with `client`'s session."""
+    with serving(ROOT, served_env(archive), session_cookie(client)) as server:
+        yield server
+
+
+def served_env(archive: ScaleArchive) -> dict[str, str]:
+    """The environment `served` starts gunicorn with (the static files collected once)."""
     env = {**os.environ, **archive.env(), "CLIENTWINDOW_DEBUG": "0", "MFA_REQUIRED": "off"}
     env["STATIC_ROOT"] = str(collected_static(env))
-    with tempfile.TemporaryDirectory() as logs:
-        log = AccessLog(Path(logs) / "access.log")
-        try:
-            with gunicorn(ROOT, env, access_log=log.path) as port:
-                name = settings.SESSION_COOKIE_NAME
-                yield Served(port, f"{name}={client.cookies[name].value}", log)
-        finally:
-            log.close()
+    return env
+
+
+def session_cookie(client: Client) -> str:
+    """The Cookie header that signs a served request in as `client` is."""
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
+@contextlib.contextmanager
+def serving(root: Path, env: dict[str, str], cookie: str) -> Iterator[Served]:
+    """The checkout at `root` under `gunicorn`, its requests signed in with `cookie` and timed
+    by the server too (its access log)."""
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        contextlib.closing(AccessLog(Path(logs) / "access.log")) as log,
+        gunicorn(root, env, access_log=log.path) as port,
+    ):
+        yield Served(port, cookie, log)
 
 
 @contextlib.contextmanager

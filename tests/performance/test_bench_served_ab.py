@@ -24,7 +24,6 @@ pause anything else on the machine (a build: kill -STOP, then -CONT).
 
 import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from unittest import mock
 from urllib.parse import urlencode
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.test import Client
 from django.test.utils import override_settings
@@ -43,13 +41,12 @@ from tests.performance.bench_review import percentile
 from tests.performance.conftest import say, table
 from tests.performance.test_bench_review import (
     LEAVE,
-    AccessLog,
-    collected_static,
     forget_bench_writes,
-    gunicorn,
     open_world,
     production_rendering,
-    timed_get,
+    served_env,
+    serving,
+    session_cookie,
 )
 
 CHECKOUTS = [
@@ -80,10 +77,7 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
         client = Client()
         world = open_world(archive)
         client.force_login(world.user)
-        env = {**os.environ, **archive.env(), "CLIENTWINDOW_DEBUG": "0", "MFA_REQUIRED": "off"}
-        env["STATIC_ROOT"] = str(collected_static(env))
-        name = settings.SESSION_COOKIE_NAME
-        cookie = f"{name}={client.cookies[name].value}"
+        env, cookie = served_env(archive), session_cookie(client)
         search = reverse("review:search")
         month = world.last_day.replace(day=1).isoformat()
         pages = {
@@ -97,32 +91,27 @@ def test_served_interleaved(django_db_setup: None, django_db_blocker: Any) -> No
                 contextlib.ExitStack() as servers,
                 production_rendering(),
                 override_settings(MFA_REQUIRED="off"),
-                tempfile.TemporaryDirectory() as logs,
             ):
-                ports, log = [], {}
-                for label, root in CHECKOUTS:
-                    log[label] = servers.enter_context(
-                        contextlib.closing(AccessLog(Path(logs) / f"{len(log)}.log"))
-                    )
-                    port = servers.enter_context(gunicorn(root, env, access_log=log[label].path))
-                    ports.append((label, port))
-                for label, port in ports:  # each server's connection, caches and plans warmed
+                ports = [
+                    (label, servers.enter_context(serving(root, env, cookie)))
+                    for label, root in CHECKOUTS
+                ]
+                for _, server in ports:  # each server's connection, caches and plans warmed
                     for url in (u for urls in pages.values() for u in urls):
                         for _ in range(5):
-                            timed_get(port, url, cookie)
-                            log[label].request_time(url)
+                            server.get(url)
                 for r in range(ROUNDS):
                     order = ports[r % len(ports) :] + ports[: r % len(ports)]
                     for gap in GAPS:
                         for page, urls in pages.items():
                             for url in urls:
-                                for label, port in order:
+                                for label, server in order:
                                     if gap:
                                         time.sleep(gap)
-                                    spent = timed_get(port, url, cookie)[0]
-                                    times.setdefault((gap, page, label), []).append(spent)
+                                    answer = server.get(url)
+                                    times.setdefault((gap, page, label), []).append(answer.seconds)
                                     server_times.setdefault((gap, page, label), []).append(
-                                        log[label].request_time(url)
+                                        answer.server
                                     )
         finally:
             client.logout()
