@@ -165,3 +165,16 @@ def test_no_request_takes_a_user_read_with_an_earlier_requests_session(reviewer:
     User.objects.filter(pk=reviewer.pk).update(is_active=False)
     next_request()  # the next request
     assert ModelBackend().get_user(reviewer.pk) is None  # read again: inactive
+
+
+def test_it_remembers_at_most_so_many_sessions() -> None:
+    """Its guesses are bounded: when full, it starts again (a guess missing costs one statement)."""
+    session_store._user_of.clear()
+    try:
+        for n in range(session_store._REMEMBERED):
+            session_store._remember(f"key-{n}", {SESSION_KEY: str(n + 1)})
+        assert len(session_store._user_of) == session_store._REMEMBERED
+        session_store._remember("one more", {SESSION_KEY: "7"})
+        assert session_store._user_of == {hash("one more"): 7}
+    finally:
+        session_store._user_of.clear()

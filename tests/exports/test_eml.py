@@ -175,3 +175,9 @@ def test_it_writes_names_no_header_could_carry_as_they_are(
     assert longest_line(data) <= 78
     (sender,) = parse(data)["From"].addresses  # Python's reader finds the one sender too
     assert sender.addr_spec == f"+{number}@whatsapp.invalid"
+    # machine values are written as they are, whatever the names around them
+    for name, value in [
+        ("X-ClientWindow-Leaf-Hash", bytes(row.message.entry.leaf_hash).hex()),
+        ("X-ClientWindow-Wamid", row.message.wamid),
+    ]:
+        assert [v.strip() for v in raw_headers(data, name)] == [value]

@@ -104,3 +104,13 @@ def test_a_name_made_of_encoded_words_shows_as_typed(name):
     assert mailboxes(header_of(data, "From")) == [(name, CLIENT)]
     subject = eml.header_bytes("Subject", f"WhatsApp: {name}") + b"\r\n"
     assert decoded(header_of(subject, "Subject")) == f"WhatsApp: {name}"
+
+
+@given(names)
+def test_what_the_email_package_writes_faithfully_is_left_to_it(text):
+    """So an EML whose names are plain ASCII within a line is what it was before (EXPORTS.md)."""
+    assert (eml.header("Subject", text) is text) == eml.written_as_is(text)
+    address = Address(text, addr_spec=CLIENT)
+    assert (eml.header("From", address) is address) <= eml.written_as_is(text)
+    if eml.written_as_is(text) and len(text) <= 37:  # fits a line even quoted and escaped
+        assert eml.header("From", address) is address
